@@ -1,0 +1,84 @@
+# beckon: `make` builds build/beckond, build/beckonctl and build/hello.elf.
+# `make test` builds, then runs unit and integration tests (also under ASan+UBSan).
+# `make deps` installs the Debian packages the build, tests and demo need.
+
+CC       ?= cc
+PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+MODULES  := conf resolver launcher proxy policy daemon
+INCS     := $(addprefix -I,$(MODULES))
+WARN     := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE $(INCS) $(PKG_CFLAGS) -MMD -MP
+LIBS     := $(PKG_LIBS) -lpthread
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRCS := $(filter-out daemon/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+CTL_SRCS := $(wildcard ctl/*.c) daemon/log.c
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+# Two flavours of every object: plain in build/obj, sanitized in build/asan/obj.
+obj  = $(patsubst %.c,build/obj/%.o,$(1))
+aobj = $(patsubst %.c,build/asan/obj/%.o,$(1))
+
+UNIT_BINS  := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
+AUNIT_BINS := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRCS))
+
+.PHONY: all asan test unit bench demo deps clean format fuzz
+all: build/beckond build/beckonctl guest
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -c -o $@ $<
+
+build/libbeckon.a: $(call obj,$(LIB_SRCS))
+	@rm -f $@; ar rcs $@ $^
+build/asan/libbeckon.a: $(call aobj,$(LIB_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+build/beckond: build/obj/daemon/main.o build/libbeckon.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+build/asan/beckond: build/asan/obj/daemon/main.o build/asan/libbeckon.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+build/beckonctl: $(call obj,$(CTL_SRCS))
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+build/asan/beckonctl: $(call aobj,$(CTL_SRCS))
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+
+build/unit/%: build/obj/tests/unit/%.o build/libbeckon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libbeckon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+
+asan: build/asan/beckond build/asan/beckonctl
+unit: $(UNIT_BINS) $(AUNIT_BINS)
+
+include guest/guest.mk
+include tests/fuzz/fuzz.mk
+
+test: all asan unit tests/integration/helpers
+	@tests/run.sh
+
+bench: all
+	@tests/bench/run.sh
+
+demo: deps all
+	@tests/../conf/examples/demo.sh
+
+deps:
+	@tests/deps.sh
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

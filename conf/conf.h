@@ -1,0 +1,131 @@
+/*
+ * The configuration: parsed and validated from a libconfig file into plain
+ * structs. Nothing outside conf/ sees libconfig types.
+ */
+#ifndef BECKON_CONF_H
+#define BECKON_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define CONF_MAX_LISTEN 8
+#define CONF_MAX_NS 8
+#define CONF_MAX_PORTS 16
+
+enum conf_backend { CONF_BACKEND_QEMU, CONF_BACKEND_LIBVIRT, CONF_BACKEND_XEN, CONF_BACKEND_EXEC };
+enum conf_ready { CONF_READY_TCP, CONF_READY_HTTP, CONF_READY_CONSOLE, CONF_READY_DELAY };
+enum conf_on_idle { CONF_IDLE_PAUSE, CONF_IDLE_SUSPEND, CONF_IDLE_SHUTDOWN, CONF_IDLE_DESTROY };
+enum conf_warm { CONF_WARM_NONE, CONF_WARM_SHELL, CONF_WARM_PAUSED };
+enum conf_net_mode { CONF_NET_BRIDGE, CONF_NET_USER };
+enum conf_hold { CONF_HOLD_SYN, CONF_HOLD_PROXY, CONF_HOLD_NONE };
+
+/* A socket address parsed from "host:port" or "[v6]:port". */
+struct conf_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64]; /* as written, for logs */
+};
+
+struct conf_ns {
+	char *name;	      /* lower case, no trailing dot */
+	struct in_addr addr;  /* glue, when has_addr */
+	bool has_addr;
+};
+
+struct conf_qemu {
+	char *machine; /* default "microvm" */
+	char *accel;   /* "auto" | "kvm" | "tcg"; default "auto" */
+	char *cpu;     /* default "max" */
+	char *nic;     /* default "virtio-net-device" */
+	char *disk;    /* NULL when none */
+	char **args;   /* extra arguments */
+	size_t nargs;
+};
+
+struct conf_service {
+	char *name;
+	char **dns; /* lower case FQDNs, no trailing dot */
+	size_t ndns;
+	char *image;
+	char *cmdline; /* "" when none */
+	struct in_addr address;
+	uint16_t ports[CONF_MAX_PORTS];
+	size_t nports;
+	enum conf_backend backend;
+	uint64_t memory; /* bytes */
+	int vcpus;
+	uint64_t boot_timeout_ms;
+	enum conf_ready ready;
+	char *ready_arg;	/* http path or console regex; NULL otherwise */
+	uint64_t ready_delay_ms; /* for delay: */
+	uint64_t idle_timeout_ms;
+	enum conf_on_idle on_idle;
+	enum conf_warm warm;
+	struct conf_qemu qemu;
+	char *libvirt_uri, *libvirt_xml; /* libvirt group */
+	char *xen_cfg;			 /* xen group */
+	char *exec_command;		 /* exec group */
+	int line;			 /* where the service begins in its file */
+};
+
+struct conf {
+	char *path;
+	char *state_dir;
+	char *control_socket;
+	bool has_metrics;
+	struct conf_addr metrics_listen;
+
+	struct conf_addr dns_listen[CONF_MAX_LISTEN];
+	size_t ndns_listen;
+	char *zone; /* lower case, no trailing dot */
+	struct conf_ns ns[CONF_MAX_NS];
+	size_t nns;
+	uint32_t ttl;
+	bool has_forward;
+	struct conf_addr forward;
+
+	enum conf_net_mode net_mode;
+	char *bridge;
+	struct in_addr subnet; /* network address */
+	int prefix;
+	enum conf_hold hold;
+
+	struct conf_service *services;
+	size_t nservices;
+	time_t loaded_at; /* the SOA serial */
+};
+
+/*
+ * Load and validate PATH. On success *out is the config and 0 is returned.
+ * On failure every error found is written to ERRS as "FILE:LINE: message",
+ * one a line, and -1 is returned.
+ */
+int conf_load(const char *path, struct conf **out, FILE *errs);
+
+/* Free a config from conf_load. NULL is fine. */
+void conf_free(struct conf *conf);
+
+/* A deep copy of a service, freed with conf_service_free. NULL on ENOMEM. */
+struct conf_service *conf_service_dup(const struct conf_service *svc);
+void conf_service_free(struct conf_service *svc);
+
+/* True when two services would run the same instance (every key equal). */
+bool conf_service_equal(const struct conf_service *a, const struct conf_service *b);
+
+/* "250ms", "30s", "5m", "1h" into milliseconds. -1 on a bad string. */
+int conf_parse_duration(const char *s, uint64_t *ms);
+
+/* "16M", "1G", "512K", "4096" into bytes. -1 on a bad string. */
+int conf_parse_size(const char *s, uint64_t *bytes);
+
+/* "127.0.0.1:53", "[::1]:53" into an address. -1 on a bad string. */
+int conf_parse_hostport(const char *s, struct conf_addr *out);
+
+/* The names of the enums, for logs and the control socket. */
+const char *conf_backend_name(enum conf_backend b);
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * beckond: the DNS server, launcher and idle policy in one event loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "control.h"
+#include "launcher.h"
+#include "log.h"
+#include "resolver.h"
+#include "version.h"
+
+#define DEFAULT_CONFIG "/etc/beckon/beckon.conf"
+
+struct daemon {
+	struct event_base *base;
+	struct conf *conf;
+	struct launcher *launcher;
+	struct resolver *resolver;
+	struct control *control;
+	struct event *ev_term, *ev_int, *ev_hup;
+};
+
+static void daemon_usage(void)
+{
+	fprintf(stderr, "usage: beckond [-c FILE] [-n] [-v]... [-V]\n");
+	exit(1);
+}
+
+static void daemon_version(void)
+{
+	printf("beckond %s\nbackends: exec\n", BECKON_VERSION);
+	exit(0);
+}
+
+static void daemon_update_status(struct daemon *d)
+{
+	struct control_status st = {BECKON_VERSION, d->conf->zone, d->conf->path};
+
+	control_set_status(d->control, &st);
+}
+
+/* Copy the errors conf_load wrote into one string for the log and ctl. */
+static struct conf *daemon_load(const char *path, char *err, size_t errlen)
+{
+	struct conf *conf = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&buf, &len);
+
+	if (!errs)
+		return NULL;
+	if (conf_load(path, &conf, errs) < 0)
+		conf = NULL;
+	fclose(errs);
+	if (!conf) {
+		char *line, *save = NULL;
+
+		snprintf(err, errlen, "%s", buf ? buf : "unknown error");
+		for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			log_warnx("reload: %s", line);
+	}
+	free(buf);
+	return conf;
+}
+
+static int daemon_reload(void *arg, char *err, size_t errlen)
+{
+	struct daemon *d = arg;
+	struct conf *conf;
+
+	log_info("reloading %s", d->conf->path);
+	conf = daemon_load(d->conf->path, err, errlen);
+	if (!conf)
+		goto rejected;
+	if (strcmp(conf->control_socket, d->conf->control_socket) != 0)
+		log_warnx("reload: control_socket changes take a restart; keeping %s",
+			  d->conf->control_socket);
+	if (resolver_reload(d->resolver, conf) < 0) {
+		snprintf(err, errlen, "the DNS listeners could not be set up");
+		goto rejected_free;
+	}
+	if (launcher_reload(d->launcher, conf) < 0) {
+		snprintf(err, errlen, "the instances could not be set up");
+		resolver_reload(d->resolver, d->conf);
+		goto rejected_free;
+	}
+	conf_free(d->conf);
+	d->conf = conf;
+	daemon_update_status(d);
+	log_info("reloaded: %zu services", conf->nservices);
+	return 0;
+rejected_free:
+	conf_free(conf);
+rejected:
+	log_warnx("reload rejected, keeping the running config");
+	return -1;
+}
+
+static void daemon_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	char err[512];
+
+	(void)what;
+	if (sig == SIGHUP) {
+		daemon_reload(d, err, sizeof(err));
+		return;
+	}
+	log_info("%s: shutting down", strsignal(sig));
+	event_base_loopbreak(d->base);
+}
+
+static int daemon_mkdirs(const char *path)
+{
+	char buf[4096], *p;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -1;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void daemon_signals(struct daemon *d)
+{
+	signal(SIGPIPE, SIG_IGN);
+	d->ev_term = evsignal_new(d->base, SIGTERM, daemon_on_signal, d);
+	d->ev_int = evsignal_new(d->base, SIGINT, daemon_on_signal, d);
+	d->ev_hup = evsignal_new(d->base, SIGHUP, daemon_on_signal, d);
+	if (!d->ev_term || !d->ev_int || !d->ev_hup || evsignal_add(d->ev_term, NULL) < 0 ||
+	    evsignal_add(d->ev_int, NULL) < 0 || evsignal_add(d->ev_hup, NULL) < 0)
+		fatalx("cannot install signal handlers");
+}
+
+static void daemon_start(struct daemon *d)
+{
+	if (daemon_mkdirs(d->conf->state_dir) < 0)
+		fatal("state_dir %s", d->conf->state_dir);
+	d->base = event_base_new();
+	if (!d->base)
+		fatalx("cannot create the event loop");
+	daemon_signals(d);
+	d->launcher = launcher_new(d->base, d->conf);
+	if (!d->launcher)
+		fatalx("cannot set up the instances");
+	d->resolver = resolver_new(d->base, d->conf, d->launcher);
+	if (!d->resolver)
+		fatalx("cannot set up the DNS listeners");
+	d->control = control_new(d->base, d->conf->control_socket, d->launcher, daemon_reload, d);
+	if (!d->control)
+		fatalx("cannot set up the control socket");
+	daemon_update_status(d);
+	log_info("beckond %s: serving zone %s, %zu services, control %s", BECKON_VERSION,
+		 d->conf->zone, d->conf->nservices, d->conf->control_socket);
+}
+
+static void daemon_stop(struct daemon *d)
+{
+	control_free(d->control);
+	resolver_free(d->resolver);
+	launcher_free(d->launcher);
+	event_free(d->ev_term);
+	event_free(d->ev_int);
+	event_free(d->ev_hup);
+	event_base_free(d->base);
+	conf_free(d->conf);
+	log_info("stopped");
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = DEFAULT_CONFIG;
+	struct daemon d = {0};
+	int c, check = 0, verbose = 0;
+
+	while ((c = getopt(argc, argv, "c:nvVh")) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			daemon_version();
+			break;
+		default:
+			daemon_usage();
+		}
+	}
+	if (optind != argc)
+		daemon_usage();
+	log_init(verbose);
+	if (conf_load(path, &d.conf, stderr) < 0)
+		return 1;
+	if (check) {
+		printf("configuration OK\n");
+		conf_free(d.conf);
+		return 0;
+	}
+	daemon_start(&d);
+	event_base_dispatch(d.base);
+	daemon_stop(&d);
+	return 0;
+}

@@ -1,0 +1,3 @@
+# The hello unikernel (owned by guest/). Placeholder until the guest lands.
+.PHONY: guest
+guest:

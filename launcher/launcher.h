@@ -1,0 +1,100 @@
+/*
+ * The instance registry and its state machine. One instance per service.
+ * Everything runs on the caller's event_base; nothing here blocks.
+ */
+#ifndef BECKON_LAUNCHER_H
+#define BECKON_LAUNCHER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct conf;
+struct conf_service;
+struct launcher;
+struct instance;
+struct launcher_waiter;
+
+enum inst_state {
+	INST_STOPPED,
+	INST_BOOTING,
+	INST_READY,
+	INST_PAUSED,
+	INST_SUSPENDED,
+	INST_STOPPING,
+	INST_FAILED,
+	INST_NSTATES
+};
+
+/* Called once when a wake ends: ok is true when the instance is ready. */
+typedef void (*launcher_wait_cb)(struct instance *inst, bool ok, void *arg);
+
+/* What the control socket and metrics show of an instance. */
+struct instance_info {
+	const char *name;
+	enum inst_state state;
+	const char *address; /* dotted quad */
+	int64_t uptime_ms;   /* since it became ready; 0 when not running */
+	unsigned boots;
+	int64_t idle_ms;	    /* since the last activity; -1 when none yet */
+	int64_t last_activity; /* wall clock seconds; 0 when none yet */
+	pid_t pid;		    /* of the VMM or process; 0 when none */
+};
+
+/* Create the registry for CONF's services. NULL on failure (logged). */
+struct launcher *launcher_new(struct event_base *base, const struct conf *conf);
+
+/*
+ * Apply a new config: unchanged services keep their instances, changed ones
+ * are stopped and recreated, removed ones are stopped. The launcher keeps no
+ * pointer into CONF after the call. -1 on failure, the old state kept.
+ */
+int launcher_reload(struct launcher *l, const struct conf *conf);
+
+/* Stop every instance, waiting for each to end, then free everything. */
+void launcher_free(struct launcher *l);
+
+/* The instance of a service by name, NULL when there is none. */
+struct instance *launcher_find(struct launcher *l, const char *service);
+
+/*
+ * Wake INST: boot it when stopped, failed or suspended, resume it when
+ * paused, join a boot under way. Returns 1 when it is ready now (CB is not
+ * called), 0 when CB will be called once later, -1 when refused (CB not
+ * called). With CB NULL, nothing is called back. *HANDLE, when not NULL,
+ * gets a handle for launcher_cancel while the wait is pending.
+ */
+int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
+		  struct launcher_waiter **handle);
+
+/* Forget a pending waiter; its callback will not be called. */
+void launcher_cancel(struct launcher_waiter *w);
+
+/* Control actions. 0 when done or started, -1 when not possible now. */
+int launcher_stop(struct instance *inst);
+int launcher_pause(struct instance *inst);
+int launcher_resume(struct instance *inst);
+
+/* Note activity (a query, a connection, traffic) now. */
+void launcher_activity(struct instance *inst);
+
+/* Fill INFO for INST. Strings live as long as the instance. */
+void launcher_info(const struct instance *inst, struct instance_info *info);
+
+/* The service an instance runs. */
+const struct conf_service *launcher_service(const struct instance *inst);
+
+/* Call FN for each instance, in config order. */
+void launcher_foreach(struct launcher *l, void (*fn)(struct instance *, void *), void *arg);
+
+/* Counts for metrics. */
+struct launcher_stats {
+	uint64_t boots_ok, boots_failed;
+	unsigned instances[INST_NSTATES];
+};
+void launcher_stats(struct launcher *l, struct launcher_stats *st);
+
+const char *launcher_state_name(enum inst_state s);
+
+#endif

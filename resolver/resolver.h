@@ -1,0 +1,36 @@
+/*
+ * The authoritative DNS server for the zone: UDP and TCP listeners, query
+ * handling, forwarding. ldns types never leave resolver/.
+ */
+#ifndef BECKON_RESOLVER_H
+#define BECKON_RESOLVER_H
+
+#include <stdint.h>
+
+struct event_base;
+struct conf;
+struct launcher;
+struct resolver;
+
+/* Bind every dns.listen address and start serving. NULL on failure (logged). */
+struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
+			      struct launcher *launcher);
+
+/*
+ * Apply a new config. Listen addresses that stay keep their sockets. The
+ * resolver keeps no pointer into CONF after the call. -1 when the new config
+ * cannot be applied (the old one is kept).
+ */
+int resolver_reload(struct resolver *r, const struct conf *conf);
+
+/* Close every socket, drop pending answers, free. NULL is fine. */
+void resolver_free(struct resolver *r);
+
+/* Answers sent, by rcode (0..15), for metrics. */
+struct resolver_stats {
+	uint64_t rcode[16];
+	uint64_t dropped; /* packets too broken to answer */
+};
+void resolver_stats(const struct resolver *r, struct resolver_stats *st);
+
+#endif

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests, the benchmarks and the
+# demo need. Idempotent, and quiet when everything is there.
+set -eu
+cd "$(dirname "$0")/.."
+pkgs="build-essential pkg-config clang libclang-rt-14-dev libldns-dev libevent-dev
+libconfig-dev libjansson-dev libnl-3-dev libnl-route-3-dev libnl-nf-3-dev libcmocka-dev
+bind9-dnsutils knot-dnsutils dnsperf nsd busybox curl iproute2 iptables tcpdump wrk
+qemu-system-x86 psmisc procps python3 libnetfilter-queue-dev"
+for f in */deps.txt; do [ -f "$f" ] && pkgs="$pkgs $(grep -v '^#' "$f")"; done
+missing=
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "make deps: missing packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "make deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# nsd is only a benchmark peer: it must not hold port 53 after install.
+systemctl disable --now nsd >/dev/null 2>&1 || true

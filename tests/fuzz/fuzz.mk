@@ -1,0 +1,3 @@
+# libFuzzer targets (owned by tests/fuzz/). Placeholder.
+.PHONY: fuzz
+fuzz:

@@ -1,0 +1,127 @@
+# Shared by the integration tests: checks, a scratch directory, cleanup on
+# exit, and starting and stopping a real beckond.
+# Each check prints "ok - ...", "not ok - ..." or "skip - ...".
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BECKOND=${BECKOND:-$ROOT/build/asan/beckond}
+BECKONCTL=${BECKONCTL:-$ROOT/build/beckonctl}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+T=$(mktemp -d /tmp/beckon-test.XXXXXX)
+FAILED=0
+_CLEANUP=()
+
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; FAILED=1; }
+skip() { echo "skip - $*"; }
+
+# check DESC CMD...: ok when CMD succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# on_exit CMD: run CMD (a string) at exit, last registered first.
+on_exit() { _CLEANUP=("$1" "${_CLEANUP[@]}"); }
+_run_cleanup() {
+	local c
+	for c in "${_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1; done
+	rm -rf "$T"
+}
+trap _run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+finish() { exit "$FAILED"; }
+
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then skip "$1: needs root"; exit 0; fi
+}
+
+# A TCP and UDP port nothing listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		ss -Htuln "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+}
+
+# wait_for SECONDS CMD...: poll CMD every 20 ms until it succeeds.
+wait_for() {
+	local deadline=$(($(date +%s%N) + $1 * 1000000000))
+	shift
+	while [ "$(date +%s%N)" -lt "$deadline" ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+# start_daemon CONF [LOG]: start beckond in the background, wait until its
+# control socket answers. Sets DPID. Returns 1 when it did not come up.
+start_daemon() {
+	local conf=$1
+	DLOG=${2:-$T/beckond.log}
+	DSOCK=$(sed -n 's/^ *control_socket *= *"\(.*\)".*/\1/p' "$conf" | head -1)
+	"$BECKOND" -c "$conf" -v >>"$DLOG" 2>&1 &
+	DPID=$!
+	on_exit "kill -9 $DPID"
+	if ! wait_for 10 "$BECKONCTL" -s "$DSOCK" status; then
+		echo "# beckond did not come up; log:"
+		sed 's/^/# /' "$DLOG" | tail -20
+		return 1
+	fi
+}
+
+# stop_daemon: SIGTERM, wait for the exit; fails when it does not exit in
+# 10 s, exits non-zero, or a sanitizer reported anything.
+stop_daemon() {
+	local rc
+	kill -TERM "$DPID" 2>/dev/null || return 1
+	for _ in $(seq 500); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.02; done
+	if kill -0 "$DPID" 2>/dev/null; then
+		echo "# beckond did not exit on SIGTERM"
+		return 1
+	fi
+	wait "$DPID"
+	rc=$?
+	sanitizer_clean "$DLOG" || return 1
+	return $rc
+}
+
+# sanitizer_clean LOG: no ASan/UBSan/LSan report in LOG.
+sanitizer_clean() {
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"; then
+		echo "# sanitizer report in $1:"
+		grep -A20 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1" | head -40 | sed 's/^/# /'
+		return 1
+	fi
+}
+
+# dq ARGS...: dig against the daemon's first listen address, short timeouts.
+dq() { dig @127.0.0.1 -p "$DNS_PORT" +time=5 +tries=1 "$@"; }
+
+# A busybox httpd docroot with an index naming WHO.
+make_docroot() {
+	mkdir -p "$T/www-$1"
+	echo "hello from $1" >"$T/www-$1/index.html"
+	echo "$T/www-$1"
+}
+
+# base_conf FILE: write the global part of a config (state under $T), with
+# DNS on 127.0.0.1:$DNS_PORT; services follow from the caller.
+base_conf() {
+	cat >"$1" <<CONF
+state_dir = "$T/state";
+control_socket = "$T/ctl.sock";
+metrics_listen = "";
+dns = {
+  listen = ( "127.0.0.1:$DNS_PORT" );
+  zone = "svc.test";
+  ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } );
+  ttl = 30;
+};
+network = { mode = "user"; hold = "none"; };
+CONF
+}

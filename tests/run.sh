@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the unit tests (plain and ASan+UBSan builds) and then the integration
+# tests, and ends with one line "N passed, N failed[, N skipped]".
+# TEST_FILTER=regex limits integration scripts by name.
+set -u
+cd "$(dirname "$0")/.."
+logs=build/test-logs
+mkdir -p "$logs"
+pass=0 fail=0 skip=0
+
+# cmocka prints "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)".
+run_unit() {
+	local bin=$1 out p f
+	out=$(UBSAN_OPTIONS=print_stacktrace=1 "$bin" 2>&1)
+	local rc=$?
+	echo "$out" >"$logs/unit-$(echo "$bin" | tr / _).log"
+	p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+	f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+	p=${p:-0} f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	if echo "$out" | grep -qE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer'; then f=$((f + 1)); fi
+	pass=$((pass + p)) fail=$((fail + f))
+	printf '%-40s %3d passed, %d failed\n' "$bin" "$p" "$f"
+	[ "$f" -eq 0 ] || echo "$out" | grep -E '\[  (FAILED|  ERROR) \]|ERROR|error|runtime error' | head -20
+}
+
+for bin in build/unit/test_* build/asan/unit/test_*; do
+	[ -x "$bin" ] || continue
+	case "$bin" in *.d|*.o) continue ;; esac
+	run_unit "$bin"
+done
+
+# Integration scripts print "ok - ...", "not ok - ..." and "skip - ..." lines.
+for t in tests/integration/test_*.sh; do
+	[ -f "$t" ] || continue
+	name=$(basename "$t" .sh)
+	if [ -n "${TEST_FILTER:-}" ] && ! [[ $name =~ $TEST_FILTER ]]; then continue; fi
+	start=$(date +%s)
+	timeout -k 10 600 bash "$t" >"$logs/$name.log" 2>&1 </dev/null
+	rc=$?
+	p=$(grep -c '^ok ' "$logs/$name.log")
+	f=$(grep -c '^not ok ' "$logs/$name.log")
+	s=$(grep -c '^skip ' "$logs/$name.log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "not ok - $name exited $rc without a failed check" >>"$logs/$name.log"
+		f=1
+	fi
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+	printf '%-40s %3d passed, %d failed, %d skipped (%ss)\n' "$name" "$p" "$f" "$s" $(($(date +%s) - start))
+	grep -E '^(not ok|skip) ' "$logs/$name.log" | sed 's/^/    /'
+	[ "$f" -eq 0 ] || tail -n 30 "$logs/$name.log" | grep -vE '^(ok|not ok|skip) ' | sed 's/^/    | /'
+done
+
+if [ "$skip" -gt 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
+[ "$fail" -eq 0 ]
