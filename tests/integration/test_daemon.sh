@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The daemon's wiring: startup failures, beckonctl, SIGHUP reload, SIGTERM.
+. "$(dirname "$0")/lib.sh"
+
+DNS_PORT=$(free_port)
+DOC=$(make_docroot www)
+CONF=$T/beckon.conf
+
+svc() { # svc NAME ADDRESS
+	cat <<CONF
+  { name = "$1"; dns = ( "$1.svc.test" ); address = "$2"; ports = ( 8080 );
+    backend = "exec"; ready = "tcp"; boot_timeout = "5s";
+    exec = { command = "busybox httpd -f -p {address}:8080 -h $DOC"; }; }
+CONF
+}
+write_conf() { # write_conf "SERVICE..." -- each arg "name address"
+	base_conf "$CONF"
+	echo "services = (" >>"$CONF"
+	local first=1 s
+	for s in "$@"; do
+		[ $first -eq 1 ] || echo "," >>"$CONF"
+		first=0
+		svc $s >>"$CONF"
+	done
+	echo ");" >>"$CONF"
+}
+
+# -V and -n
+check "beckond -V prints the version" bash -c "'$BECKOND' -V | grep -q '^beckond [0-9]'"
+write_conf "www 127.0.0.2"
+check "beckond -n accepts a good config" bash -c "'$BECKOND' -n -c '$CONF' | grep -qx 'configuration OK'"
+check "beckond with a missing config exits 1 with a message" \
+	bash -c "'$BECKOND' -c /nonexistent.conf 2>&1 | grep -q nonexistent; [ \${PIPESTATUS[0]} -eq 1 ]"
+
+# A port in use is a clean startup failure.
+python3 -c 'import socket,sys,time
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",int(sys.argv[1]))); time.sleep(8)' "$DNS_PORT" &
+HOLDER=$!
+on_exit "kill $HOLDER"
+sleep 0.3
+"$BECKOND" -c "$CONF" >"$T/inuse.log" 2>&1
+rc=$?
+check "a DNS port in use: exit 1" [ $rc -eq 1 ]
+check "a DNS port in use: the log says so" grep -qiE "in use|5353|$DNS_PORT" "$T/inuse.log"
+kill $HOLDER; wait $HOLDER 2>/dev/null
+
+# Up, and beckonctl.
+start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
+ok "beckond starts and its control socket answers"
+check "beckonctl status names the zone" bash -c "'$BECKONCTL' -s '$DSOCK' status | grep -q 'zone svc.test'"
+check "beckonctl list shows www stopped" bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^www +stopped +127.0.0.2'"
+check "beckonctl --json list is JSON" bash -c "'$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"services\"][0][\"name\"]==\"www\"'"
+check "beckonctl start waits until ready" bash -c "'$BECKONCTL' -s '$DSOCK' start www | grep -qx 'www: ready'"
+check "the started service serves" bash -c "curl -sf http://127.0.0.2:8080/ | grep -q 'hello from www'"
+check "beckonctl list shows one boot" bash -c "'$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; s=json.load(sys.stdin)[\"services\"][0]; assert s[\"state\"]==\"ready\" and s[\"boots\"]==1 and s[\"pid\"]>0'"
+check "beckonctl on an unknown service exits non-zero with a message" \
+	bash -c "! '$BECKONCTL' -s '$DSOCK' stop nosuch 2>$T/err && grep -q 'unknown service' $T/err"
+check "beckonctl with no daemon exits non-zero with a message" \
+	bash -c "! '$BECKONCTL' -s $T/none.sock status 2>$T/err && grep -q 'cannot reach' $T/err"
+check "beckonctl with an unknown command is a usage error" bash -c "! '$BECKONCTL' -s '$DSOCK' frobnicate 2>/dev/null"
+check "a second beckond on the same control socket refuses to start" \
+	bash -c "! '$BECKOND' -c '$CONF' >$T/second.log 2>&1"
+
+# SIGHUP with an added service: the old instance stays, the new one serves.
+WWWPID=$("$BECKONCTL" -s "$DSOCK" --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["pid"])')
+write_conf "www 127.0.0.2" "api 127.0.0.3"
+kill -HUP "$DPID"
+check "SIGHUP: the added service is served" wait_for 5 bash -c "dq +short api.svc.test | grep -qx 127.0.0.3"
+check "SIGHUP: the unchanged service kept its process" bash -c "'$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)[\"services\"] if x[\"name\"]==\"www\"][0]; assert s[\"pid\"]==$WWWPID and s[\"state\"]==\"ready\", s'"
+
+# A broken file is rejected and the old config keeps serving.
+echo 'services = ( { name = "bad"; ' >>"$CONF"
+kill -HUP "$DPID"
+sleep 0.5
+check "SIGHUP with a broken file: an error is logged" grep -q "reload rejected" "$DLOG"
+check "SIGHUP with a broken file: the old config still serves" bash -c "dq +short api.svc.test | grep -qx 127.0.0.3"
+check "beckonctl reload with a broken file fails with the error" \
+	bash -c "! '$BECKONCTL' -s '$DSOCK' reload 2>$T/err && grep -q 'reload rejected' $T/err"
+
+# beckonctl stop ends the process.
+check "beckonctl stop www" bash -c "'$BECKONCTL' -s '$DSOCK' stop www >/dev/null"
+check "the stopped service's process is gone" wait_for 5 bash -c "! kill -0 $WWWPID"
+
+# SIGTERM: every child gone, the socket removed.
+dq +short api.svc.test >/dev/null
+"$BECKONCTL" -s "$DSOCK" start api >/dev/null
+check "SIGTERM: beckond exits 0 with no sanitizer report" stop_daemon
+check "SIGTERM: no child process is left" bash -c "! pgrep -f 'httpd -f -p 127.0.0.[23]:8080'"
+check "SIGTERM: the control socket is removed" [ ! -e "$DSOCK" ]
+finish
