@@ -1,0 +1,122 @@
+/*
+ * boot.S: PVH entry.  A PVH loader (QEMU -kernel on microvm, Firecracker,
+ * Xen) starts us in 32-bit protected mode, paging off, %ebx pointing at a
+ * struct hvm_start_info.  We record the TSC first (so "microseconds since
+ * entry" means what it says), identity-map the low 4 GiB with 2 MiB pages,
+ * enter long mode and call guest_main().  No SSE is ever enabled: the nested
+ * KVM here dies on SSE/XSAVE, and the C code is built -mgeneral-regs-only.
+ */
+
+#define CR0_PE		0x00000001
+#define CR0_PG		0x80000000
+#define CR4_PAE		0x00000020
+#define MSR_EFER	0xc0000080
+#define EFER_LME	0x00000100
+#define PTE_P		0x001
+#define PTE_W		0x002
+#define PTE_PWT		0x008
+#define PTE_PCD		0x010
+#define PTE_PS		0x080
+
+/* XEN_ELFNOTE_PHYS32_ENTRY (18): where a PVH loader jumps in 32-bit mode. */
+	.section .note.Xen, "a", @note
+	.balign 4
+	.long 4			/* namesz: "Xen\0" */
+	.long 8			/* descsz */
+	.long 18		/* XEN_ELFNOTE_PHYS32_ENTRY */
+	.asciz "Xen"
+	.balign 4
+	.quad pvh_start		/* a 64-bit ELF's loaders read 8 bytes here */
+
+	.section .text.boot, "ax"
+	.code32
+	.globl pvh_start
+pvh_start:
+	cli
+	rdtsc
+	movl %eax, boot_tsc
+	movl %edx, boot_tsc + 4
+	movl %ebx, boot_start_info
+
+	/* PML4[0] -> PDPT; PDPT[0..3] -> the four page directories. */
+	movl $pdpt + (PTE_P | PTE_W), pml4
+	movl $pd + (PTE_P | PTE_W), %eax
+	xorl %ecx, %ecx
+1:	movl %eax, pdpt(, %ecx, 8)
+	addl $4096, %eax
+	incl %ecx
+	cmpl $4, %ecx
+	jb 1b
+
+	/*
+	 * 2048 2 MiB pages: 0..4 GiB.  The top GiB holds only MMIO (IOAPIC,
+	 * LAPIC, virtio-mmio), so map it uncached.
+	 */
+	movl $(PTE_P | PTE_W | PTE_PS), %eax
+	xorl %ecx, %ecx
+2:	movl %eax, %edx
+	cmpl $1536, %ecx
+	jb 3f
+	orl $(PTE_PCD | PTE_PWT), %edx
+3:	movl %edx, pd(, %ecx, 8)
+	addl $0x200000, %eax
+	incl %ecx
+	cmpl $2048, %ecx
+	jb 2b
+
+	movl $pml4, %eax
+	movl %eax, %cr3
+	movl %cr4, %eax
+	orl $CR4_PAE, %eax
+	movl %eax, %cr4
+	movl $MSR_EFER, %ecx
+	rdmsr
+	orl $EFER_LME, %eax
+	wrmsr
+	movl %cr0, %eax
+	orl $(CR0_PG | CR0_PE), %eax
+	movl %eax, %cr0
+
+	lgdt gdt_desc
+	ljmp $0x08, $long_entry
+
+	.code64
+long_entry:
+	movw $0x10, %ax
+	movw %ax, %ds
+	movw %ax, %es
+	movw %ax, %ss
+	xorw %ax, %ax
+	movw %ax, %fs
+	movw %ax, %gs
+	leaq boot_stack_top(%rip), %rsp
+	xorl %ebp, %ebp
+	call guest_main
+4:	cli
+	hlt
+	jmp 4b
+
+	.section .rodata
+	.balign 8
+gdt:
+	.quad 0				/* null */
+	.quad 0x00af9a000000ffff	/* 0x08: 64-bit code */
+	.quad 0x00cf92000000ffff	/* 0x10: data */
+gdt_end:
+	.balign 2
+gdt_desc:
+	.word gdt_end - gdt - 1
+	.long gdt
+
+	.section .bss
+	.balign 4096
+pml4:	.skip 4096
+pdpt:	.skip 4096
+pd:	.skip 4096 * 4
+boot_stack:
+	.skip 16384
+boot_stack_top:
+	.balign 8
+	.globl boot_tsc, boot_start_info
+boot_tsc:	.skip 8
+boot_start_info: .skip 4
