@@ -25,7 +25,7 @@ aobj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 UNIT_BINS  := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 AUNIT_BINS := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRCS))
 
-.PHONY: all asan test unit bench demo deps clean format fuzz
+.PHONY: all asan helpers test unit bench demo deps clean format fuzz
 all: build/beckond build/beckonctl guest
 
 build/obj/%.o: %.c
@@ -57,13 +57,25 @@ build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libbeckon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS) -lcmocka
 
+# Small drivers the integration tests run (tests/helpers/*.c).
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPERS := $(patsubst tests/helpers/%.c,build/helpers/%,$(HELPER_SRCS)) \
+	   $(patsubst tests/helpers/%.c,build/asan/helpers/%,$(HELPER_SRCS))
+build/helpers/%: build/obj/tests/helpers/%.o build/libbeckon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+build/asan/helpers/%: build/asan/obj/tests/helpers/%.o build/asan/libbeckon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+helpers: $(HELPERS)
+
 asan: build/asan/beckond build/asan/beckonctl
 unit: $(UNIT_BINS) $(AUNIT_BINS)
 
 include guest/guest.mk
 include tests/fuzz/fuzz.mk
 
-test: all asan unit tests/integration/helpers
+test: all asan unit helpers
 	@tests/run.sh
 
 bench: all

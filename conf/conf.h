@@ -15,6 +15,8 @@
 #define CONF_MAX_LISTEN 8
 #define CONF_MAX_NS 8
 #define CONF_MAX_PORTS 16
+#define CONF_DNS_NAME_MAX 253 /* without the trailing dot */
+#define CONF_SERVICE_NAME_MAX 32
 
 enum conf_backend { CONF_BACKEND_QEMU, CONF_BACKEND_LIBVIRT, CONF_BACKEND_XEN, CONF_BACKEND_EXEC };
 enum conf_ready { CONF_READY_TCP, CONF_READY_HTTP, CONF_READY_CONSOLE, CONF_READY_DELAY };
@@ -31,8 +33,8 @@ struct conf_addr {
 };
 
 struct conf_ns {
-	char *name;	      /* lower case, no trailing dot */
-	struct in_addr addr;  /* glue, when has_addr */
+	char *name;          /* lower case, no trailing dot */
+	struct in_addr addr; /* glue, when has_addr */
 	bool has_addr;
 };
 
@@ -50,7 +52,7 @@ struct conf_service {
 	char *name;
 	char **dns; /* lower case FQDNs, no trailing dot */
 	size_t ndns;
-	char *image;
+	char *image;   /* as written (relative to the cwd); NULL when unset */
 	char *cmdline; /* "" when none */
 	struct in_addr address;
 	uint16_t ports[CONF_MAX_PORTS];
@@ -60,23 +62,24 @@ struct conf_service {
 	int vcpus;
 	uint64_t boot_timeout_ms;
 	enum conf_ready ready;
-	char *ready_arg;	/* http path or console regex; NULL otherwise */
+	char *ready_arg;         /* http path or console regex; NULL otherwise */
 	uint64_t ready_delay_ms; /* for delay: */
 	uint64_t idle_timeout_ms;
 	enum conf_on_idle on_idle;
 	enum conf_warm warm;
 	struct conf_qemu qemu;
-	char *libvirt_uri, *libvirt_xml; /* libvirt group */
-	char *xen_cfg;			 /* xen group */
-	char *exec_command;		 /* exec group */
-	int line;			 /* where the service begins in its file */
+	char *libvirt_uri,
+	    *libvirt_xml;   /* libvirt group; NULL when unset (uri: libvirt's default) */
+	char *xen_cfg;      /* xen group; NULL when unset */
+	char *exec_command; /* exec group; NULL when unset */
+	int line;           /* where the service begins in its file */
 };
 
 struct conf {
 	char *path;
 	char *state_dir;
 	char *control_socket;
-	bool has_metrics;
+	bool has_metrics; /* false when metrics_listen is "" */
 	struct conf_addr metrics_listen;
 
 	struct conf_addr dns_listen[CONF_MAX_LISTEN];
@@ -85,7 +88,7 @@ struct conf {
 	struct conf_ns ns[CONF_MAX_NS];
 	size_t nns;
 	uint32_t ttl;
-	bool has_forward;
+	bool has_forward; /* false when forward is "" */
 	struct conf_addr forward;
 
 	enum conf_net_mode net_mode;
@@ -125,7 +128,32 @@ int conf_parse_size(const char *s, uint64_t *bytes);
 /* "127.0.0.1:53", "[::1]:53" into an address. -1 on a bad string. */
 int conf_parse_hostport(const char *s, struct conf_addr *out);
 
-/* The names of the enums, for logs and the control socket. */
+/*
+ * Check a DNS name (labels of 1..63 letters, digits and inner hyphens, at
+ * most CONF_DNS_NAME_MAX characters, one trailing dot allowed) and write it
+ * to OUT lower-cased without the trailing dot. OUT has CONF_DNS_NAME_MAX + 1
+ * bytes. -1 on a bad name.
+ */
+int conf_parse_dns_name(const char *s, char *out);
+
+/* True when NAME is ZONE or below it (both as conf_parse_dns_name writes). */
+bool conf_dns_in_zone(const char *name, const char *zone);
+
+/* True for a valid service name: [a-z0-9-]{1,32}. */
+bool conf_service_name_valid(const char *s);
+
+/* "10.77.0.0/24" into an address and a prefix length 0..32. -1 when bad. */
+int conf_parse_cidr(const char *s, struct in_addr *addr, int *prefix);
+
+/* The service named NAME in CONF, NULL when there is none. */
+const struct conf_service *conf_service_find(const struct conf *conf, const char *name);
+
+/* The names of the enums, as written in the config, for logs and the control socket. */
 const char *conf_backend_name(enum conf_backend b);
+const char *conf_ready_name(enum conf_ready r);
+const char *conf_on_idle_name(enum conf_on_idle o);
+const char *conf_warm_name(enum conf_warm w);
+const char *conf_net_mode_name(enum conf_net_mode m);
+const char *conf_hold_name(enum conf_hold h);
 
 #endif

@@ -49,20 +49,25 @@ pvh_start:
 	jb 1b
 
 	/*
-	 * 2048 2 MiB pages: 0..4 GiB.  The top GiB holds only MMIO (IOAPIC,
-	 * LAPIC, virtio-mmio), so map it uncached.
+	 * 2 MiB pages for the first 16 MiB (us, our data, the start info) and
+	 * the top 32 MiB below 4 GiB (APICs, microvm's virtio-mmio), uncached.
+	 * Nothing more: until long mode every instruction is emulated on the
+	 * nested KVM here.  The #PF handler (cpu.c) maps the rest on demand.
 	 */
 	movl $(PTE_P | PTE_W | PTE_PS), %eax
 	xorl %ecx, %ecx
-2:	movl %eax, %edx
-	cmpl $1536, %ecx
-	jb 3f
-	orl $(PTE_PCD | PTE_PWT), %edx
-3:	movl %edx, pd(, %ecx, 8)
+2:	movl %eax, pd(, %ecx, 8)
+	addl $0x200000, %eax
+	incl %ecx
+	cmpl $8, %ecx
+	jb 2b
+	movl $(0xfe000000 | PTE_P | PTE_W | PTE_PS | PTE_PCD | PTE_PWT), %eax
+	movl $2032, %ecx
+3:	movl %eax, pd(, %ecx, 8)
 	addl $0x200000, %eax
 	incl %ecx
 	cmpl $2048, %ecx
-	jb 2b
+	jb 3b
 
 	movl $pml4, %eax
 	movl %eax, %cr3
@@ -112,6 +117,8 @@ gdt_desc:
 	.balign 4096
 pml4:	.skip 4096
 pdpt:	.skip 4096
+	.globl boot_pd
+boot_pd:
 pd:	.skip 4096 * 4
 boot_stack:
 	.skip 16384
@@ -120,3 +127,5 @@ boot_stack_top:
 	.globl boot_tsc, boot_start_info
 boot_tsc:	.skip 8
 boot_start_info: .skip 4
+
+	.section .note.GNU-stack, "", @progbits

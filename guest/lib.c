@@ -1,13 +1,15 @@
 /* lib.c: byte-at-a-time string and memory helpers; the guest moves little data. */
 #include "lib.h"
 
+/*
+ * rep movsb / rep stosb: one instruction whatever the length, which matters
+ * under the emulating KVM here and is fast on real CPUs too.
+ */
 void *memcpy(void *dst, const void *src, size_t n)
 {
-	uint8_t *d = dst;
-	const uint8_t *s = src;
+	void *d = dst;
 
-	while (n--)
-		*d++ = *s++;
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
 	return dst;
 }
 
@@ -25,10 +27,9 @@ void *memmove(void *dst, const void *src, size_t n)
 
 void *memset(void *dst, int c, size_t n)
 {
-	uint8_t *d = dst;
+	void *d = dst;
 
-	while (n--)
-		*d++ = (uint8_t)c;
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
 	return dst;
 }
 

@@ -37,6 +37,15 @@ static inline uint32_t htonl(uint32_t v)
 #define ntohs htons
 #define ntohl htonl
 
+/* An unaligned 8-byte load, compiled to one instruction. */
+static inline uint64_t load64(const void *p)
+{
+	uint64_t v;
+
+	__builtin_memcpy(&v, p, 8);
+	return v;
+}
+
 /* Unaligned big-endian loads and stores for packet headers. */
 static inline uint16_t get_be16(const void *p)
 {

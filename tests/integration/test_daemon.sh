@@ -65,7 +65,7 @@ check "a second beckond on the same control socket refuses to start" \
 WWWPID=$("$BECKONCTL" -s "$DSOCK" --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["pid"])')
 write_conf "www 127.0.0.2" "api 127.0.0.3"
 kill -HUP "$DPID"
-check "SIGHUP: the added service is served" wait_for 5 bash -c "dq +short api.svc.test | grep -qx 127.0.0.3"
+check "SIGHUP: the added service is served" wait_for 5 bash -c "dig @127.0.0.1 -p $DNS_PORT +time=2 +tries=1 +short api.svc.test | grep -qx 127.0.0.3"
 check "SIGHUP: the unchanged service kept its process" bash -c "'$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)[\"services\"] if x[\"name\"]==\"www\"][0]; assert s[\"pid\"]==$WWWPID and s[\"state\"]==\"ready\", s'"
 
 # A broken file is rejected and the old config keeps serving.
@@ -73,7 +73,7 @@ echo 'services = ( { name = "bad"; ' >>"$CONF"
 kill -HUP "$DPID"
 sleep 0.5
 check "SIGHUP with a broken file: an error is logged" grep -q "reload rejected" "$DLOG"
-check "SIGHUP with a broken file: the old config still serves" bash -c "dq +short api.svc.test | grep -qx 127.0.0.3"
+check "SIGHUP with a broken file: the old config still serves" bash -c "dig @127.0.0.1 -p $DNS_PORT +time=2 +tries=1 +short api.svc.test | grep -qx 127.0.0.3"
 check "beckonctl reload with a broken file fails with the error" \
 	bash -c "! '$BECKONCTL' -s '$DSOCK' reload 2>$T/err && grep -q 'reload rejected' $T/err"
 

@@ -1,0 +1,400 @@
+/*
+ * Building a service: the built-in defaults, then the `defaults` group, then
+ * the service's own group, key by key (backend groups too). Each key's
+ * parser checks its value and reports under the key's full name.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_int.h"
+
+typedef int (*key_parse_fn)(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                            const char *label, size_t off);
+
+struct key_def {
+	const char *group; /* NULL for a service key, else its backend group */
+	const char *name;
+	enum conf_skey key;
+	key_parse_fn parse;
+	size_t off; /* of a string field, for k_str and k_str_empty */
+};
+
+static char **field(struct conf_build *b, size_t off)
+{
+	return (char **)((char *)&b->svc + off);
+}
+
+static int k_str(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                 const char *label, size_t off)
+{
+	const char *v;
+
+	if (conf_get_string(c, s, label, &v) == -1)
+		return -1;
+	if (v[0] == '\0') {
+		conf_err(c, s, "%s: must not be empty", label);
+		return -1;
+	}
+	conf_set_str(c, field(b, off), v);
+	return 0;
+}
+
+static int k_str_empty(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                       const char *label, size_t off)
+{
+	const char *v;
+
+	if (conf_get_string(c, s, label, &v) == -1)
+		return -1;
+	conf_set_str(c, field(b, off), v);
+	return 0;
+}
+
+static int k_name(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                  const char *label, size_t off)
+{
+	const char *v;
+
+	(void)off;
+	if (conf_get_string(c, s, label, &v) == -1)
+		return -1;
+	if (!conf_service_name_valid(v)) {
+		conf_err(c, s, "%s: bad service name \"%s\" (want 1 to 32 of a-z, 0-9 and -)",
+		         label, v);
+		return -1;
+	}
+	conf_set_str(c, &b->svc.name, v);
+	return 0;
+}
+
+static const char *elem_label(char *buf, const config_setting_t *s, const char *label, int i)
+{
+	if (config_setting_is_scalar(s))
+		return label;
+	snprintf(buf, CONF_LABEL_MAX, "%s[%d]", label, i);
+	return buf;
+}
+
+static void set_dns(struct conf_build *b, char **names, const config_setting_t **src, size_t n)
+{
+	for (size_t i = 0; i < b->svc.ndns; i++)
+		free(b->svc.dns[i]);
+	free(b->svc.dns);
+	free(b->dns_src);
+	b->svc.dns = names;
+	b->dns_src = src;
+	b->svc.ndns = n;
+}
+
+static int k_dns(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                 const char *label, size_t off)
+{
+	char buf[CONF_LABEL_MAX], name[CONF_DNS_NAME_MAX + 1], **names = NULL;
+	const config_setting_t **src = NULL;
+	int n, i, rc = 0;
+
+	(void)off;
+	set_dns(b, NULL, NULL, 0);
+	if (conf_get_list(c, s, label, true, &n) == -1)
+		return -1;
+	names = calloc((size_t)n, sizeof(*names));
+	src = calloc((size_t)n, sizeof(*src));
+	if (names == NULL || src == NULL) {
+		free(names);
+		free(src);
+		c->oom = true;
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = conf_list_elem(s, i);
+
+		src[i] = e;
+		if (conf_get_dns_name(c, e, elem_label(buf, s, label, i), name) == -1)
+			rc = -1;
+		else
+			names[i] = conf_strdup(c, name);
+	}
+	set_dns(b, names, src, (size_t)n);
+	if (rc == -1)
+		set_dns(b, NULL, NULL, 0);
+	return rc;
+}
+
+static int k_address(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                     const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_ipv4(c, s, label, &b->svc.address);
+}
+
+static int k_ports(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                   const char *label, size_t off)
+{
+	char buf[CONF_LABEL_MAX];
+	long long v;
+	int n, rc = 0;
+
+	(void)off;
+	if (conf_get_list(c, s, label, true, &n) == -1)
+		return -1;
+	if (n > CONF_MAX_PORTS) {
+		conf_err(c, s, "%s: %d ports, at most %d are allowed", label, n, CONF_MAX_PORTS);
+		return -1;
+	}
+	b->svc.nports = 0;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = conf_list_elem(s, i);
+		const char *el = elem_label(buf, s, label, i);
+
+		if (conf_get_int(c, e, el, 1, 65535, &v) == -1) {
+			rc = -1;
+			continue;
+		}
+		for (size_t j = 0; j < b->svc.nports; j++)
+			if (b->svc.ports[j] == v) {
+				conf_err(c, e, "%s: port %lld is listed twice", el, v);
+				rc = -1;
+			}
+		b->svc.ports[b->svc.nports++] = (uint16_t)v;
+	}
+	return rc;
+}
+
+static int k_backend(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                     const char *label, size_t off)
+{
+	int v;
+
+	(void)off;
+	if (conf_get_enum(c, s, label, conf_backend_names, &v) == -1)
+		return -1;
+	b->svc.backend = (enum conf_backend)v;
+	return 0;
+}
+
+static int k_memory(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                    const char *label, size_t off)
+{
+	uint64_t v;
+
+	(void)off;
+	if (conf_get_size(c, s, label, &v) == -1)
+		return -1;
+	if (v < (1ULL << 20)) {
+		conf_err(c, s, "%s: %llu bytes is less than the minimum \"1M\"", label,
+		         (unsigned long long)v);
+		return -1;
+	}
+	b->svc.memory = v;
+	return 0;
+}
+
+static int k_vcpus(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                   const char *label, size_t off)
+{
+	long long v;
+
+	(void)off;
+	if (conf_get_int(c, s, label, 1, 64, &v) == -1)
+		return -1;
+	b->svc.vcpus = (int)v;
+	return 0;
+}
+
+static int k_boot_timeout(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                          const char *label, size_t off)
+{
+	uint64_t v;
+
+	(void)off;
+	if (conf_get_duration(c, s, label, &v) == -1)
+		return -1;
+	if (v == 0) {
+		conf_err(c, s, "%s: must be more than 0", label);
+		return -1;
+	}
+	b->svc.boot_timeout_ms = v;
+	return 0;
+}
+
+static int k_idle_timeout(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                          const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_duration(c, s, label, &b->svc.idle_timeout_ms);
+}
+
+static int k_on_idle(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                     const char *label, size_t off)
+{
+	int v;
+
+	(void)off;
+	if (conf_get_enum(c, s, label, conf_on_idle_names, &v) == -1)
+		return -1;
+	b->svc.on_idle = (enum conf_on_idle)v;
+	return 0;
+}
+
+static int k_warm(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                  const char *label, size_t off)
+{
+	int v;
+
+	(void)off;
+	if (conf_get_enum(c, s, label, conf_warm_names, &v) == -1)
+		return -1;
+	b->svc.warm = (enum conf_warm)v;
+	return 0;
+}
+
+static int k_accel(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                   const char *label, size_t off)
+{
+	static const char *const accels[] = {"auto", "kvm", "tcg", NULL};
+	int v;
+
+	if (conf_get_enum(c, s, label, accels, &v) == -1)
+		return -1;
+	conf_set_str(c, field(b, off), accels[v]);
+	return 0;
+}
+
+static int k_args(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                  const char *label, size_t off)
+{
+	char buf[CONF_LABEL_MAX], **args;
+	const char *v;
+	int n, rc = 0;
+
+	(void)off;
+	if (conf_get_list(c, s, label, true, &n) == -1)
+		return -1;
+	if ((args = calloc((size_t)n, sizeof(*args))) == NULL) {
+		c->oom = true;
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (conf_get_string(c, conf_list_elem(s, i), elem_label(buf, s, label, i), &v) ==
+		    -1)
+			rc = -1;
+		else
+			args[i] = conf_strdup(c, v);
+	}
+	for (size_t i = 0; i < b->svc.qemu.nargs; i++)
+		free(b->svc.qemu.args[i]);
+	free(b->svc.qemu.args);
+	b->svc.qemu.args = args;
+	b->svc.qemu.nargs = (size_t)n;
+	return rc;
+}
+
+static int k_ready(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                   const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_ready(c, s, label, &b->svc);
+}
+
+#define OFF(f) offsetof(struct conf_service, f)
+
+static const struct key_def keys[] = {
+    {NULL, "name", CONF_SK_NAME, k_name, 0},
+    {NULL, "dns", CONF_SK_DNS, k_dns, 0},
+    {NULL, "image", CONF_SK_IMAGE, k_str, OFF(image)},
+    {NULL, "cmdline", CONF_SK_CMDLINE, k_str_empty, OFF(cmdline)},
+    {NULL, "address", CONF_SK_ADDRESS, k_address, 0},
+    {NULL, "ports", CONF_SK_PORTS, k_ports, 0},
+    {NULL, "backend", CONF_SK_BACKEND, k_backend, 0},
+    {NULL, "memory", CONF_SK_MEMORY, k_memory, 0},
+    {NULL, "vcpus", CONF_SK_VCPUS, k_vcpus, 0},
+    {NULL, "boot_timeout", CONF_SK_BOOT_TIMEOUT, k_boot_timeout, 0},
+    {NULL, "ready", CONF_SK_READY, k_ready, 0},
+    {NULL, "idle_timeout", CONF_SK_IDLE_TIMEOUT, k_idle_timeout, 0},
+    {NULL, "on_idle", CONF_SK_ON_IDLE, k_on_idle, 0},
+    {NULL, "warm", CONF_SK_WARM, k_warm, 0},
+    {"qemu", "machine", CONF_SK_QEMU_MACHINE, k_str, OFF(qemu.machine)},
+    {"qemu", "accel", CONF_SK_QEMU_ACCEL, k_accel, OFF(qemu.accel)},
+    {"qemu", "cpu", CONF_SK_QEMU_CPU, k_str, OFF(qemu.cpu)},
+    {"qemu", "nic", CONF_SK_QEMU_NIC, k_str, OFF(qemu.nic)},
+    {"qemu", "disk", CONF_SK_QEMU_DISK, k_str, OFF(qemu.disk)},
+    {"qemu", "args", CONF_SK_QEMU_ARGS, k_args, 0},
+    {"libvirt", "uri", CONF_SK_LIBVIRT_URI, k_str, OFF(libvirt_uri)},
+    {"libvirt", "xml", CONF_SK_LIBVIRT_XML, k_str, OFF(libvirt_xml)},
+    {"xen", "cfg", CONF_SK_XEN_CFG, k_str, OFF(xen_cfg)},
+    {"exec", "command", CONF_SK_EXEC_COMMAND, k_str, OFF(exec_command)},
+};
+
+static const struct key_def *key_find(const char *group, const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if ((group == NULL) != (keys[i].group == NULL))
+			continue;
+		if ((group == NULL || strcmp(group, keys[i].group) == 0) &&
+		    strcmp(name, keys[i].name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static bool is_backend_group(const char *name)
+{
+	for (int i = 0; conf_backend_names[i] != NULL; i++)
+		if (strcmp(name, conf_backend_names[i]) == 0)
+			return true;
+	return false;
+}
+
+static void apply_key(struct conf_ctx *c, struct conf_build *b, const struct key_def *k,
+                      const config_setting_t *s, const char *label)
+{
+	b->src[k->key] = s;
+	b->bad[k->key] = k->parse(c, b, s, label, k->off) == -1;
+}
+
+/* Every key of a backend group (qemu = { ... }), known to the backend or not. */
+static void apply_backend_group(struct conf_ctx *c, struct conf_build *b, const config_setting_t *g,
+                                const char *label)
+{
+	char buf[CONF_LABEL_MAX];
+
+	if (conf_want_group(c, g, label) == -1) {
+		/* Its keys are broken, not missing: say nothing more of them. */
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (keys[i].group != NULL &&
+			    strcmp(keys[i].group, config_setting_name(g)) == 0)
+				b->bad[keys[i].key] = true;
+		return;
+	}
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const struct key_def *k = key_find(config_setting_name(g), config_setting_name(s));
+
+		conf_label(buf, label, config_setting_name(s));
+		if (k == NULL)
+			conf_err(c, s, "unknown key \"%s\"", buf);
+		else
+			apply_key(c, b, k, s, buf);
+	}
+}
+
+void conf_build_apply(struct conf_ctx *c, struct conf_build *b, const config_setting_t *group,
+                      const char *label)
+{
+	char buf[CONF_LABEL_MAX];
+
+	for (int i = 0; i < config_setting_length(group); i++) {
+		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const struct key_def *k = key_find(NULL, name);
+
+		conf_label(buf, label, name);
+		if (is_backend_group(name))
+			apply_backend_group(c, b, s, buf);
+		else if (k == NULL)
+			conf_err(c, s, "unknown key \"%s\"", buf);
+		else
+			apply_key(c, b, k, s, buf);
+	}
+}

@@ -1,0 +1,267 @@
+/* The dns = { ... } and network = { ... } groups. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "conf_int.h"
+
+static void dns_listen(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	char buf[CONF_LABEL_MAX];
+	int n;
+
+	if (conf_get_list(c, s, "dns.listen", true, &n) == -1)
+		return;
+	if (n > CONF_MAX_LISTEN) {
+		conf_err(c, s, "dns.listen: %d addresses, at most %d are allowed", n,
+		         CONF_MAX_LISTEN);
+		return;
+	}
+	conf->ndns_listen = 0;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = conf_list_elem(s, i);
+		struct conf_addr *a = &conf->dns_listen[conf->ndns_listen];
+		const char *label = "dns.listen";
+
+		if (!config_setting_is_scalar(s))
+			label = (snprintf(buf, sizeof(buf), "dns.listen[%d]", i), buf);
+		if (conf_get_hostport(c, e, label, a) == -1)
+			continue;
+		for (size_t j = 0; j < conf->ndns_listen; j++)
+			if (conf->dns_listen[j].len == a->len &&
+			    memcmp(&conf->dns_listen[j].ss, &a->ss, a->len) == 0) {
+				conf_err(c, e, "%s: \"%s\" is listed twice", label, a->text);
+				goto next;
+			}
+		conf->ndns_listen++;
+	next:;
+	}
+}
+
+static void dns_ns_one(struct conf_ctx *c, struct conf *conf, const config_setting_t *g,
+                       const char *label)
+{
+	char buf[CONF_LABEL_MAX], name[CONF_DNS_NAME_MAX + 1];
+	struct conf_ns *ns = &conf->ns[conf->nns];
+	bool named = false;
+
+	if (conf_want_group(c, g, label) == -1)
+		return;
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *key = config_setting_name(s);
+
+		conf_label(buf, label, key);
+		if (strcmp(key, "name") == 0) {
+			named = true;
+			if (conf_get_dns_name(c, s, buf, name) == 0)
+				conf_set_str(c, &ns->name, name);
+		} else if (strcmp(key, "address") == 0) {
+			ns->has_addr = conf_get_ipv4(c, s, buf, &ns->addr) == 0;
+		} else {
+			conf_err(c, s, "unknown key \"%s\"", buf);
+		}
+	}
+	if (!named)
+		conf_err(c, g, "%s: missing \"name\"", label);
+	/* Keep the slot even when broken, so that conf_free frees its name. */
+	c->ns_src[conf->nns++] = g;
+}
+
+static void dns_ns(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	char buf[CONF_LABEL_MAX];
+	int n;
+
+	if (config_setting_is_group(s)) {
+		dns_ns_one(c, conf, s, "dns.ns");
+		return;
+	}
+	if (conf_get_list(c, s, "dns.ns", false, &n) == -1)
+		return;
+	if (n > CONF_MAX_NS) {
+		conf_err(c, s, "dns.ns: %d name servers, at most %d are allowed", n, CONF_MAX_NS);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "dns.ns[%d]", i);
+		dns_ns_one(c, conf, config_setting_get_elem(s, (unsigned)i), buf);
+	}
+}
+
+static void dns_forward(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	const char *v;
+
+	conf->has_forward = false;
+	if (conf_get_string(c, s, "dns.forward", &v) == -1 || v[0] == '\0')
+		return;
+	conf->has_forward = conf_get_hostport(c, s, "dns.forward", &conf->forward) == 0;
+}
+
+static void dns_zone(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	char zone[CONF_DNS_NAME_MAX + 1];
+
+	if (conf_get_dns_name(c, s, "dns.zone", zone) == -1)
+		return;
+	conf_set_str(c, &conf->zone, zone);
+	c->zone_ok = conf->zone != NULL;
+}
+
+static void dns_ttl(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	long long ttl;
+
+	if (conf_get_int(c, s, "dns.ttl", 0, INT32_MAX, &ttl) == 0)
+		conf->ttl = (uint32_t)ttl;
+}
+
+void conf_load_dns(struct conf_ctx *c, struct conf *conf, const config_setting_t *g)
+{
+	static const struct {
+		const char *key;
+		void (*load)(struct conf_ctx *, struct conf *, const config_setting_t *);
+	} keys[] = {{"listen", dns_listen},
+	            {"zone", dns_zone},
+	            {"ns", dns_ns},
+	            {"ttl", dns_ttl},
+	            {"forward", dns_forward}};
+	char buf[CONF_LABEL_MAX];
+	size_t k;
+
+	c->dns_seen = true;
+	if (conf_want_group(c, g, "dns") == -1)
+		return;
+	c->dns_group = g;
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *key = config_setting_name(s);
+
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (strcmp(key, keys[k].key) == 0)
+				break;
+		if (k < sizeof(keys) / sizeof(keys[0]))
+			keys[k].load(c, conf, s);
+		else
+			conf_err(c, s, "unknown key \"%s\"", conf_label(buf, "dns", key));
+	}
+}
+
+/* Required dns keys, and glue for name servers inside the zone. */
+void conf_check_dns(struct conf_ctx *c, const struct conf *conf)
+{
+	const config_setting_t *g = c->dns_group;
+
+	if (g == NULL) {
+		if (!c->dns_seen)
+			conf_err(c, NULL, "missing \"dns\" (dns.zone and dns.ns are required)");
+		return;
+	}
+	if (config_setting_get_member(g, "zone") == NULL)
+		conf_err(c, g, "dns: missing \"zone\"");
+	if (config_setting_get_member(g, "ns") == NULL)
+		conf_err(c, g, "dns: missing \"ns\" (at least one name server)");
+	for (size_t i = 0; c->zone_ok && i < conf->nns; i++) {
+		const struct conf_ns *ns = &conf->ns[i];
+
+		if (ns->name != NULL && !ns->has_addr &&
+		    config_setting_get_member(c->ns_src[i], "address") == NULL &&
+		    conf_dns_in_zone(ns->name, conf->zone))
+			conf_err(
+			    c, c->ns_src[i],
+			    "dns.ns: \"%s\" is inside zone \"%s\" and needs an \"address\" (glue)",
+			    ns->name, conf->zone);
+	}
+}
+
+/* A Linux interface name: 1..15 of letters, digits, '_', '.', '-'. */
+static bool ifname_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 15 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || strchr("_.-", s[i]) != NULL))
+			return false;
+	return true;
+}
+
+static void net_bridge(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	const char *v;
+
+	if (conf_get_string(c, s, "network.bridge", &v) == -1)
+		return;
+	if (!ifname_valid(v)) {
+		conf_err(c, s,
+		         "network.bridge: bad interface name \"%s\" (want 1 to 15 of letters, "
+		         "digits, '_', '.', '-')",
+		         v);
+		return;
+	}
+	conf_set_str(c, &conf->bridge, v);
+}
+
+static void net_subnet(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	struct in_addr a;
+	uint32_t mask;
+	const char *v;
+	int prefix;
+
+	c->subnet_ok = false;
+	if (conf_get_string(c, s, "network.subnet", &v) == -1)
+		return;
+	if (conf_parse_cidr(v, &a, &prefix) == -1 || prefix < 1 || prefix > 30) {
+		conf_err(c, s,
+		         "network.subnet: bad subnet \"%s\" (want e.g. \"10.77.0.0/24\", "
+		         "a prefix of 1 to 30)",
+		         v);
+		return;
+	}
+	mask = htonl(0xffffffffu << (32 - prefix));
+	if ((a.s_addr & ~mask) != 0) {
+		char net[INET_ADDRSTRLEN];
+
+		a.s_addr &= mask;
+		inet_ntop(AF_INET, &a, net, sizeof(net));
+		conf_err(c, s, "network.subnet: \"%s\" has host bits set (did you mean \"%s/%d\"?)",
+		         v, net, prefix);
+		return;
+	}
+	conf->subnet = a;
+	conf->prefix = prefix;
+	c->subnet_ok = true;
+}
+
+void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setting_t *g)
+{
+	char buf[CONF_LABEL_MAX];
+	int v;
+
+	if (conf_want_group(c, g, "network") == -1)
+		return;
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *key = config_setting_name(s);
+
+		if (strcmp(key, "mode") == 0) {
+			c->mode_ok =
+			    conf_get_enum(c, s, "network.mode", conf_net_mode_names, &v) == 0;
+			if (c->mode_ok)
+				conf->net_mode = (enum conf_net_mode)v;
+		} else if (strcmp(key, "hold") == 0) {
+			c->hold_set = true;
+			if (conf_get_enum(c, s, "network.hold", conf_hold_names, &v) == 0)
+				conf->hold = (enum conf_hold)v;
+		} else if (strcmp(key, "bridge") == 0) {
+			net_bridge(c, conf, s);
+		} else if (strcmp(key, "subnet") == 0) {
+			net_subnet(c, conf, s);
+		} else {
+			conf_err(c, s, "unknown key \"%s\"", conf_label(buf, "network", key));
+		}
+	}
+}

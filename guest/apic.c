@@ -1,0 +1,81 @@
+/*
+ * apic.c: xAPIC and IOAPIC through their MMIO windows.  Each access is a VM
+ * exit, so the setup writes only what it must.
+ */
+#include "apic.h"
+#include "cpu.h"
+
+#define LAPIC 0xfee00000UL
+#define LAPIC_ID 0x020
+#define LAPIC_EOI 0x0b0
+#define LAPIC_SVR 0x0f0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR 0x390
+#define LAPIC_TIMER_DIV 0x3e0
+#define LVT_MASKED 0x10000
+
+#define IOAPIC1 0xfec00000UL
+#define IOAPIC2 0xfec10000UL
+#define IOAPIC_PINS 24
+
+static uint8_t apic_id;
+
+static void ioapic_write(uintptr_t base, uint32_t reg, uint32_t v)
+{
+	mmio_write32(base, reg);
+	mmio_write32(base + 0x10, v);
+}
+
+static uint32_t ioapic_read(uintptr_t base, uint32_t reg)
+{
+	mmio_write32(base, reg);
+	return mmio_read32(base + 0x10);
+}
+
+void apic_init(void)
+{
+	/* QEMU wires the 8259 to LINT0 as ExtINT at reset: silence both. */
+	outb(0x21, 0xff);
+	outb(0xa1, 0xff);
+	mmio_write32(LAPIC + LAPIC_SVR, 0x100 | VEC_SPURIOUS);
+	mmio_write32(LAPIC + LAPIC_LVT_LINT0, LVT_MASKED);
+	mmio_write32(LAPIC + LAPIC_LVT_LINT1, LVT_MASKED);
+	mmio_write32(LAPIC + LAPIC_TIMER_DIV, 0xb); /* divide by 1 */
+	mmio_write32(LAPIC + LAPIC_LVT_TIMER, VEC_TIMER); /* one-shot */
+	apic_id = (uint8_t)(mmio_read32(LAPIC + LAPIC_ID) >> 24);
+}
+
+void apic_eoi(void)
+{
+	mmio_write32(LAPIC + LAPIC_EOI, 0);
+}
+
+bool apic_has_ioapic2(void)
+{
+	uint32_t ver = ioapic_read(IOAPIC2, 1);
+
+	return ver != 0xffffffff && ver != 0 && (ver & 0xff) >= 0x11;
+}
+
+void apic_route_gsi(unsigned gsi, uint8_t vector)
+{
+	uintptr_t base = gsi < IOAPIC_PINS ? IOAPIC1 : IOAPIC2;
+	unsigned pin = gsi % IOAPIC_PINS;
+
+	/* Destination first, then unmask: level (bit 15), active high, fixed. */
+	ioapic_write(base, 0x11 + 2 * pin, (uint32_t)apic_id << 24);
+	ioapic_write(base, 0x10 + 2 * pin, 0x8000 | vector);
+}
+
+void apic_timer_start(uint32_t count)
+{
+	mmio_write32(LAPIC + LAPIC_TIMER_INIT, count);
+}
+
+uint32_t apic_timer_count(void)
+{
+	return mmio_read32(LAPIC + LAPIC_TIMER_CUR);
+}

@@ -1,0 +1,121 @@
+/*
+ * cpu.c: the interrupt descriptor table.  Handlers are plain C functions
+ * with gcc's interrupt attribute (allowed because we build
+ * -mgeneral-regs-only), so there is no assembly stub per vector.
+ */
+#include "console.h"
+#include "cpu.h"
+
+struct idt_gate {
+	uint16_t off_lo;
+	uint16_t sel;
+	uint8_t ist;
+	uint8_t type;
+	uint16_t off_mid;
+	uint32_t off_hi;
+	uint32_t zero;
+} __attribute__((packed));
+
+static struct idt_gate cpu_idt[256] __attribute__((aligned(16)));
+
+void cpu_halt(void)
+{
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+static void cpu_fault(unsigned vec, const struct cpu_frame *f, uint64_t err)
+{
+	console_printf("FAULT vector %u err %lx rip %lx\n", vec, err, f->rip);
+	cpu_halt();
+}
+
+/* One tiny handler per exception, so the vector number is known. */
+#define FAULT(n)                                                                                   \
+	__attribute__((interrupt)) static void cpu_exc##n(struct cpu_frame *f)                     \
+	{                                                                                          \
+		cpu_fault(n, f, 0);                                                                \
+	}
+#define FAULT_ERR(n)                                                                               \
+	__attribute__((interrupt)) static void cpu_exc##n(struct cpu_frame *f, uint64_t err)       \
+	{                                                                                          \
+		cpu_fault(n, f, err);                                                              \
+	}
+
+FAULT(0) FAULT(1) FAULT(2) FAULT(3) FAULT(4) FAULT(5) FAULT(6) FAULT(7)
+FAULT_ERR(8) FAULT(9) FAULT_ERR(10) FAULT_ERR(11) FAULT_ERR(12) FAULT_ERR(13)
+FAULT(16) FAULT_ERR(17) FAULT(18) FAULT(19)
+
+#define PTE_FLAGS 0x83 /* present, writable, 2 MiB */
+#define PTE_UC 0x18    /* PCD | PWT */
+
+extern uint64_t boot_pd[2048]; /* boot.S: four page directories, 0..4 GiB */
+
+/*
+ * boot.S maps only what bring-up touches (the first 16 MiB and the top
+ * 32 MiB below 4 GiB, where the APICs and microvm's virtio-mmio live):
+ * every instruction before that is emulated on the nested KVM here.  Any
+ * other address below 4 GiB (Firecracker's MMIO at 0xd0000000, say) is
+ * mapped here, 2 MiB at a time, when first touched.
+ */
+__attribute__((interrupt)) static void cpu_exc14(struct cpu_frame *f, uint64_t err)
+{
+	uint64_t va;
+	unsigned i;
+
+	__asm__ volatile("mov %%cr2, %0" : "=r"(va));
+	i = (unsigned)(va >> 21);
+	if ((err & 1) || va >= 0x100000000ULL || boot_pd[i]) {
+		console_printf("FAULT page %lx ", va);
+		cpu_fault(14, f, err);
+	}
+	boot_pd[i] = ((uint64_t)i << 21) | PTE_FLAGS | (va >= 0xc0000000ULL ? PTE_UC : 0);
+	__asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
+}
+
+/* Anything else (spurious, stray vectors) is ignored. */
+__attribute__((interrupt)) static void cpu_ignore(struct cpu_frame *f)
+{
+	(void)f;
+}
+
+static void cpu_gate(uint8_t vec, uintptr_t fn)
+{
+	struct idt_gate *g = &cpu_idt[vec];
+
+	g->off_lo = (uint16_t)fn;
+	g->sel = 0x08;
+	g->ist = 0;
+	g->type = 0x8e; /* present, ring 0, 64-bit interrupt gate */
+	g->off_mid = (uint16_t)(fn >> 16);
+	g->off_hi = (uint32_t)(fn >> 32);
+	g->zero = 0;
+}
+
+void cpu_set_vector(uint8_t vec, void (*handler)(struct cpu_frame *))
+{
+	cpu_gate(vec, (uintptr_t)handler);
+}
+
+void cpu_init(void)
+{
+	static const uintptr_t exc[20] = {
+	    (uintptr_t)cpu_exc0,  (uintptr_t)cpu_exc1,  (uintptr_t)cpu_exc2,  (uintptr_t)cpu_exc3,
+	    (uintptr_t)cpu_exc4,  (uintptr_t)cpu_exc5,  (uintptr_t)cpu_exc6,  (uintptr_t)cpu_exc7,
+	    (uintptr_t)cpu_exc8,  (uintptr_t)cpu_exc9,  (uintptr_t)cpu_exc10, (uintptr_t)cpu_exc11,
+	    (uintptr_t)cpu_exc12, (uintptr_t)cpu_exc13, (uintptr_t)cpu_exc14, 0,
+	    (uintptr_t)cpu_exc16, (uintptr_t)cpu_exc17, (uintptr_t)cpu_exc18, (uintptr_t)cpu_exc19,
+	};
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) desc = {sizeof(cpu_idt) - 1, (uintptr_t)cpu_idt};
+	unsigned i;
+
+	/* Only the vectors that can fire: every gate written costs ~15 emulated instructions. */
+	for (i = 0; i < 20; i++)
+		if (exc[i])
+			cpu_gate((uint8_t)i, exc[i]);
+	cpu_gate(0xff, (uintptr_t)cpu_ignore); /* LAPIC spurious: no EOI */
+	__asm__ volatile("lidt %0" : : "m"(desc));
+}

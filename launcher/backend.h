@@ -1,0 +1,99 @@
+/*
+ * The backend vtable (launcher-internal). Each backend fills one ops struct,
+ * in the shape of Solo5's tenders, and reports back through the
+ * launcher_inst_* calls below. Adding a backend is a new backend_X.c and one
+ * entry in backend.c's table.
+ */
+#ifndef BECKON_LAUNCHER_BACKEND_H
+#define BECKON_LAUNCHER_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include "conf.h"
+
+struct instance;
+struct launcher;
+struct lchild;
+
+struct backend_ops {
+	const char *name;
+	/*
+	 * Start the guest (boot or restore). 0 when started: readiness is up to
+	 * the probe; -1 when it cannot start (logged, nothing left behind).
+	 */
+	int (*start)(struct instance *inst);
+	/*
+	 * End the running guest; graceful gives it a grace period first. The end
+	 * is reported later through launcher_inst_exited.
+	 */
+	void (*stop)(struct instance *inst, bool graceful);
+	/* Freeze and thaw the running guest. 0 when done, -1 when not. */
+	int (*pause)(struct instance *inst);
+	int (*resume)(struct instance *inst);
+	/*
+	 * The guest's process was reaped (STATUS as from waitpid; the lchild is
+	 * already freed): release what the run held, then launcher_inst_exited.
+	 */
+	void (*died)(struct instance *inst, int status);
+	/*
+	 * Forget the current run without a report: whatever still runs is killed
+	 * (after a grace period when graceful) and reaped in the background.
+	 */
+	void (*cleanup)(struct instance *inst, bool graceful);
+	/* Optional: where tcp and http probes connect; default address:ports[0]. */
+	int (*probe_target)(const struct instance *inst, struct sockaddr_in *sa);
+};
+
+/* The ops of a backend, NULL when it is not built into this binary. */
+const struct backend_ops *backend_lookup(enum conf_backend b);
+
+extern const struct backend_ops backend_exec_ops;
+
+/* What backends may read of an instance. */
+const struct conf_service *launcher_inst_service(const struct instance *inst);
+struct event_base *launcher_inst_base(const struct instance *inst);
+const char *launcher_inst_state_dir(const struct instance *inst);
+const char *launcher_inst_address(const struct instance *inst);
+const char *launcher_inst_mac(const struct instance *inst);
+const char *launcher_inst_tap(const struct instance *inst);
+void *launcher_inst_priv(const struct instance *inst);
+void launcher_inst_set_priv(struct instance *inst, void *priv);
+void launcher_inst_set_pid(struct instance *inst, pid_t pid);
+
+/* Reports from a backend. */
+void launcher_inst_console(struct instance *inst, const char *buf, size_t len);
+void launcher_inst_exited(struct instance *inst, int status);
+void launcher_inst_failed(struct instance *inst, const char *why);
+
+/*
+ * The child registry: processes the launcher started, reaped on SIGCHLD by
+ * pid (never waitpid(-1): other modules' children are theirs). Each child
+ * leads its own process group; signals go to the whole group.
+ */
+struct lchild *launcher_child_add(struct instance *inst, pid_t pid);
+/* SIGTERM (+SIGCONT) now and SIGKILL after the grace period, or SIGKILL now. */
+void launcher_child_kill(struct lchild *c, bool graceful);
+int launcher_child_signal(struct lchild *c, int sig);
+/* Detach C from its instance: killed as by launcher_child_kill, reaped silently. */
+void launcher_child_abandon(struct lchild *c, bool graceful);
+
+/* Exec backend helpers, exposed for the unit tests. */
+struct exec_vars {
+	const char *image, *cmdline, *tap, *mac, *address, *memory, *name;
+};
+/*
+ * Split TEMPLATE into a NULL-terminated argv, substituting {image} and the
+ * rest from VARS. Single and double quotes group words; a backslash escapes
+ * the next character outside single quotes. A placeholder expands inside its
+ * word as is, except an unquoted {cmdline}, which is split into words (its
+ * own quotes honoured) like the rest of the command. NULL on an error, with
+ * the reason in ERR.
+ */
+char **backend_exec_argv(const char *template, const struct exec_vars *vars, char *err,
+                         size_t errlen);
+void backend_exec_argv_free(char **argv);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * The exec backend: the service is a process of our own, started from
+ * exec.command in its own process group, its stdout and stderr its console.
+ * Pause and resume are SIGSTOP and SIGCONT to the group.
+ *
+ * The command is split into argv here rather than run by /bin/sh -c: no
+ * value substituted into it (a path, a cmdline) is ever parsed as shell
+ * syntax, and the process we track is the service itself, not a shell.
+ * Who wants a shell writes one: command = "sh -c 'sleep 1; exec httpd ...'".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
+
+#include "backend.h"
+#include "log.h"
+
+struct exec_run {
+	struct lchild *child;
+	int fd; /* read end of the console pipe */
+	struct event *ev;
+};
+
+static void exec_close_console(struct exec_run *r)
+{
+	if (r->ev != NULL)
+		event_free(r->ev);
+	if (r->fd != -1)
+		close(r->fd);
+	r->ev = NULL;
+	r->fd = -1;
+}
+
+/* Read what the pipe holds now (a probe match does not end the run). */
+static void exec_drain(struct instance *inst, struct exec_run *r)
+{
+	char buf[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(r->fd, buf, sizeof(buf));
+		if (n > 0) {
+			launcher_inst_console(inst, buf, (size_t)n);
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		return;
+	}
+}
+
+static void exec_console_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct instance *inst = arg;
+	struct exec_run *r = launcher_inst_priv(inst);
+	char buf[4096];
+	ssize_t n;
+
+	(void)what;
+	n = read(fd, buf, sizeof(buf));
+	if (n > 0)
+		launcher_inst_console(inst, buf, (size_t)n);
+	else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		exec_close_console(r); /* the process lives on without a console */
+}
+
+static void exec_child(char **argv, int out)
+{
+	sigset_t all;
+	int sig, null;
+
+	setpgid(0, 0);
+	for (sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if ((null = open("/dev/null", O_RDONLY)) != -1 && null != 0)
+		dup2(null, 0);
+	dup2(out, 1);
+	dup2(out, 2);
+	fcntl(1, F_SETFD, 0); /* dup2 onto itself would keep O_CLOEXEC */
+	fcntl(2, F_SETFD, 0);
+	close_range(3, ~0U, 0);
+	execvp(argv[0], argv);
+	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static char **exec_argv(struct instance *inst)
+{
+	const struct conf_service *svc = launcher_inst_service(inst);
+	char memory[32], err[128];
+	struct exec_vars v = {
+	    .image = svc->image,
+	    .cmdline = svc->cmdline,
+	    .tap = launcher_inst_tap(inst),
+	    .mac = launcher_inst_mac(inst),
+	    .address = launcher_inst_address(inst),
+	    .memory = memory,
+	    .name = svc->name,
+	};
+	char **argv;
+
+	snprintf(memory, sizeof(memory), "%llu", (unsigned long long)(svc->memory >> 20));
+	if (svc->exec_command == NULL) {
+		log_warnx("%s: exec backend without exec.command", svc->name);
+		return NULL;
+	}
+	if ((argv = backend_exec_argv(svc->exec_command, &v, err, sizeof(err))) == NULL)
+		log_warnx("%s: exec.command: %s", svc->name, err);
+	return argv;
+}
+
+/* The child could not be tracked: do not leave it behind. */
+static void exec_untracked(pid_t pid)
+{
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int exec_start(struct instance *inst)
+{
+	const char *name = launcher_inst_service(inst)->name;
+	struct exec_run *r;
+	char **argv;
+	int p[2] = {-1, -1};
+	pid_t pid;
+
+	if ((argv = exec_argv(inst)) == NULL)
+		return -1;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		backend_exec_argv_free(argv);
+		return -1;
+	}
+	r->fd = -1;
+	if (pipe2(p, O_CLOEXEC) == -1)
+		goto fail;
+	r->fd = p[0];
+	if (fcntl(r->fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    (r->ev = event_new(launcher_inst_base(inst), r->fd, EV_READ | EV_PERSIST,
+	                       exec_console_cb, inst)) == NULL ||
+	    event_add(r->ev, NULL) == -1 || (pid = fork()) == -1)
+		goto fail;
+	if (pid == 0)
+		exec_child(argv, p[1]);
+	setpgid(pid, pid); /* also here: signals may be sent before the child runs */
+	close(p[1]);
+	backend_exec_argv_free(argv);
+	if ((r->child = launcher_child_add(inst, pid)) == NULL) {
+		log_warn("%s: exec", name);
+		exec_untracked(pid);
+		exec_close_console(r);
+		free(r);
+		return -1;
+	}
+	log_debug("%s: exec pid %d", name, (int)pid);
+	launcher_inst_set_priv(inst, r);
+	launcher_inst_set_pid(inst, pid);
+	return 0;
+fail:
+	log_warn("%s: exec", name);
+	backend_exec_argv_free(argv);
+	if (p[1] != -1)
+		close(p[1]);
+	exec_close_console(r);
+	free(r);
+	return -1;
+}
+
+static void exec_stop(struct instance *inst, bool graceful)
+{
+	struct exec_run *r = launcher_inst_priv(inst);
+
+	if (r != NULL && r->child != NULL)
+		launcher_child_kill(r->child, graceful);
+}
+
+static int exec_signal(struct instance *inst, int sig)
+{
+	struct exec_run *r = launcher_inst_priv(inst);
+
+	if (r == NULL || r->child == NULL)
+		return -1;
+	return launcher_child_signal(r->child, sig);
+}
+
+static int exec_pause(struct instance *inst)
+{
+	return exec_signal(inst, SIGSTOP);
+}
+
+static int exec_resume(struct instance *inst)
+{
+	return exec_signal(inst, SIGCONT);
+}
+
+static void exec_died(struct instance *inst, int status)
+{
+	struct exec_run *r = launcher_inst_priv(inst);
+
+	if (r != NULL) {
+		r->child = NULL; /* freed by the registry */
+		/* Its last words may still be in the pipe: the console probe wants them. */
+		if (r->fd != -1)
+			exec_drain(inst, r);
+		exec_close_console(r);
+		free(r);
+		launcher_inst_set_priv(inst, NULL);
+	}
+	launcher_inst_exited(inst, status);
+}
+
+static void exec_cleanup(struct instance *inst, bool graceful)
+{
+	struct exec_run *r = launcher_inst_priv(inst);
+
+	if (r == NULL)
+		return;
+	if (r->child != NULL)
+		launcher_child_abandon(r->child, graceful);
+	exec_close_console(r);
+	free(r);
+	launcher_inst_set_priv(inst, NULL);
+}
+
+const struct backend_ops backend_exec_ops = {
+    .name = "exec",
+    .start = exec_start,
+    .stop = exec_stop,
+    .pause = exec_pause,
+    .resume = exec_resume,
+    .died = exec_died,
+    .cleanup = exec_cleanup,
+};

@@ -1,0 +1,193 @@
+/*
+ * The exec backend's command line: a template split into argv with simple
+ * shell-like quoting, placeholders substituted. No shell runs, so a value
+ * (an image path, a name) can never be read as shell syntax.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+struct argv_build {
+	char **argv;
+	size_t argc, cap;
+	char *word; /* the word being built */
+	size_t len, wcap;
+	bool started; /* a word is open, even if empty ("" makes one) */
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static void ab_fail(struct argv_build *b, const char *msg)
+{
+	if (!b->failed)
+		snprintf(b->err, b->errlen, "%s", msg);
+	b->failed = true;
+}
+
+static void ab_putc(struct argv_build *b, char ch)
+{
+	char *n;
+
+	b->started = true;
+	if (b->len + 1 >= b->wcap) {
+		b->wcap = b->wcap ? b->wcap * 2 : 64;
+		if ((n = realloc(b->word, b->wcap)) == NULL) {
+			ab_fail(b, "out of memory");
+			return;
+		}
+		b->word = n;
+	}
+	b->word[b->len++] = ch;
+	b->word[b->len] = '\0';
+}
+
+static void ab_puts(struct argv_build *b, const char *s)
+{
+	b->started = true;
+	while (*s)
+		ab_putc(b, *s++);
+}
+
+static void ab_end_word(struct argv_build *b)
+{
+	char **n;
+
+	if (!b->started)
+		return;
+	if (b->argc + 2 > b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 8;
+		if ((n = realloc(b->argv, b->cap * sizeof(*n))) == NULL) {
+			ab_fail(b, "out of memory");
+			return;
+		}
+		b->argv = n;
+	}
+	if (b->word == NULL && (b->word = strdup("")) == NULL) {
+		ab_fail(b, "out of memory");
+		return;
+	}
+	b->argv[b->argc++] = b->word;
+	b->argv[b->argc] = NULL;
+	b->word = NULL;
+	b->len = b->wcap = 0;
+	b->started = false;
+}
+
+/* The value of the placeholder at S ("{name}..."), its length in *LEN. */
+static const char *placeholder(const char *s, const struct exec_vars *v, size_t *len,
+                               bool *is_cmdline)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} keys[] = {
+	    {"{image}", offsetof(struct exec_vars, image)},
+	    {"{cmdline}", offsetof(struct exec_vars, cmdline)},
+	    {"{tap}", offsetof(struct exec_vars, tap)},
+	    {"{mac}", offsetof(struct exec_vars, mac)},
+	    {"{address}", offsetof(struct exec_vars, address)},
+	    {"{memory}", offsetof(struct exec_vars, memory)},
+	    {"{name}", offsetof(struct exec_vars, name)},
+	};
+	const char *val;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strncmp(s, keys[i].key, strlen(keys[i].key)) != 0)
+			continue;
+		*len = strlen(keys[i].key);
+		*is_cmdline = i == 1;
+		val = *(const char *const *)((const char *)v + keys[i].off);
+		return val ? val : "";
+	}
+	return NULL;
+}
+
+static void split(struct argv_build *b, const char *s, const struct exec_vars *v);
+
+/* A "{" outside single quotes: a placeholder, or an error. */
+static const char *expand(struct argv_build *b, const char *s, const struct exec_vars *v,
+                          bool quoted)
+{
+	const char *val;
+	size_t len;
+	bool is_cmdline;
+
+	if (v == NULL) { /* inside a value: braces are plain text */
+		ab_putc(b, *s);
+		return s + 1;
+	}
+	if ((val = placeholder(s, v, &len, &is_cmdline)) == NULL) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "unknown placeholder %.*s", (int)strcspn(s, "} ") + 1,
+		         s);
+		ab_fail(b, msg);
+		return s + 1;
+	}
+	if (is_cmdline && !quoted)
+		split(b, val, NULL); /* several arguments */
+	else if (*val || quoted)
+		ab_puts(b, val);
+	return s + len;
+}
+
+/* Split S into words; V NULL when S is a substituted value (no placeholders). */
+static void split(struct argv_build *b, const char *s, const struct exec_vars *v)
+{
+	char quote = 0;
+
+	while (*s && !b->failed) {
+		if (quote == '\'' && *s != '\'') {
+			ab_putc(b, *s++);
+		} else if (*s == quote) {
+			quote = 0;
+			s++;
+		} else if (!quote && (*s == '\'' || *s == '"')) {
+			quote = *s++;
+			b->started = true;
+		} else if (*s == '\\' && s[1] && (!quote || strchr("\"\\", s[1]))) {
+			ab_putc(b, s[1]);
+			s += 2;
+		} else if (*s == '{') {
+			s = expand(b, s, v, quote != 0);
+		} else if (!quote && strchr(" \t\n", *s)) {
+			ab_end_word(b);
+			s++;
+		} else {
+			ab_putc(b, *s++);
+		}
+	}
+	if (quote)
+		ab_fail(b, "unterminated quote");
+}
+
+char **backend_exec_argv(const char *template, const struct exec_vars *vars, char *err,
+                         size_t errlen)
+{
+	struct argv_build b = {.err = err, .errlen = errlen};
+
+	split(&b, template, vars);
+	ab_end_word(&b);
+	if (!b.failed && b.argc == 0)
+		ab_fail(&b, "empty command");
+	if (b.failed) {
+		free(b.word);
+		backend_exec_argv_free(b.argv);
+		return NULL;
+	}
+	return b.argv;
+}
+
+void backend_exec_argv_free(char **argv)
+{
+	size_t i;
+
+	if (argv == NULL)
+		return;
+	for (i = 0; argv[i] != NULL; i++)
+		free(argv[i]);
+	free(argv);
+}

@@ -1,0 +1,442 @@
+/* The state machine of one instance: wake, boot, ready, stop, pause. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
+
+#include "backend.h"
+#include "conf.h"
+#include "hostnet.h"
+#include "internal.h"
+#include "launcher.h"
+#include "log.h"
+
+static int inst_boot(struct instance *inst);
+
+struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,
+                                   const struct conf *conf)
+{
+	struct instance *inst;
+	uint8_t mac[6];
+
+	if ((inst = calloc(1, sizeof(*inst))) == NULL)
+		goto fail;
+	inst->l = l;
+	TAILQ_INIT(&inst->waiters);
+	if ((inst->svc = conf_service_dup(svc)) == NULL)
+		goto fail;
+	if ((inst->state_dir = strdup(conf->state_dir)) == NULL)
+		goto fail;
+	inst->net_mode = conf->net_mode;
+	inet_ntop(AF_INET, &svc->address, inst->address, sizeof(inst->address));
+	/* The names host networking gives this service's guest. */
+	hostnet_mac(svc->name, mac);
+	hostnet_mac_format(mac, inst->mac);
+	if (inst->net_mode == CONF_NET_BRIDGE)
+		hostnet_tap_name(svc->name, inst->tap);
+	inst->ops = backend_lookup(svc->backend);
+	inst->state = INST_STOPPED;
+	return inst;
+fail:
+	log_warn("%s: instance", svc->name);
+	if (inst != NULL) {
+		conf_service_free(inst->svc);
+		free(inst->state_dir);
+		free(inst);
+	}
+	return NULL;
+}
+
+/* Hand every waiter of INST its result, delivered from the done event. */
+static void inst_complete(struct instance *inst, bool ok)
+{
+	struct launcher_waiter *w;
+	struct launcher *l = inst->l;
+
+	if (TAILQ_EMPTY(&inst->waiters))
+		return;
+	while ((w = TAILQ_FIRST(&inst->waiters)) != NULL) {
+		TAILQ_REMOVE(&inst->waiters, w, entry);
+		w->ok = ok;
+		w->list = &l->done;
+		TAILQ_INSERT_TAIL(&l->done, w, entry);
+	}
+	event_active(l->done_ev, 0, 0);
+}
+
+static void waiter_call(struct launcher_waiter *w)
+{
+	launcher_wait_cb cb = w->cb;
+	struct instance *inst = w->inst;
+	void *arg = w->arg;
+	bool ok = w->ok;
+
+	free(w);
+	cb(inst, ok, arg);
+}
+
+void launcher_flush_done(struct launcher *l)
+{
+	struct launcher_waiter *w;
+
+	/* A callback may wake, cancel or reload: take the head afresh each time. */
+	while ((w = TAILQ_FIRST(&l->done)) != NULL) {
+		TAILQ_REMOVE(&l->done, w, entry);
+		w->list = NULL;
+		waiter_call(w);
+	}
+}
+
+/* Before INST is freed: every wait on it ends now, while it is still valid. */
+static void inst_drain_waiters(struct instance *inst)
+{
+	struct launcher_waiter *w, *next;
+
+	inst_complete(inst, false);
+	for (w = TAILQ_FIRST(&inst->l->done); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->inst != inst)
+			continue;
+		TAILQ_REMOVE(&inst->l->done, w, entry);
+		w->list = NULL;
+		waiter_call(w);
+		next = TAILQ_FIRST(&inst->l->done); /* the callback may have changed it */
+	}
+}
+
+static void inst_end_run(struct instance *inst, bool graceful)
+{
+	probe_free(inst->probe);
+	inst->probe = NULL;
+	if (inst->boot_timer != NULL)
+		evtimer_del(inst->boot_timer);
+	if (inst->ops != NULL)
+		inst->ops->cleanup(inst, graceful);
+	console_close(inst->console);
+	inst->console = NULL;
+	inst->pid = 0;
+	inst->start_deferred = false;
+}
+
+void launcher_inst_destroy(struct instance *inst)
+{
+	inst->doomed = true;
+	inst_end_run(inst, true);
+	inst_drain_waiters(inst);
+	if (inst->boot_timer != NULL)
+		event_free(inst->boot_timer);
+	conf_service_free(inst->svc);
+	free(inst->state_dir);
+	free(inst);
+}
+
+static void fail_boot(struct instance *inst, const char *why)
+{
+	const char *last = inst->console ? console_last_line(inst->console) : "";
+
+	inst->l->boots_failed++;
+	inst->state = INST_FAILED;
+	if (*last)
+		log_info("%s: boot failed: %s; last output: \"%s\"", inst->svc->name, why, last);
+	else
+		log_info("%s: boot failed: %s", inst->svc->name, why);
+	inst_end_run(inst, false);
+	inst_complete(inst, false);
+}
+
+static void boot_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct instance *inst = arg;
+	char why[64];
+
+	(void)fd;
+	(void)what;
+	if (inst->state != INST_BOOTING)
+		return;
+	snprintf(why, sizeof(why), "not ready within %" PRIu64 " ms", inst->svc->boot_timeout_ms);
+	fail_boot(inst, why);
+}
+
+/* Start the backend and the probe; on failure the boot fails. */
+static int inst_start(struct instance *inst)
+{
+	inst->start_deferred = false;
+	if ((inst->console = console_open(inst)) == NULL) {
+		fail_boot(inst, "out of memory");
+		return -1;
+	}
+	if (inst->ops->start(inst) == -1) {
+		fail_boot(inst, "could not start");
+		return -1;
+	}
+	if ((inst->probe = probe_start(inst)) == NULL) {
+		fail_boot(inst, "no readiness probe");
+		return -1;
+	}
+	return 0;
+}
+
+static int inst_boot(struct instance *inst)
+{
+	struct timeval tv;
+	uint64_t ms = inst->svc->boot_timeout_ms;
+
+	if (inst->ops == NULL) {
+		if (!inst->warned_backend)
+			log_warnx("%s: backend %s not built in this version", inst->svc->name,
+			          conf_backend_name(inst->svc->backend));
+		inst->warned_backend = true;
+		return -1;
+	}
+	if (inst->boot_timer == NULL &&
+	    (inst->boot_timer = evtimer_new(inst->l->base, boot_timeout_cb, inst)) == NULL) {
+		log_warn("%s: boot timer", inst->svc->name);
+		return -1;
+	}
+	inst->state = INST_BOOTING;
+	inst->boots++;
+	inst->boot_start_us = launcher_now_us();
+	log_info("%s: booting", inst->svc->name);
+	if (ms > 0) {
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		evtimer_add(inst->boot_timer, &tv);
+	}
+	if (launcher_child_pending(inst->l, inst->svc->name)) {
+		/* The last run's process is still going away: it may hold the port. */
+		log_debug("%s: waiting for the previous process to exit", inst->svc->name);
+		inst->start_deferred = true;
+		return 0;
+	}
+	return inst_start(inst);
+}
+
+void launcher_inst_predecessor_gone(struct launcher *l, const char *name)
+{
+	struct instance *inst = launcher_find(l, name);
+
+	if (inst != NULL && inst->start_deferred && inst->state == INST_BOOTING &&
+	    !launcher_child_pending(l, name))
+		inst_start(inst);
+}
+
+void launcher_inst_ready(struct instance *inst)
+{
+	if (inst->state != INST_BOOTING)
+		return;
+	probe_free(inst->probe);
+	inst->probe = NULL;
+	evtimer_del(inst->boot_timer);
+	inst->state = INST_READY;
+	inst->ready_at_us = launcher_now_us();
+	inst->l->boots_ok++;
+	log_info("%s: ready in %.1f ms", inst->svc->name,
+	         (double)(inst->ready_at_us - inst->boot_start_us) / 1000.0);
+	inst_complete(inst, true);
+}
+
+static void describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited (status %d)", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "exited (killed by signal %d, %s)", WTERMSIG(status),
+		         sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+	else
+		snprintf(buf, len, "exited (wait status %#x)", status);
+}
+
+void launcher_inst_exited(struct instance *inst, int status)
+{
+	char how[64];
+
+	describe_status(status, how, sizeof(how));
+	inst->pid = 0;
+	switch (inst->state) {
+	case INST_BOOTING:
+		fail_boot(inst, how);
+		return;
+	case INST_READY:
+	case INST_PAUSED:
+		log_info("%s: %s", inst->svc->name, how);
+		break;
+	case INST_STOPPING:
+		log_info("%s: stopped", inst->svc->name);
+		break;
+	default:
+		log_debug("%s: %s while %s", inst->svc->name, how,
+		          launcher_state_name(inst->state));
+		break;
+	}
+	inst_end_run(inst, false);
+	inst->state = INST_STOPPED;
+	/* Woken while stopping: boot again now. */
+	if (!TAILQ_EMPTY(&inst->waiters) && inst_boot(inst) == -1)
+		inst_complete(inst, false);
+}
+
+void launcher_inst_failed(struct instance *inst, const char *why)
+{
+	if (inst->state == INST_BOOTING)
+		fail_boot(inst, why);
+}
+
+static struct launcher_waiter *waiter_add(struct instance *inst, launcher_wait_cb cb, void *arg)
+{
+	struct launcher_waiter *w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		log_warn("%s: waiter", inst->svc->name);
+		return NULL;
+	}
+	w->inst = inst;
+	w->cb = cb;
+	w->arg = arg;
+	w->list = &inst->waiters;
+	TAILQ_INSERT_TAIL(&inst->waiters, w, entry);
+	return w;
+}
+
+int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
+                  struct launcher_waiter **handle)
+{
+	struct launcher_waiter *w = NULL;
+
+	if (handle != NULL)
+		*handle = NULL;
+	if (inst->doomed)
+		return -1;
+	launcher_activity(inst);
+	switch (inst->state) {
+	case INST_READY:
+		return 1;
+	case INST_PAUSED:
+		return launcher_resume(inst) == 0 ? 1 : -1;
+	case INST_BOOTING:
+	case INST_STOPPING:
+		break;
+	default:
+		if (inst_boot(inst) == -1)
+			return -1;
+		break;
+	}
+	if (cb != NULL && (w = waiter_add(inst, cb, arg)) == NULL)
+		return -1;
+	if (handle != NULL)
+		*handle = w;
+	return 0;
+}
+
+void launcher_cancel(struct launcher_waiter *w)
+{
+	if (w == NULL)
+		return;
+	if (w->list != NULL)
+		TAILQ_REMOVE(w->list, w, entry);
+	free(w);
+}
+
+int launcher_stop(struct instance *inst)
+{
+	switch (inst->state) {
+	case INST_BOOTING:
+		if (inst->start_deferred) {
+			inst_end_run(inst, false);
+			inst->state = INST_STOPPED;
+			log_info("%s: stopped", inst->svc->name);
+			inst_complete(inst, false);
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case INST_READY:
+	case INST_PAUSED:
+		log_info("%s: stopping", inst->svc->name);
+		probe_free(inst->probe);
+		inst->probe = NULL;
+		evtimer_del(inst->boot_timer);
+		inst->state = INST_STOPPING;
+		inst_complete(inst, false);
+		inst->ops->stop(inst, true);
+		return 0;
+	case INST_SUSPENDED:
+		inst->state = INST_STOPPED;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int launcher_pause(struct instance *inst)
+{
+	if (inst->state != INST_READY || inst->ops->pause == NULL || inst->ops->pause(inst) == -1)
+		return -1;
+	inst->state = INST_PAUSED;
+	log_info("%s: paused", inst->svc->name);
+	return 0;
+}
+
+int launcher_resume(struct instance *inst)
+{
+	if (inst->state != INST_PAUSED || inst->ops->resume == NULL ||
+	    inst->ops->resume(inst) == -1)
+		return -1;
+	inst->state = INST_READY;
+	log_info("%s: resumed", inst->svc->name);
+	return 0;
+}
+
+void launcher_activity(struct instance *inst)
+{
+	inst->activity_us = launcher_now_us();
+	inst->activity_wall = time(NULL);
+}
+
+/* Accessors for backends. */
+const struct conf_service *launcher_inst_service(const struct instance *inst)
+{
+	return inst->svc;
+}
+
+struct event_base *launcher_inst_base(const struct instance *inst)
+{
+	return inst->l->base;
+}
+
+const char *launcher_inst_state_dir(const struct instance *inst)
+{
+	return inst->state_dir;
+}
+
+const char *launcher_inst_address(const struct instance *inst)
+{
+	return inst->address;
+}
+
+const char *launcher_inst_mac(const struct instance *inst)
+{
+	return inst->mac;
+}
+
+const char *launcher_inst_tap(const struct instance *inst)
+{
+	return inst->tap;
+}
+
+void *launcher_inst_priv(const struct instance *inst)
+{
+	return inst->priv;
+}
+
+void launcher_inst_set_priv(struct instance *inst, void *priv)
+{
+	inst->priv = priv;
+}
+
+void launcher_inst_set_pid(struct instance *inst, pid_t pid)
+{
+	inst->pid = pid;
+}

@@ -1,0 +1,103 @@
+/* Launcher-internal structures, shared by the files of launcher/. */
+#ifndef BECKON_LAUNCHER_INTERNAL_H
+#define BECKON_LAUNCHER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <time.h>
+#include <arpa/inet.h>
+
+#include "conf.h"
+#include "launcher.h"
+
+struct backend_ops;
+struct probe;
+struct console;
+struct lchild;
+
+TAILQ_HEAD(waiter_list, launcher_waiter);
+
+struct launcher_waiter {
+	TAILQ_ENTRY(launcher_waiter) entry;
+	struct waiter_list *list; /* the list it is on, for launcher_cancel */
+	struct instance *inst;
+	launcher_wait_cb cb;
+	void *arg;
+	bool ok; /* the result, once on the launcher's done list */
+};
+
+struct instance {
+	TAILQ_ENTRY(instance) entry;
+	struct launcher *l;
+	struct conf_service *svc; /* our own deep copy */
+	char *state_dir;
+	enum conf_net_mode net_mode;
+	char address[INET_ADDRSTRLEN];
+	char mac[18];
+	char tap[16]; /* "" in user networking */
+
+	enum inst_state state;
+	struct waiter_list waiters;
+	const struct backend_ops *ops; /* NULL: backend not built in */
+	void *priv;                    /* the backend's */
+	pid_t pid;
+	struct probe *probe;
+	struct console *console;
+	struct event *boot_timer;
+	bool start_deferred; /* booting, waiting for the last run's process to go */
+	bool doomed;         /* being freed: refuse wakes */
+	bool warned_backend;
+
+	int64_t boot_start_us, ready_at_us, activity_us;
+	time_t activity_wall;
+	unsigned boots;
+};
+
+TAILQ_HEAD(instance_list, instance);
+TAILQ_HEAD(lchild_list, lchild);
+
+struct launcher {
+	struct event_base *base;
+	struct instance_list instances;
+	struct lchild_list children;
+	struct event *sigchld;
+	/* Finished waits, called back from a fresh event so that callbacks
+	 * never run inside launcher code. */
+	struct waiter_list done;
+	struct event *done_ev;
+	uint64_t boots_ok, boots_failed;
+};
+
+/* Grace between SIGTERM and SIGKILL. */
+#define LAUNCHER_GRACE_MS 2000
+
+int64_t launcher_now_us(void);
+
+/* instance.c */
+struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,
+                                   const struct conf *conf);
+void launcher_inst_destroy(struct instance *inst);
+void launcher_inst_ready(struct instance *inst);
+void launcher_inst_predecessor_gone(struct launcher *l, const char *name);
+void launcher_flush_done(struct launcher *l);
+
+/* child.c */
+int launcher_children_init(struct launcher *l);
+bool launcher_child_pending(struct launcher *l, const char *name);
+/* Kill every child and wait (blocking, at most the grace period) until all are gone. */
+void launcher_children_shutdown(struct launcher *l);
+
+/* console.c: the guest's output, appended to <state_dir>/<name>.console. */
+struct console *console_open(struct instance *inst);
+void console_feed(struct instance *inst, const char *buf, size_t len);
+const char *console_last_line(const struct console *c);
+void console_close(struct console *c);
+
+/* probe.c: readiness; calls launcher_inst_ready (as its last act) when ready. */
+struct probe *probe_start(struct instance *inst);
+void probe_console_line(struct probe *p, const char *line, bool complete);
+void probe_free(struct probe *p);
+
+#endif

@@ -1,0 +1,227 @@
+/* The instance registry: creation, reload, lookup, counts. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "internal.h"
+#include "launcher.h"
+#include "log.h"
+
+static const char *const state_names[INST_NSTATES] = {
+    [INST_STOPPED] = "stopped", [INST_BOOTING] = "booting",     [INST_READY] = "ready",
+    [INST_PAUSED] = "paused",   [INST_SUSPENDED] = "suspended", [INST_STOPPING] = "stopping",
+    [INST_FAILED] = "failed",
+};
+
+const char *launcher_state_name(enum inst_state s)
+{
+	if ((unsigned)s >= INST_NSTATES)
+		return "unknown";
+	return state_names[s];
+}
+
+int64_t launcher_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* mkdir -p DIR, mode 0755. */
+static int mkdir_p(const char *dir)
+{
+	char *p, *path = strdup(dir);
+
+	if (path == NULL)
+		return -1;
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) == -1 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(path, 0755) == -1 && errno != EEXIST)
+		goto fail;
+	free(path);
+	return 0;
+fail:
+	log_warn("state_dir: mkdir %s", path);
+	free(path);
+	return -1;
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	launcher_flush_done(arg);
+}
+
+struct launcher *launcher_new(struct event_base *base, const struct conf *conf)
+{
+	struct launcher *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		log_warn("launcher");
+		return NULL;
+	}
+	l->base = base;
+	TAILQ_INIT(&l->instances);
+	TAILQ_INIT(&l->children);
+	TAILQ_INIT(&l->done);
+	if ((l->done_ev = event_new(base, -1, 0, done_cb, l)) == NULL)
+		goto fail;
+	if (launcher_children_init(l) == -1)
+		goto fail;
+	if (launcher_reload(l, conf) == -1)
+		goto fail;
+	return l;
+fail:
+	launcher_free(l);
+	return NULL;
+}
+
+static struct instance *find_in(struct instance_list *list, const char *name)
+{
+	struct instance *inst;
+
+	TAILQ_FOREACH(inst, list, entry)
+	if (strcmp(inst->svc->name, name) == 0)
+		return inst;
+	return NULL;
+}
+
+/* True when OLD can carry on as the instance of SVC under CONF. */
+static bool inst_unchanged(const struct instance *old, const struct conf_service *svc,
+                           const struct conf *conf)
+{
+	return conf_service_equal(old->svc, svc) && strcmp(old->state_dir, conf->state_dir) == 0 &&
+	       old->net_mode == conf->net_mode;
+}
+
+int launcher_reload(struct launcher *l, const struct conf *conf)
+{
+	struct instance_list next = TAILQ_HEAD_INITIALIZER(next);
+	struct instance *inst, *old;
+	size_t i;
+
+	if (mkdir_p(conf->state_dir) == -1)
+		return -1;
+	/* Build the new list first, so that a failure leaves the old state. */
+	for (i = 0; i < conf->nservices; i++) {
+		old = find_in(&l->instances, conf->services[i].name);
+		if (old != NULL && inst_unchanged(old, &conf->services[i], conf))
+			continue;
+		if ((inst = launcher_inst_new(l, &conf->services[i], conf)) == NULL)
+			goto fail;
+		TAILQ_INSERT_TAIL(&next, inst, entry);
+	}
+	/* Commit: move kept instances over in config order, drop the rest. */
+	for (i = 0; i < conf->nservices; i++) {
+		inst = find_in(&next, conf->services[i].name);
+		old = find_in(&l->instances, conf->services[i].name);
+		if (inst != NULL) {
+			TAILQ_REMOVE(&next, inst, entry);
+			if (old != NULL) {
+				log_info("%s: changed, recreating", old->svc->name);
+				TAILQ_REMOVE(&l->instances, old, entry);
+				launcher_inst_destroy(old);
+			}
+		} else {
+			inst = old;
+			TAILQ_REMOVE(&l->instances, old, entry);
+		}
+		TAILQ_INSERT_TAIL(&next, inst, entry);
+	}
+	while ((old = TAILQ_FIRST(&l->instances)) != NULL) {
+		log_info("%s: removed from the config", old->svc->name);
+		TAILQ_REMOVE(&l->instances, old, entry);
+		launcher_inst_destroy(old);
+	}
+	TAILQ_CONCAT(&l->instances, &next, entry);
+	return 0;
+fail:
+	while ((inst = TAILQ_FIRST(&next)) != NULL) {
+		TAILQ_REMOVE(&next, inst, entry);
+		launcher_inst_destroy(inst);
+	}
+	return -1;
+}
+
+void launcher_free(struct launcher *l)
+{
+	struct instance *inst;
+
+	if (l == NULL)
+		return;
+	launcher_flush_done(l);
+	/* A waiter called back below cannot start anything new. */
+	TAILQ_FOREACH(inst, &l->instances, entry)
+	inst->doomed = true;
+	while ((inst = TAILQ_FIRST(&l->instances)) != NULL) {
+		TAILQ_REMOVE(&l->instances, inst, entry);
+		launcher_inst_destroy(inst);
+	}
+	launcher_children_shutdown(l);
+	if (l->sigchld != NULL)
+		event_free(l->sigchld);
+	if (l->done_ev != NULL)
+		event_free(l->done_ev);
+	free(l);
+}
+
+struct instance *launcher_find(struct launcher *l, const char *service)
+{
+	return find_in(&l->instances, service);
+}
+
+void launcher_foreach(struct launcher *l, void (*fn)(struct instance *, void *), void *arg)
+{
+	struct instance *inst, *next;
+
+	/* FN may stop the instance it is given, not free it. */
+	for (inst = TAILQ_FIRST(&l->instances); inst != NULL; inst = next) {
+		next = TAILQ_NEXT(inst, entry);
+		fn(inst, arg);
+	}
+}
+
+void launcher_stats(struct launcher *l, struct launcher_stats *st)
+{
+	struct instance *inst;
+
+	memset(st, 0, sizeof(*st));
+	st->boots_ok = l->boots_ok;
+	st->boots_failed = l->boots_failed;
+	TAILQ_FOREACH(inst, &l->instances, entry)
+	st->instances[inst->state]++;
+}
+
+const struct conf_service *launcher_service(const struct instance *inst)
+{
+	return inst->svc;
+}
+
+void launcher_info(const struct instance *inst, struct instance_info *info)
+{
+	int64_t now = launcher_now_us();
+
+	memset(info, 0, sizeof(*info));
+	info->name = inst->svc->name;
+	info->state = inst->state;
+	info->address = inst->address;
+	if (inst->state == INST_READY || inst->state == INST_PAUSED)
+		info->uptime_ms = (now - inst->ready_at_us) / 1000;
+	info->boots = inst->boots;
+	info->idle_ms = inst->activity_us ? (now - inst->activity_us) / 1000 : -1;
+	info->last_activity = inst->activity_wall;
+	info->pid = inst->pid;
+}

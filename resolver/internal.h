@@ -1,0 +1,141 @@
+/*
+ * What the files of resolver/ share: the resolver itself, its listeners and
+ * TCP connections, and the answers that go out later (pending wakes and
+ * forwarded queries). Nothing outside resolver/ includes this.
+ *
+ * Limits (constants, not config):
+ * - RESOLVER_TCP_MAX connections at once; more are closed at accept.
+ * - A TCP connection with no complete query for RESOLVER_TCP_IDLE_SEC (and
+ *   no answer pending) is closed; so is one whose client does not read its
+ *   answers for as long.
+ * - RESOLVER_PENDING_MAX answers waiting for a boot; beyond that SERVFAIL.
+ * - RESOLVER_FWD_MAX forwarded queries in flight; beyond that SERVFAIL, and
+ *   SERVFAIL when the forwarder does not answer in RESOLVER_FWD_TIMEOUT_MS.
+ */
+#ifndef BECKON_RESOLVER_INTERNAL_H
+#define BECKON_RESOLVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+#include "query.h"
+#include "resolver.h"
+
+#define RESOLVER_UDP_BATCH 32
+#define RESOLVER_UDP_IN 4096
+#define RESOLVER_TCP_MAX 256
+#define RESOLVER_TCP_IDLE_SEC 10
+#define RESOLVER_TCP_OUT_HIWAT (256 * 1024)
+#define RESOLVER_PENDING_MAX 4096
+#define RESOLVER_FWD_MAX 1024
+#define RESOLVER_FWD_TIMEOUT_MS 2000
+
+struct event;
+struct event_base;
+struct bufferevent;
+struct evconnlistener;
+struct launcher_waiter;
+struct udp_batch;
+struct fwd_state;
+struct pending;
+
+struct listener {
+	struct resolver *r;
+	struct conf_addr addr;
+	unsigned id; /* unique over the resolver's life, so late UDP answers find it */
+	int ufd;
+	struct event *uev;
+	struct evconnlistener *tl;
+	struct listener *next;
+};
+
+struct tconn {
+	struct resolver *r;
+	struct bufferevent *bev;
+	struct event *idle;
+	unsigned nwait; /* pending answers and forwards for this connection */
+	bool eof;	/* the client closed its side: finish, then close */
+	bool stalled;	/* reading stopped until the client reads its answers */
+	TAILQ_ENTRY(tconn) link;
+};
+
+/* Where an answer goes, as the caller sees it. */
+struct client_ref {
+	unsigned listener; /* UDP: the listener's id */
+	const struct sockaddr *sa;
+	socklen_t salen;
+	struct tconn *conn; /* TCP, else NULL */
+};
+
+/* The same, kept for an answer that goes out later. */
+struct client {
+	unsigned listener;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct tconn *conn;
+};
+
+struct resolver {
+	struct event_base *base;
+	struct launcher *launcher;
+	struct zone *zone;
+	struct listener *listeners;
+	unsigned next_id;
+	TAILQ_HEAD(, tconn) conns;
+	unsigned nconns;
+	struct udp_batch *udp;
+	struct query tq;  /* TCP queries */
+	uint8_t *tin;	  /* a TCP frame */
+	uint8_t *tout;	  /* a TCP answer */
+	struct query lq;  /* late answers: pending and forwarded */
+	uint8_t *lout;
+	struct pending *pending;
+	unsigned pending_free, npending;
+	struct fwd_state *fwd;
+	struct resolver_stats stats;
+};
+
+/* resolver.c */
+void resolver_send(struct resolver *r, const struct client *c, const uint8_t *buf, size_t len);
+void resolver_client_keep(struct client *dst, const struct client_ref *src);
+int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st,
+		      const uint8_t *pkt, size_t len, const struct client_ref *c);
+void resolver_count(struct resolver *r, const uint8_t *answer);
+
+/* udp.c */
+struct udp_batch *udp_batch_new(void);
+int udp_open(struct listener *l);
+void udp_close(struct listener *l);
+
+/* tcp.c */
+int tcp_open(struct listener *l);
+void tcp_close_listener(struct listener *l);
+void tcp_send(struct tconn *c, const uint8_t *buf, size_t len);
+void tcp_done_wait(struct tconn *c);
+void tcp_free_all(struct resolver *r);
+
+/* pending.c: answers that wait for a boot (hold "none") */
+int pending_init(struct resolver *r);
+int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c);
+void pending_activity(struct resolver *r, const struct zone_svc *svc);
+void pending_drop_conn(struct resolver *r, struct tconn *c);
+void pending_reload(struct resolver *r);
+void pending_free_all(struct resolver *r);
+
+/* forward.c */
+int fwd_init(struct resolver *r);
+int fwd_open(struct resolver *r, const struct conf_addr *a);
+void fwd_close(struct resolver *r);
+bool fwd_same(const struct resolver *r, const struct zone *z);
+int fwd_query(struct resolver *r, const struct query *q, const uint8_t *pkt, size_t len,
+	      const struct client_ref *c);
+void fwd_drop_conn(struct resolver *r, struct tconn *c);
+void fwd_free(struct resolver *r);
+
+/* True when two socket addresses are the same address and port. */
+bool resolver_addr_equal(const struct conf_addr *a, const struct conf_addr *b);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * Waking services. With hold "syn" or "proxy" the answer goes out at once
+ * and the boot starts; with hold "none" it waits in a fixed pool of pending
+ * answers until the launcher calls back (ready: the answer, built again
+ * from the tables of that moment; failed: SERVFAIL).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "launcher.h"
+#include "log.h"
+
+#define PENDING_NONE UINT32_MAX
+#define RCODE_SERVFAIL 2
+
+struct pending {
+	struct resolver *r;
+	bool used;
+	uint32_t next_free;
+	struct query_key k;
+	struct client c;
+	struct launcher_waiter *w;
+};
+
+int pending_init(struct resolver *r)
+{
+	uint32_t i;
+
+	r->pending = calloc(RESOLVER_PENDING_MAX, sizeof(*r->pending));
+	if (!r->pending)
+		return -1;
+	for (i = 0; i < RESOLVER_PENDING_MAX; i++) {
+		r->pending[i].r = r;
+		r->pending[i].next_free = i + 1 < RESOLVER_PENDING_MAX ? i + 1 : PENDING_NONE;
+	}
+	r->pending_free = 0;
+	return 0;
+}
+
+static struct pending *pending_get(struct resolver *r)
+{
+	struct pending *p;
+
+	if (r->pending_free == PENDING_NONE)
+		return NULL;
+	p = &r->pending[r->pending_free];
+	r->pending_free = p->next_free;
+	p->used = true;
+	p->w = NULL;
+	r->npending++;
+	return p;
+}
+
+static void pending_put(struct resolver *r, struct pending *p)
+{
+	struct tconn *c = p->c.conn;
+
+	p->used = false;
+	p->next_free = r->pending_free;
+	r->pending_free = (uint32_t)(p - r->pending);
+	r->npending--;
+	if (c)
+		tcp_done_wait(c);
+}
+
+/* Answer P from the tables of now: the A record when OK, else SERVFAIL. */
+static void pending_answer(struct resolver *r, struct pending *p, bool ok)
+{
+	struct query *q = &r->lq;
+	struct client c = p->c;
+	enum query_state st;
+
+	q->k = p->k;
+	wire_lower(q);
+	st = ok ? query_answer(q, r->zone) : QUERY_DROP;
+	if (st != QUERY_ANSWER && st != QUERY_WAKE)
+		query_error(q, RCODE_SERVFAIL);
+	pending_put(r, p);
+	resolver_send(r, &c, q->out, q->outlen);
+}
+
+static void pending_done(struct instance *inst, bool ok, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)inst;
+	if (!p->used)
+		return;
+	p->w = NULL;
+	pending_answer(p->r, p, ok);
+}
+
+static struct instance *pending_inst(struct resolver *r, const struct zone_svc *svc)
+{
+	return r->launcher ? launcher_find(r->launcher, svc->name) : NULL;
+}
+
+void pending_activity(struct resolver *r, const struct zone_svc *svc)
+{
+	struct instance *inst = pending_inst(r, svc);
+
+	if (inst)
+		launcher_activity(inst);
+}
+
+/* 1 when q->out is to be sent now (the answer or SERVFAIL), 0 when it waits. */
+int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c)
+{
+	struct instance *inst = pending_inst(r, q->svc);
+	struct pending *p;
+	int rc;
+
+	if (!inst) /* no launcher (tests), or no instance yet: the address is all there is */
+		return 1;
+	launcher_activity(inst);
+	if (r->zone->hold != CONF_HOLD_NONE) {
+		launcher_wake(inst, NULL, NULL, NULL);
+		return 1;
+	}
+	if (!(p = pending_get(r))) {
+		if (launcher_wake(inst, NULL, NULL, NULL) != 1)
+			query_error(q, RCODE_SERVFAIL);
+		return 1;
+	}
+	p->k = q->k;
+	resolver_client_keep(&p->c, c);
+	rc = launcher_wake(inst, pending_done, p, &p->w);
+	if (rc == 0) {
+		if (p->c.conn)
+			p->c.conn->nwait++;
+		return 0;
+	}
+	p->c.conn = NULL;
+	pending_put(r, p);
+	if (rc < 0)
+		query_error(q, RCODE_SERVFAIL);
+	return 1;
+}
+
+/* Forget P without answering: its client is gone. */
+static void pending_cancel(struct resolver *r, struct pending *p)
+{
+	if (p->w)
+		launcher_cancel(p->w);
+	p->w = NULL;
+	pending_put(r, p);
+}
+
+void pending_drop_conn(struct resolver *r, struct tconn *c)
+{
+	uint32_t i;
+
+	for (i = 0; i < RESOLVER_PENDING_MAX && r->npending; i++)
+		if (r->pending[i].used && r->pending[i].c.conn == c) {
+			pending_cancel(r, &r->pending[i]);
+		}
+}
+
+/* After a reload: answers for names that are no longer a service fail now. */
+void pending_reload(struct resolver *r)
+{
+	struct query *q = &r->lq;
+	uint32_t i;
+
+	for (i = 0; i < RESOLVER_PENDING_MAX && r->npending; i++) {
+		struct pending *p = &r->pending[i];
+		const struct zone_name *n;
+
+		if (!p->used)
+			continue;
+		q->k = p->k;
+		wire_lower(q);
+		n = zone_lookup(r->zone, q->lname, q->k.qnamelen, q->hash);
+		if (n && n->svc >= 0)
+			continue;
+		if (p->w)
+			launcher_cancel(p->w);
+		p->w = NULL;
+		pending_answer(r, p, false);
+	}
+}
+
+void pending_free_all(struct resolver *r)
+{
+	uint32_t i;
+
+	if (!r->pending)
+		return;
+	for (i = 0; i < RESOLVER_PENDING_MAX && r->npending; i++)
+		if (r->pending[i].used) {
+			r->pending[i].c.conn = NULL;
+			pending_cancel(r, &r->pending[i]);
+		}
+	free(r->pending);
+	r->pending = NULL;
+}

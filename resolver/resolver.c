@@ -1,0 +1,257 @@
+/*
+ * The resolver: its listeners (UDP and TCP on each dns.listen address),
+ * reloads, statistics, and the dispatch shared by UDP and TCP.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "internal.h"
+#include "launcher.h"
+#include "log.h"
+
+bool resolver_addr_equal(const struct conf_addr *a, const struct conf_addr *b)
+{
+	const struct sockaddr_in *a4 = (const void *)&a->ss, *b4 = (const void *)&b->ss;
+	const struct sockaddr_in6 *a6 = (const void *)&a->ss, *b6 = (const void *)&b->ss;
+
+	if (a->ss.ss_family != b->ss.ss_family)
+		return false;
+	if (a->ss.ss_family == AF_INET)
+		return a4->sin_port == b4->sin_port && a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	if (a->ss.ss_family == AF_INET6)
+		return a6->sin6_port == b6->sin6_port &&
+		       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0 &&
+		       a6->sin6_scope_id == b6->sin6_scope_id;
+	return false;
+}
+
+void resolver_count(struct resolver *r, const uint8_t *answer)
+{
+	r->stats.rcode[answer[3] & 0x0f]++;
+}
+
+void resolver_client_keep(struct client *dst, const struct client_ref *src)
+{
+	dst->listener = src->listener;
+	dst->conn = src->conn;
+	dst->sslen = 0;
+	if (src->sa && src->salen <= sizeof(dst->ss)) {
+		memcpy(&dst->ss, src->sa, src->salen);
+		dst->sslen = src->salen;
+	}
+}
+
+void resolver_send(struct resolver *r, const struct client *c, const uint8_t *buf, size_t len)
+{
+	struct listener *l;
+
+	resolver_count(r, buf);
+	if (c->conn) {
+		tcp_send(c->conn, buf, len);
+		return;
+	}
+	for (l = r->listeners; l; l = l->next)
+		if (l->id == c->listener)
+			break;
+	if (!l || sendto(l->ufd, buf, len, 0, (const struct sockaddr *)&c->ss, c->sslen) < 0)
+		r->stats.dropped++;
+}
+
+/* 1 when q->out is to be sent now, 0 when nothing is (dropped, or later). */
+int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st,
+		      const uint8_t *pkt, size_t len, const struct client_ref *c)
+{
+	switch (st) {
+	case QUERY_DROP:
+		r->stats.dropped++;
+		return 0;
+	case QUERY_WAKE:
+		return pending_wake(r, q, c);
+	case QUERY_FORWARD:
+		if (fwd_query(r, q, pkt, len, c) == 0)
+			return 0;
+		query_error(q, 2 /* SERVFAIL */);
+		return 1;
+	case QUERY_ANSWER:
+		if (q->svc)
+			pending_activity(r, q->svc);
+		return 1;
+	}
+	return 0;
+}
+
+static void listener_free(struct listener *l)
+{
+	if (!l)
+		return;
+	udp_close(l);
+	tcp_close_listener(l);
+	free(l);
+}
+
+static struct listener *listener_new(struct resolver *r, const struct conf_addr *a)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->r = r;
+	l->addr = *a;
+	l->id = ++r->next_id;
+	l->ufd = -1;
+	if (udp_open(l) < 0 || tcp_open(l) < 0) {
+		listener_free(l);
+		return NULL;
+	}
+	log_debug("dns: listening on %s (udp, tcp)", a->text);
+	return l;
+}
+
+static struct listener *listener_take(struct listener **list, const struct conf_addr *a)
+{
+	struct listener **pp, *l;
+
+	for (pp = list; (l = *pp); pp = &l->next)
+		if (resolver_addr_equal(&l->addr, a)) {
+			*pp = l->next;
+			l->next = NULL;
+			return l;
+		}
+	return NULL;
+}
+
+static void listeners_free(struct listener *l)
+{
+	struct listener *next;
+
+	for (; l; l = next) {
+		next = l->next;
+		listener_free(l);
+	}
+}
+
+/*
+ * The listeners for CONF: kept from *OLD where the address stays (taken off
+ * *OLD), bound anew otherwise. On failure everything taken goes back.
+ */
+static int listeners_make(struct resolver *r, struct listener **old, const struct conf *conf,
+			  struct listener **out)
+{
+	struct listener *list = NULL, **tail = &list, *l, *kept = NULL;
+	size_t i;
+
+	for (i = 0; i < conf->ndns_listen; i++) {
+		l = listener_take(old, &conf->dns_listen[i]);
+		if (l) {
+			l->next = kept; /* remember, to give back on failure */
+			kept = l;
+			continue;
+		}
+		if (!(l = listener_new(r, &conf->dns_listen[i])))
+			goto fail;
+		*tail = l;
+		tail = &l->next;
+	}
+	*tail = kept;
+	*out = list;
+	return 0;
+fail:
+	listeners_free(list);
+	while ((l = kept)) {
+		kept = l->next;
+		l->next = *old;
+		*old = l;
+	}
+	return -1;
+}
+
+static int resolver_buffers(struct resolver *r)
+{
+	r->udp = udp_batch_new();
+	r->tin = malloc(QUERY_TCP_MAX);
+	r->tout = malloc(QUERY_TCP_MAX);
+	r->lout = malloc(QUERY_TCP_MAX);
+	if (!r->udp || !r->tin || !r->tout || !r->lout)
+		return -1;
+	r->tq.out = r->tout;
+	r->tq.outcap = QUERY_TCP_MAX;
+	r->lq.out = r->lout;
+	r->lq.outcap = QUERY_TCP_MAX;
+	return pending_init(r) < 0 || fwd_init(r) < 0 ? -1 : 0;
+}
+
+struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
+			      struct launcher *launcher)
+{
+	struct resolver *r = calloc(1, sizeof(*r));
+	struct listener *none = NULL;
+
+	if (!r)
+		goto fail;
+	r->base = base;
+	r->launcher = launcher;
+	TAILQ_INIT(&r->conns);
+	if (resolver_buffers(r) < 0 || !(r->zone = zone_new(conf)))
+		goto fail;
+	if (listeners_make(r, &none, conf, &r->listeners) < 0)
+		goto fail;
+	if (conf->has_forward && fwd_open(r, &conf->forward) < 0)
+		goto fail;
+	log_info("dns: zone %s, %zu names, %zu listen addresses%s", conf->zone, r->zone->nnames,
+		 conf->ndns_listen, conf->has_forward ? ", forwarding the rest" : "");
+	return r;
+fail:
+	log_warnx("dns: cannot start the resolver");
+	resolver_free(r);
+	return NULL;
+}
+
+int resolver_reload(struct resolver *r, const struct conf *conf)
+{
+	struct zone *z = zone_new(conf), *oldz;
+	struct listener *list;
+
+	if (!z)
+		return -1;
+	if (listeners_make(r, &r->listeners, conf, &list) < 0) {
+		zone_free(z);
+		return -1;
+	}
+	listeners_free(r->listeners); /* what is left of the old: addresses removed */
+	r->listeners = list;
+	oldz = r->zone;
+	r->zone = z;
+	if (!fwd_same(r, z)) {
+		fwd_close(r);
+		if (z->has_forward && fwd_open(r, &z->forward) < 0)
+			log_warnx("dns: forwarding to %s is off", z->forward.text);
+	}
+	pending_reload(r);
+	zone_free(oldz);
+	log_info("dns: reloaded zone %s, %zu names", conf->zone, z->nnames);
+	return 0;
+}
+
+void resolver_free(struct resolver *r)
+{
+	if (!r)
+		return;
+	tcp_free_all(r);
+	pending_free_all(r);
+	fwd_free(r);
+	listeners_free(r->listeners);
+	zone_free(r->zone);
+	free(r->udp);
+	free(r->tin);
+	free(r->tout);
+	free(r->lout);
+	free(r);
+}
+
+void resolver_stats(const struct resolver *r, struct resolver_stats *st)
+{
+	*st = r->stats;
+}

@@ -1,0 +1,149 @@
+/*
+ * UDP: a batch of queries per wakeup with recvmmsg, answers back with one
+ * sendmmsg. Buffers for a whole batch are allocated once per resolver.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "internal.h"
+#include "log.h"
+
+#define UDP_RCVBUF (4 * 1024 * 1024)
+
+struct udp_batch {
+	struct mmsghdr in[RESOLVER_UDP_BATCH];
+	struct iovec iniov[RESOLVER_UDP_BATCH];
+	struct sockaddr_storage from[RESOLVER_UDP_BATCH];
+	struct mmsghdr out[RESOLVER_UDP_BATCH];
+	struct iovec outiov[RESOLVER_UDP_BATCH];
+	struct query q;
+	uint8_t ibuf[RESOLVER_UDP_BATCH][RESOLVER_UDP_IN];
+	uint8_t obuf[RESOLVER_UDP_BATCH][QUERY_EDNS_SIZE];
+};
+
+struct udp_batch *udp_batch_new(void)
+{
+	struct udp_batch *b = calloc(1, sizeof(*b));
+	int i;
+
+	if (!b)
+		return NULL;
+	for (i = 0; i < RESOLVER_UDP_BATCH; i++) {
+		b->iniov[i].iov_base = b->ibuf[i];
+		b->iniov[i].iov_len = RESOLVER_UDP_IN;
+		b->in[i].msg_hdr.msg_iov = &b->iniov[i];
+		b->in[i].msg_hdr.msg_iovlen = 1;
+		b->in[i].msg_hdr.msg_name = &b->from[i];
+		b->out[i].msg_hdr.msg_iov = &b->outiov[i];
+		b->out[i].msg_hdr.msg_iovlen = 1;
+	}
+	return b;
+}
+
+/* Process datagram I of the batch; true when an answer was queued at slot *NOUT. */
+static bool udp_one(struct listener *l, struct udp_batch *b, int i, int *nout)
+{
+	struct resolver *r = l->r;
+	struct query *q = &b->q;
+	struct client_ref c = {l->id, (struct sockaddr *)&b->from[i], b->in[i].msg_hdr.msg_namelen,
+			       NULL};
+	enum query_state st;
+
+	q->out = b->obuf[*nout];
+	q->outcap = QUERY_EDNS_SIZE;
+	st = query_process(q, r->zone, b->ibuf[i], b->in[i].msg_len, false);
+	if (!resolver_dispatch(r, q, st, b->ibuf[i], b->in[i].msg_len, &c))
+		return false;
+	resolver_count(r, q->out);
+	b->out[*nout].msg_hdr.msg_name = &b->from[i];
+	b->out[*nout].msg_hdr.msg_namelen = b->in[i].msg_hdr.msg_namelen;
+	b->outiov[*nout].iov_base = q->out;
+	b->outiov[*nout].iov_len = q->outlen;
+	(*nout)++;
+	return true;
+}
+
+static void udp_flush(struct listener *l, struct udp_batch *b, int nout)
+{
+	int done = 0, n;
+
+	while (done < nout) {
+		n = sendmmsg(l->ufd, b->out + done, (unsigned)(nout - done), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* A full socket buffer or an unreachable client: skip one, go on. */
+			l->r->stats.dropped++;
+			n = 1;
+		}
+		done += n;
+	}
+}
+
+static void udp_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct udp_batch *b = l->r->udp;
+	int n, i, nout = 0;
+
+	(void)what;
+	for (i = 0; i < RESOLVER_UDP_BATCH; i++)
+		b->in[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+	n = recvmmsg(fd, b->in, RESOLVER_UDP_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return;
+	for (i = 0; i < n; i++)
+		udp_one(l, b, i, &nout);
+	if (nout)
+		udp_flush(l, b, nout);
+}
+
+static int udp_socket(const struct conf_addr *a)
+{
+	int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	int rcvbuf = UDP_RCVBUF;
+
+	if (fd < 0)
+		return -1;
+	if (a->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail;
+	/* A bigger buffer rides out bursts; the kernel caps it at rmem_max. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int udp_open(struct listener *l)
+{
+	l->ufd = udp_socket(&l->addr);
+	if (l->ufd < 0) {
+		log_warn("dns: cannot listen on udp %s", l->addr.text);
+		return -1;
+	}
+	l->uev = event_new(l->r->base, l->ufd, EV_READ | EV_PERSIST, udp_read, l);
+	if (!l->uev || event_add(l->uev, NULL) < 0) {
+		log_warnx("dns: cannot watch udp %s", l->addr.text);
+		return -1;
+	}
+	return 0;
+}
+
+void udp_close(struct listener *l)
+{
+	if (l->uev)
+		event_free(l->uev);
+	l->uev = NULL;
+	if (l->ufd >= 0)
+		close(l->ufd);
+	l->ufd = -1;
+}
