@@ -25,7 +25,7 @@ struct http_buf {
 	size_t n;
 };
 
-static uint64_t http_count; /* GET or HEAD / served: shows up in the body */
+static uint64_t http_count; /* GET / served: shows up in the body; HEAD does not count */
 
 static void buf_str(struct http_buf *b, const char *s)
 {
@@ -232,7 +232,7 @@ static void http_respond(struct tcp_pcb *pcb, int code, const char *body, size_t
 }
 
 /* The body of GET /: "hello from www (boot 812 us, request 3)". */
-static size_t http_hello(char *out, size_t cap)
+static size_t http_hello(char *out, size_t cap, uint64_t count)
 {
 	struct http_buf b;
 
@@ -242,7 +242,7 @@ static size_t http_hello(char *out, size_t cap)
 	buf_str(&b, " (boot ");
 	buf_num(&b, net_cfg.ready_us);
 	buf_str(&b, " us, request ");
-	buf_num(&b, http_count);
+	buf_num(&b, count);
 	buf_str(&b, ")\n");
 	b.n = MIN(b.n, cap);
 	memcpy(out, b.d, b.n);
@@ -259,8 +259,9 @@ static void http_serve(struct tcp_pcb *pcb, const struct http_req *r)
 	if (r->method == M_OTHER) {
 		http_respond(pcb, 405, "method not allowed\n", 19, false, true, r->http10);
 	} else if (http_path_is(r, "/")) {
-		http_count++;
-		n = http_hello(body, sizeof(body));
+		if (!head)
+			http_count++;
+		n = http_hello(body, sizeof(body), head ? http_count + 1 : http_count);
 		http_respond(pcb, 200, body, n, head, close, r->http10);
 	} else if (http_path_is(r, "/healthz")) {
 		http_respond(pcb, 200, "ok\n", 3, head, close, r->http10);

@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "backend.h"
+#include "internal.h"
 
 static const struct backend_ops *const backends[] = {
     [CONF_BACKEND_QEMU] = NULL,
@@ -15,4 +16,51 @@ const struct backend_ops *backend_lookup(enum conf_backend b)
 	if ((size_t)b >= sizeof(backends) / sizeof(backends[0]))
 		return NULL;
 	return backends[b];
+}
+
+/* What backends may read of an instance. */
+/* Accessors for backends. */
+const struct conf_service *launcher_inst_service(const struct instance *inst)
+{
+	return inst->svc;
+}
+
+struct event_base *launcher_inst_base(const struct instance *inst)
+{
+	return inst->l->base;
+}
+
+const char *launcher_inst_state_dir(const struct instance *inst)
+{
+	return inst->state_dir;
+}
+
+const char *launcher_inst_address(const struct instance *inst)
+{
+	return inst->address;
+}
+
+const char *launcher_inst_mac(const struct instance *inst)
+{
+	return inst->mac;
+}
+
+const char *launcher_inst_tap(const struct instance *inst)
+{
+	return inst->tap;
+}
+
+void *launcher_inst_priv(const struct instance *inst)
+{
+	return inst->priv;
+}
+
+void launcher_inst_set_priv(struct instance *inst, void *priv)
+{
+	inst->priv = priv;
+}
+
+void launcher_inst_set_pid(struct instance *inst, pid_t pid)
+{
+	inst->pid = pid;
 }

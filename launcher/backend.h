@@ -88,9 +88,10 @@ struct exec_vars {
  * Split TEMPLATE into a NULL-terminated argv, substituting {image} and the
  * rest from VARS. Single and double quotes group words; a backslash escapes
  * the next character outside single quotes. A placeholder expands inside its
- * word as is, except an unquoted {cmdline}, which is split into words (its
- * own quotes honoured) like the rest of the command. NULL on an error, with
- * the reason in ERR.
+ * word as is, in quotes too, except an unquoted {cmdline}, which is split
+ * into words (its own quotes honoured) like the rest of the command. Braces
+ * that are no {lowercase} word ("${x}", "{ a; }") are plain text; an unknown
+ * {word} is an error. NULL on an error, with the reason in ERR.
  */
 char **backend_exec_argv(const char *template, const struct exec_vars *vars, char *err,
                          size_t errlen);

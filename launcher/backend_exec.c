@@ -87,7 +87,9 @@ static void exec_child(char **argv, int out)
 	dup2(out, 2);
 	fcntl(1, F_SETFD, 0); /* dup2 onto itself would keep O_CLOEXEC */
 	fcntl(2, F_SETFD, 0);
-	close_range(3, ~0U, 0);
+	if (close_range(3, ~0U, 0) == -1)
+		for (int fd = 3; fd < 4096; fd++)
+			close(fd);
 	execvp(argv[0], argv);
 	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);

@@ -108,22 +108,21 @@ static const char *placeholder(const char *s, const struct exec_vars *v, size_t 
 
 static void split(struct argv_build *b, const char *s, const struct exec_vars *v);
 
-/* A "{" outside single quotes: a placeholder, or an error. */
-static const char *expand(struct argv_build *b, const char *s, const struct exec_vars *v,
-                          bool quoted)
+/* A "{": a placeholder, or plain text when not one ("${x}", "{ cmd; }"). */
+static const char *expand(struct argv_build *b, const char *s, const char *start,
+                          const struct exec_vars *v, bool quoted)
 {
 	const char *val;
-	size_t len;
+	size_t len, n = strspn(s + 1, "abcdefghijklmnopqrstuvwxyz");
 	bool is_cmdline;
 
-	if (v == NULL) { /* inside a value: braces are plain text */
+	if (v == NULL || (s > start && s[-1] == '$') || n == 0 || s[n + 1] != '}') {
 		ab_putc(b, *s);
 		return s + 1;
 	}
 	if ((val = placeholder(s, v, &len, &is_cmdline)) == NULL) {
 		char msg[80];
-		snprintf(msg, sizeof(msg), "unknown placeholder %.*s", (int)strcspn(s, "} ") + 1,
-		         s);
+		snprintf(msg, sizeof(msg), "unknown placeholder %.*s", (int)n + 2, s);
 		ab_fail(b, msg);
 		return s + 1;
 	}
@@ -134,13 +133,20 @@ static const char *expand(struct argv_build *b, const char *s, const struct exec
 	return s + len;
 }
 
-/* Split S into words; V NULL when S is a substituted value (no placeholders). */
+/*
+ * Split S into words; V NULL when S is a substituted value (no placeholders).
+ * Placeholders are substituted inside quotes too, single ones included: the
+ * config string is in double quotes, so single quotes are what is written.
+ */
 static void split(struct argv_build *b, const char *s, const struct exec_vars *v)
 {
+	const char *start = s;
 	char quote = 0;
 
 	while (*s && !b->failed) {
-		if (quote == '\'' && *s != '\'') {
+		if (*s == '{') {
+			s = expand(b, s, start, v, quote != 0);
+		} else if (quote == '\'' && *s != '\'') {
 			ab_putc(b, *s++);
 		} else if (*s == quote) {
 			quote = 0;
@@ -151,8 +157,6 @@ static void split(struct argv_build *b, const char *s, const struct exec_vars *v
 		} else if (*s == '\\' && s[1] && (!quote || strchr("\"\\", s[1]))) {
 			ab_putc(b, s[1]);
 			s += 2;
-		} else if (*s == '{') {
-			s = expand(b, s, v, quote != 0);
 		} else if (!quote && strchr(" \t\n", *s)) {
 			ab_end_word(b);
 			s++;

@@ -51,63 +51,6 @@ fail:
 	return NULL;
 }
 
-/* Hand every waiter of INST its result, delivered from the done event. */
-static void inst_complete(struct instance *inst, bool ok)
-{
-	struct launcher_waiter *w;
-	struct launcher *l = inst->l;
-
-	if (TAILQ_EMPTY(&inst->waiters))
-		return;
-	while ((w = TAILQ_FIRST(&inst->waiters)) != NULL) {
-		TAILQ_REMOVE(&inst->waiters, w, entry);
-		w->ok = ok;
-		w->list = &l->done;
-		TAILQ_INSERT_TAIL(&l->done, w, entry);
-	}
-	event_active(l->done_ev, 0, 0);
-}
-
-static void waiter_call(struct launcher_waiter *w)
-{
-	launcher_wait_cb cb = w->cb;
-	struct instance *inst = w->inst;
-	void *arg = w->arg;
-	bool ok = w->ok;
-
-	free(w);
-	cb(inst, ok, arg);
-}
-
-void launcher_flush_done(struct launcher *l)
-{
-	struct launcher_waiter *w;
-
-	/* A callback may wake, cancel or reload: take the head afresh each time. */
-	while ((w = TAILQ_FIRST(&l->done)) != NULL) {
-		TAILQ_REMOVE(&l->done, w, entry);
-		w->list = NULL;
-		waiter_call(w);
-	}
-}
-
-/* Before INST is freed: every wait on it ends now, while it is still valid. */
-static void inst_drain_waiters(struct instance *inst)
-{
-	struct launcher_waiter *w, *next;
-
-	inst_complete(inst, false);
-	for (w = TAILQ_FIRST(&inst->l->done); w != NULL; w = next) {
-		next = TAILQ_NEXT(w, entry);
-		if (w->inst != inst)
-			continue;
-		TAILQ_REMOVE(&inst->l->done, w, entry);
-		w->list = NULL;
-		waiter_call(w);
-		next = TAILQ_FIRST(&inst->l->done); /* the callback may have changed it */
-	}
-}
-
 static void inst_end_run(struct instance *inst, bool graceful)
 {
 	probe_free(inst->probe);
@@ -126,7 +69,7 @@ void launcher_inst_destroy(struct instance *inst)
 {
 	inst->doomed = true;
 	inst_end_run(inst, true);
-	inst_drain_waiters(inst);
+	launcher_inst_drain_waiters(inst);
 	if (inst->boot_timer != NULL)
 		event_free(inst->boot_timer);
 	conf_service_free(inst->svc);
@@ -145,7 +88,7 @@ static void fail_boot(struct instance *inst, const char *why)
 	else
 		log_info("%s: boot failed: %s", inst->svc->name, why);
 	inst_end_run(inst, false);
-	inst_complete(inst, false);
+	launcher_inst_complete(inst, false);
 }
 
 static void boot_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -236,7 +179,7 @@ void launcher_inst_ready(struct instance *inst)
 	inst->l->boots_ok++;
 	log_info("%s: ready in %.1f ms", inst->svc->name,
 	         (double)(inst->ready_at_us - inst->boot_start_us) / 1000.0);
-	inst_complete(inst, true);
+	launcher_inst_complete(inst, true);
 }
 
 static void describe_status(int status, char *buf, size_t len)
@@ -275,30 +218,15 @@ void launcher_inst_exited(struct instance *inst, int status)
 	inst_end_run(inst, false);
 	inst->state = INST_STOPPED;
 	/* Woken while stopping: boot again now. */
-	if (!TAILQ_EMPTY(&inst->waiters) && inst_boot(inst) == -1)
-		inst_complete(inst, false);
+	if (inst->rewake && inst_boot(inst) == -1)
+		launcher_inst_complete(inst, false);
+	inst->rewake = false;
 }
 
 void launcher_inst_failed(struct instance *inst, const char *why)
 {
 	if (inst->state == INST_BOOTING)
 		fail_boot(inst, why);
-}
-
-static struct launcher_waiter *waiter_add(struct instance *inst, launcher_wait_cb cb, void *arg)
-{
-	struct launcher_waiter *w;
-
-	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		log_warn("%s: waiter", inst->svc->name);
-		return NULL;
-	}
-	w->inst = inst;
-	w->cb = cb;
-	w->arg = arg;
-	w->list = &inst->waiters;
-	TAILQ_INSERT_TAIL(&inst->waiters, w, entry);
-	return w;
 }
 
 int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
@@ -316,28 +244,21 @@ int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
 		return 1;
 	case INST_PAUSED:
 		return launcher_resume(inst) == 0 ? 1 : -1;
-	case INST_BOOTING:
 	case INST_STOPPING:
+		inst->rewake = true;
+		break;
+	case INST_BOOTING:
 		break;
 	default:
 		if (inst_boot(inst) == -1)
 			return -1;
 		break;
 	}
-	if (cb != NULL && (w = waiter_add(inst, cb, arg)) == NULL)
+	if (cb != NULL && (w = launcher_waiter_add(inst, cb, arg)) == NULL)
 		return -1;
 	if (handle != NULL)
 		*handle = w;
 	return 0;
-}
-
-void launcher_cancel(struct launcher_waiter *w)
-{
-	if (w == NULL)
-		return;
-	if (w->list != NULL)
-		TAILQ_REMOVE(w->list, w, entry);
-	free(w);
 }
 
 int launcher_stop(struct instance *inst)
@@ -348,7 +269,7 @@ int launcher_stop(struct instance *inst)
 			inst_end_run(inst, false);
 			inst->state = INST_STOPPED;
 			log_info("%s: stopped", inst->svc->name);
-			inst_complete(inst, false);
+			launcher_inst_complete(inst, false);
 			return 0;
 		}
 		/* FALLTHROUGH */
@@ -359,7 +280,8 @@ int launcher_stop(struct instance *inst)
 		inst->probe = NULL;
 		evtimer_del(inst->boot_timer);
 		inst->state = INST_STOPPING;
-		inst_complete(inst, false);
+		inst->rewake = false;
+		launcher_inst_complete(inst, false);
 		inst->ops->stop(inst, true);
 		return 0;
 	case INST_SUSPENDED:
@@ -393,50 +315,4 @@ void launcher_activity(struct instance *inst)
 {
 	inst->activity_us = launcher_now_us();
 	inst->activity_wall = time(NULL);
-}
-
-/* Accessors for backends. */
-const struct conf_service *launcher_inst_service(const struct instance *inst)
-{
-	return inst->svc;
-}
-
-struct event_base *launcher_inst_base(const struct instance *inst)
-{
-	return inst->l->base;
-}
-
-const char *launcher_inst_state_dir(const struct instance *inst)
-{
-	return inst->state_dir;
-}
-
-const char *launcher_inst_address(const struct instance *inst)
-{
-	return inst->address;
-}
-
-const char *launcher_inst_mac(const struct instance *inst)
-{
-	return inst->mac;
-}
-
-const char *launcher_inst_tap(const struct instance *inst)
-{
-	return inst->tap;
-}
-
-void *launcher_inst_priv(const struct instance *inst)
-{
-	return inst->priv;
-}
-
-void launcher_inst_set_priv(struct instance *inst, void *priv)
-{
-	inst->priv = priv;
-}
-
-void launcher_inst_set_pid(struct instance *inst, pid_t pid)
-{
-	inst->pid = pid;
 }

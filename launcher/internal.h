@@ -48,6 +48,7 @@ struct instance {
 	struct event *boot_timer;
 	bool start_deferred; /* booting, waiting for the last run's process to go */
 	bool doomed;         /* being freed: refuse wakes */
+	bool rewake;         /* woken while stopping: boot once stopped */
 	bool warned_backend;
 
 	int64_t boot_start_us, ready_at_us, activity_us;
@@ -81,6 +82,13 @@ struct instance *launcher_inst_new(struct launcher *l, const struct conf_service
 void launcher_inst_destroy(struct instance *inst);
 void launcher_inst_ready(struct instance *inst);
 void launcher_inst_predecessor_gone(struct launcher *l, const char *name);
+
+/* waiter.c */
+struct launcher_waiter *launcher_waiter_add(struct instance *inst, launcher_wait_cb cb, void *arg);
+/* Hand every waiter of INST its result, delivered from the done event. */
+void launcher_inst_complete(struct instance *inst, bool ok);
+/* Before INST is freed: every wait on it ends now, while it is still valid. */
+void launcher_inst_drain_waiters(struct instance *inst);
 void launcher_flush_done(struct launcher *l);
 
 /* child.c */

@@ -7,6 +7,7 @@ BECKOND=${BECKOND:-$ROOT/build/asan/beckond}
 BECKONCTL=${BECKONCTL:-$ROOT/build/beckonctl}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-print_suppressions=0}
 T=$(mktemp -d /tmp/beckon-test.XXXXXX)
 FAILED=0
 _CLEANUP=()

@@ -600,6 +600,14 @@ static void test_stop(void **state)
 	assert_int_equal(b.ok, 0);
 	assert_true(run_until_state(f, inst, INST_STOPPED, 1000));
 
+	/* A wake without a callback while stopping: booted again all the same. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
+	assert_true(run_until_int(f, &s.calls, 3000));
+	assert_int_equal(launcher_stop(inst), 0);
+	assert_int_equal(launcher_wake(inst, NULL, NULL, NULL), 0);
+	assert_true(run_until_state(f, inst, INST_READY, 3000));
+
 	inst = launcher_find(f->l, "stubborn");
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);

@@ -54,8 +54,12 @@ static void test_plain_words(void **state)
 static void test_quotes(void **state)
 {
 	(void)state;
-	expect_argv(&vars, "sh -c 'sleep 1; exec httpd -p \"{address}\"'",
-	            (const char *[]){"sh", "-c", "sleep 1; exec httpd -p \"{address}\"", NULL});
+	/* Placeholders are substituted in single quotes too; "${x}" is the shell's. */
+	expect_argv(&vars, "sh -c 'sleep 1; exec httpd -p \"{address}\" -h ${HOME}/{name}'",
+	            (const char *[]){"sh", "-c",
+	                             "sleep 1; exec httpd -p \"10.77.0.2\" -h ${HOME}/www", NULL});
+	expect_argv(&vars, "sh -c 'f() { echo {}; }; f' x{",
+	            (const char *[]){"sh", "-c", "f() { echo {}; }; f", "x{", NULL});
 	expect_argv(&vars, "echo \"a 'b' \\\"c\\\" \\\\ {name}\" '' \"\" x\\ y",
 	            (const char *[]){"echo", "a 'b' \"c\" \\ www", "", "", "x y", NULL});
 	expect_argv(&vars, "a'b'\"c\"d", (const char *[]){"abcd", NULL});
