@@ -16,6 +16,7 @@
 #include "control.h"
 #include "launcher.h"
 #include "log.h"
+#include "metrics.h"
 #include "resolver.h"
 #include "version.h"
 
@@ -27,6 +28,7 @@ struct daemon {
 	struct launcher *launcher;
 	struct resolver *resolver;
 	struct control *control;
+	struct metrics *metrics;
 	struct event *ev_term, *ev_int, *ev_hup;
 };
 
@@ -85,6 +87,9 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 	if (strcmp(conf->control_socket, d->conf->control_socket) != 0)
 		log_warnx("reload: control_socket changes take a restart; keeping %s",
 			  d->conf->control_socket);
+	if (strcmp(conf->metrics_listen.text, d->conf->metrics_listen.text) != 0 ||
+	    conf->has_metrics != d->conf->has_metrics)
+		log_warnx("reload: metrics_listen changes take a restart; keeping the old one");
 	if (resolver_reload(d->resolver, conf) < 0) {
 		snprintf(err, errlen, "the DNS listeners could not be set up");
 		goto rejected_free;
@@ -148,11 +153,25 @@ static void daemon_signals(struct daemon *d)
 		fatalx("cannot install signal handlers");
 }
 
+/* Probes retry every few milliseconds: the default coarse clock would blur them. */
+static struct event_base *daemon_event_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static void daemon_start(struct daemon *d)
 {
 	if (daemon_mkdirs(d->conf->state_dir) < 0)
 		fatal("state_dir %s", d->conf->state_dir);
-	d->base = event_base_new();
+	d->base = daemon_event_base();
 	if (!d->base)
 		fatalx("cannot create the event loop");
 	daemon_signals(d);
@@ -165,6 +184,12 @@ static void daemon_start(struct daemon *d)
 	d->control = control_new(d->base, d->conf->control_socket, d->launcher, daemon_reload, d);
 	if (!d->control)
 		fatalx("cannot set up the control socket");
+	if (d->conf->has_metrics) {
+		d->metrics = metrics_new(d->base, &d->conf->metrics_listen, d->launcher,
+					 d->resolver);
+		if (!d->metrics)
+			fatalx("cannot serve metrics on %s", d->conf->metrics_listen.text);
+	}
 	daemon_update_status(d);
 	log_info("beckond %s: serving zone %s, %zu services, control %s", BECKON_VERSION,
 		 d->conf->zone, d->conf->nservices, d->conf->control_socket);
@@ -173,6 +198,7 @@ static void daemon_start(struct daemon *d)
 static void daemon_stop(struct daemon *d)
 {
 	control_free(d->control);
+	metrics_free(d->metrics);
 	resolver_free(d->resolver);
 	launcher_free(d->launcher);
 	event_free(d->ev_term);

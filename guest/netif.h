@@ -9,6 +9,8 @@
 
 /* Find and start the NIC; fills mac. -1 if there is none. */
 int netif_init(const char *cmdline, uint8_t mac[6]);
+/* Post the receive buffers bring-up left out (call once after READY). */
+void netif_rx_fill(void);
 /* Hand every received frame to eth_input, then give the buffers back. */
 void netif_poll(void);
 /* A buffer for one outgoing frame of up to NETIF_FRAME_MAX bytes, or NULL if all are in flight. */

@@ -76,10 +76,12 @@ void guest_main(void)
 		cpu_halt();
 	}
 	cpu_irq_enable();
-	arp_start();
 	netif_flush();
 	timer_calibrate();
 	net_cfg.ready_us = timer_now_us();
 	console_printf("READY %lu\n", net_cfg.ready_us);
+	/* Listening already; now the rest of the receive ring and the ARP announcements. */
+	netif_rx_fill();
+	arp_start();
 	start_loop();
 }

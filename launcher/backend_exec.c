@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <event2/event.h>
@@ -71,12 +72,16 @@ static void exec_console_cb(evutil_socket_t fd, short what, void *arg)
 		exec_close_console(r); /* the process lives on without a console */
 }
 
-static void exec_child(char **argv, int out)
+static void exec_child(char **argv, int out, pid_t parent)
 {
 	sigset_t all;
 	int sig, null;
 
 	setpgid(0, 0);
+	/* Should beckond die by SIGKILL, the service goes with it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
 	for (sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	sigemptyset(&all);
@@ -134,7 +139,7 @@ static int exec_start(struct instance *inst)
 	struct exec_run *r;
 	char **argv;
 	int p[2] = {-1, -1};
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	if ((argv = exec_argv(inst)) == NULL)
 		return -1;
@@ -152,7 +157,7 @@ static int exec_start(struct instance *inst)
 	    event_add(r->ev, NULL) == -1 || (pid = fork()) == -1)
 		goto fail;
 	if (pid == 0)
-		exec_child(argv, p[1]);
+		exec_child(argv, p[1], self);
 	setpgid(pid, pid); /* also here: signals may be sent before the child runs */
 	close(p[1]);
 	backend_exec_argv_free(argv);

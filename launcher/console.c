@@ -31,7 +31,10 @@ struct console *console_open(struct instance *inst)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	snprintf(path, sizeof(path), "%s/%s.console", inst->state_dir, inst->svc->name);
-	if ((c->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) == -1)
+	c->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (c->fd == -1 && errno == ENOENT && launcher_mkdir_p(inst->state_dir) == 0)
+		c->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (c->fd == -1)
 		log_warn("%s: console %s", inst->svc->name, path);
 	return c;
 }

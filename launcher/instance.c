@@ -82,6 +82,7 @@ static void fail_boot(struct instance *inst, const char *why)
 	const char *last = inst->console ? console_last_line(inst->console) : "";
 
 	inst->l->boots_failed++;
+	inst->boots_failed++;
 	inst->state = INST_FAILED;
 	if (*last)
 		log_info("%s: boot failed: %s; last output: \"%s\"", inst->svc->name, why, last);
@@ -177,6 +178,9 @@ void launcher_inst_ready(struct instance *inst)
 	inst->state = INST_READY;
 	inst->ready_at_us = launcher_now_us();
 	inst->l->boots_ok++;
+	inst->boots_ok++;
+	launcher_hist_observe(&inst->l->boot_hist,
+			      (double)(inst->ready_at_us - inst->boot_start_us) / 1e6);
 	log_info("%s: ready in %.1f ms", inst->svc->name,
 	         (double)(inst->ready_at_us - inst->boot_start_us) / 1000.0);
 	launcher_inst_complete(inst, true);
@@ -303,10 +307,13 @@ int launcher_pause(struct instance *inst)
 
 int launcher_resume(struct instance *inst)
 {
+	int64_t start = launcher_now_us();
+
 	if (inst->state != INST_PAUSED || inst->ops->resume == NULL ||
 	    inst->ops->resume(inst) == -1)
 		return -1;
 	inst->state = INST_READY;
+	launcher_hist_observe(&inst->l->wake_hist, (double)(launcher_now_us() - start) / 1e6);
 	log_info("%s: resumed", inst->svc->name);
 	return 0;
 }

@@ -53,7 +53,7 @@ struct instance {
 
 	int64_t boot_start_us, ready_at_us, activity_us;
 	time_t activity_wall;
-	unsigned boots;
+	unsigned boots, boots_ok, boots_failed;
 };
 
 TAILQ_HEAD(instance_list, instance);
@@ -69,12 +69,15 @@ struct launcher {
 	struct waiter_list done;
 	struct event *done_ev;
 	uint64_t boots_ok, boots_failed;
+	struct launcher_hist boot_hist, wake_hist;
 };
 
 /* Grace between SIGTERM and SIGKILL. */
 #define LAUNCHER_GRACE_MS 2000
 
 int64_t launcher_now_us(void);
+/* mkdir -p DIR, mode 0755. -1 on failure (logged). */
+int launcher_mkdir_p(const char *dir);
 
 /* instance.c */
 struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,

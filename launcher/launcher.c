@@ -33,8 +33,7 @@ int64_t launcher_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* mkdir -p DIR, mode 0755. */
-static int mkdir_p(const char *dir)
+int launcher_mkdir_p(const char *dir)
 {
 	char *p, *path = strdup(dir);
 
@@ -113,7 +112,7 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 	struct instance *inst, *old;
 	size_t i;
 
-	if (mkdir_p(conf->state_dir) == -1)
+	if (launcher_mkdir_p(conf->state_dir) == -1)
 		return -1;
 	/* Build the new list first, so that a failure leaves the old state. */
 	for (i = 0; i < conf->nservices; i++) {
@@ -201,6 +200,8 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->boots_ok = l->boots_ok;
 	st->boots_failed = l->boots_failed;
+	st->boot = l->boot_hist;
+	st->wake = l->wake_hist;
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	st->instances[inst->state]++;
 }
@@ -221,7 +222,23 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	if (inst->state == INST_READY || inst->state == INST_PAUSED)
 		info->uptime_ms = (now - inst->ready_at_us) / 1000;
 	info->boots = inst->boots;
+	info->boots_ok = inst->boots_ok;
+	info->boots_failed = inst->boots_failed;
 	info->idle_ms = inst->activity_us ? (now - inst->activity_us) / 1000 : -1;
 	info->last_activity = inst->activity_wall;
 	info->pid = inst->pid;
+}
+
+/* Boot and wake times run from about a millisecond to the boot timeout. */
+const double launcher_hist_bounds[LAUNCHER_HIST_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+
+void launcher_hist_observe(struct launcher_hist *h, double seconds)
+{
+	int i = 0;
+
+	while (i < LAUNCHER_HIST_BUCKETS && seconds > launcher_hist_bounds[i])
+		i++;
+	h->counts[i]++;
+	h->sum += seconds;
 }

@@ -36,7 +36,8 @@ struct instance_info {
 	enum inst_state state;
 	const char *address; /* dotted quad */
 	int64_t uptime_ms;   /* since it became ready; 0 when not running */
-	unsigned boots;
+	unsigned boots;		    /* boot attempts */
+	unsigned boots_ok, boots_failed; /* their outcomes */
 	int64_t idle_ms;	    /* since the last activity; -1 when none yet */
 	int64_t last_activity; /* wall clock seconds; 0 when none yet */
 	pid_t pid;		    /* of the VMM or process; 0 when none */
@@ -88,10 +89,22 @@ const struct conf_service *launcher_service(const struct instance *inst);
 /* Call FN for each instance, in config order. */
 void launcher_foreach(struct launcher *l, void (*fn)(struct instance *, void *), void *arg);
 
+/* A latency histogram in seconds; counts[LAUNCHER_HIST_BUCKETS] is +Inf. */
+#define LAUNCHER_HIST_BUCKETS 12
+extern const double launcher_hist_bounds[LAUNCHER_HIST_BUCKETS];
+struct launcher_hist {
+	uint64_t counts[LAUNCHER_HIST_BUCKETS + 1];
+	double sum;
+};
+void launcher_hist_observe(struct launcher_hist *h, double seconds);
+
 /* Counts for metrics. */
 struct launcher_stats {
 	uint64_t boots_ok, boots_failed;
 	unsigned instances[INST_NSTATES];
+	struct launcher_hist boot; /* trigger to ready */
+	struct launcher_hist wake; /* paused or suspended to ready */
+	unsigned held_connections;
 };
 void launcher_stats(struct launcher *l, struct launcher_stats *st);
 

@@ -3,6 +3,9 @@
 . "$(dirname "$0")/lib.sh"
 
 DNS_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+# A loopback /24 of its own, so that nothing else on the host holds our ports.
+NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
 DOC=$(make_docroot www)
 CONF=$T/beckon.conf
 
@@ -15,6 +18,7 @@ CONF
 }
 write_conf() { # write_conf "SERVICE..." -- each arg "name address"
 	base_conf "$CONF"
+	sed -i "s/^metrics_listen.*/metrics_listen = \"127.0.0.1:$METRICS_PORT\";/" "$CONF"
 	echo "services = (" >>"$CONF"
 	local first=1 s
 	for s in "$@"; do
@@ -27,7 +31,7 @@ write_conf() { # write_conf "SERVICE..." -- each arg "name address"
 
 # -V and -n
 check "beckond -V prints the version" bash -c "'$BECKOND' -V | grep -q '^beckond [0-9]'"
-write_conf "www 127.0.0.2"
+write_conf "www $NET.2"
 check "beckond -n accepts a good config" bash -c "'$BECKOND' -n -c '$CONF' | grep -qx 'configuration OK'"
 check "beckond with a missing config exits 1 with a message" \
 	bash -c "'$BECKOND' -c /nonexistent.conf 2>&1 | grep -q nonexistent; [ \${PIPESTATUS[0]} -eq 1 ]"
@@ -48,10 +52,10 @@ kill $HOLDER; wait $HOLDER 2>/dev/null
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts and its control socket answers"
 check "beckonctl status names the zone" bash -c "'$BECKONCTL' -s '$DSOCK' status | grep -q 'zone svc.test'"
-check "beckonctl list shows www stopped" bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^www +stopped +127.0.0.2'"
+check "beckonctl list shows www stopped" bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^www +stopped +$NET.2'"
 check "beckonctl --json list is JSON" bash -c "'$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"services\"][0][\"name\"]==\"www\"'"
 check "beckonctl start waits until ready" bash -c "'$BECKONCTL' -s '$DSOCK' start www | grep -qx 'www: ready'"
-check "the started service serves" bash -c "curl -sf http://127.0.0.2:8080/ | grep -q 'hello from www'"
+check "the started service serves" bash -c "curl -sf http://$NET.2:8080/ | grep -q 'hello from www'"
 check "beckonctl list shows one boot" bash -c "'$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; s=json.load(sys.stdin)[\"services\"][0]; assert s[\"state\"]==\"ready\" and s[\"boots\"]==1 and s[\"pid\"]>0'"
 check "beckonctl on an unknown service exits non-zero with a message" \
 	bash -c "! '$BECKONCTL' -s '$DSOCK' stop nosuch 2>$T/err && grep -q 'unknown service' $T/err"
@@ -61,11 +65,22 @@ check "beckonctl with an unknown command is a usage error" bash -c "! '$BECKONCT
 check "a second beckond on the same control socket refuses to start" \
 	bash -c "! '$BECKOND' -c '$CONF' >$T/second.log 2>&1"
 
+# Metrics, after one boot and a few queries.
+dq +short www.svc.test >/dev/null
+dq +short nosuch.svc.test >/dev/null
+curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$T/metrics"
+check "metrics: boots by service and result" grep -qx 'beckon_boots_total{service="www",result="ok"} 1' "$T/metrics"
+check "metrics: DNS answers by rcode" bash -c "grep -qE '^beckon_dns_queries_total\{rcode=\"NXDOMAIN\"\} [1-9]' $T/metrics && grep -qE '^beckon_dns_queries_total\{rcode=\"NOERROR\"\} [1-9]' $T/metrics"
+check "metrics: boot time histogram has the boot" grep -qx 'beckon_boot_seconds_count 1' "$T/metrics"
+check "metrics: instances by state" grep -qx 'beckon_instances{state="ready"} 1' "$T/metrics"
+check "metrics: wake histogram and held connections present" bash -c "grep -q '^beckon_wake_seconds_bucket' $T/metrics && grep -q '^beckon_held_connections ' $T/metrics"
+check "metrics: other paths are 404" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$METRICS_PORT/)\" = 404 ]"
+
 # SIGHUP with an added service: the old instance stays, the new one serves.
 WWWPID=$("$BECKONCTL" -s "$DSOCK" --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["pid"])')
-write_conf "www 127.0.0.2" "api 127.0.0.3"
+write_conf "www $NET.2" "api $NET.3"
 kill -HUP "$DPID"
-check "SIGHUP: the added service is served" wait_for 5 bash -c "dig @127.0.0.1 -p $DNS_PORT +time=2 +tries=1 +short api.svc.test | grep -qx 127.0.0.3"
+check "SIGHUP: the added service is served" wait_for 5 bash -c "dig @127.0.0.1 -p $DNS_PORT +time=2 +tries=1 +short api.svc.test | grep -qx $NET.3"
 check "SIGHUP: the unchanged service kept its process" bash -c "'$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)[\"services\"] if x[\"name\"]==\"www\"][0]; assert s[\"pid\"]==$WWWPID and s[\"state\"]==\"ready\", s'"
 
 # A broken file is rejected and the old config keeps serving.
@@ -73,7 +88,7 @@ echo 'services = ( { name = "bad"; ' >>"$CONF"
 kill -HUP "$DPID"
 sleep 0.5
 check "SIGHUP with a broken file: an error is logged" grep -q "reload rejected" "$DLOG"
-check "SIGHUP with a broken file: the old config still serves" bash -c "dig @127.0.0.1 -p $DNS_PORT +time=2 +tries=1 +short api.svc.test | grep -qx 127.0.0.3"
+check "SIGHUP with a broken file: the old config still serves" bash -c "dig @127.0.0.1 -p $DNS_PORT +time=2 +tries=1 +short api.svc.test | grep -qx $NET.3"
 check "beckonctl reload with a broken file fails with the error" \
 	bash -c "! '$BECKONCTL' -s '$DSOCK' reload 2>$T/err && grep -q 'reload rejected' $T/err"
 
@@ -85,6 +100,6 @@ check "the stopped service's process is gone" wait_for 5 bash -c "! kill -0 $WWW
 dq +short api.svc.test >/dev/null
 "$BECKONCTL" -s "$DSOCK" start api >/dev/null
 check "SIGTERM: beckond exits 0 with no sanitizer report" stop_daemon
-check "SIGTERM: no child process is left" bash -c "! pgrep -f 'httpd -f -p 127.0.0.[23]:8080'"
+check "SIGTERM: no child process is left" bash -c "! pgrep -f 'httpd -f -p $NET.[23]:8080'"
 check "SIGTERM: the control socket is removed" [ ! -e "$DSOCK" ]
 finish

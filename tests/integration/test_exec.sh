@@ -138,4 +138,13 @@ done
 check "SIGTERM: nothing beckond started is left (pgrep -f $T)" none_left "$T/"
 check "SIGTERM: the console of each service was kept" [ -f "$T/state/crash.console" ]
 wait "$STUCKDIG"
+
+# 6. kill -9 of beckond: its service processes die with it.
+start_daemon "$CONF" || { not_ok "beckond starts again"; finish; }
+check "after a restart: crash answers" [ "$(dq +short crash.svc.test A)" = "$NET.5" ]
+CRASHPID=$(field crash pid)
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null
+check "kill -9 of beckond: its service process goes too" \
+	wait_for 3 bash -c "[ -n '$CRASHPID' ] && ! kill -0 $CRASHPID 2>/dev/null"
 finish

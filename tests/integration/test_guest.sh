@@ -90,7 +90,8 @@ check "image is under 64 KiB ($size bytes)" test "$size" -lt 65536
 
 # Watch ARP from the start: the guest announces itself and asks for its gateway.
 if command -v tcpdump >/dev/null; then
-	inns tcpdump -l -n -i "$TAP" arp >"$TMP/arp" 2>/dev/null &
+	# Not through inns(): a backgrounded function is a subshell and $! would be its pid.
+	ip netns exec "$NS" tcpdump -l -n -i "$TAP" arp </dev/null >"$TMP/arp" 2>/dev/null &
 	DUMP_PID=$!
 	sleep 0.3
 fi
@@ -98,13 +99,14 @@ fi
 # ---- boot ----
 boot() {
 	: >"$TMP/console"
-	inns qemu-system-x86_64 -M microvm -accel "$ACCEL" -m 32M \
+	# ip netns exec execs QEMU, so $! is QEMU's own pid (for kill and /proc/PID/stat).
+	ip netns exec "$NS" qemu-system-x86_64 -M microvm -accel "$ACCEL" -m 32M \
 		-nodefaults -no-user-config -display none \
 		-serial "file:$TMP/console" \
 		-kernel "$IMG" -append "ip=$GUEST_IP/24 gw=$HOST_IP name=$NAME port=80" \
 		-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" \
 		-device "virtio-net-device,netdev=n0,mac=$GUEST_MAC" \
-		2>"$TMP/qemu.err" &
+		</dev/null >/dev/null 2>"$TMP/qemu.err" &
 	QEMU_PID=$!
 	for _ in $(seq 1 100); do
 		grep -q '^READY [0-9]*$' "$TMP/console" 2>/dev/null && return 0
@@ -118,6 +120,10 @@ if ! boot && [ "$ACCEL" = kvm ] && [ -z "${GUEST_ACCEL:-}" ]; then
 	wait "$QEMU_PID" 2>/dev/null
 	ACCEL=tcg
 	boot
+fi
+if [ "$(cat "/proc/$QEMU_PID/comm" 2>/dev/null)" != qemu-system-x86 ]; then
+	not_ok "QEMU runs as pid $QEMU_PID"
+	exit 1
 fi
 if grep -q '^READY [0-9]*$' "$TMP/console"; then
 	ok "READY on the console under $ACCEL ($(head -c 40 "$TMP/console" | tr -d '\n'))"

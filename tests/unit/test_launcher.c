@@ -686,6 +686,37 @@ static void test_reload(void **state)
 	assert_true(run_until_gone(f, pb, 3000));
 }
 
+/* A recreated service boots only once its old process is gone (the port). */
+static void test_reload_waits_for_old(void **state)
+{
+	struct fix *f = *state;
+	struct seen a = {0}, b = {0};
+	struct instance *inst;
+	int64_t t0;
+	pid_t old;
+
+	svc_set(&f->svcs[0], "a", "127.0.0.1", 0, "delay:10", 5000,
+	        "sh -c 'trap \"\" TERM; exec sleep 100'");
+	start(f, 1);
+	assert_int_equal(launcher_wake(launcher_find(f->l, "a"), seen_cb, &a, NULL), 0);
+	assert_true(run_until_int(f, &a.calls, 3000));
+	old = pid_of(launcher_find(f->l, "a"));
+	f->svcs[0].boot_timeout_ms = 6000; /* changed */
+	t0 = now_ms();
+	assert_int_equal(launcher_reload(f->l, &f->conf), 0);
+	inst = launcher_find(f->l, "a");
+	assert_int_equal(launcher_wake(inst, seen_cb, &b, NULL), 0);
+	assert_int_equal(state_of(inst), INST_BOOTING);
+	assert_int_equal(pid_of(inst), 0); /* not started yet */
+	run_for(f, 300);
+	assert_false(pid_gone(old));
+	assert_int_equal(pid_of(inst), 0);
+	assert_true(run_until_int(f, &b.calls, 5000));
+	assert_int_equal(b.ok, 1);
+	assert_true(pid_gone(old));
+	assert_true(now_ms() - t0 >= 1900);
+}
+
 /* Callbacks may call the launcher: wake again, cancel another waiter. */
 struct reent {
 	struct fix *f;
@@ -808,6 +839,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_waits_for_old, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reentrant_callback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backend_not_built, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_leaves_nothing, setup, teardown),

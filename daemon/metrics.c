@@ -1,0 +1,167 @@
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/util.h>
+
+#include "conf.h"
+#include "launcher.h"
+#include "log.h"
+#include "metrics.h"
+#include "resolver.h"
+
+struct metrics {
+	struct evhttp *http;
+	struct launcher *launcher;
+	struct resolver *resolver;
+};
+
+static const char *metrics_rcode_names[16] = {
+	"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+	"NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15"};
+
+static void metrics_dns(struct metrics *m, struct evbuffer *out)
+{
+	struct resolver_stats st;
+	int i;
+
+	resolver_stats(m->resolver, &st);
+	evbuffer_add_printf(out, "# HELP beckon_dns_queries_total DNS answers sent, by rcode.\n"
+				 "# TYPE beckon_dns_queries_total counter\n");
+	for (i = 0; i < 16; i++)
+		if (st.rcode[i] || i <= 5)
+			evbuffer_add_printf(out, "beckon_dns_queries_total{rcode=\"%s\"} %llu\n",
+					    metrics_rcode_names[i],
+					    (unsigned long long)st.rcode[i]);
+	evbuffer_add_printf(out, "# HELP beckon_dns_dropped_total Packets too broken to answer.\n"
+				 "# TYPE beckon_dns_dropped_total counter\n"
+				 "beckon_dns_dropped_total %llu\n",
+			    (unsigned long long)st.dropped);
+}
+
+static void metrics_boots_one(struct instance *inst, void *arg)
+{
+	struct instance_info in;
+
+	launcher_info(inst, &in);
+	evbuffer_add_printf(arg, "beckon_boots_total{service=\"%s\",result=\"ok\"} %u\n", in.name,
+			    in.boots_ok);
+	evbuffer_add_printf(arg, "beckon_boots_total{service=\"%s\",result=\"failed\"} %u\n",
+			    in.name, in.boots_failed);
+}
+
+static void metrics_histogram(struct evbuffer *out, const char *name, const char *help,
+			      const struct launcher_hist *h)
+{
+	uint64_t cum = 0;
+	int i;
+
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (i = 0; i < LAUNCHER_HIST_BUCKETS; i++) {
+		cum += h->counts[i];
+		evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+				    launcher_hist_bounds[i], (unsigned long long)cum);
+	}
+	cum += h->counts[LAUNCHER_HIST_BUCKETS];
+	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+			    (unsigned long long)cum, name, h->sum, name, (unsigned long long)cum);
+}
+
+static void metrics_launcher(struct metrics *m, struct evbuffer *out)
+{
+	struct launcher_stats st;
+	int i;
+
+	launcher_stats(m->launcher, &st);
+	evbuffer_add_printf(out, "# HELP beckon_boots_total Boots by service and result.\n"
+				 "# TYPE beckon_boots_total counter\n");
+	launcher_foreach(m->launcher, metrics_boots_one, out);
+	metrics_histogram(out, "beckon_boot_seconds", "Boot trigger to ready, seconds.", &st.boot);
+	metrics_histogram(out, "beckon_wake_seconds", "Paused or suspended to ready, seconds.",
+			  &st.wake);
+	evbuffer_add_printf(out, "# HELP beckon_instances Instances by state.\n"
+				 "# TYPE beckon_instances gauge\n");
+	for (i = 0; i < INST_NSTATES; i++)
+		evbuffer_add_printf(out, "beckon_instances{state=\"%s\"} %u\n",
+				    launcher_state_name(i), st.instances[i]);
+	evbuffer_add_printf(out, "# HELP beckon_held_connections Connections held while a guest "
+				 "boots.\n# TYPE beckon_held_connections gauge\n"
+				 "beckon_held_connections %u\n",
+			    st.held_connections);
+}
+
+static void metrics_on_request(struct evhttp_request *req, void *arg)
+{
+	struct metrics *m = arg;
+	struct evbuffer *out;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evhttp_send_error(req, 405, "Method Not Allowed");
+		return;
+	}
+	out = evbuffer_new();
+	if (!out) {
+		evhttp_send_error(req, 500, "Internal Server Error");
+		return;
+	}
+	metrics_dns(m, out);
+	metrics_launcher(m, out);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
+static void metrics_on_other(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	evhttp_send_error(req, 404, "Not Found");
+}
+
+struct metrics *metrics_new(struct event_base *base, const struct conf_addr *addr,
+			    struct launcher *l, struct resolver *r)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+	evutil_socket_t fd = -1;
+
+	if (!m)
+		return NULL;
+	m->launcher = l;
+	m->resolver = r;
+	m->http = evhttp_new(base);
+	if (!m->http)
+		goto fail;
+	fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || evutil_make_listen_socket_reuseable(fd) < 0 ||
+	    bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 || listen(fd, 64) < 0) {
+		log_warn("metrics_listen %s", addr->text);
+		goto fail;
+	}
+	if (!evhttp_accept_socket_with_handle(m->http, fd))
+		goto fail;
+	fd = -1;
+	evhttp_set_cb(m->http, "/metrics", metrics_on_request, m);
+	evhttp_set_gencb(m->http, metrics_on_other, m);
+	evhttp_set_timeout(m->http, 10);
+	return m;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (m->http)
+		evhttp_free(m->http);
+	free(m);
+	return NULL;
+}
+
+void metrics_free(struct metrics *m)
+{
+	if (!m)
+		return;
+	evhttp_free(m->http);
+	free(m);
+}
