@@ -82,7 +82,7 @@ bench: all
 	@tests/bench/run.sh
 
 demo: deps all
-	@tests/../conf/examples/demo.sh
+	@conf/examples/demo.sh
 
 deps:
 	@tests/deps.sh

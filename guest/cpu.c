@@ -24,9 +24,20 @@ void cpu_halt(void)
 		__asm__ volatile("cli; hlt");
 }
 
+/*
+ * A fault is a bug: say where, then triple-fault on purpose (an empty IDT
+ * and INT3).  QEMU then resets the guest, which boots afresh, or exits
+ * under -no-reboot so that whoever runs us notices; hanging would do neither.
+ */
 static void cpu_fault(unsigned vec, const struct cpu_frame *f, uint64_t err)
 {
+	static const struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) none = {0, 0};
+
 	console_printf("FAULT vector %u err %lx rip %lx\n", vec, err, f->rip);
+	__asm__ volatile("lidt %0; int3" : : "m"(none));
 	cpu_halt();
 }
 

@@ -197,8 +197,13 @@ static void tcp_output(struct tcp_pcb *pcb)
 			tcp_arm_rto(pcb, now);
 		}
 	}
-	if (off < pcb->tx_len && !pcb->snd_wnd)
-		tcp_arm_rto(pcb, now); /* persist: probe the zero window later */
+	/*
+	 * Anything not yet acknowledged keeps the timer running: it retransmits,
+	 * probes a zero window, and retries a send that found no free buffer.
+	 */
+	if (pcb->tx_len || ((pcb->flags & F_FIN_Q) && pcb->snd_una != pcb->snd_nxt) ||
+	    ((pcb->flags & F_FIN_Q) && !(pcb->flags & F_FIN_SENT)))
+		tcp_arm_rto(pcb, now);
 	if (pcb->flags & F_ACKNOW)
 		tcp_send(pcb, TH_ACK, pcb->snd_nxt, NULL, 0);
 }
@@ -643,7 +648,6 @@ static void tcp_retransmit(struct tcp_pcb *pcb, uint64_t now)
 	if (!pcb->snd_wnd)
 		pcb->flags |= F_PROBE;
 	tcp_output(pcb);
-	tcp_arm_rto(pcb, now);
 }
 
 static void tcp_idle(struct tcp_pcb *pcb, uint64_t now)
