@@ -1,0 +1,87 @@
+/*
+ * Decisions only: the idle policy, capacity and boot rate limits. Pure
+ * functions of their inputs; no clock, no I/O. The launcher feeds them on a
+ * timer and carries out what they return.
+ */
+#ifndef BECKON_POLICY_H
+#define BECKON_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+/* What the policy sees of one instance. */
+enum policy_state { POLICY_DOWN, POLICY_BOOTING, POLICY_RUNNING, POLICY_PAUSED, POLICY_SAVED };
+
+struct policy_view {
+	enum policy_state state;
+	enum conf_on_idle on_idle;
+	uint64_t idle_timeout_ms;
+	uint64_t memory;	  /* bytes the instance holds while booting, running or paused */
+	int64_t last_activity_us; /* a query, a connection, traffic; 0 when none */
+	int64_t since_us;	  /* when it entered its state */
+	unsigned open_connections;
+};
+
+enum policy_action {
+	POLICY_KEEP,
+	POLICY_PAUSE,
+	POLICY_SUSPEND,
+	POLICY_SHUTDOWN,
+	POLICY_DESTROY,
+};
+
+/*
+ * The idle decision for one instance at NOW: on_idle once it has had no
+ * activity and no open connection for idle_timeout. A paused instance
+ * stays paused; anything not running is kept.
+ */
+enum policy_action policy_idle(const struct policy_view *v, int64_t now_us);
+
+/* The action that frees an instance's memory when it must make room. */
+enum policy_action policy_evict_action(const struct policy_view *v);
+
+/*
+ * Room for one more instance needing MEMORY bytes, with at most
+ * MAX_INSTANCES holding memory (0: no limit) and MAX_MEMORY bytes in all
+ * (0: no limit). Writes the indices of the instances to evict, least
+ * recently used first, to VICTIMS (room for N) and returns how many; only
+ * instances with no open connection and idle for at least MIN_IDLE_MS are
+ * candidates. -1 when no choice of victims makes room.
+ */
+int policy_make_room(const struct policy_view *views, size_t n, uint64_t memory,
+		     uint64_t max_instances, uint64_t max_memory, uint64_t min_idle_ms,
+		     int64_t now_us, size_t *victims);
+
+/* A token bucket: RATE tokens a second, at most BURST. */
+struct policy_bucket {
+	double tokens;
+	int64_t last_us; /* 0: new, full */
+};
+
+/* Take one token at NOW; false when the bucket is empty. */
+bool policy_bucket_take(struct policy_bucket *b, double rate, double burst, int64_t now_us);
+
+/*
+ * Per-client boot limits: a fixed table of buckets keyed by client
+ * address, the oldest reused when full, so that a flood of addresses costs
+ * no memory.
+ */
+#define POLICY_CLIENTS 1024
+struct policy_clients {
+	struct {
+		uint8_t addr[16];
+		bool used;
+		struct policy_bucket bucket;
+	} slot[POLICY_CLIENTS];
+};
+
+/* Take a token for the client ADDR (4 or 16 bytes). */
+bool policy_client_take(struct policy_clients *c, const void *addr, size_t len, double rate,
+			double burst, int64_t now_us);
+
+const char *policy_action_name(enum policy_action a);
+
+#endif
