@@ -32,6 +32,10 @@ static struct conf *conf_defaults(struct conf_ctx *c, const char *path)
 	conf->subnet.s_addr = htonl(0x0a4d0000); /* 10.77.0.0 */
 	conf->prefix = 24;
 	conf->hold = CONF_HOLD_SYN;
+	conf->boot_rate = 50;
+	conf->boot_burst = 100;
+	conf->client_boot_rate = 10;
+	conf->client_boot_burst = 20;
 	return conf;
 }
 
@@ -80,6 +84,8 @@ static void load_globals(struct conf_ctx *c, struct conf *conf, const config_set
 			conf_load_dns(c, conf, s);
 		else if (strcmp(key, "network") == 0)
 			conf_load_network(c, conf, s);
+		else if (conf_is_limit_key(key))
+			conf_load_limit(c, conf, s);
 		else if (strcmp(key, "defaults") == 0)
 			*defaults = conf_want_group(c, s, key) == 0 ? s : NULL;
 		else if (strcmp(key, "services") == 0)

@@ -97,6 +97,14 @@ struct conf {
 	int prefix;
 	enum conf_hold hold;
 
+	/* Capacity: instances holding memory (booting, ready, paused) at once,
+	 * and their memory in all; 0 is no limit. */
+	uint64_t max_instances;
+	uint64_t max_memory;
+	/* Boot rate limits, boots a second with a burst; 0 is no limit. */
+	uint32_t boot_rate, boot_burst;
+	uint32_t client_boot_rate, client_boot_burst;
+
 	struct conf_service *services;
 	size_t nservices;
 	time_t loaded_at; /* the SOA serial */

@@ -152,6 +152,9 @@ void conf_service_clear(struct conf_service *svc);
 /* The dns and network groups. */
 void conf_load_dns(struct conf_ctx *c, struct conf *conf, const config_setting_t *g);
 void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setting_t *g);
+/* conf_limits.c: max_instances, max_memory and the boot_rate group. */
+bool conf_is_limit_key(const char *key);
+void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_dns(struct conf_ctx *c, const struct conf *conf);
 
 #endif

@@ -1,0 +1,63 @@
+/* Capacity and boot rate limits: max_instances, max_memory, boot_rate. */
+#include <string.h>
+
+#include "conf_int.h"
+
+#define CONF_MAX_RATE 1000000
+
+bool conf_is_limit_key(const char *key)
+{
+	return strcmp(key, "max_instances") == 0 || strcmp(key, "max_memory") == 0 ||
+	       strcmp(key, "boot_rate") == 0;
+}
+
+static void conf_load_rate_key(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	const char *key = config_setting_name(s);
+	char label[128];
+	uint32_t *dst = NULL;
+	long long n;
+
+	if (strcmp(key, "rate") == 0)
+		dst = &conf->boot_rate;
+	else if (strcmp(key, "burst") == 0)
+		dst = &conf->boot_burst;
+	else if (strcmp(key, "client_rate") == 0)
+		dst = &conf->client_boot_rate;
+	else if (strcmp(key, "client_burst") == 0)
+		dst = &conf->client_boot_burst;
+	if (dst == NULL) {
+		conf_err(c, s, "unknown key \"boot_rate.%s\"", key);
+		return;
+	}
+	if (conf_get_int(c, s, conf_label(label, "boot_rate", key), 0, CONF_MAX_RATE, &n) == 0)
+		*dst = (uint32_t)n;
+}
+
+static void conf_load_boot_rate(struct conf_ctx *c, struct conf *conf, const config_setting_t *g)
+{
+	if (conf_want_group(c, g, "boot_rate") == -1)
+		return;
+	for (int i = 0; i < config_setting_length(g); i++)
+		conf_load_rate_key(c, conf, config_setting_get_elem(g, (unsigned)i));
+	/* A burst below one would refuse every boot. */
+	if (conf->boot_rate > 0 && conf->boot_burst == 0)
+		conf_err(c, g, "boot_rate.burst: must be at least 1 when rate is set");
+	if (conf->client_boot_rate > 0 && conf->client_boot_burst == 0)
+		conf_err(c, g, "boot_rate.client_burst: must be at least 1 when client_rate is set");
+}
+
+void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	const char *key = config_setting_name(s);
+	long long n;
+
+	if (strcmp(key, "max_instances") == 0) {
+		if (conf_get_int(c, s, key, 0, 1000000, &n) == 0)
+			conf->max_instances = (uint64_t)n;
+	} else if (strcmp(key, "max_memory") == 0) {
+		conf_get_size(c, s, key, &conf->max_memory);
+	} else {
+		conf_load_boot_rate(c, conf, s);
+	}
+}
