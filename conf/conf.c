@@ -32,6 +32,10 @@ static struct conf *conf_defaults(struct conf_ctx *c, const char *path)
 	conf->subnet.s_addr = htonl(0x0a4d0000); /* 10.77.0.0 */
 	conf->prefix = 24;
 	conf->hold = CONF_HOLD_SYN;
+	conf->max_held_per_service = 1024;
+	conf->max_held = 8192;
+	conf->hold_buffer = 64 * 1024;
+	conf->hold_timeout_ms = 10000;
 	conf->boot_rate = 50;
 	conf->boot_burst = 100;
 	conf->client_boot_rate = 10;
@@ -149,6 +153,7 @@ static void load_root(struct conf_ctx *c, struct conf *conf, const config_settin
 	if (!c->hold_set)
 		conf->hold = conf->net_mode == CONF_NET_USER ? CONF_HOLD_PROXY : CONF_HOLD_SYN;
 	conf_check_dns(c, conf);
+	conf_check_hold(c, conf);
 	conf_build_init(c, &def);
 	if (defaults != NULL)
 		conf_build_apply(c, &def, defaults, "defaults");

@@ -96,6 +96,11 @@ struct conf {
 	struct in_addr subnet; /* network address */
 	int prefix;
 	enum conf_hold hold;
+	/* Limits of the connection hold (network.max_held_per_service and the rest). */
+	unsigned max_held_per_service; /* connections held for one service; default 1024 */
+	unsigned max_held;             /* held in all; default 8192 */
+	uint64_t hold_buffer;          /* bytes buffered per held connection; default 64K */
+	uint64_t hold_timeout_ms;      /* the longest a connection is held; default 10s */
 
 	/* Capacity: instances holding memory (booting, ready, paused) at once,
 	 * and their memory in all; 0 is no limit. */

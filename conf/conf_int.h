@@ -30,6 +30,7 @@ struct conf_ctx {
 	bool zone_ok, subnet_ok, mode_ok;
 	bool hold_set, dns_seen;
 	const config_setting_t *dns_group;
+	const config_setting_t *max_held_src; /* network.max_held_per_service, when set */
 	const config_setting_t *ns_src[CONF_MAX_NS];
 };
 
@@ -156,5 +157,7 @@ void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setti
 bool conf_is_limit_key(const char *key);
 void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_dns(struct conf_ctx *c, const struct conf *conf);
+/* network.max_held_per_service against network.max_held. */
+void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 
 #endif

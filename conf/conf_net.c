@@ -236,6 +236,54 @@ static void net_subnet(struct conf_ctx *c, struct conf *conf, const config_setti
 	c->subnet_ok = true;
 }
 
+/* The hold limits: network.max_held_per_service, max_held, hold_buffer, hold_timeout. */
+static bool net_hold_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s,
+                           const char *key)
+{
+	char label[CONF_LABEL_MAX];
+	long long n;
+	uint64_t v;
+
+	conf_label(label, "network", key);
+	if (strcmp(key, "max_held_per_service") == 0 || strcmp(key, "max_held") == 0) {
+		if (conf_get_int(c, s, label, 1, 1000000, &n) == -1)
+			return true;
+		if (strcmp(key, "max_held") == 0) {
+			conf->max_held = (unsigned)n;
+		} else {
+			conf->max_held_per_service = (unsigned)n;
+			c->max_held_src = s;
+		}
+	} else if (strcmp(key, "hold_buffer") == 0) {
+		if (conf_get_size(c, s, label, &v) == -1)
+			return true;
+		if (v < 1024 || v > (64u << 20))
+			conf_err(c, s, "%s: %llu bytes is out of range (\"1K\" to \"64M\")", label,
+			         (unsigned long long)v);
+		else
+			conf->hold_buffer = v;
+	} else if (strcmp(key, "hold_timeout") == 0) {
+		if (conf_get_duration(c, s, label, &v) == -1)
+			return true;
+		if (v < 10 || v > 3600000)
+			conf_err(c, s, "%s: %llu ms is out of range (\"10ms\" to \"1h\")", label,
+			         (unsigned long long)v);
+		else
+			conf->hold_timeout_ms = v;
+	} else {
+		return false;
+	}
+	return true;
+}
+
+void conf_check_hold(struct conf_ctx *c, const struct conf *conf)
+{
+	if (c->max_held_src != NULL && conf->max_held_per_service > conf->max_held)
+		conf_err(c, c->max_held_src,
+		         "network.max_held_per_service: %u is more than network.max_held (%u)",
+		         conf->max_held_per_service, conf->max_held);
+}
+
 void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setting_t *g)
 {
 	char buf[CONF_LABEL_MAX];
@@ -260,7 +308,7 @@ void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setti
 			net_bridge(c, conf, s);
 		} else if (strcmp(key, "subnet") == 0) {
 			net_subnet(c, conf, s);
-		} else {
+		} else if (!net_hold_limit(c, conf, s, key)) {
 			conf_err(c, s, "unknown key \"%s\"", conf_label(buf, "network", key));
 		}
 	}

@@ -17,6 +17,7 @@
 #include "launcher.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "resolver.h"
 #include "version.h"
 
@@ -27,6 +28,7 @@ struct daemon {
 	struct conf *conf;
 	struct launcher *launcher;
 	struct resolver *resolver;
+	struct proxy *proxy;
 	struct control *control;
 	struct metrics *metrics;
 	struct event *ev_term, *ev_int, *ev_hup;
@@ -96,6 +98,13 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 	}
 	if (launcher_reload(d->launcher, conf) < 0) {
 		snprintf(err, errlen, "the instances could not be set up");
+		resolver_reload(d->resolver, d->conf);
+		goto rejected_free;
+	}
+	if (proxy_reload(d->proxy, conf) < 0) {
+		snprintf(err, errlen, "the connection hold could not be set up");
+		launcher_reload(d->launcher, d->conf);
+		proxy_reload(d->proxy, d->conf); /* sees the instances rolled back */
 		resolver_reload(d->resolver, d->conf);
 		goto rejected_free;
 	}
@@ -181,6 +190,10 @@ static void daemon_start(struct daemon *d)
 	d->resolver = resolver_new(d->base, d->conf, d->launcher);
 	if (!d->resolver)
 		fatalx("cannot set up the DNS listeners");
+	d->proxy = proxy_new(d->base, d->conf, d->launcher);
+	if (!d->proxy)
+		fatalx("cannot set up the connection hold (network.hold \"%s\")",
+		       conf_hold_name(d->conf->hold));
 	d->control = control_new(d->base, d->conf->control_socket, d->launcher, daemon_reload, d);
 	if (!d->control)
 		fatalx("cannot set up the control socket");
@@ -200,6 +213,7 @@ static void daemon_stop(struct daemon *d)
 	control_free(d->control);
 	metrics_free(d->metrics);
 	resolver_free(d->resolver);
+	proxy_free(d->proxy);
 	launcher_free(d->launcher);
 	event_free(d->ev_term);
 	event_free(d->ev_int);

@@ -37,18 +37,19 @@ static uint32_t ioapic_read(uintptr_t base, uint32_t reg)
 
 void apic_init(void)
 {
-	/* QEMU wires the 8259 to LINT0 as ExtINT at reset: silence both. */
-	outb(0x21, 0xff);
-	outb(0xa1, 0xff);
+	/*
+	 * QEMU wires the 8259 to LINT0 as ExtINT at reset, and the PIT ticks
+	 * into it: mask LINT0 (one write, where masking the 8259 takes two
+	 * port writes; every access is a VM exit).  Nothing drives LINT1.
+	 */
 	mmio_write32(LAPIC + LAPIC_SVR, 0x100 | VEC_SPURIOUS);
 	mmio_write32(LAPIC + LAPIC_LVT_LINT0, LVT_MASKED);
-	mmio_write32(LAPIC + LAPIC_LVT_LINT1, LVT_MASKED);
-	mmio_write32(LAPIC + LAPIC_TIMER_DIV, 0xb); /* divide by 1 */
+	mmio_write32(LAPIC + LAPIC_TIMER_DIV, 0xb);       /* divide by 1 */
 	mmio_write32(LAPIC + LAPIC_LVT_TIMER, VEC_TIMER); /* one-shot */
 	apic_id = (uint8_t)(mmio_read32(LAPIC + LAPIC_ID) >> 24);
 }
 
-void apic_eoi(void)
+CPU_ISR_SAFE void apic_eoi(void)
 {
 	mmio_write32(LAPIC + LAPIC_EOI, 0);
 }
@@ -65,14 +66,26 @@ void apic_route_gsi(unsigned gsi, uint8_t vector)
 	uintptr_t base = gsi < IOAPIC_PINS ? IOAPIC1 : IOAPIC2;
 	unsigned pin = gsi % IOAPIC_PINS;
 
-	/* Destination first, then unmask: level (bit 15), active high, fixed. */
-	ioapic_write(base, 0x11 + 2 * pin, (uint32_t)apic_id << 24);
+	/* Destination (0 after reset) first, then unmask: level (bit 15), active high, fixed. */
+	if (apic_id)
+		ioapic_write(base, 0x11 + 2 * pin, (uint32_t)apic_id << 24);
 	ioapic_write(base, 0x10 + 2 * pin, 0x8000 | vector);
 }
 
 void apic_timer_start(uint32_t count)
 {
 	mmio_write32(LAPIC + LAPIC_TIMER_INIT, count);
+}
+
+void apic_quiet_pit(void)
+{
+	/*
+	 * Channel 0 to mode 0 (one shot): after one count it stays put, so
+	 * QEMU stops running a 18.2 Hz timer for an interrupt nobody takes.
+	 */
+	outb(0x43, 0x30);
+	outb(0x40, 0xff);
+	outb(0x40, 0xff);
 }
 
 uint32_t apic_timer_count(void)

@@ -8,11 +8,12 @@
 #include "net.h"
 
 struct net_config net_cfg = {
-    .ip = 0x0a00020f,   /* 10.0.2.15: QEMU user networking */
+    .ip = 0x0a00020f, /* 10.0.2.15: QEMU user networking */
     .mask = 0xffffff00,
-    .gw = 0x0a000202,   /* 10.0.2.2 */
+    .gw = 0x0a000202, /* 10.0.2.2 */
     .port = 80,
     .name = "hello",
+    .name_len = 5,
 };
 
 /* Parse "a.b.c.d" from [*p, end); advances *p. */
@@ -67,6 +68,7 @@ static bool config_name(const char *v, const char *end)
 	}
 	memcpy(net_cfg.name, v, n);
 	net_cfg.name[n] = '\0';
+	net_cfg.name_len = n;
 	return true;
 }
 

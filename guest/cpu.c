@@ -29,7 +29,7 @@ void cpu_halt(void)
  * and INT3).  QEMU then resets the guest, which boots afresh, or exits
  * under -no-reboot so that whoever runs us notices; hanging would do neither.
  */
-static void cpu_fault(unsigned vec, const struct cpu_frame *f, uint64_t err)
+CPU_ISR_SAFE static void cpu_fault(unsigned vec, const struct cpu_frame *f, uint64_t err)
 {
 	static const struct {
 		uint16_t limit;
@@ -41,26 +41,32 @@ static void cpu_fault(unsigned vec, const struct cpu_frame *f, uint64_t err)
 	cpu_halt();
 }
 
-/* One tiny handler per exception, so the vector number is known. */
-#define FAULT(n)                                                                                   \
-	__attribute__((interrupt)) static void cpu_exc##n(struct cpu_frame *f)                     \
-	{                                                                                          \
-		cpu_fault(n, f, 0);                                                                \
-	}
-#define FAULT_ERR(n)                                                                               \
-	__attribute__((interrupt)) static void cpu_exc##n(struct cpu_frame *f, uint64_t err)       \
-	{                                                                                          \
-		cpu_fault(n, f, err);                                                              \
-	}
-
 /*
- * Only the exceptions this code can raise get a handler (each gate costs
- * ~15 emulated instructions at boot here): divide error, invalid opcode,
- * double fault, general protection, page fault.  No FPU, SSE, INT3 or
- * alignment checks are ever enabled; anything else triple-faults and QEMU
- * restarts the guest.
+ * One tiny handler per exception, so the vector number is known.  Only the
+ * exceptions this code can raise get one (each gate costs ~15 emulated
+ * instructions at boot here): divide error, invalid opcode, double fault,
+ * general protection, page fault.  No FPU, SSE, INT3 or alignment checks are
+ * ever enabled; anything else triple-faults and QEMU restarts the guest.
  */
-FAULT(0) FAULT(6) FAULT_ERR(8) FAULT_ERR(13)
+__attribute__((interrupt)) static void cpu_exc0(struct cpu_frame *f)
+{
+	cpu_fault(0, f, 0);
+}
+
+__attribute__((interrupt)) static void cpu_exc6(struct cpu_frame *f)
+{
+	cpu_fault(6, f, 0);
+}
+
+__attribute__((interrupt)) static void cpu_exc8(struct cpu_frame *f, uint64_t err)
+{
+	cpu_fault(8, f, err);
+}
+
+__attribute__((interrupt)) static void cpu_exc13(struct cpu_frame *f, uint64_t err)
+{
+	cpu_fault(13, f, err);
+}
 
 #define PTE_FLAGS 0x83 /* present, writable, 2 MiB */
 #define PTE_UC 0x18    /* PCD | PWT */
@@ -74,7 +80,7 @@ extern uint64_t boot_pd[2048]; /* boot.S: four page directories, 0..4 GiB */
  * other address below 4 GiB (Firecracker's MMIO at 0xd0000000, say) is
  * mapped here, 2 MiB at a time, when first touched.
  */
-__attribute__((interrupt)) static void cpu_exc14(struct cpu_frame *f, uint64_t err)
+CPU_ISR_SAFE static void cpu_map(const struct cpu_frame *f, uint64_t err)
 {
 	uint64_t va;
 	unsigned i;
@@ -87,6 +93,11 @@ __attribute__((interrupt)) static void cpu_exc14(struct cpu_frame *f, uint64_t e
 	}
 	boot_pd[i] = ((uint64_t)i << 21) | PTE_FLAGS | (va >= 0xc0000000ULL ? PTE_UC : 0);
 	__asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
+}
+
+__attribute__((interrupt)) static void cpu_exc14(struct cpu_frame *f, uint64_t err)
+{
+	cpu_map(f, err);
 }
 
 /* Anything else (spurious, stray vectors) is ignored. */

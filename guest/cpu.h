@@ -42,7 +42,9 @@ static inline uint64_t rdtsc(void)
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+	__asm__ volatile("cpuid"
+	                 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+	                 : "a"(leaf), "c"(sub));
 }
 
 static inline void wrmsr(uint32_t msr, uint64_t v)
@@ -82,6 +84,9 @@ static inline void cpu_idle(void)
 }
 
 /* The interrupt frame the CPU pushes; handlers use gcc's interrupt attribute. */
+/* Functions that interrupt handlers call save every register they touch. */
+#define CPU_ISR_SAFE __attribute__((no_caller_saved_registers))
+
 struct cpu_frame {
 	uint64_t rip, cs, rflags, rsp, ss;
 };

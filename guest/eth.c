@@ -14,12 +14,25 @@ void eth_header(uint8_t *frame, const uint8_t *dst, uint16_t type)
 	put_be16(frame + 12, type);
 }
 
+/* Two loads instead of a byte loop: cheap under the emulating KVM here. */
+static bool eth_is(const uint8_t *a, const uint8_t *b)
+{
+	uint32_t a0, b0;
+	uint16_t a1, b1;
+
+	__builtin_memcpy(&a0, a, 4);
+	__builtin_memcpy(&b0, b, 4);
+	__builtin_memcpy(&a1, a + 4, 2);
+	__builtin_memcpy(&b1, b + 4, 2);
+	return a0 == b0 && a1 == b1;
+}
+
 void eth_input(uint8_t *frame, size_t len)
 {
 	if (len < ETH_HLEN)
 		return;
 	/* Ours or broadcast only (the NIC is not promiscuous, but be sure). */
-	if (memcmp(frame, net_cfg.mac, 6) && memcmp(frame, eth_bcast, 6))
+	if (!eth_is(frame, net_cfg.mac) && !eth_is(frame, eth_bcast))
 		return;
 	switch (get_be16(frame + 12)) {
 	case ETHERTYPE_IP:

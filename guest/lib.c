@@ -2,14 +2,17 @@
 #include "lib.h"
 
 /*
- * rep movsb / rep stosb: one instruction whatever the length, which matters
- * under the emulating KVM here and is fast on real CPUs too.
+ * rep movsq then rep movsb: the emulating KVM here takes about a microsecond
+ * per instruction and per string-instruction step, so eight bytes a step
+ * beat one byte a step (or a loop) by a wide margin; real CPUs don't mind.
  */
 void *memcpy(void *dst, const void *src, size_t n)
 {
 	void *d = dst;
+	size_t q = n / 8, r = n % 8;
 
-	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
+	__asm__ volatile("rep movsq" : "+D"(d), "+S"(src), "+c"(q) : : "memory");
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(r) : : "memory");
 	return dst;
 }
 
@@ -28,8 +31,11 @@ void *memmove(void *dst, const void *src, size_t n)
 void *memset(void *dst, int c, size_t n)
 {
 	void *d = dst;
+	size_t q = n / 8, r = n % 8;
+	uint64_t v = (uint8_t)c * 0x0101010101010101ULL;
 
-	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	__asm__ volatile("rep stosq" : "+D"(d), "+c"(q) : "a"(v) : "memory");
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(r) : "a"(v) : "memory");
 	return dst;
 }
 
@@ -43,13 +49,21 @@ int memcmp(const void *a, const void *b, size_t n)
 	return 0;
 }
 
+/* repne scasb, for the same reason as rep movsb above. */
+void *memchr(const void *s, int c, size_t n)
+{
+	const uint8_t *p = s;
+	bool found;
+
+	if (!n)
+		return NULL;
+	__asm__ volatile("repne scasb; sete %2" : "+D"(p), "+c"(n), "=r"(found) : "a"(c) : "cc");
+	return found ? (void *)(p - 1) : NULL;
+}
+
 size_t strlen(const char *s)
 {
-	size_t n = 0;
-
-	while (s[n])
-		n++;
-	return n;
+	return (size_t)((const char *)memchr(s, 0, SIZE_MAX) - s);
 }
 
 static char lib_lower(char c)
@@ -69,15 +83,15 @@ bool lib_strncaseeq(const char *p, const char *s, size_t n)
 
 size_t lib_utoa(char *buf, uint64_t v)
 {
-	char tmp[20];
-	size_t n = 0, i;
+	char tmp[20], *p = tmp + sizeof(tmp);
+	size_t n;
 
 	do {
-		tmp[n++] = (char)('0' + v % 10);
+		*--p = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	for (i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
+	n = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(buf, p, n);
 	return n;
 }
 

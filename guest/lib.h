@@ -15,6 +15,7 @@ void *memcpy(void *dst, const void *src, size_t n);
 void *memmove(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
+void *memchr(const void *s, int c, size_t n);
 size_t strlen(const char *s);
 
 /* Compare the n bytes at p with the C string s, ignoring ASCII case. */
@@ -43,6 +44,14 @@ static inline uint64_t load64(const void *p)
 	uint64_t v;
 
 	__builtin_memcpy(&v, p, 8);
+	return v;
+}
+
+static inline uint32_t load32(const void *p)
+{
+	uint32_t v;
+
+	__builtin_memcpy(&v, p, 4);
 	return v;
 }
 

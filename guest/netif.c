@@ -28,7 +28,7 @@ struct netif {
 	uint16_t tx_fresh;  /* tx descriptors never used yet: [tx_fresh, tx.num) */
 	uint16_t tx_free;   /* used-and-returned tx descriptors, kept on a stack */
 	uint16_t tx_stack[VIRTQ_MAX];
-	uint16_t tx_cur;    /* handed out by netif_tx_alloc, queued by netif_tx_send */
+	uint16_t tx_cur; /* handed out by netif_tx_alloc, queued by netif_tx_send */
 	bool rx_dirty, tx_dirty;
 	volatile bool irq;
 };
@@ -163,6 +163,8 @@ void netif_poll(void)
 	struct virtq_used_elem *e;
 	uint8_t *buf;
 
+	/* While we are busy the device need not interrupt us (netif_rx_arm undoes it). */
+	q->mem->avail.flags = VRING_AVAIL_F_NO_INTERRUPT;
 	while (q->last_used != q->mem->used.idx) {
 		barrier();
 		e = &q->mem->used.ring[q->last_used % q->num];
@@ -186,6 +188,15 @@ void netif_flush(void)
 		nif.rx_dirty = false;
 		virtio_kick(&nif.dev, &nif.rx);
 	}
+}
+
+bool netif_rx_arm(void)
+{
+	struct virtq *q = &nif.rx;
+
+	q->mem->avail.flags = 0;
+	cpu_mb(); /* the flag must be visible before we look at the ring again */
+	return q->last_used != q->mem->used.idx;
 }
 
 bool netif_take_irq(void)

@@ -19,6 +19,11 @@ uint8_t *netif_tx_alloc(void);
 void netif_tx_send(uint8_t *frame, size_t len);
 /* Notify the device of queued frames and refilled buffers (one VM exit per batch). */
 void netif_flush(void);
+/*
+ * Let the NIC interrupt us again (netif_poll turns that off while it works);
+ * true if frames arrived meanwhile, which the caller must poll before halting.
+ */
+bool netif_rx_arm(void);
 /* True if the NIC raised its interrupt since the last call. */
 bool netif_take_irq(void);
 

@@ -55,6 +55,8 @@ static void start_loop(void)
 		next = start_earliest(tcp_timer(now), arp_timer(now));
 		netif_flush();
 		timer_arm(next);
+		if (netif_rx_arm())
+			continue;
 		cpu_irq_disable();
 		if (!netif_take_irq() && !timer_take_fired())
 			cpu_idle(); /* sti; hlt: an interrupt between cli and here still wakes us */
@@ -83,5 +85,6 @@ void guest_main(void)
 	/* Listening already; now the rest of the receive ring and the ARP announcements. */
 	netif_rx_fill();
 	arp_start();
+	apic_quiet_pit();
 	start_loop();
 }

@@ -26,6 +26,8 @@ size_t tcp_tx_room(const struct tcp_pcb *pcb);
 void tcp_write(struct tcp_pcb *pcb, const void *data, size_t len);
 /* Send FIN after what is queued; later data from the peer is acknowledged and dropped. */
 void tcp_close(struct tcp_pcb *pcb);
+/* A word the application may keep per connection; 0 when the connection opens. */
+uint16_t *tcp_app(struct tcp_pcb *pcb);
 /* True once the peer has sent its FIN. */
 bool tcp_peer_closed(const struct tcp_pcb *pcb);
 /* True once tcp_close() was called. */

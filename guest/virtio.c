@@ -99,9 +99,23 @@ static bool virtio_find_cmdline(const char *cl, uint32_t id, struct virtio_dev *
 	return false;
 }
 
+/*
+ * The order to probe microvm's slots in: QEMU fills them from the top, which
+ * is slot 23 with ACPI (24 transports) and slot 7 without (8), so those two
+ * first, then the rest downwards.  Each probe of a missing slot is a VM exit.
+ */
+static unsigned virtio_slot_order(unsigned i)
+{
+	if (i == 0)
+		return 23;
+	if (i == 1)
+		return 7;
+	return i <= 16 ? 24 - i : 23 - i;
+}
+
 bool virtio_find(const char *cmdline, uint32_t id, struct virtio_dev *dev)
 {
-	unsigned n, irq_base;
+	unsigned i, n, irq_base;
 
 	if (virtio_find_cmdline(cmdline, id, dev))
 		goto found;
@@ -110,10 +124,12 @@ bool virtio_find(const char *cmdline, uint32_t id, struct virtio_dev *dev)
 	 * QEMU fills the slots from the top, so search downwards: every probe
 	 * of an empty slot is two VM exits.
 	 */
-	irq_base = apic_has_ioapic2() ? 24 : 5;
-	for (n = MICROVM_SLOTS; n-- > 0;) {
+	for (i = 0; i < MICROVM_SLOTS; i++) {
+		n = virtio_slot_order(i);
 		dev->base = MICROVM_BASE + n * 0x200;
 		if (virtio_is(dev->base, id)) {
+			/* Only the second IOAPIC's layout has slots past 8. */
+			irq_base = (n >= 8 || apic_has_ioapic2()) ? 24 : 5;
 			dev->irq = irq_base + n;
 			goto found;
 		}
@@ -200,13 +216,10 @@ uint16_t virtio_config16(struct virtio_dev *dev, unsigned off)
 	return *(volatile uint16_t *)(dev->base + R_CONFIG + off);
 }
 
-uint32_t virtio_irq_ack(struct virtio_dev *dev)
+/* Acknowledge both causes (used buffers, config change) blind: one VM exit, not two. */
+CPU_ISR_SAFE void virtio_irq_ack(struct virtio_dev *dev)
 {
-	uint32_t s = rd(dev, R_IRQ_STATUS);
-
-	if (s)
-		wr(dev, R_IRQ_ACK, s);
-	return s;
+	wr(dev, R_IRQ_ACK, 3);
 }
 
 void virtio_kick(struct virtio_dev *dev, struct virtq *q)

@@ -2,7 +2,7 @@
 #ifndef GUEST_VIRTIO_H
 #define GUEST_VIRTIO_H
 
-#include "lib.h"
+#include "cpu.h"
 
 #define VIRTIO_ID_NET 1
 #define VIRTQ_MAX 128
@@ -67,8 +67,8 @@ void virtio_ready(struct virtio_dev *dev);
 uint32_t virtio_config32(struct virtio_dev *dev, unsigned off);
 /* Two bytes of the device config space at off, in memory order. */
 uint16_t virtio_config16(struct virtio_dev *dev, unsigned off);
-/* Acknowledge the interrupt; returns the status bits. */
-uint32_t virtio_irq_ack(struct virtio_dev *dev);
+/* Acknowledge the interrupt. */
+CPU_ISR_SAFE void virtio_irq_ack(struct virtio_dev *dev);
 /* Tell the device about new buffers, unless it said it needs no notice. */
 void virtio_kick(struct virtio_dev *dev, struct virtq *q);
 

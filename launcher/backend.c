@@ -50,6 +50,11 @@ const char *launcher_inst_tap(const struct instance *inst)
 	return inst->tap;
 }
 
+enum conf_hold launcher_inst_hold(const struct instance *inst)
+{
+	return inst->hold;
+}
+
 void *launcher_inst_priv(const struct instance *inst)
 {
 	return inst->priv;

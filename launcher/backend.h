@@ -45,6 +45,12 @@ struct backend_ops {
 	void (*cleanup)(struct instance *inst, bool graceful);
 	/* Optional: where tcp and http probes connect; default address:ports[0]. */
 	int (*probe_target)(const struct instance *inst, struct sockaddr_in *sa);
+	/*
+	 * Optional: where the guest serves PORT (one of the service's ports) in
+	 * the run under way, for the proxy (launcher_upstream); default: the
+	 * service address and PORT. -1 when it does not serve PORT now.
+	 */
+	int (*upstream)(const struct instance *inst, uint16_t port, struct sockaddr_in *sa);
 };
 
 /* The ops of a backend, NULL when it is not built into this binary. */
@@ -59,6 +65,8 @@ const char *launcher_inst_state_dir(const struct instance *inst);
 const char *launcher_inst_address(const struct instance *inst);
 const char *launcher_inst_mac(const struct instance *inst);
 const char *launcher_inst_tap(const struct instance *inst);
+/* The hold mode: under "proxy" the service address and ports are the proxy's. */
+enum conf_hold launcher_inst_hold(const struct instance *inst);
 void *launcher_inst_priv(const struct instance *inst);
 void launcher_inst_set_priv(struct instance *inst, void *priv);
 void launcher_inst_set_pid(struct instance *inst, pid_t pid);
@@ -83,6 +91,7 @@ void launcher_child_abandon(struct lchild *c, bool graceful);
 /* Exec backend helpers, exposed for the unit tests. */
 struct exec_vars {
 	const char *image, *cmdline, *tap, *mac, *address, *memory, *name;
+	const char *port; /* {port}: ports[0], or the run's own port under hold "proxy" */
 };
 /*
  * Split TEMPLATE into a NULL-terminated argv, substituting {image} and the

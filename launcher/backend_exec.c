@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <event2/event.h>
@@ -27,6 +29,8 @@ struct exec_run {
 	struct lchild *child;
 	int fd; /* read end of the console pipe */
 	struct event *ev;
+	uint16_t port; /* {port}; 0 when the service has none */
+	bool own_port; /* a loopback port of its own (hold "proxy") */
 };
 
 static void exec_close_console(struct exec_run *r)
@@ -100,10 +104,31 @@ static void exec_child(char **argv, int out, pid_t parent)
 	_exit(127);
 }
 
-static char **exec_argv(struct instance *inst)
+/*
+ * Under hold "proxy" the service address and ports are the proxy's, so the
+ * process gets a free loopback port of its own for each run.
+ */
+static uint16_t exec_own_port(const char *name)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	uint16_t port = 0;
+
+	if (fd != -1 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	else
+		log_warn("%s: a loopback port for {port}", name);
+	if (fd != -1)
+		close(fd);
+	return port;
+}
+
+static char **exec_argv(struct instance *inst, uint16_t port)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
-	char memory[32], err[128];
+	char memory[32], err[128], portstr[8] = "";
 	struct exec_vars v = {
 	    .image = svc->image,
 	    .cmdline = svc->cmdline,
@@ -112,9 +137,12 @@ static char **exec_argv(struct instance *inst)
 	    .address = launcher_inst_address(inst),
 	    .memory = memory,
 	    .name = svc->name,
+	    .port = portstr,
 	};
 	char **argv;
 
+	if (port != 0)
+		snprintf(portstr, sizeof(portstr), "%u", port);
 	snprintf(memory, sizeof(memory), "%llu", (unsigned long long)(svc->memory >> 20));
 	if (svc->exec_command == NULL) {
 		log_warnx("%s: exec backend without exec.command", svc->name);
@@ -138,16 +166,21 @@ static int exec_start(struct instance *inst)
 	const char *name = launcher_inst_service(inst)->name;
 	struct exec_run *r;
 	char **argv;
+	const struct conf_service *svc = launcher_inst_service(inst);
+	bool own = launcher_inst_hold(inst) == CONF_HOLD_PROXY;
+	uint16_t port = own ? exec_own_port(name) : svc->nports ? svc->ports[0] : 0;
 	int p[2] = {-1, -1};
 	pid_t pid, self = getpid();
 
-	if ((argv = exec_argv(inst)) == NULL)
+	if ((own && port == 0) || (argv = exec_argv(inst, port)) == NULL)
 		return -1;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		backend_exec_argv_free(argv);
 		return -1;
 	}
 	r->fd = -1;
+	r->port = port;
+	r->own_port = own;
 	if (pipe2(p, O_CLOEXEC) == -1)
 		goto fail;
 	r->fd = p[0];
@@ -238,6 +271,46 @@ static void exec_cleanup(struct instance *inst, bool graceful)
 	launcher_inst_set_priv(inst, NULL);
 }
 
+static void exec_addr(struct sockaddr_in *sa, struct in_addr addr, uint16_t port)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_addr = addr;
+	sa->sin_port = htons(port);
+}
+
+/* The service address and first port, or the run's own loopback port. */
+static int exec_probe_target(const struct instance *inst, struct sockaddr_in *sa)
+{
+	const struct exec_run *r = launcher_inst_priv(inst);
+	const struct conf_service *svc = launcher_inst_service(inst);
+	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
+
+	if (r == NULL || r->port == 0) {
+		log_warnx("%s: a tcp or http probe needs a port", svc->name);
+		return -1;
+	}
+	exec_addr(sa, r->own_port ? lo : svc->address, r->port);
+	return 0;
+}
+
+/* Under hold "proxy" the process serves the first port on its own port. */
+static int exec_upstream(const struct instance *inst, uint16_t port, struct sockaddr_in *sa)
+{
+	const struct exec_run *r = launcher_inst_priv(inst);
+	const struct conf_service *svc = launcher_inst_service(inst);
+	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
+
+	if (launcher_inst_hold(inst) != CONF_HOLD_PROXY) {
+		exec_addr(sa, svc->address, port);
+		return 0;
+	}
+	if (r == NULL || !r->own_port || svc->nports == 0 || port != svc->ports[0])
+		return -1;
+	exec_addr(sa, lo, r->port);
+	return 0;
+}
+
 const struct backend_ops backend_exec_ops = {
     .name = "exec",
     .start = exec_start,
@@ -246,4 +319,6 @@ const struct backend_ops backend_exec_ops = {
     .resume = exec_resume,
     .died = exec_died,
     .cleanup = exec_cleanup,
+    .probe_target = exec_probe_target,
+    .upstream = exec_upstream,
 };

@@ -91,6 +91,7 @@ static const char *placeholder(const char *s, const struct exec_vars *v, size_t 
 	    {"{address}", offsetof(struct exec_vars, address)},
 	    {"{memory}", offsetof(struct exec_vars, memory)},
 	    {"{name}", offsetof(struct exec_vars, name)},
+	    {"{port}", offsetof(struct exec_vars, port)},
 	};
 	const char *val;
 	size_t i;

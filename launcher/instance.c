@@ -32,6 +32,7 @@ struct instance *launcher_inst_new(struct launcher *l, const struct conf_service
 	if ((inst->state_dir = strdup(conf->state_dir)) == NULL)
 		goto fail;
 	inst->net_mode = conf->net_mode;
+	inst->hold = conf->hold;
 	inet_ntop(AF_INET, &svc->address, inst->address, sizeof(inst->address));
 	/* The names host networking gives this service's guest. */
 	hostnet_mac(svc->name, mac);
@@ -83,7 +84,7 @@ static void fail_boot(struct instance *inst, const char *why)
 
 	inst->l->boots_failed++;
 	inst->boots_failed++;
-	inst->state = INST_FAILED;
+	launcher_inst_set_state(inst, INST_FAILED);
 	if (*last)
 		log_info("%s: boot failed: %s; last output: \"%s\"", inst->svc->name, why, last);
 	else
@@ -141,7 +142,7 @@ static int inst_boot(struct instance *inst)
 		log_warn("%s: boot timer", inst->svc->name);
 		return -1;
 	}
-	inst->state = INST_BOOTING;
+	launcher_inst_set_state(inst, INST_BOOTING);
 	inst->boots++;
 	inst->boot_start_us = launcher_now_us();
 	log_info("%s: booting", inst->svc->name);
@@ -175,7 +176,7 @@ void launcher_inst_ready(struct instance *inst)
 	probe_free(inst->probe);
 	inst->probe = NULL;
 	evtimer_del(inst->boot_timer);
-	inst->state = INST_READY;
+	launcher_inst_set_state(inst, INST_READY);
 	inst->ready_at_us = launcher_now_us();
 	inst->l->boots_ok++;
 	inst->boots_ok++;
@@ -220,7 +221,7 @@ void launcher_inst_exited(struct instance *inst, int status)
 		break;
 	}
 	inst_end_run(inst, false);
-	inst->state = INST_STOPPED;
+	launcher_inst_set_state(inst, INST_STOPPED);
 	/* Woken while stopping: boot again now. */
 	if (inst->rewake && inst_boot(inst) == -1)
 		launcher_inst_complete(inst, false);
@@ -271,7 +272,7 @@ int launcher_stop(struct instance *inst)
 	case INST_BOOTING:
 		if (inst->start_deferred) {
 			inst_end_run(inst, false);
-			inst->state = INST_STOPPED;
+			launcher_inst_set_state(inst, INST_STOPPED);
 			log_info("%s: stopped", inst->svc->name);
 			launcher_inst_complete(inst, false);
 			return 0;
@@ -283,13 +284,13 @@ int launcher_stop(struct instance *inst)
 		probe_free(inst->probe);
 		inst->probe = NULL;
 		evtimer_del(inst->boot_timer);
-		inst->state = INST_STOPPING;
+		launcher_inst_set_state(inst, INST_STOPPING);
 		inst->rewake = false;
 		launcher_inst_complete(inst, false);
 		inst->ops->stop(inst, true);
 		return 0;
 	case INST_SUSPENDED:
-		inst->state = INST_STOPPED;
+		launcher_inst_set_state(inst, INST_STOPPED);
 		return 0;
 	default:
 		return 0;
@@ -300,7 +301,7 @@ int launcher_pause(struct instance *inst)
 {
 	if (inst->state != INST_READY || inst->ops->pause == NULL || inst->ops->pause(inst) == -1)
 		return -1;
-	inst->state = INST_PAUSED;
+	launcher_inst_set_state(inst, INST_PAUSED);
 	log_info("%s: paused", inst->svc->name);
 	return 0;
 }
@@ -312,7 +313,7 @@ int launcher_resume(struct instance *inst)
 	if (inst->state != INST_PAUSED || inst->ops->resume == NULL ||
 	    inst->ops->resume(inst) == -1)
 		return -1;
-	inst->state = INST_READY;
+	launcher_inst_set_state(inst, INST_READY);
 	launcher_hist_observe(&inst->l->wake_hist, (double)(launcher_now_us() - start) / 1e6);
 	log_info("%s: resumed", inst->svc->name);
 	return 0;

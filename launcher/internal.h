@@ -52,6 +52,8 @@ struct instance {
 	bool warned_backend;
 
 	int64_t boot_start_us, ready_at_us, activity_us;
+	enum conf_hold hold;
+	unsigned held, open; /* the proxy's connections (launcher_connections) */
 	time_t activity_wall;
 	unsigned boots, boots_ok, boots_failed;
 };
@@ -70,6 +72,8 @@ struct launcher {
 	struct event *done_ev;
 	uint64_t boots_ok, boots_failed;
 	struct launcher_hist boot_hist, wake_hist;
+	launcher_observer_fn observer;
+	void *observer_arg;
 };
 
 /* Grace between SIGTERM and SIGKILL. */
@@ -84,6 +88,8 @@ struct instance *launcher_inst_new(struct launcher *l, const struct conf_service
                                    const struct conf *conf);
 void launcher_inst_destroy(struct instance *inst);
 void launcher_inst_ready(struct instance *inst);
+/* Every state change goes through here, for the observer (launcher.c). */
+void launcher_inst_set_state(struct instance *inst, enum inst_state s);
 void launcher_inst_predecessor_gone(struct launcher *l, const char *name);
 
 /* waiter.c */

@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "backend.h"
 #include "conf.h"
 #include "internal.h"
 #include "launcher.h"
@@ -103,7 +104,7 @@ static bool inst_unchanged(const struct instance *old, const struct conf_service
                            const struct conf *conf)
 {
 	return conf_service_equal(old->svc, svc) && strcmp(old->state_dir, conf->state_dir) == 0 &&
-	       old->net_mode == conf->net_mode;
+	       old->net_mode == conf->net_mode && old->hold == conf->hold;
 }
 
 int launcher_reload(struct launcher *l, const struct conf *conf)
@@ -203,7 +204,43 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	st->boot = l->boot_hist;
 	st->wake = l->wake_hist;
 	TAILQ_FOREACH(inst, &l->instances, entry)
-	st->instances[inst->state]++;
+	{
+		st->instances[inst->state]++;
+		st->held_connections += inst->held;
+	}
+}
+
+void launcher_set_observer(struct launcher *l, launcher_observer_fn fn, void *arg)
+{
+	l->observer = fn;
+	l->observer_arg = arg;
+}
+
+void launcher_inst_set_state(struct instance *inst, enum inst_state s)
+{
+	enum inst_state old = inst->state;
+
+	inst->state = s;
+	if (old != s && inst->l->observer != NULL)
+		inst->l->observer(inst, old, s, inst->l->observer_arg);
+}
+
+void launcher_connections(struct instance *inst, int held, int open)
+{
+	/* Never below zero, whatever a caller gets wrong. */
+	inst->held = held < 0 && inst->held < (unsigned)-held ? 0 : inst->held + (unsigned)held;
+	inst->open = open < 0 && inst->open < (unsigned)-open ? 0 : inst->open + (unsigned)open;
+}
+
+int launcher_upstream(const struct instance *inst, uint16_t port, struct sockaddr_in *out)
+{
+	if (inst->ops != NULL && inst->ops->upstream != NULL)
+		return inst->ops->upstream(inst, port, out);
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_addr = inst->svc->address;
+	out->sin_port = htons(port);
+	return 0;
 }
 
 const struct conf_service *launcher_service(const struct instance *inst)
@@ -227,6 +264,8 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->idle_ms = inst->activity_us ? (now - inst->activity_us) / 1000 : -1;
 	info->last_activity = inst->activity_wall;
 	info->pid = inst->pid;
+	info->held = inst->held;
+	info->open = inst->open;
 }
 
 /* Boot and wake times run from about a millisecond to the boot timeout. */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <netinet/in.h>
 
 struct event_base;
 struct conf;
@@ -41,6 +42,7 @@ struct instance_info {
 	int64_t idle_ms;	    /* since the last activity; -1 when none yet */
 	int64_t last_activity; /* wall clock seconds; 0 when none yet */
 	pid_t pid;		    /* of the VMM or process; 0 when none */
+	unsigned held, open; /* the proxy's connections: held, relayed */
 };
 
 /* Create the registry for CONF's services. NULL on failure (logged). */
@@ -79,6 +81,39 @@ int launcher_resume(struct instance *inst);
 
 /* Note activity (a query, a connection, traffic) now. */
 void launcher_activity(struct instance *inst);
+
+/*
+ * The proxy's count of connections to INST changed by these deltas: HELD
+ * (waiting for it to be ready: proxied connections and held SYNs) and OPEN
+ * (being relayed). Shown in launcher_info and metrics.
+ */
+void launcher_connections(struct instance *inst, int held, int open);
+
+/*
+ * Called after every state change of every instance (OLD != NEW), from
+ * inside the launcher: FN may read instances and call launcher_activity,
+ * launcher_connections and launcher_upstream, but must not wake, stop,
+ * pause or resume, reload or free.
+ */
+typedef void (*launcher_observer_fn)(struct instance *inst, enum inst_state old,
+                                     enum inst_state new, void *arg);
+/* Set the one observer (FN NULL: none). */
+void launcher_set_observer(struct launcher *l, launcher_observer_fn fn, void *arg);
+
+/*
+ * Where INST really serves PORT, one of its service's ports, for the run
+ * under way: the guest's address and PORT in bridge mode, the forwarded
+ * loopback port in QEMU user networking, an exec process's own loopback
+ * port under hold "proxy" (its {port}). -1 when there is none now.
+ */
+int launcher_upstream(const struct instance *inst, uint16_t port, struct sockaddr_in *out);
+
+/*
+ * The firewall mark (SO_MARK) of beckon's own connections to guests, probes
+ * and proxied ones: the SYN hold lets them pass. Setting it needs
+ * CAP_NET_ADMIN; without it (user mode) it is not needed.
+ */
+#define LAUNCHER_FWMARK 0x626b
 
 /* Fill INFO for INST. Strings live as long as the instance. */
 void launcher_info(const struct instance *inst, struct instance_info *info);

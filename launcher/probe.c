@@ -158,6 +158,12 @@ static void probe_attempt(struct probe *p)
 		probe_retry(p, 100);
 		return;
 	}
+	if (p->inst->net_mode == CONF_NET_BRIDGE) {
+		/* Past the SYN hold, which queues SYNs to guests that are not ready. */
+		int mark = LAUNCHER_FWMARK;
+
+		setsockopt(p->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	}
 	if (connect(p->fd, (struct sockaddr *)&p->sa, sizeof(p->sa)) == 0) {
 		probe_connected(p);
 		return;

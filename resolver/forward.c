@@ -2,7 +2,8 @@
  * Out-of-zone queries relayed to dns.forward over UDP: the query goes out
  * as received with a fresh random ID; the reply comes back with the
  * client's ID, when its question matches. No reply in
- * RESOLVER_FWD_TIMEOUT_MS: SERVFAIL.
+ * RESOLVER_FWD_TIMEOUT_MS: SERVFAIL. A truncated reply for a client that
+ * asked over TCP is asked again over TCP (forward_tcp.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -13,33 +14,14 @@
 
 #include <event2/event.h>
 
-#include "internal.h"
+#include "forward.h"
 #include "log.h"
 
 #define FWD_SWEEP_MS 100
 #define FWD_READS 64
 #define RCODE_SERVFAIL 2
 
-struct fwd {
-	bool used;
-	uint16_t up_id;
-	uint64_t deadline;
-	struct query_key k;
-	struct client c;
-};
-
-struct fwd_state {
-	int fd;
-	struct event *ev, *timer;
-	struct conf_addr addr;
-	bool open;
-	unsigned nused;
-	uint16_t idmap[65536]; /* upstream ID -> slot + 1 */
-	struct fwd slots[RESOLVER_FWD_MAX];
-	uint8_t buf[QUERY_TCP_MAX];
-};
-
-static uint64_t fwd_now(void)
+uint64_t fwd_now(void)
 {
 	struct timespec ts;
 
@@ -53,13 +35,16 @@ static void fwd_release(struct resolver *r, struct fwd *s)
 
 	f->idmap[s->up_id] = 0;
 	s->used = false;
+	fwd_tcp_stop(s);
+	free(s->query);
+	s->query = NULL;
 	if (--f->nused == 0)
 		evtimer_del(f->timer);
 	if (s->c.conn)
 		tcp_done_wait(s->c.conn);
 }
 
-static void fwd_servfail(struct resolver *r, struct fwd *s)
+void fwd_servfail(struct resolver *r, struct fwd *s)
 {
 	struct query *q = &r->lq;
 	struct client c = s->c;
@@ -88,7 +73,7 @@ static inline uint8_t fwd_lower(uint8_t c)
 }
 
 /* True when the reply's question is the one asked (names ignore case). */
-static bool fwd_matches(const struct fwd *s, const uint8_t *p, size_t len)
+bool fwd_matches(const struct fwd *s, const uint8_t *p, size_t len)
 {
 	size_t n = s->k.qnamelen, i;
 
@@ -106,18 +91,27 @@ static void fwd_reply(struct resolver *r, size_t len)
 	struct fwd_state *f = r->fwd;
 	uint16_t id = (uint16_t)(f->buf[0] << 8 | f->buf[1]);
 	struct fwd *s;
-	struct client c;
 
 	if (len < 12 || !(f->buf[2] & 0x80) || !f->idmap[id])
 		return;
 	s = &f->slots[f->idmap[id] - 1];
-	if (!fwd_matches(s, f->buf, len))
+	if (s->bev || !fwd_matches(s, f->buf, len))
 		return;
-	f->buf[0] = (uint8_t)(s->k.id >> 8);
-	f->buf[1] = (uint8_t)s->k.id;
-	c = s->c;
+	/* Truncated, and the client can take more over TCP: ask again over TCP. */
+	if ((f->buf[2] & 0x02) && s->query && fwd_tcp_start(r, s) == 0)
+		return;
+	fwd_deliver(r, s, f->buf, len);
+}
+
+/* REPLY goes to the client of S, with its ID back. */
+void fwd_deliver(struct resolver *r, struct fwd *s, uint8_t *reply, size_t len)
+{
+	struct client c = s->c;
+
+	reply[0] = (uint8_t)(s->k.id >> 8);
+	reply[1] = (uint8_t)s->k.id;
 	fwd_release(r, s);
-	resolver_send(r, &c, f->buf, len);
+	resolver_send(r, &c, reply, len);
 }
 
 static void fwd_read(evutil_socket_t fd, short what, void *arg)
@@ -141,6 +135,8 @@ int fwd_init(struct resolver *r)
 	if (!r->fwd)
 		return -1;
 	r->fwd->fd = -1;
+	for (size_t i = 0; i < RESOLVER_FWD_MAX; i++)
+		r->fwd->slots[i].r = r;
 	r->fwd->timer = event_new(r->base, -1, EV_PERSIST, fwd_sweep, r);
 	return r->fwd->timer ? 0 : -1;
 }
@@ -204,7 +200,7 @@ static struct fwd *fwd_slot(struct fwd_state *f)
 
 /* Relay PKT; 0 when it went out, -1 when the caller answers SERVFAIL. */
 int fwd_query(struct resolver *r, const struct query *q, const uint8_t *pkt, size_t len,
-	      const struct client_ref *c)
+              const struct client_ref *c)
 {
 	struct fwd_state *f = r->fwd;
 	struct fwd *s;
@@ -227,6 +223,9 @@ int fwd_query(struct resolver *r, const struct query *q, const uint8_t *pkt, siz
 	s->deadline = fwd_now() + RESOLVER_FWD_TIMEOUT_MS;
 	s->k = q->k;
 	resolver_client_keep(&s->c, c);
+	s->qlen = len;
+	if (c->conn && (s->query = malloc(len))) /* cold path: out-of-zone over TCP */
+		memcpy(s->query, f->buf, len);
 	f->idmap[id] = (uint16_t)(s - f->slots + 1);
 	if (f->nused++ == 0) {
 		struct timeval tv = {0, FWD_SWEEP_MS * 1000};

@@ -42,10 +42,21 @@ struct udp_batch;
 struct fwd_state;
 struct pending;
 
+/* The address a UDP query was sent to, for wildcard listeners (family 0: not known). */
+struct udp_local {
+	int family;
+	int ifindex;
+	struct in_addr a4;
+	struct in6_addr a6;
+};
+
+#define PKTINFO_CTL_LEN 64
+
 struct listener {
 	struct resolver *r;
 	struct conf_addr addr;
-	unsigned id; /* unique over the resolver's life, so late UDP answers find it */
+	unsigned id;   /* unique over the resolver's life, so late UDP answers find it */
+	bool wildcard; /* bound to 0.0.0.0 or ::, answers name their source */
 	int ufd;
 	struct event *uev;
 	struct evconnlistener *tl;
@@ -57,8 +68,8 @@ struct tconn {
 	struct bufferevent *bev;
 	struct event *idle;
 	unsigned nwait; /* pending answers and forwards for this connection */
-	bool eof;	/* the client closed its side: finish, then close */
-	bool stalled;	/* reading stopped until the client reads its answers */
+	bool eof;       /* the client closed its side: finish, then close */
+	bool stalled;   /* reading stopped until the client reads its answers */
 	TAILQ_ENTRY(tconn) link;
 };
 
@@ -67,7 +78,8 @@ struct client_ref {
 	unsigned listener; /* UDP: the listener's id */
 	const struct sockaddr *sa;
 	socklen_t salen;
-	struct tconn *conn; /* TCP, else NULL */
+	const struct udp_local *local; /* NULL when not known */
+	struct tconn *conn;            /* TCP, else NULL */
 };
 
 /* The same, kept for an answer that goes out later. */
@@ -75,6 +87,7 @@ struct client {
 	unsigned listener;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	struct udp_local local;
 	struct tconn *conn;
 };
 
@@ -87,10 +100,10 @@ struct resolver {
 	TAILQ_HEAD(, tconn) conns;
 	unsigned nconns;
 	struct udp_batch *udp;
-	struct query tq;  /* TCP queries */
-	uint8_t *tin;	  /* a TCP frame */
-	uint8_t *tout;	  /* a TCP answer */
-	struct query lq;  /* late answers: pending and forwarded */
+	struct query tq; /* TCP queries */
+	uint8_t *tin;    /* a TCP frame */
+	uint8_t *tout;   /* a TCP answer */
+	struct query lq; /* late answers: pending and forwarded */
 	uint8_t *lout;
 	struct pending *pending;
 	unsigned pending_free, npending;
@@ -101,8 +114,8 @@ struct resolver {
 /* resolver.c */
 void resolver_send(struct resolver *r, const struct client *c, const uint8_t *buf, size_t len);
 void resolver_client_keep(struct client *dst, const struct client_ref *src);
-int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st,
-		      const uint8_t *pkt, size_t len, const struct client_ref *c);
+int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st, const uint8_t *pkt,
+                      size_t len, const struct client_ref *c);
 void resolver_count(struct resolver *r, const uint8_t *answer);
 
 /* udp.c */
@@ -131,9 +144,17 @@ int fwd_open(struct resolver *r, const struct conf_addr *a);
 void fwd_close(struct resolver *r);
 bool fwd_same(const struct resolver *r, const struct zone *z);
 int fwd_query(struct resolver *r, const struct query *q, const uint8_t *pkt, size_t len,
-	      const struct client_ref *c);
+              const struct client_ref *c);
 void fwd_drop_conn(struct resolver *r, struct tconn *c);
 void fwd_free(struct resolver *r);
+
+/* pktinfo.c */
+bool pktinfo_wildcard(const struct conf_addr *a);
+int pktinfo_enable(int fd, int family);
+void pktinfo_read(const struct msghdr *m, struct udp_local *out);
+size_t pktinfo_write(const struct udp_local *l, void *buf);
+ssize_t pktinfo_sendto(int fd, const void *buf, size_t len, const struct sockaddr *to,
+                       socklen_t tolen, const struct udp_local *l);
 
 /* True when two socket addresses are the same address and port. */
 bool resolver_addr_equal(const struct conf_addr *a, const struct conf_addr *b);

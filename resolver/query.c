@@ -74,7 +74,7 @@ static void query_reset(struct query *q, const uint8_t *pkt, bool tcp)
 }
 
 enum query_state query_process(struct query *q, const struct zone *z, const uint8_t *pkt,
-			       size_t len, bool tcp)
+                               size_t len, bool tcp)
 {
 	if (len < 12 || (pkt[2] & 0x80)) /* no header, or a response */
 		return QUERY_DROP;

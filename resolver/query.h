@@ -35,7 +35,7 @@ struct query_key {
 	uint8_t flags1, flags2; /* header bytes 2 and 3 as received */
 	uint16_t qtype, qclass;
 	uint8_t qname[ZONE_NAME_MAX]; /* wire form, as asked */
-	uint16_t qnamelen;	      /* 0 when there is no question */
+	uint16_t qnamelen;            /* 0 when there is no question */
 	bool tcp;
 	bool edns, edns_do;
 	uint8_t edns_version;
@@ -47,7 +47,7 @@ struct query {
 	uint8_t lname[ZONE_NAME_MAX]; /* qname in lower case */
 	uint32_t hash;
 	const struct zone_svc *svc; /* the service the name belongs to, or NULL */
-	uint8_t *out;		    /* answer bytes, set up by the caller */
+	uint8_t *out;               /* answer bytes, set up by the caller */
 	size_t outcap, outlen;
 };
 
@@ -58,7 +58,7 @@ struct query {
  * (their activity counts, even when the state is QUERY_ANSWER).
  */
 enum query_state query_process(struct query *q, const struct zone *z, const uint8_t *pkt,
-			       size_t len, bool tcp);
+                               size_t len, bool tcp);
 
 /* Answer again from q->k alone (a pending query, possibly after a reload). */
 enum query_state query_answer(struct query *q, const struct zone *z);

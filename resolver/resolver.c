@@ -38,6 +38,9 @@ void resolver_client_keep(struct client *dst, const struct client_ref *src)
 	dst->listener = src->listener;
 	dst->conn = src->conn;
 	dst->sslen = 0;
+	dst->local.family = 0;
+	if (src->local)
+		dst->local = *src->local;
 	if (src->sa && src->salen <= sizeof(dst->ss)) {
 		memcpy(&dst->ss, src->sa, src->salen);
 		dst->sslen = src->salen;
@@ -56,13 +59,14 @@ void resolver_send(struct resolver *r, const struct client *c, const uint8_t *bu
 	for (l = r->listeners; l; l = l->next)
 		if (l->id == c->listener)
 			break;
-	if (!l || sendto(l->ufd, buf, len, 0, (const struct sockaddr *)&c->ss, c->sslen) < 0)
+	if (!l || pktinfo_sendto(l->ufd, buf, len, (const struct sockaddr *)&c->ss, c->sslen,
+	                         &c->local) < 0)
 		r->stats.dropped++;
 }
 
 /* 1 when q->out is to be sent now, 0 when nothing is (dropped, or later). */
-int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st,
-		      const uint8_t *pkt, size_t len, const struct client_ref *c)
+int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st, const uint8_t *pkt,
+                      size_t len, const struct client_ref *c)
 {
 	switch (st) {
 	case QUERY_DROP:
@@ -138,7 +142,7 @@ static void listeners_free(struct listener *l)
  * *OLD), bound anew otherwise. On failure everything taken goes back.
  */
 static int listeners_make(struct resolver *r, struct listener **old, const struct conf *conf,
-			  struct listener **out)
+                          struct listener **out)
 {
 	struct listener *list = NULL, **tail = &list, *l, *kept = NULL;
 	size_t i;
@@ -184,7 +188,7 @@ static int resolver_buffers(struct resolver *r)
 }
 
 struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
-			      struct launcher *launcher)
+                              struct launcher *launcher)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
 	struct listener *none = NULL;
@@ -201,7 +205,7 @@ struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
 	if (conf->has_forward && fwd_open(r, &conf->forward) < 0)
 		goto fail;
 	log_info("dns: zone %s, %zu names, %zu listen addresses%s", conf->zone, r->zone->nnames,
-		 conf->ndns_listen, conf->has_forward ? ", forwarding the rest" : "");
+	         conf->ndns_listen, conf->has_forward ? ", forwarding the rest" : "");
 	return r;
 fail:
 	log_warnx("dns: cannot start the resolver");

@@ -14,7 +14,7 @@ struct resolver;
 
 /* Bind every dns.listen address and start serving. NULL on failure (logged). */
 struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
-			      struct launcher *launcher);
+                              struct launcher *launcher);
 
 /*
  * Apply a new config. Listen addresses that stay keep their sockets. The

@@ -61,7 +61,7 @@ void tcp_done_wait(struct tconn *c)
 static void tcp_query(struct tconn *c, const uint8_t *pkt, size_t len)
 {
 	struct resolver *r = c->r;
-	struct client_ref ref = {0, NULL, 0, c};
+	struct client_ref ref = {0, NULL, 0, NULL, c};
 	enum query_state st = query_process(&r->tq, r->zone, pkt, len, true);
 
 	if (resolver_dispatch(r, &r->tq, st, pkt, len, &ref)) {
@@ -146,7 +146,7 @@ static void tcp_idle(evutil_socket_t fd, short what, void *arg)
 }
 
 static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct sockaddr *sa,
-		       int salen, void *arg)
+                       int salen, void *arg)
 {
 	struct listener *l = arg;
 	struct resolver *r = l->r;
@@ -210,7 +210,7 @@ int tcp_open(struct listener *l)
 		return -1;
 	}
 	l->tl = evconnlistener_new(l->r->base, tcp_accept, l,
-				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, TCP_BACKLOG, fd);
+	                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, TCP_BACKLOG, fd);
 	if (!l->tl) {
 		log_warn("dns: cannot listen on tcp %s", l->addr.text);
 		close(fd);

@@ -14,6 +14,7 @@
 #include "log.h"
 
 #define UDP_RCVBUF (4 * 1024 * 1024)
+#define UDP_ROUNDS 8
 
 struct udp_batch {
 	struct mmsghdr in[RESOLVER_UDP_BATCH];
@@ -21,7 +22,12 @@ struct udp_batch {
 	struct sockaddr_storage from[RESOLVER_UDP_BATCH];
 	struct mmsghdr out[RESOLVER_UDP_BATCH];
 	struct iovec outiov[RESOLVER_UDP_BATCH];
+	struct udp_local local;
 	struct query q;
+	union { /* aligned for cmsg */
+		struct cmsghdr align;
+		uint8_t buf[PKTINFO_CTL_LEN];
+	} ictl[RESOLVER_UDP_BATCH], octl[RESOLVER_UDP_BATCH];
 	uint8_t ibuf[RESOLVER_UDP_BATCH][RESOLVER_UDP_IN];
 	uint8_t obuf[RESOLVER_UDP_BATCH][QUERY_EDNS_SIZE];
 };
@@ -51,8 +57,14 @@ static bool udp_one(struct listener *l, struct udp_batch *b, int i, int *nout)
 	struct resolver *r = l->r;
 	struct query *q = &b->q;
 	struct client_ref c = {l->id, (struct sockaddr *)&b->from[i], b->in[i].msg_hdr.msg_namelen,
-			       NULL};
+	                       NULL, NULL};
+	struct msghdr *om = &b->out[*nout].msg_hdr;
 	enum query_state st;
+
+	if (l->wildcard) {
+		pktinfo_read(&b->in[i].msg_hdr, &b->local);
+		c.local = &b->local;
+	}
 
 	q->out = b->obuf[*nout];
 	q->outcap = QUERY_EDNS_SIZE;
@@ -60,8 +72,12 @@ static bool udp_one(struct listener *l, struct udp_batch *b, int i, int *nout)
 	if (!resolver_dispatch(r, q, st, b->ibuf[i], b->in[i].msg_len, &c))
 		return false;
 	resolver_count(r, q->out);
-	b->out[*nout].msg_hdr.msg_name = &b->from[i];
-	b->out[*nout].msg_hdr.msg_namelen = b->in[i].msg_hdr.msg_namelen;
+	om->msg_name = &b->from[i];
+	om->msg_namelen = b->in[i].msg_hdr.msg_namelen;
+	om->msg_control = NULL;
+	om->msg_controllen = 0;
+	if (l->wildcard && (om->msg_controllen = pktinfo_write(&b->local, b->octl[*nout].buf)))
+		om->msg_control = b->octl[*nout].buf;
 	b->outiov[*nout].iov_base = q->out;
 	b->outiov[*nout].iov_len = q->outlen;
 	(*nout)++;
@@ -85,25 +101,36 @@ static void udp_flush(struct listener *l, struct udp_batch *b, int nout)
 	}
 }
 
+/*
+ * Read, answer, and read again while there is more: under load a second
+ * recvmmsg usually finds new queries, which saves the trip through the event
+ * loop (epoll_wait, and a timerfd_settime with precise timers). Bounded, so
+ * TCP and timers get their turn.
+ */
 static void udp_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
 	struct udp_batch *b = l->r->udp;
-	int n, i, nout = 0;
+	int n, i, nout, round;
 
 	(void)what;
-	for (i = 0; i < RESOLVER_UDP_BATCH; i++)
-		b->in[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
-	n = recvmmsg(fd, b->in, RESOLVER_UDP_BATCH, MSG_DONTWAIT, NULL);
-	if (n <= 0)
-		return;
-	for (i = 0; i < n; i++)
-		udp_one(l, b, i, &nout);
-	if (nout)
-		udp_flush(l, b, nout);
+	for (round = 0; round < UDP_ROUNDS; round++) {
+		for (i = 0; i < RESOLVER_UDP_BATCH; i++) {
+			b->in[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+			b->in[i].msg_hdr.msg_control = l->wildcard ? b->ictl[i].buf : NULL;
+			b->in[i].msg_hdr.msg_controllen = l->wildcard ? PKTINFO_CTL_LEN : 0;
+		}
+		n = recvmmsg(fd, b->in, RESOLVER_UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (i = 0, nout = 0; i < n; i++)
+			udp_one(l, b, i, &nout);
+		if (nout)
+			udp_flush(l, b, nout);
+	}
 }
 
-static int udp_socket(const struct conf_addr *a)
+static int udp_socket(const struct conf_addr *a, bool wildcard)
 {
 	int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 	int rcvbuf = UDP_RCVBUF;
@@ -115,6 +142,8 @@ static int udp_socket(const struct conf_addr *a)
 		goto fail;
 	/* A bigger buffer rides out bursts; the kernel caps it at rmem_max. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (wildcard && pktinfo_enable(fd, a->ss.ss_family) < 0)
+		goto fail;
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
 		goto fail;
 	return fd;
@@ -125,7 +154,8 @@ fail:
 
 int udp_open(struct listener *l)
 {
-	l->ufd = udp_socket(&l->addr);
+	l->wildcard = pktinfo_wildcard(&l->addr);
+	l->ufd = udp_socket(&l->addr, l->wildcard);
 	if (l->ufd < 0) {
 		log_warn("dns: cannot listen on udp %s", l->addr.text);
 		return -1;

@@ -1,9 +1,11 @@
 /*
  * The hot path's bytes: a small bounds-checked parser for the common query
  * shape (header, one uncompressed question, at most an OPT record) and the
- * writer that patches a prebuilt answer for a query. ldns_wire2pkt took
- * about as long as the rest of a query together, so the common shape skips
- * it; every other shape still goes through ldns (query.c).
+ * writer that patches a prebuilt answer for a query. Measured: parsing with
+ * ldns_wire2pkt and freeing took ~300 ns a query, this parser and the patch
+ * together ~30 ns; with ldns on the hot path beckon fell to 0.94x NSD in
+ * tests/bench/bench_dns.sh. Every other shape still goes through ldns
+ * (query.c), and the fuzz target checks this parser against ldns.
  */
 #include <string.h>
 
@@ -165,7 +167,7 @@ void wire_emit(struct query *q, const struct zone_answer *a)
 	}
 	wire_put16(o, k->id);
 	o[2] = 0x80 | (k->flags1 & 0x79) | (a->hdr[2] & 0x04) | tc; /* QR, opcode, AA, TC, RD */
-	o[3] = (k->flags2 & 0x10) | (a->hdr[3] & 0x0f);		    /* CD, rcode */
+	o[3] = (k->flags2 & 0x10) | (a->hdr[3] & 0x0f);             /* CD, rcode */
 	wire_put16(o + 4, qlen ? 1 : 0);
 	wire_put16(o + 6, an);
 	wire_put16(o + 8, ns);

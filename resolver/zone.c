@@ -53,7 +53,7 @@ bool zone_contains(const struct zone *z, const uint8_t *name, size_t len)
 }
 
 const struct zone_name *zone_lookup(const struct zone *z, const uint8_t *name, size_t len,
-				    uint32_t hash)
+                                    uint32_t hash)
 {
 	size_t i = hash & z->mask;
 	uint32_t s;
@@ -155,14 +155,14 @@ static int zone_add_services(struct zone *z, size_t *cap, const struct conf *con
 
 			if (zone_wire(s->dns[j], w, &len) < 0 || !zone_contains(z, w, len)) {
 				log_warnx("dns: %s: name %s is not in zone %s, ignored", s->name,
-					  s->dns[j], conf->zone);
+				          s->dns[j], conf->zone);
 				continue;
 			}
 			if (!(n = zone_add(z, cap, w, len)))
 				return -1;
 			if (n->svc >= 0) {
 				log_warnx("dns: %s: name %s already belongs to %s", s->name,
-					  s->dns[j], z->svcs[n->svc].name);
+				          s->dns[j], z->svcs[n->svc].name);
 				continue;
 			}
 			n->svc = (int)i;

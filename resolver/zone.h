@@ -41,8 +41,8 @@ struct zone_name {
 	uint8_t name[ZONE_NAME_MAX]; /* lower-case wire form */
 	uint8_t len;
 	uint32_t hash;
-	int svc;	      /* index into zone.svcs, -1 when none */
-	bool glue;	      /* an NS name with an address */
+	int svc;             /* index into zone.svcs, -1 when none */
+	bool glue;           /* an NS name with an address */
 	struct in_addr addr; /* the glue address */
 	struct zone_answer ans[ZA_N];
 };
@@ -75,7 +75,7 @@ uint32_t zone_hash(const uint8_t *name, size_t len);
 
 /* The entry for a lower-case wire name, NULL when there is none. */
 const struct zone_name *zone_lookup(const struct zone *z, const uint8_t *name, size_t len,
-				    uint32_t hash);
+                                    uint32_t hash);
 
 /* True when a lower-case wire name is the apex or below it. */
 bool zone_contains(const struct zone *z, const uint8_t *name, size_t len);

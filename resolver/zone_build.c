@@ -47,7 +47,7 @@ static ldns_rr *zb_push(ldns_rr *rr, ldns_rdf *rdf)
 static ldns_rr *zb_a(const uint8_t *owner, size_t len, struct in_addr addr, uint32_t ttl)
 {
 	return zb_push(zb_rr(owner, len, LDNS_RR_TYPE_A, ttl),
-		       ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, &addr));
+	               ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, &addr));
 }
 
 static ldns_rdf *zb_dname(const char *text)
@@ -112,7 +112,7 @@ static bool zb_ns(ldns_pkt *p, const struct zone *z, const struct conf *conf, bo
 		w = ldns_rdf_data(d);
 		if (zone_contains(z, w, ldns_rdf_size(d)))
 			ok = zb_push_rr(p, LDNS_SECTION_ADDITIONAL,
-					zb_a(w, ldns_rdf_size(d), conf->ns[i].addr, z->ttl));
+			                zb_a(w, ldns_rdf_size(d), conf->ns[i].addr, z->ttl));
 		ldns_rdf_deep_free(d);
 		if (!ok)
 			return false;
@@ -133,7 +133,7 @@ static bool zb_addr(const struct zone *z, const struct zone_name *n, struct in_a
 
 /* The records of one answer; an empty answer gets the SOA in authority. */
 static bool zb_records(ldns_pkt *p, const struct zone *z, const struct zone_name *n,
-		       enum zone_qkind k, const struct conf *conf, bool glue)
+                       enum zone_qkind k, const struct conf *conf, bool glue)
 {
 	bool apex = n->len == z->apexlen && memcmp(n->name, z->apex, n->len) == 0;
 	struct in_addr a;
@@ -146,18 +146,17 @@ static bool zb_records(ldns_pkt *p, const struct zone *z, const struct zone_name
 	if ((k == ZA_A || k == ZA_ANY) && zb_addr(z, n, &a) &&
 	    !zb_push_rr(p, LDNS_SECTION_ANSWER, zb_a(n->name, n->len, a, z->ttl)))
 		return false;
-	if (ldns_pkt_ancount(p) == 0 &&
-	    !zb_push_rr(p, LDNS_SECTION_AUTHORITY, zb_soa(z, conf)))
+	if (ldns_pkt_ancount(p) == 0 && !zb_push_rr(p, LDNS_SECTION_AUTHORITY, zb_soa(z, conf)))
 		return false;
 	return true;
 }
 
 static const uint16_t zb_qtypes[ZA_N] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_NS, LDNS_RR_TYPE_SOA,
-					 LDNS_RR_TYPE_ANY, LDNS_RR_TYPE_TXT};
+                                         LDNS_RR_TYPE_ANY, LDNS_RR_TYPE_TXT};
 
 /* The wire form of one response. NULL on failure. */
 static uint8_t *zb_wire(const struct zone *z, const struct zone_name *n, enum zone_qkind k,
-			const struct conf *conf, bool glue, size_t *len)
+                        const struct conf *conf, bool glue, size_t *len)
 {
 	ldns_pkt *p = ldns_pkt_new();
 	ldns_rr *q = zb_rr(n->name, n->len, zb_qtypes[k], 0);
@@ -182,7 +181,7 @@ done:
 }
 
 static int zb_answer(struct zone_answer *a, const struct zone *z, const struct zone_name *n,
-		     enum zone_qkind k, const struct conf *conf)
+                     enum zone_qkind k, const struct conf *conf)
 {
 	size_t qend = 12 + (size_t)n->len + 4, len, len2;
 	uint8_t *full = zb_wire(z, n, k, conf, true, &len);

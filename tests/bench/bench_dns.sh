@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for tool in dnsperf nsd dig busybox; do
+for tool in dnsperf nsd dig busybox taskset; do
 	command -v "$tool" >/dev/null || { echo "bench_dns: $tool is not installed"; exit 1; }
 done
 [ -x "$BECKOND" ] || { echo "bench_dns: $BECKOND not built (make build/beckond)"; exit 1; }
@@ -97,9 +97,14 @@ zone:
   zonefile: "svc.test.zone"
 NSD
 
-"$BECKOND" -c "$T/beckon.conf" >"$T/beckond.log" 2>&1 &
+# Servers on the last CPU, dnsperf on the first: the same for both servers,
+# and steadier than wherever the scheduler puts them.
+SERVER_CPU=$(($(nproc) - 1))
+SPIN=() CPIN=()
+[ "$SERVER_CPU" -gt 0 ] && SPIN=(taskset -c "$SERVER_CPU") CPIN=(taskset -c 0)
+"${SPIN[@]}" "$BECKOND" -c "$T/beckon.conf" >"$T/beckond.log" 2>&1 &
 PIDS+=($!)
-nsd -c "$T/nsd.conf" -d >"$T/nsd.out" 2>&1 &
+"${SPIN[@]}" nsd -c "$T/nsd.conf" -d >"$T/nsd.out" 2>&1 &
 PIDS+=($!)
 
 answer() { dig @127.0.0.1 -p "$1" +time=2 +tries=1 +short www.svc.test A 2>/dev/null; }
@@ -133,7 +138,7 @@ HZ=$(getconf CLK_TCK)
 run() {
 	local port=$1 pid=$2 c0 c1 out done_q
 	c0=$(ticks "$pid")
-	out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$T/queries" -c 1 -T 1 -l "$SECS" \
+	out=$("${CPIN[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$T/queries" -c 1 -T 1 -l "$SECS" \
 		-q "$OUTSTANDING" 2>&1)
 	c1=$(ticks "$pid")
 	done_q=$(awk '/Queries completed:/ {print $3}' <<<"$out")
@@ -164,7 +169,7 @@ mkdir -p "$RESULTS"
 prev=$(ls "$RESULTS"/dns-*.txt 2>/dev/null | sort | tail -1)
 file=$RESULTS/dns-$(date -u +%Y-%m-%d).txt
 {
-	echo "# bench_dns: dnsperf -c 1 -T 1 -l $SECS -q $OUTSTANDING, query www.svc.test A, loopback"
+	echo "# bench_dns: dnsperf -c 1 -T 1 -l $SECS -q $OUTSTANDING, query www.svc.test A, loopback; servers on cpu $SERVER_CPU, dnsperf on cpu 0"
 	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -r) $(nproc) cpus; $(nsd -v 2>&1 | head -1); dnsperf $(dpkg-query -W -f '${Version}' dnsperf 2>/dev/null)"
 	echo "# beckon: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo uncommitted), $BECKOND"
 	echo "beckon_qps_runs ${B_QPS[*]}"

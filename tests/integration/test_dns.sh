@@ -72,6 +72,28 @@ def cmd_pipeline(port):
         got[struct.unpack(">H", r[:2])[0]] = r[3] & 0x0F
     return all(got.get(0x100 + i) == rc for i, (_, _, rc) in enumerate(names))
 
+def cmd_tcp_pending(port):
+    # A query waiting for a boot (hold "none") does not hold up the next one.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    a, b = query("slow.svc.test", 1, qid=1), query("svc.test", 6, qid=2)
+    t0 = time.time()
+    s.sendall(struct.pack(">H", len(a)) + a + struct.pack(">H", len(b)) + b)
+    got = []
+    for _ in range(2):
+        r = recv_exact(s, struct.unpack(">H", recv_exact(s, 2))[0])
+        got.append((struct.unpack(">H", r[:2])[0], r[3] & 0x0F, struct.unpack(">H", r[6:8])[0], round(time.time() - t0, 3)))
+    print("# answers (id, rcode, ancount, seconds): %s" % got)
+    return (got[0][0] == 2 and got[0][3] < 0.5 and got[1][:3] == (1, 0, 1) and got[1][3] >= 0.8)
+
+def cmd_tcp_cancel(port):
+    # A connection closed while its answer waits for a boot.
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    a = query("slow2.svc.test", 1, qid=3)
+    s.sendall(struct.pack(">H", len(a)) + a)
+    time.sleep(0.2)
+    s.close()
+    return True
+
 def cmd_idle(port):
     # An idle connection is closed by the server after about 10 s.
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -113,6 +135,19 @@ services = ();
 CONF
 
 # The daemon under test: svc.test on 127.0.0.1 and ::1, forwarding to the other.
+# Slow services: serving one second after they start.
+cat >"$T/slow.sh" <<EOF
+#!/bin/sh
+sleep 1
+exec busybox httpd -f -p "\$1:8080" -h "\$2"
+EOF
+chmod +x "$T/slow.sh"
+slow_svc() { # slow_svc NAME ADDRESS
+	cat <<CONF
+  , { name = "$1"; dns = ( "$1.svc.test" ); address = "$2"; ports = ( 8080 );
+    backend = "exec"; ready = "tcp"; exec = { command = "$T/slow.sh {address} $DOC"; }; }
+CONF
+}
 write_conf() { # write_conf FORWARD_PORT LISTEN EXTRA_DNS_NAME
 	base_conf "$CONF"
 	sed -i "s|^  listen = .*|  listen = ( $2 );|; s|^  ttl = 30;|  ttl = 30;\n  forward = \"127.0.0.1:$1\";|" "$CONF"
@@ -121,6 +156,7 @@ services = (
   { name = "www"; dns = ( "www.svc.test" $3 ); address = "$NET.2"; ports = ( 8080 );
     backend = "exec"; ready = "tcp";
     exec = { command = "busybox httpd -f -p {address}:8080 -h $DOC"; }; }
+  $(slow_svc slow "$NET.3") $(slow_svc slow2 "$NET.4") $(slow_svc slow3 "$NET.5")
 );
 CONF
 }
@@ -175,6 +211,9 @@ check "out of zone with forward: relayed (the other zone's glue, its ID restored
 	bash -c 'grep -q "status: NOERROR" <<<"$1" &&
 		grep -qE "^ns1\.other\.test\.\s+60\s+IN\s+A\s+127\.0\.0\.1$" <<<"$1"' _ "$out"
 check "forward over TCP from the client" [ "$(dq +tcp +short ns1.other.test A)" = "127.0.0.1" ]
+out=$(dq +tcp other.test NS)
+check "forward for a TCP client: a truncated answer is asked again over TCP (8 NS)" \
+	bash -c 'grep -q "ANSWER: 8," <<<"$1" && ! grep -qE "flags:.* tc" <<<"$1"' _ "$out"
 
 # Bad input.
 check "a question it cannot parse: FORMERR" python3 "$T/dns.py" formerr "$DNS_PORT"
@@ -214,6 +253,20 @@ check "IPv6 listen on [::1] (TCP)" \
 
 check "an idle TCP connection is closed after about 10 s" python3 "$T/dns.py" idle "$DNS_PORT"
 
+# hold "none": answers wait for the boot, without holding up the rest.
+check "TCP: a query waiting for a boot does not hold up the next one on its connection" \
+	python3 "$T/dns.py" tcp_pending "$DNS_PORT"
+python3 "$T/dns.py" tcp_cancel "$DNS_PORT"
+sleep 1.5
+check "a TCP connection closed while its answer waited: the boot went on, the server is fine" \
+	bash -c "kill -0 $DPID && [ \"\$(dig @127.0.0.1 -p $DNS_PORT +time=3 +tries=1 +short slow2.svc.test A)\" = $NET.4 ]"
+dq +short slow3.svc.test A >"$T/slow3.out" &
+asker=$!
+sleep 0.3
+kill -HUP "$DPID"
+wait "$asker"
+check "an answer waiting for a boot stays pending through a reload" [ "$(cat "$T/slow3.out")" = "$NET.5" ]
+
 # Reload: a new listen address and name, ::1 removed, the forwarder dead.
 write_conf "$DEAD_PORT" "\"127.0.0.1:$DNS_PORT\", \"127.0.0.1:$NEW_PORT\"" ', "new.svc.test"'
 kill -HUP "$DPID"
@@ -227,6 +280,43 @@ out=$(dq +time=6 example.org A)
 dt=$((($(date +%s%N) - t0) / 1000000))
 check "forwarder silent: SERVFAIL after about 2 s (${dt} ms)" \
 	bash -c '[[ $1 == *"status: SERVFAIL"* ]] && [ "$2" -ge 1500 ] && [ "$2" -le 4000 ]' _ "$out" "$dt"
+
+# A wildcard listen address answers from the address that was asked, in a
+# network namespace of our own (its loopback only).
+NS=beckon-dns-$$
+if [ "$(id -u)" -ne 0 ] || ! ip netns add "$NS" 2>/dev/null; then
+	skip "wildcard listen: needs root for a network namespace"
+else
+	on_exit "ip netns del $NS"
+	ip netns exec "$NS" ip link set lo up
+	cat >"$T/wild.conf" <<CONF
+state_dir = "$T/wstate";
+control_socket = "$T/wctl.sock";
+metrics_listen = "";
+dns = {
+  listen = ( "0.0.0.0:$DNS_PORT", "[::]:$DNS_PORT" );
+  zone = "svc.test";
+  ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } );
+  ttl = 30;
+};
+network = { mode = "user"; hold = "none"; };
+services = ();
+CONF
+	ip netns exec "$NS" "$BECKOND" -c "$T/wild.conf" >"$T/wild.log" 2>&1 &
+	WPID=$!
+	on_exit "kill -9 $WPID"
+	wait_for 10 "$BECKONCTL" -s "$T/wctl.sock" status
+	# dig drops an answer from another source than the one it asked.
+	out=$(ip netns exec "$NS" dig @127.0.0.5 -p "$DNS_PORT" +time=2 +tries=1 +short svc.test SOA)
+	check "wildcard listen 0.0.0.0: the answer comes from 127.0.0.5, as asked" \
+		[ "$(awk '{print $1}' <<<"$out")" = "ns1.svc.test." ]
+	out=$(ip netns exec "$NS" dig @::1 -p "$DNS_PORT" +time=2 +tries=1 +short svc.test SOA)
+	check "wildcard listen [::]: answers on ::1" [ "$(awk '{print $1}' <<<"$out")" = "ns1.svc.test." ]
+	kill -TERM "$WPID"
+	wait "$WPID"
+	check "the wildcard beckond exits cleanly, sanitizers quiet" \
+		bash -c "[ $? -eq 0 ] && ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/wild.log'"
+fi
 
 check "beckond exits cleanly on SIGTERM, sanitizers quiet" stop_daemon
 DPID=$BPID DLOG=$BLOG

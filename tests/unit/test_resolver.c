@@ -97,8 +97,8 @@ static enum query_state run(struct fixture *f, const uint8_t *pkt, size_t len, b
 }
 
 /* A query built with ldns; EDNS when edns_size > 0. */
-static enum query_state ask(struct fixture *f, const char *name, ldns_rr_type t,
-			    uint16_t edns_size, bool tcp)
+static enum query_state ask(struct fixture *f, const char *name, ldns_rr_type t, uint16_t edns_size,
+                            bool tcp)
 {
 	ldns_pkt *p = NULL;
 	uint8_t *wire = NULL;
@@ -106,7 +106,7 @@ static enum query_state ask(struct fixture *f, const char *name, ldns_rr_type t,
 	enum query_state st;
 
 	assert_int_equal(ldns_pkt_query_new_frm_str(&p, name, t, LDNS_RR_CLASS_IN, LDNS_RD),
-			 LDNS_STATUS_OK);
+	                 LDNS_STATUS_OK);
 	ldns_pkt_set_id(p, 0x1234);
 	if (edns_size) {
 		ldns_pkt_set_edns_udp_size(p, edns_size);
@@ -146,7 +146,7 @@ static void assert_soa_authority(ldns_pkt *p)
 	assert_int_equal(ldns_pkt_ancount(p), 0);
 	assert_int_equal(ldns_pkt_nscount(p), 1);
 	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_authority(p), 0)),
-			 LDNS_RR_TYPE_SOA);
+	                 LDNS_RR_TYPE_SOA);
 }
 
 static void test_service_a(void **state)
@@ -194,7 +194,7 @@ static void test_nodata(void **state)
 	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
 	assert_soa_authority(p);
 	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_question(p), 0)),
-			 LDNS_RR_TYPE_AAAA);
+	                 LDNS_RR_TYPE_AAAA);
 	ldns_pkt_free(p);
 }
 
@@ -357,9 +357,10 @@ static void test_edns(void **state)
 /* Header + www.svc.test A + OPT with VERSION. */
 static size_t query_bytes(uint8_t *b, uint8_t version, uint16_t flags)
 {
-	static const uint8_t q[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, 3, 'w',
-				    'w',  'w',  3,    's',  'v', 'c', 4, 't', 'e', 's', 't', 0,
-				    0,	  1,    0,    1,    0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
+	static const uint8_t q[] = {0x12, 0x34, 0x01, 0x00, 0,   1, 0,   0,   0,   0, 0,
+	                            1,    3,    'w',  'w',  'w', 3, 's', 'v', 'c', 4, 't',
+	                            'e',  's',  't',  0,    0,   1, 0,   1,   0,   0, 41,
+	                            0x04, 0xd0, 0,    0,    0,   0, 0,   0};
 
 	memcpy(b, q, sizeof(q));
 	b[2] = (uint8_t)(flags >> 8);
@@ -427,7 +428,7 @@ static void test_formerr(void **state)
 	size_t len = query_bytes(b, 0, 0x0100), i;
 
 	assert_formerr(f, b, 20); /* question cut short */
-	b[5] = 2;		  /* QDCOUNT 2 */
+	b[5] = 2;                 /* QDCOUNT 2 */
 	assert_formerr(f, b, len);
 	b[5] = 0; /* QDCOUNT 0 */
 	assert_formerr(f, b, len);
@@ -463,11 +464,11 @@ static void test_slow_path(void **state)
 
 	/* An answer-section record in a query: not the fast parser's shape. */
 	assert_int_equal(ldns_pkt_query_new_frm_str(&p, "WWW.svc.test.", LDNS_RR_TYPE_A,
-						    LDNS_RR_CLASS_IN, LDNS_RD),
-			 LDNS_STATUS_OK);
+	                                            LDNS_RR_CLASS_IN, LDNS_RD),
+	                 LDNS_STATUS_OK);
 	ldns_pkt_set_id(p, 0x1234);
 	assert_int_equal(ldns_rr_new_frm_str(&rr, "x.example. 60 IN A 1.2.3.4", 0, NULL, NULL),
-			 LDNS_STATUS_OK);
+	                 LDNS_STATUS_OK);
 	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr);
 	ldns_pkt_set_edns_udp_size(p, 1400);
 	assert_int_equal(ldns_pkt2wire(&wire, p, &len), LDNS_STATUS_OK);
@@ -510,7 +511,7 @@ static void long_ns(struct fixture *f, size_t n, size_t label_len)
 		memset(label, (int)('a' + i), label_len);
 		label[label_len] = '\0';
 		snprintf(names[i], sizeof(names[i]), "ns%zu.%s.%s.%s.svc.test", i, label, label,
-			 label);
+		         label);
 		add_ns(&f->conf, names[i], "127.0.0.1");
 	}
 	z = zone_new(&f->conf);
@@ -642,29 +643,29 @@ static void test_random(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_service_a, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_case_echoed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nodata, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_non_terminal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_apex_soa, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_apex_ns_glue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ns_name_glue_address, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_apex_any, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_out_of_zone, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_edns, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_badvers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_notimp, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_formerr, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slow_path, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_class, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_glue_dropped_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_answer_again, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_ns_no_services, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_service_a, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_case_echoed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nodata, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_non_terminal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apex_soa, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apex_ns_glue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ns_name_glue_address, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apex_any, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_out_of_zone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_edns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_badvers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_notimp, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_formerr, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_class, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_glue_dropped_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_answer_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_ns_no_services, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,105 @@
+/*
+ * The QEMU backend (launcher-internal): backend_qemu.c drives one QEMU per
+ * instance over QMP, qemu_host.c keeps what outlives a run (bridge, taps,
+ * neighbour entries, host ports), qemu_stale.c the pid files and the
+ * cleanup of what a killed beckond left, qemu_argv.c builds the command line.
+ */
+#ifndef BECKON_LAUNCHER_QEMU_H
+#define BECKON_LAUNCHER_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include "conf.h"
+
+struct instance;
+struct backend_ops;
+
+extern const struct backend_ops backend_qemu_ops;
+
+/* The QEMU binary; BECKON_QEMU in the environment overrides it (tests). */
+#define QEMU_BINARY "qemu-system-x86_64"
+
+/* The fd number QMP has in the child. */
+#define QEMU_QMP_FD 3
+
+/*
+ * Launcher hooks. At launcher_new and launcher_reload, before instances are
+ * made: kill the QEMUs a previous beckond left (named by pid files under
+ * state_dir and carrying our marker on their command line), clean the
+ * bridge of stale taps and neighbour entries (first call only), make the
+ * bridge, and tear down the taps and neighbour entries of services no longer
+ * configured. Does nothing for networking when no service uses QEMU.
+ * 0 on success, -1 on failure (logged).
+ */
+int backend_qemu_global_init(const struct conf *conf);
+/* At launcher_free, once every child is gone: taps, neighbours, bridge. */
+void backend_qemu_global_fini(void);
+
+/*
+ * The host side of guest port PORT of the QEMU instance INST in user
+ * networking (127.0.0.1:N, a hostfwd), once its first boot picked one.
+ * 0 and *SA filled, -1 when there is none (bridge mode, not booted yet).
+ */
+int backend_qemu_hostfwd(const struct instance *inst, uint16_t port, struct sockaddr_in *sa);
+
+/* What qemu_argv turns into a command line. */
+struct qemu_argv_in {
+	const char *binary;
+	const char *name; /* the service */
+	const char *image;
+	const char *cmdline; /* the user's; the network words follow it */
+	const struct conf_qemu *q;
+	const char *accel; /* resolved: "kvm" or "tcg" */
+	uint64_t memory;   /* bytes */
+	int vcpus;
+	const char *mac;
+	const char *tap; /* bridge mode; NULL or "" for user networking */
+	const char *guest_ip, *gateway;
+	int prefix;
+	const uint16_t *ports; /* guest ports; ports[0] goes to the guest as port= */
+	size_t nports;
+	const uint16_t *host_ports; /* user networking: the hostfwd of each port */
+	int qmp_fd;
+};
+
+/*
+ * The NULL-terminated argv for IN, freed with qemu_argv_free. NULL on an
+ * error, the reason in ERR.
+ */
+char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen);
+void qemu_argv_free(char **argv);
+
+/*
+ * The accelerator for ACCEL ("auto", "kvm", "tcg"; NULL means "auto"):
+ * "auto" is "kvm" when /dev/kvm opens read-write, else "tcg". KVM_PATH is
+ * the device to try (tests pass another). NULL for an unknown name.
+ */
+const char *qemu_accel_resolve(const char *accel, const char *kvm_path);
+
+/* The -machine value for MACHINE: plain "microvm" gets beckon's tuning. */
+const char *qemu_machine_value(const char *machine);
+
+/* qemu_host.c: per-service host state, kept across boots. */
+/* Make the tap and the neighbour entry of INST (bridge mode). -1 when not. */
+int qemu_host_bridge_up(const struct instance *inst);
+/* The gateway and prefix guests are given in bridge mode. */
+const char *qemu_host_gateway(void);
+int qemu_host_prefix(void);
+/* Pick (or keep) the hostfwd ports of INST (user mode). -1 when not. */
+int qemu_host_user_ports(const struct instance *inst, uint16_t *ports, size_t nports);
+/* Record the running QEMU PID of INST in memory and its pid file (0: gone). */
+void qemu_host_set_pid(const struct instance *inst, pid_t pid);
+/* Whether PID is a QEMU this process runs now. */
+bool qemu_host_pid_running(pid_t pid);
+
+/* qemu_stale.c */
+/* Write <DIR>/<SERVICE>.qemu.pid naming PID; remove it when PID is 0. */
+void qemu_pidfile(const char *dir, const char *service, pid_t pid);
+/* Kill the QEMUs named by pid files in DIR that an earlier beckond left. */
+void qemu_stale_kill(const char *dir);
+
+#endif

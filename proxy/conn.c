@@ -1,0 +1,278 @@
+/*
+ * A client connection of the proxy: accepted, held while its guest wakes
+ * (bounded in count, bytes and time), connected to where the guest serves,
+ * connected again when QEMU's hostfwd closes on it early, and relayed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "internal.h"
+#include "log.h"
+
+static void conn_connect(struct pxconn *c);
+
+static void timer_in(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	evtimer_add(ev, &tv);
+}
+
+static void unhold(struct pxconn *c)
+{
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	if (c->held)
+		proxy_count_held(c->svc, -1);
+	c->held = false;
+	launcher_cancel(c->waiter);
+	c->waiter = NULL;
+}
+
+void pxconn_free(struct pxconn *c)
+{
+	struct pxsvc *svc = c->svc;
+
+	unhold(c);
+	if (c->open)
+		proxy_count_open(svc, -1);
+	if (c->cl != NULL)
+		bufferevent_free(c->cl);
+	if (c->up != NULL)
+		bufferevent_free(c->up);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->replay != NULL)
+		evbuffer_free(c->replay);
+	TAILQ_REMOVE(&svc->conns, c, entry);
+	free(c);
+	pxsvc_unref(svc);
+}
+
+static void set_linger0(int fd)
+{
+	struct linger lg = {1, 0};
+
+	if (fd != -1)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void pxconn_reset(struct pxconn *c)
+{
+	if (c->cl != NULL)
+		set_linger0(bufferevent_getfd(c->cl));
+	pxconn_free(c);
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void pxconn_activity(struct pxconn *c, size_t bytes)
+{
+	int64_t now = now_us();
+
+	c->svc->p->st.bytes += bytes;
+	if (now - c->activity_us < RELAY_ACTIVITY_US || c->svc->inst == NULL)
+		return;
+	c->activity_us = now;
+	launcher_activity(c->svc->inst);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pxconn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case PXC_HELD:
+		log_debug("proxy: %s: held past hold_timeout, reset", c->svc->name);
+		c->svc->p->st.timed_out++;
+		pxconn_reset(c);
+		break;
+	case PXC_BACKOFF:
+		conn_connect(c);
+		break;
+	default:
+		/* Flushing the last bytes to a side that does not read them. */
+		if (c->closing)
+			pxconn_free(c);
+		break;
+	}
+}
+
+static void woken_cb(struct instance *inst, bool ok, void *arg)
+{
+	struct pxconn *c = arg;
+
+	(void)inst;
+	c->waiter = NULL;
+	if (!ok) {
+		log_debug("proxy: %s: the guest did not come up, reset", c->svc->name);
+		c->svc->p->st.failed++;
+		pxconn_reset(c);
+		return;
+	}
+	conn_connect(c);
+}
+
+static void nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* A socket to the guest; marked past the SYN hold in bridge mode. */
+static int upstream_socket(const struct pxconn *c)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int mark = LAUNCHER_FWMARK;
+
+	if (fd == -1)
+		return -1;
+	if (c->svc->p->mode == CONF_NET_BRIDGE)
+		setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	nodelay(fd);
+	return fd;
+}
+
+static void conn_connect(struct pxconn *c)
+{
+	struct timeval tv = {PXCONN_CONNECT_MS / 1000, 0};
+	struct sockaddr_in sa;
+	int fd;
+
+	unhold(c);
+	if (c->svc->inst == NULL || launcher_upstream(c->svc->inst, c->port, &sa) == -1) {
+		log_warnx("proxy: %s: nowhere to connect port %u to", c->svc->name, c->port);
+		pxconn_reset(c);
+		return;
+	}
+	if ((fd = upstream_socket(c)) == -1 ||
+	    (c->up = bufferevent_socket_new(c->svc->p->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		log_warn("proxy: %s: upstream", c->svc->name);
+		if (fd != -1)
+			close(fd);
+		pxconn_reset(c);
+		return;
+	}
+	c->state = PXC_CONNECTING;
+	c->attempts++;
+	relay_setcbs(c);
+	bufferevent_set_timeouts(c->up, NULL, &tv);
+	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		if (pxconn_can_retry(c))
+			pxconn_retry(c);
+		else
+			pxconn_reset(c);
+	}
+}
+
+/* Whether the guest may not listen yet although ready: QEMU's hostfwd. */
+static bool guest_fresh(const struct pxconn *c)
+{
+	struct instance_info info;
+
+	if (c->svc->inst == NULL || c->svc->p->mode != CONF_NET_USER)
+		return false;
+	launcher_info(c->svc->inst, &info);
+	return info.state == INST_READY && info.uptime_ms < PXCONN_FRESH_MS;
+}
+
+bool pxconn_can_retry(const struct pxconn *c)
+{
+	return c->replay != NULL && c->attempts <= PXCONN_RETRIES && guest_fresh(c);
+}
+
+void pxconn_retry(struct pxconn *c)
+{
+	log_debug("proxy: %s: upstream closed early, connecting again", c->svc->name);
+	if (c->up != NULL)
+		bufferevent_free(c->up);
+	c->up = NULL;
+	c->up_eof = c->up_shut = c->up_spoke = false;
+	c->cl_throttled = false;
+	c->svc->p->st.retried++;
+	c->state = PXC_BACKOFF;
+	relay_hold_client(c);
+	timer_in(c->timer, PXCONN_RETRY_MS << (c->attempts - 1));
+}
+
+/* Hold C until its guest is ready. */
+static void conn_hold(struct pxconn *c)
+{
+	struct pxsvc *svc = c->svc;
+	int rc;
+
+	if (svc->inst == NULL) {
+		pxconn_reset(c);
+		return;
+	}
+	if (proxy_held_full(svc->p, svc)) {
+		launcher_activity(svc->inst);
+		log_debug("proxy: %s: held-connection limit reached, reset", svc->name);
+		svc->p->st.refused++;
+		pxconn_reset(c);
+		return;
+	}
+	rc = launcher_wake(svc->inst, woken_cb, c, &c->waiter);
+	if (rc == 1) {
+		conn_connect(c);
+		return;
+	}
+	if (rc == -1) {
+		svc->p->st.failed++;
+		pxconn_reset(c);
+		return;
+	}
+	c->held = true;
+	proxy_count_held(svc, 1);
+	relay_hold_client(c);
+	timer_in(c->timer, svc->p->hold_timeout_ms);
+}
+
+void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd)
+{
+	struct pxconn *c;
+
+	svc->p->st.accepted++;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		set_linger0(fd);
+		close(fd);
+		return;
+	}
+	c->svc = svc;
+	c->port = port;
+	c->state = PXC_HELD;
+	svc->refs++;
+	TAILQ_INSERT_TAIL(&svc->conns, c, entry);
+	nodelay(fd);
+	c->cl = bufferevent_socket_new(svc->p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(svc->p->base, timer_cb, c);
+	if (c->cl == NULL || c->timer == NULL) {
+		log_warn("proxy: %s: connection", svc->name);
+		if (c->cl == NULL)
+			close(fd);
+		pxconn_reset(c);
+		return;
+	}
+	/* Replaying is only ever needed behind QEMU's hostfwd. */
+	if (svc->p->mode == CONF_NET_USER)
+		c->replay = evbuffer_new();
+	conn_hold(c);
+}

@@ -1,0 +1,333 @@
+/*
+ * The SYN hold's iptables chain, written whole by `iptables-restore
+ * --noflush` (declaring the chain flushes it, and the batch is one atomic
+ * commit). At start and exit iptables runs and is waited for; at runtime a
+ * change forks one iptables-restore in the background, at most one at a
+ * time, coalescing what changes meanwhile. The child is reaped by pid
+ * (waitpid WNOHANG after its output pipe closes), never by SIGCHLD, which
+ * is the launcher's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
+
+#include "internal.h"
+#include "log.h"
+
+#define FW_REAP_MS 2
+#define FW_JUMP_MAX 64 /* duplicate jumps removed at most */
+
+static const char *const fw_hooks[] = {"FORWARD", "OUTPUT"};
+
+struct fw {
+	struct event_base *base;
+	char chain[32];
+	uint16_t queue;
+	struct in_addr *want; /* guests whose SYNs are queued */
+	size_t nwant;
+	bool applied; /* want is what the chain holds (or is being written) */
+	bool dirty;   /* want changed while a child ran */
+	pid_t pid;    /* the iptables-restore running, 0 when none */
+	int out;      /* its stdout and stderr */
+	struct event *ev, *reap;
+	char msg[512];
+	size_t msglen;
+};
+
+static void fw_spawn(struct fw *fw);
+
+char *fw_batch(const char *chain, uint16_t queue, const struct in_addr *guests, size_t n)
+{
+	char *buf = NULL, addr[INET_ADDRSTRLEN];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	fprintf(f, "*filter\n:%s - [0:0]\n", chain);
+	fprintf(f, "-A %s -m mark --mark 0x%x -j RETURN\n", chain, LAUNCHER_FWMARK);
+	for (size_t i = 0; i < n; i++) {
+		inet_ntop(AF_INET, &guests[i], addr, sizeof(addr));
+		fprintf(f,
+		        "-A %s -d %s/32 -p tcp -m tcp --syn -j NFQUEUE --queue-num %u "
+		        "--queue-bypass\n",
+		        chain, addr, queue);
+	}
+	fprintf(f, "COMMIT\n");
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Fork ARGV with INPUT on its stdin (may be NULL), output into a pipe. */
+static pid_t fw_fork(char *const argv[], const char *input, int *outfd)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1};
+	pid_t pid;
+
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1)
+		goto fail;
+	/* The whole batch fits in the pipe: the write below never blocks. */
+	if (input != NULL && strlen(input) > 65536)
+		fcntl(in[1], F_SETPIPE_SZ, (int)strlen(input));
+	if ((pid = fork()) == -1)
+		goto fail;
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		execvp(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	if (input != NULL && write(in[1], input, strlen(input)) != (ssize_t)strlen(input))
+		log_warn("proxy: %s: input", argv[0]);
+	close(in[1]);
+	*outfd = out[0];
+	return pid;
+fail:
+	log_warn("proxy: %s", argv[0]);
+	for (int i = 0; i < 2; i++) {
+		if (in[i] != -1)
+			close(in[i]);
+		if (out[i] != -1)
+			close(out[i]);
+	}
+	return -1;
+}
+
+/* Run ARGV to its end (startup and exit only). 0 when it exited 0. */
+static int fw_run(char *const argv[], const char *input, bool quiet)
+{
+	char msg[512];
+	ssize_t n, len = 0;
+	int fd, status;
+	pid_t pid = fw_fork(argv, input, &fd);
+
+	if (pid == -1)
+		return -1;
+	while ((n = read(fd, msg + len, sizeof(msg) - 1 - (size_t)len)) > 0 ||
+	       (n == -1 && errno == EINTR))
+		len += n > 0 ? n : 0;
+	msg[len] = '\0';
+	close(fd);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (!quiet)
+		log_warnx("proxy: %s failed: %s", argv[0], len ? strtok(msg, "\n") : "no output");
+	return -1;
+}
+
+static int fw_restore_sync(const char *input)
+{
+	char *argv[] = {"iptables-restore", "--noflush", "-w", NULL};
+
+	return fw_run(argv, input, false);
+}
+
+/* Exactly one jump to CHAIN at the top of each hook, or none (JUMP false). */
+static int fw_jumps(const char *chain, bool jump)
+{
+	char *del[] = {"iptables", "-w", "-D", NULL, "-j", (char *)chain, NULL};
+	char *ins[] = {"iptables", "-w", "-I", NULL, "1", "-j", (char *)chain, NULL};
+	int rc = 0;
+
+	for (size_t h = 0; h < sizeof(fw_hooks) / sizeof(fw_hooks[0]); h++) {
+		del[3] = ins[3] = (char *)fw_hooks[h];
+		for (int i = 0; i < FW_JUMP_MAX && fw_run(del, NULL, true) == 0; i++)
+			;
+		if (jump && fw_run(ins, NULL, false) == -1)
+			rc = -1;
+	}
+	return rc;
+}
+
+static void fw_reaped(struct fw *fw, int status)
+{
+	fw->pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fw->msg[fw->msglen] = '\0';
+		log_warnx("proxy: iptables-restore for %s failed: %s", fw->chain,
+		          fw->msglen ? strtok(fw->msg, "\n") : "no output");
+		fw->applied = false;
+		fw->dirty = true; /* write it again */
+	}
+	if (fw->dirty)
+		fw_spawn(fw);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fw *fw = arg;
+	struct timeval tv = {0, FW_REAP_MS * 1000};
+	int status;
+	pid_t r;
+
+	(void)fd;
+	(void)what;
+	while ((r = waitpid(fw->pid, &status, WNOHANG)) == -1 && errno == EINTR)
+		;
+	if (r == 0) {
+		evtimer_add(fw->reap, &tv); /* closed its output, not exited yet */
+		return;
+	}
+	fw_reaped(fw, r == fw->pid ? status : 0);
+}
+
+static void out_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fw *fw = arg;
+	char buf[256];
+	ssize_t n;
+
+	(void)what;
+	n = read(fd, buf, sizeof(buf));
+	if (n > 0) {
+		size_t room = sizeof(fw->msg) - 1 - fw->msglen;
+		size_t take = (size_t)n < room ? (size_t)n : room;
+
+		memcpy(fw->msg + fw->msglen, buf, take);
+		fw->msglen += take;
+		return;
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	event_del(fw->ev);
+	close(fw->out);
+	fw->out = -1;
+	reap_cb(-1, 0, fw);
+}
+
+static void fw_spawn(struct fw *fw)
+{
+	char *argv[] = {"iptables-restore", "--noflush", "-w", NULL};
+	char *batch = fw_batch(fw->chain, fw->queue, fw->want, fw->nwant);
+
+	fw->dirty = false;
+	fw->msglen = 0;
+	if (batch == NULL || (fw->pid = fw_fork(argv, batch, &fw->out)) == -1) {
+		fw->pid = 0;
+		fw->applied = false;
+		free(batch);
+		return;
+	}
+	free(batch);
+	fcntl(fw->out, F_SETFL, O_NONBLOCK);
+	event_assign(fw->ev, fw->base, fw->out, EV_READ | EV_PERSIST, out_cb, fw);
+	event_add(fw->ev, NULL);
+	fw->applied = true;
+}
+
+/* Wait for the child under way (exit, or a synchronous write). */
+static void fw_wait(struct fw *fw)
+{
+	int status;
+
+	if (fw->pid == 0)
+		return;
+	event_del(fw->ev);
+	evtimer_del(fw->reap);
+	if (fw->out != -1)
+		close(fw->out);
+	fw->out = -1;
+	while (waitpid(fw->pid, &status, 0) == -1 && errno == EINTR)
+		;
+	fw->pid = 0;
+}
+
+static bool same_set(const struct fw *fw, const struct in_addr *guests, size_t n)
+{
+	return fw->applied && fw->nwant == n &&
+	       (n == 0 || memcmp(fw->want, guests, n * sizeof(*guests)) == 0);
+}
+
+void fw_set(struct fw *fw, const struct in_addr *guests, size_t n, bool sync)
+{
+	struct in_addr *copy;
+	char *batch;
+
+	if (same_set(fw, guests, n) && !sync)
+		return;
+	if ((copy = calloc(n ? n : 1, sizeof(*copy))) == NULL) {
+		log_warn("proxy: rules");
+		return;
+	}
+	if (n > 0)
+		memcpy(copy, guests, n * sizeof(*copy));
+	free(fw->want);
+	fw->want = copy;
+	fw->nwant = n;
+	if (sync) {
+		fw_wait(fw);
+		batch = fw_batch(fw->chain, fw->queue, guests, n);
+		fw->applied = batch != NULL && fw_restore_sync(batch) == 0;
+		free(batch);
+	} else if (fw->pid != 0) {
+		fw->dirty = true;
+	} else {
+		fw_spawn(fw);
+	}
+}
+
+struct fw *fw_new(struct event_base *base, const char *chain, uint16_t queue)
+{
+	struct fw *fw;
+
+	if ((fw = calloc(1, sizeof(*fw))) == NULL)
+		return NULL;
+	fw->base = base;
+	fw->queue = queue;
+	fw->out = -1;
+	snprintf(fw->chain, sizeof(fw->chain), "%s", chain);
+	if ((fw->ev = event_new(base, -1, 0, out_cb, fw)) == NULL ||
+	    (fw->reap = evtimer_new(base, reap_cb, fw)) == NULL)
+		goto fail;
+	/* Replaces the chain an earlier run left, jumps and all. */
+	fw_set(fw, NULL, 0, true);
+	if (!fw->applied || fw_jumps(chain, true) == -1)
+		goto fail;
+	log_info("proxy: iptables chain %s, jumped to from FORWARD and OUTPUT", chain);
+	return fw;
+fail:
+	log_warnx("proxy: cannot set up the iptables chain %s", chain);
+	fw_free(fw);
+	return NULL;
+}
+
+void fw_free(struct fw *fw)
+{
+	char *flush[] = {"iptables", "-w", "-F", NULL, NULL};
+	char *del[] = {"iptables", "-w", "-X", NULL, NULL};
+
+	if (fw == NULL)
+		return;
+	flush[3] = del[3] = fw->chain;
+	fw_wait(fw);
+	fw_jumps(fw->chain, false);
+	fw_run(flush, NULL, true);
+	fw_run(del, NULL, true);
+	if (fw->ev != NULL)
+		event_free(fw->ev);
+	if (fw->reap != NULL)
+		event_free(fw->reap);
+	free(fw->want);
+	free(fw);
+}

@@ -1,0 +1,202 @@
+/* Shared by the files of proxy/ only. */
+#ifndef BECKON_PROXY_INTERNAL_H
+#define BECKON_PROXY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <netinet/in.h>
+
+#include "conf.h"
+#include "launcher.h"
+#include "proxy.h"
+
+struct event;
+struct event_base;
+struct evbuffer;
+struct bufferevent;
+struct evconnlistener;
+struct fw;
+struct nfq;
+struct pxconn;
+struct synpkt;
+
+/* Relaying: each direction buffers at most this much before reading stops. */
+#define RELAY_MAX_OUTPUT (256 * 1024)
+/* launcher_activity at most this often per connection. */
+#define RELAY_ACTIVITY_US 100000
+/* A side that will not take what is left of the other's data is given this long. */
+#define RELAY_FLUSH_MS 10000
+/* Connecting to the guest. */
+#define PXCONN_CONNECT_MS 5000
+/*
+ * QEMU's hostfwd accepts before the guest listens and closes a moment later:
+ * an upstream that closes without a byte this soon after the guest became
+ * ready is connected again, the buffered bytes replayed.
+ */
+#define PXCONN_RETRIES 5
+#define PXCONN_RETRY_MS 20
+#define PXCONN_FRESH_MS 2000
+
+TAILQ_HEAD(pxconn_list, pxconn);
+TAILQ_HEAD(synpkt_list, synpkt);
+
+/* One service under a hold. */
+struct pxsvc {
+	TAILQ_ENTRY(pxsvc) entry;
+	struct proxy *p;
+	char *name;
+	struct instance *inst; /* NULL once the service is gone */
+	struct in_addr address;
+	uint16_t ports[CONF_MAX_PORTS];
+	size_t nports;
+	struct evconnlistener *ls[CONF_MAX_PORTS]; /* hold "proxy" */
+	struct pxconn_list conns;
+	unsigned held; /* its proxied connections and SYNs held now */
+	unsigned refs; /* connections that point here; freed at zero once gone */
+	bool gone;
+	bool fresh; /* made by the reload under way */
+	/* hold "syn" */
+	struct synpkt_list syns;
+	struct launcher_waiter *syn_waiter;
+	bool rule; /* its SYNs should be queued (not ready) */
+};
+
+TAILQ_HEAD(pxsvc_list, pxsvc);
+
+struct proxy {
+	struct event_base *base;
+	struct launcher *l;
+	enum conf_hold hold;
+	enum conf_net_mode mode;
+	unsigned max_held_per_service, max_held;
+	size_t hold_buffer;
+	uint64_t hold_timeout_ms;
+	struct pxsvc_list svcs;
+	struct pxsvc_list gone; /* removed, waiting for their last connections */
+	struct proxy_stats st;
+	/* hold "syn" */
+	struct fw *fw;
+	struct nfq *q;
+	struct event *q_ev;
+	int raw; /* for resets */
+};
+
+enum pxconn_state { PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY };
+
+/* One client connection of the proxy. */
+struct pxconn {
+	TAILQ_ENTRY(pxconn) entry;
+	struct pxsvc *svc;
+	uint16_t port; /* the service port it came to */
+	enum pxconn_state state;
+	struct bufferevent *cl, *up;
+	struct launcher_waiter *waiter;
+	struct event *timer;     /* hold timeout, connect backoff, flush */
+	struct evbuffer *replay; /* sent upstream before its first byte back; NULL: no retry */
+	unsigned attempts;
+	int64_t activity_us;
+	bool cl_eof, up_eof;   /* EOF read from the side */
+	bool cl_shut, up_shut; /* our write side to it shut */
+	bool up_spoke;         /* a byte came back from upstream */
+	bool closing;          /* flushing the last of one side, then free */
+	bool held, open;       /* counted as such */
+	bool cl_throttled, up_throttled; /* reading stopped: the other side's output is full */
+};
+
+/* proxy.c */
+bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc);
+void proxy_count_held(struct pxsvc *svc, int delta);
+void proxy_count_open(struct pxsvc *svc, int delta);
+void pxsvc_unref(struct pxsvc *svc);
+/* The service whose address is ADDR, NULL when none. */
+struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr);
+
+/*
+ * listen.c: the proxy's listening sockets of SVC. listen_open binds those
+ * that no service in OLD listens on yet; listen_adopt takes the rest over.
+ */
+int listen_open(struct pxsvc *svc, struct pxsvc_list *old);
+void listen_adopt(struct pxsvc *svc, struct pxsvc_list *old);
+void listen_close(struct pxsvc *svc);
+
+/* conn.c: a client connection, from accept to free. */
+void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd);
+void pxconn_free(struct pxconn *c);
+/* Close the client with a TCP reset (SO_LINGER 0), then free. */
+void pxconn_reset(struct pxconn *c);
+/*
+ * Upstream closed or failed before a byte came back: whether to connect
+ * again (QEMU's hostfwd, the guest only just ready), and doing so.
+ */
+bool pxconn_can_retry(const struct pxconn *c);
+void pxconn_retry(struct pxconn *c);
+void pxconn_activity(struct pxconn *c, size_t bytes);
+
+/* relay.c: both ways, with watermarks, half-close and flush-then-close. */
+void relay_setcbs(struct pxconn *c);
+/* UP has connected: move what the client sent (and the replay) and relay. */
+void relay_start(struct pxconn *c);
+/* The client side while it is held: bounded reading, EOF and errors. */
+void relay_hold_client(struct pxconn *c);
+
+/* synhold.c: hold "syn". */
+int synhold_start(struct proxy *p, const char *bridge);
+void synhold_stop(struct proxy *p);
+/* INST's state changed (the launcher observer). */
+void synhold_state(struct pxsvc *svc, enum inst_state old, enum inst_state new);
+/* SVC goes away: release what it holds. */
+void synhold_svc_gone(struct pxsvc *svc);
+/* Rewrite the chain from the services' rule flags. */
+void synhold_rules(struct proxy *p);
+
+/* pkt.c: the TCP/IPv4 bits the SYN hold needs. */
+struct tcp4 {
+	struct in_addr saddr, daddr;
+	uint16_t sport, dport; /* host order */
+	uint32_t seq;          /* host order */
+	uint8_t flags;
+};
+#define TCP4_SYN 0x02
+#define TCP4_RST 0x04
+#define TCP4_ACK 0x10
+/* Parse an IPv4 packet holding a TCP header. -1 when it is not one. */
+int pkt_parse(const uint8_t *buf, size_t len, struct tcp4 *t);
+/* The RST+ACK answering the SYN T, into OUT (40 bytes). Its length. */
+size_t pkt_rst(const struct tcp4 *t, uint8_t *out, size_t outlen);
+/* The TCP checksum of SEG (header and data) from SRC to DST, network order. */
+uint16_t pkt_tcp_csum(struct in_addr src, struct in_addr dst, const uint8_t *seg, size_t len);
+
+/* nfq.c: one NFQUEUE queue, over nfnetlink (libnl-3 core). */
+struct nfq_pkt {
+	uint32_t id; /* network order, as the kernel gave it */
+	const uint8_t *payload;
+	size_t len;
+};
+/* Bind queue NUM (copying COPY bytes of each packet, at most MAXLEN queued). */
+struct nfq *nfq_open(uint16_t num, unsigned copy, unsigned maxlen);
+int nfq_fd(const struct nfq *q);
+/* Read what is queued, calling FN for each packet. -1 on a socket error. */
+int nfq_read(struct nfq *q, void (*fn)(const struct nfq_pkt *, void *), void *arg);
+/* Verdicts, as linux/netfilter.h has them (which clashes with netinet/in.h). */
+#define NFQ_DROP 0
+#define NFQ_ACCEPT 1
+/* NFQ_ACCEPT or NFQ_DROP for packet ID. */
+int nfq_verdict(struct nfq *q, uint32_t id, unsigned verdict);
+void nfq_close(struct nfq *q);
+
+/* fw.c: the iptables chain of the SYN hold. */
+/* Make CHAIN (replacing what an earlier run left) and jump to it from FORWARD and OUTPUT. */
+struct fw *fw_new(struct event_base *base, const char *chain, uint16_t queue);
+/*
+ * The chain's rules become: beckon's own connections pass, then the SYNs to
+ * each of GUESTS go to the queue. Applied in the background, coalesced; with
+ * SYNC, before returning.
+ */
+void fw_set(struct fw *fw, const struct in_addr *guests, size_t n, bool sync);
+/* The iptables-restore input for CHAIN with these rules (for the tests). */
+char *fw_batch(const char *chain, uint16_t queue, const struct in_addr *guests, size_t n);
+/* Remove the jumps and the chain, waiting for it. */
+void fw_free(struct fw *fw);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * The hold: one pxsvc per service, kept across reloads while its address and
+ * ports stay; the launcher observer; limits and counts.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "internal.h"
+#include "log.h"
+
+static void pxsvc_free(struct pxsvc *svc)
+{
+	listen_close(svc);
+	free(svc->name);
+	free(svc);
+}
+
+static struct pxsvc *pxsvc_new(struct proxy *p, const struct conf_service *cs)
+{
+	struct pxsvc *svc;
+
+	if ((svc = calloc(1, sizeof(*svc))) == NULL || (svc->name = strdup(cs->name)) == NULL) {
+		log_warn("proxy: %s", cs->name);
+		free(svc);
+		return NULL;
+	}
+	svc->p = p;
+	svc->address = cs->address;
+	memcpy(svc->ports, cs->ports, sizeof(svc->ports));
+	svc->nports = cs->nports;
+	TAILQ_INIT(&svc->conns);
+	TAILQ_INIT(&svc->syns);
+	return svc;
+}
+
+/* True when OLD can go on serving CS under P's hold. */
+static bool pxsvc_same(const struct pxsvc *old, const struct conf_service *cs)
+{
+	return strcmp(old->name, cs->name) == 0 && old->address.s_addr == cs->address.s_addr &&
+	       old->nports == cs->nports &&
+	       memcmp(old->ports, cs->ports, cs->nports * sizeof(cs->ports[0])) == 0;
+}
+
+/* SVC's instance is now INST (a reload): the counts move with it. */
+static void pxsvc_set_inst(struct pxsvc *svc, struct instance *inst)
+{
+	unsigned open = 0;
+	struct pxconn *c;
+
+	if (svc->inst == inst)
+		return;
+	TAILQ_FOREACH(c, &svc->conns, entry)
+	open += c->open;
+	svc->inst = inst;
+	if (inst != NULL)
+		launcher_connections(inst, (int)svc->held, (int)open);
+}
+
+/* SVC leaves the config: held clients are reset, relayed ones run on. */
+static void pxsvc_retire(struct proxy *p, struct pxsvc *svc)
+{
+	struct pxconn *c, *next;
+
+	listen_close(svc);
+	synhold_svc_gone(svc);
+	for (c = TAILQ_FIRST(&svc->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->state == PXC_HELD)
+			pxconn_reset(c);
+	}
+	svc->inst = NULL;
+	svc->gone = true;
+	if (svc->refs == 0) {
+		pxsvc_free(svc);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&p->gone, svc, entry);
+}
+
+void pxsvc_unref(struct pxsvc *svc)
+{
+	if (--svc->refs > 0 || !svc->gone)
+		return;
+	TAILQ_REMOVE(&svc->p->gone, svc, entry);
+	pxsvc_free(svc);
+}
+
+static struct pxsvc *find_in(struct pxsvc_list *list, const char *name)
+{
+	struct pxsvc *svc;
+
+	TAILQ_FOREACH(svc, list, entry)
+	if (strcmp(svc->name, name) == 0)
+		return svc;
+	return NULL;
+}
+
+struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr)
+{
+	struct pxsvc *svc;
+
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	if (svc->address.s_addr == addr.s_addr)
+		return svc;
+	return NULL;
+}
+
+bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc)
+{
+	return svc->held >= p->max_held_per_service || p->st.held >= p->max_held;
+}
+
+void proxy_count_held(struct pxsvc *svc, int delta)
+{
+	svc->held += (unsigned)delta;
+	svc->p->st.held += (unsigned)delta;
+	if (svc->inst != NULL)
+		launcher_connections(svc->inst, delta, 0);
+}
+
+void proxy_count_open(struct pxsvc *svc, int delta)
+{
+	svc->p->st.open += (unsigned)delta;
+	if (svc->inst != NULL)
+		launcher_connections(svc->inst, 0, delta);
+}
+
+static void proxy_observer(struct instance *inst, enum inst_state old, enum inst_state new,
+                           void *arg)
+{
+	struct proxy *p = arg;
+	struct pxsvc *svc;
+
+	if (p->hold != CONF_HOLD_SYN)
+		return;
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	if (svc->inst == inst)
+		synhold_state(svc, old, new);
+}
+
+/* The services of CONF: kept from P's when unchanged, else new. */
+static int build_svcs(struct proxy *p, const struct conf *conf, struct pxsvc_list *next)
+{
+	struct pxsvc *svc, *old;
+
+	for (size_t i = 0; i < conf->nservices; i++) {
+		const struct conf_service *cs = &conf->services[i];
+
+		old = find_in(&p->svcs, cs->name);
+		if (old != NULL && p->hold == conf->hold && pxsvc_same(old, cs)) {
+			TAILQ_REMOVE(&p->svcs, old, entry);
+			TAILQ_INSERT_TAIL(next, old, entry);
+			continue;
+		}
+		if ((svc = pxsvc_new(p, cs)) == NULL)
+			return -1;
+		svc->fresh = true;
+		TAILQ_INSERT_TAIL(next, svc, entry);
+		if (conf->hold == CONF_HOLD_PROXY && listen_open(svc, &p->svcs) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Undo build_svcs: the kept ones go back, the new ones are freed. */
+static void unbuild_svcs(struct proxy *p, struct pxsvc_list *next)
+{
+	struct pxsvc *svc;
+
+	while ((svc = TAILQ_FIRST(next)) != NULL) {
+		TAILQ_REMOVE(next, svc, entry);
+		if (svc->fresh)
+			pxsvc_free(svc);
+		else
+			TAILQ_INSERT_TAIL(&p->svcs, svc, entry);
+	}
+}
+
+static void set_limits(struct proxy *p, const struct conf *conf)
+{
+	p->max_held = conf->max_held;
+	p->max_held_per_service = conf->max_held_per_service < conf->max_held
+	                              ? conf->max_held_per_service
+	                              : conf->max_held;
+	p->hold_buffer = conf->hold_buffer;
+	p->hold_timeout_ms = conf->hold_timeout_ms;
+}
+
+/* The hold machinery of P's old mode goes, the new one's comes. */
+static int switch_hold(struct proxy *p, const struct conf *conf)
+{
+	enum conf_hold want = conf->hold;
+
+	if (want == CONF_HOLD_SYN && conf->net_mode != CONF_NET_BRIDGE) {
+		log_warnx("proxy: hold \"syn\" needs bridge mode; holding nothing");
+		want = CONF_HOLD_NONE;
+	}
+	if (p->fw != NULL && (want != CONF_HOLD_SYN || conf->net_mode != p->mode))
+		synhold_stop(p);
+	p->hold = want;
+	p->mode = conf->net_mode;
+	if (want == CONF_HOLD_SYN && p->fw == NULL)
+		return synhold_start(p, conf->bridge);
+	return 0;
+}
+
+/* STRICT: a hold that cannot be set up is an error, not a warning. */
+static int proxy_apply(struct proxy *p, const struct conf *conf, bool strict)
+{
+	struct pxsvc_list next = TAILQ_HEAD_INITIALIZER(next);
+	struct pxsvc *svc;
+
+	/*
+	 * launcher_reload has run: the instances of changed services are freed
+	 * (their held clients were reset then). Forget them unseen.
+	 */
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	if (svc->inst != launcher_find(p->l, svc->name))
+		svc->inst = NULL;
+	if (build_svcs(p, conf, &next) == -1) {
+		unbuild_svcs(p, &next);
+		return -1;
+	}
+	/* Listeners on an address and port that stay move to their new service. */
+	TAILQ_FOREACH(svc, &next, entry)
+	{
+		if (svc->fresh && conf->hold == CONF_HOLD_PROXY)
+			listen_adopt(svc, &p->svcs);
+		svc->fresh = false;
+	}
+	while ((svc = TAILQ_FIRST(&p->svcs)) != NULL) {
+		TAILQ_REMOVE(&p->svcs, svc, entry);
+		pxsvc_retire(p, svc);
+	}
+	TAILQ_CONCAT(&p->svcs, &next, entry);
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	pxsvc_set_inst(svc, launcher_find(p->l, svc->name));
+	set_limits(p, conf);
+	if (switch_hold(p, conf) == -1) {
+		if (strict)
+			return -1;
+		log_warnx("proxy: the SYN hold could not be set up; holding nothing");
+	}
+	if (p->fw != NULL)
+		synhold_rules(p);
+	return 0;
+}
+
+int proxy_reload(struct proxy *p, const struct conf *conf)
+{
+	return proxy_apply(p, conf, false);
+}
+
+/* Many held and relayed connections want file descriptors. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+struct proxy *proxy_new(struct event_base *base, const struct conf *conf, struct launcher *l)
+{
+	struct proxy *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		log_warn("proxy");
+		return NULL;
+	}
+	p->base = base;
+	p->l = l;
+	p->raw = -1;
+	p->hold = conf->hold;
+	p->mode = conf->net_mode;
+	TAILQ_INIT(&p->svcs);
+	TAILQ_INIT(&p->gone);
+	raise_nofile();
+	if (proxy_apply(p, conf, true) == -1) {
+		proxy_free(p);
+		return NULL;
+	}
+	launcher_set_observer(l, proxy_observer, p);
+	log_info("proxy: hold \"%s\"", conf_hold_name(p->hold));
+	return p;
+}
+
+static void free_list(struct pxsvc_list *list)
+{
+	struct pxsvc *svc;
+	struct pxconn *c;
+
+	while ((svc = TAILQ_FIRST(list)) != NULL) {
+		svc->refs++; /* freed below, not by the last connection */
+		while ((c = TAILQ_FIRST(&svc->conns)) != NULL) {
+			if (c->state == PXC_HELD)
+				pxconn_reset(c);
+			else
+				pxconn_free(c);
+		}
+		synhold_svc_gone(svc);
+		TAILQ_REMOVE(list, svc, entry);
+		pxsvc_free(svc);
+	}
+}
+
+void proxy_free(struct proxy *p)
+{
+	if (p == NULL)
+		return;
+	launcher_set_observer(p->l, NULL, NULL);
+	free_list(&p->svcs);
+	free_list(&p->gone);
+	if (p->fw != NULL)
+		synhold_stop(p);
+	free(p);
+}
+
+void proxy_stats(const struct proxy *p, struct proxy_stats *st)
+{
+	*st = p->st;
+}

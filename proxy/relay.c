@@ -1,0 +1,228 @@
+/*
+ * Relaying, in the shape of libevent's le-proxy sample: what one side's
+ * bufferevent reads goes to the other's output; when that output passes
+ * RELAY_MAX_OUTPUT, reading stops until it has drained to half. An EOF
+ * from one side is passed on as shutdown(SHUT_WR) once the other side has
+ * written everything (half-close); an error closes the other side once it
+ * has flushed what it holds.
+ */
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "internal.h"
+#include "log.h"
+
+static struct bufferevent *other(const struct pxconn *c, const struct bufferevent *bev)
+{
+	return bev == c->cl ? c->up : c->cl;
+}
+
+static bool *throttled(struct pxconn *c, const struct bufferevent *src)
+{
+	return src == c->cl ? &c->cl_throttled : &c->up_throttled;
+}
+
+/* What was sent upstream is kept until it answers, to replay on a retry. */
+static void keep_for_replay(struct pxconn *c, struct evbuffer *in, size_t n)
+{
+	if (c->replay == NULL)
+		return;
+	if (evbuffer_get_length(c->replay) + n > c->svc->p->hold_buffer) {
+		evbuffer_free(c->replay); /* too much to replay: no retry */
+		c->replay = NULL;
+		return;
+	}
+	evbuffer_add(c->replay, evbuffer_pullup(in, (ssize_t)n), n);
+}
+
+/* Move what SRC read to the other side's output. */
+static void relay_move(struct pxconn *c, struct bufferevent *src)
+{
+	struct bufferevent *dst = other(c, src);
+	struct evbuffer *in = bufferevent_get_input(src), *out;
+	size_t n = evbuffer_get_length(in);
+
+	if (n == 0)
+		return;
+	if (dst == NULL) {
+		evbuffer_drain(in, n); /* the other side is gone */
+		return;
+	}
+	if (src == c->up) {
+		c->up_spoke = true;
+		if (c->replay != NULL)
+			evbuffer_free(c->replay);
+		c->replay = NULL;
+	} else {
+		keep_for_replay(c, in, n);
+	}
+	out = bufferevent_get_output(dst);
+	evbuffer_add_buffer(out, in);
+	pxconn_activity(c, n);
+	if (evbuffer_get_length(out) >= RELAY_MAX_OUTPUT) {
+		bufferevent_disable(src, EV_READ);
+		*throttled(c, src) = true;
+		bufferevent_setwatermark(dst, EV_WRITE, RELAY_MAX_OUTPUT / 2, RELAY_MAX_OUTPUT);
+	}
+}
+
+static void readcb(struct bufferevent *bev, void *arg)
+{
+	struct pxconn *c = arg;
+
+	/* Until relaying, what the client sends stays in its input (bounded). */
+	if (c->state == PXC_RELAY)
+		relay_move(c, bev);
+}
+
+/* BEV has written everything it had. */
+static void flushed(struct pxconn *c, struct bufferevent *bev)
+{
+	if (c->closing) {
+		pxconn_free(c);
+		return;
+	}
+	/* The side feeding BEV has said EOF: pass the half-close on. */
+	if (bev == c->up && c->cl_eof && !c->up_shut) {
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+		c->up_shut = true;
+	} else if (bev == c->cl && c->up_eof && !c->cl_shut) {
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+		c->cl_shut = true;
+	}
+	if (c->cl_shut && c->up_shut)
+		pxconn_free(c);
+}
+
+static void writecb(struct bufferevent *bev, void *arg)
+{
+	struct pxconn *c = arg;
+	struct bufferevent *src = other(c, bev);
+
+	if (src != NULL && *throttled(c, src)) {
+		*throttled(c, src) = false;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		if (!(src == c->cl ? c->cl_eof : c->up_eof))
+			bufferevent_enable(src, EV_READ);
+	}
+	if (c->state == PXC_RELAY && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		flushed(c, bev);
+}
+
+/* Flush what the other side of BEV still has to write, then close. */
+static void close_after_flush(struct pxconn *c, struct bufferevent *bev)
+{
+	struct bufferevent *dst = other(c, bev);
+	struct timeval tv = {RELAY_FLUSH_MS / 1000, 0};
+
+	bufferevent_free(bev);
+	if (bev == c->cl)
+		c->cl = NULL;
+	else
+		c->up = NULL;
+	if (dst == NULL || evbuffer_get_length(bufferevent_get_output(dst)) == 0) {
+		pxconn_free(c);
+		return;
+	}
+	c->closing = true;
+	bufferevent_disable(dst, EV_READ);
+	evtimer_add(c->timer, &tv);
+}
+
+static void side_eof(struct pxconn *c, struct bufferevent *bev)
+{
+	struct bufferevent *dst = other(c, bev);
+
+	relay_move(c, bev);
+	if (bev == c->cl)
+		c->cl_eof = true;
+	else
+		c->up_eof = true;
+	if (dst == NULL) {
+		pxconn_free(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(dst)) == 0)
+		flushed(c, dst);
+}
+
+/* An event on the client before it is relayed: it leaves, or half-closes. */
+static void held_client_event(struct pxconn *c, short what)
+{
+	bool sent = evbuffer_get_length(bufferevent_get_input(c->cl)) > 0 ||
+	            (c->replay != NULL && evbuffer_get_length(c->replay) > 0);
+
+	if ((what & BEV_EVENT_EOF) && sent) {
+		c->cl_eof = true; /* a request, then shutdown(SHUT_WR): held on */
+		return;
+	}
+	log_debug("proxy: %s: client left while held", c->svc->name);
+	pxconn_free(c);
+}
+
+static void eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pxconn *c = arg;
+
+	if (bev == c->up && c->state == PXC_CONNECTING) {
+		if (what & BEV_EVENT_CONNECTED)
+			relay_start(c);
+		else if (pxconn_can_retry(c))
+			pxconn_retry(c);
+		else
+			pxconn_reset(c); /* refused, unreachable: as a guest would */
+		return;
+	}
+	if (bev == c->cl && c->state != PXC_RELAY) {
+		held_client_event(c, what);
+		return;
+	}
+	/* hostfwd answering for a guest that does not listen yet. */
+	if (bev == c->up && !c->up_spoke && pxconn_can_retry(c)) {
+		pxconn_retry(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		side_eof(c, bev);
+	else
+		close_after_flush(c, bev);
+}
+
+void relay_hold_client(struct pxconn *c)
+{
+	bufferevent_setcb(c->cl, readcb, writecb, eventcb, c);
+	bufferevent_setwatermark(c->cl, EV_READ, 0, c->svc->p->hold_buffer);
+	if (!c->cl_eof)
+		bufferevent_enable(c->cl, EV_READ);
+}
+
+void relay_setcbs(struct pxconn *c)
+{
+	relay_hold_client(c);
+	bufferevent_setcb(c->up, readcb, writecb, eventcb, c);
+}
+
+void relay_start(struct pxconn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->up);
+
+	c->state = PXC_RELAY;
+	bufferevent_set_timeouts(c->up, NULL, NULL);
+	if (!c->open)
+		proxy_count_open(c->svc, 1);
+	c->open = true;
+	/* A retry: what the last upstream got goes again first. */
+	if (c->replay != NULL && evbuffer_get_length(c->replay) > 0)
+		evbuffer_add(out, evbuffer_pullup(c->replay, -1), evbuffer_get_length(c->replay));
+	bufferevent_setwatermark(c->cl, EV_READ, 0, 0);
+	c->cl_throttled = false;
+	bufferevent_enable(c->up, EV_READ | EV_WRITE);
+	if (!c->cl_eof)
+		bufferevent_enable(c->cl, EV_READ | EV_WRITE);
+	relay_move(c, c->cl);
+	if (c->cl_eof && evbuffer_get_length(out) == 0)
+		flushed(c, c->up);
+}

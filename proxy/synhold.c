@@ -1,0 +1,279 @@
+/*
+ * hold "syn": SYNs to a guest that is not ready wait in an NFQUEUE queue.
+ * A SYN wakes its guest; once the guest is ready its SYNs are accepted
+ * (they go on to the guest) and then its rule is removed, so later SYNs
+ * never pass through beckon; when the boot fails they are answered with a
+ * TCP reset (a raw IPv4 packet, as if from the guest) and dropped.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "internal.h"
+#include "log.h"
+
+#define SYN_COPY 128       /* bytes of each packet copied to us: IP and TCP headers */
+#define SYN_QUEUE_BASE 25600
+#define SYN_QUEUE_TRIES 16 /* queue numbers tried, when one is taken */
+
+struct synpkt {
+	TAILQ_ENTRY(synpkt) entry;
+	uint32_t id;
+	struct tcp4 t;
+};
+
+static bool inst_ready(const struct pxsvc *svc)
+{
+	struct instance_info info;
+
+	if (svc->inst == NULL)
+		return true; /* nothing to wait for */
+	launcher_info(svc->inst, &info);
+	return info.state == INST_READY;
+}
+
+static void send_rst(struct proxy *p, const struct tcp4 *t)
+{
+	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_addr = t->saddr};
+	uint8_t buf[64];
+	size_t len = pkt_rst(t, buf, sizeof(buf));
+
+	if (p->raw != -1 &&
+	    sendto(p->raw, buf, len, 0, (struct sockaddr *)&dst, sizeof(dst)) != (ssize_t)len)
+		log_warn("proxy: reset to %s:%u", inet_ntoa(t->saddr), t->sport);
+}
+
+static void reject(struct proxy *p, uint32_t id, const struct tcp4 *t)
+{
+	send_rst(p, t);
+	nfq_verdict(p->q, id, NFQ_DROP);
+	p->st.syns_reset++;
+}
+
+/* Let SVC's held SYNs go on (OK) or reset them. */
+static void release(struct pxsvc *svc, bool ok)
+{
+	struct proxy *p = svc->p;
+	struct synpkt *s;
+
+	while ((s = TAILQ_FIRST(&svc->syns)) != NULL) {
+		TAILQ_REMOVE(&svc->syns, s, entry);
+		if (ok) {
+			nfq_verdict(p->q, s->id, NFQ_ACCEPT);
+			p->st.syns_released++;
+		} else {
+			reject(p, s->id, &s->t);
+		}
+		proxy_count_held(svc, -1);
+		free(s);
+	}
+}
+
+static void woken_cb(struct instance *inst, bool ok, void *arg)
+{
+	struct pxsvc *svc = arg;
+
+	(void)inst;
+	svc->syn_waiter = NULL;
+	if (!ok)
+		log_debug("proxy: %s: the guest did not come up, resetting held SYNs", svc->name);
+	release(svc, ok);
+}
+
+/* A SYN already held for the same connection: the client sent it again. */
+static struct synpkt *find_syn(struct pxsvc *svc, const struct tcp4 *t)
+{
+	struct synpkt *s;
+
+	TAILQ_FOREACH(s, &svc->syns, entry)
+	if (s->t.saddr.s_addr == t->saddr.s_addr && s->t.sport == t->sport &&
+	    s->t.dport == t->dport)
+		return s;
+	return NULL;
+}
+
+static void hold(struct pxsvc *svc, uint32_t id, const struct tcp4 *t)
+{
+	struct proxy *p = svc->p;
+	struct launcher_waiter *w = NULL;
+	struct synpkt *s;
+	int rc;
+
+	rc = launcher_wake(svc->inst, svc->syn_waiter ? NULL : woken_cb, svc,
+	                   svc->syn_waiter ? NULL : &w);
+	if (w != NULL)
+		svc->syn_waiter = w;
+	if (rc == 1) {
+		nfq_verdict(p->q, id, NFQ_ACCEPT);
+		return;
+	}
+	if (rc == -1) {
+		reject(p, id, t);
+		return;
+	}
+	if ((s = find_syn(svc, t)) != NULL) {
+		nfq_verdict(p->q, s->id, NFQ_DROP); /* one held SYN per connection */
+		s->id = id;
+		s->t = *t;
+		return;
+	}
+	if (proxy_held_full(p, svc) || (s = calloc(1, sizeof(*s))) == NULL) {
+		log_debug("proxy: %s: held-connection limit reached, reset", svc->name);
+		p->st.refused++;
+		reject(p, id, t);
+		return;
+	}
+	s->id = id;
+	s->t = *t;
+	TAILQ_INSERT_TAIL(&svc->syns, s, entry);
+	proxy_count_held(svc, 1);
+	p->st.syns_held++;
+}
+
+static void on_packet(const struct nfq_pkt *pk, void *arg)
+{
+	struct proxy *p = arg;
+	struct pxsvc *svc;
+	struct tcp4 t;
+
+	/* Not a SYN to a guest of ours (a stale rule): none of our business. */
+	if (pk->payload == NULL || pkt_parse(pk->payload, pk->len, &t) == -1 ||
+	    (t.flags & (TCP4_SYN | TCP4_ACK)) != TCP4_SYN ||
+	    (svc = proxy_svc_by_addr(p, t.daddr)) == NULL || svc->inst == NULL) {
+		nfq_verdict(p->q, pk->id, NFQ_ACCEPT);
+		return;
+	}
+	hold(svc, pk->id, &t);
+}
+
+static void queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *p = arg;
+
+	(void)fd;
+	(void)what;
+	if (nfq_read(p->q, on_packet, p) == -1)
+		log_warn("proxy: NFQUEUE read");
+}
+
+void synhold_state(struct pxsvc *svc, enum inst_state old, enum inst_state new)
+{
+	(void)old;
+	if (new == INST_READY) {
+		/* Verdicts first, then the rule goes: no SYN is left behind. */
+		launcher_cancel(svc->syn_waiter);
+		svc->syn_waiter = NULL;
+		release(svc, true);
+	}
+	synhold_rules(svc->p);
+}
+
+void synhold_svc_gone(struct pxsvc *svc)
+{
+	launcher_cancel(svc->syn_waiter);
+	svc->syn_waiter = NULL;
+	release(svc, false);
+}
+
+/* The guests whose SYNs are queued: those not ready. */
+static size_t rule_guests(struct proxy *p, struct in_addr **out)
+{
+	struct pxsvc *svc;
+	size_t n = 0;
+
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	n++;
+	if ((*out = calloc(n ? n : 1, sizeof(**out))) == NULL)
+		return 0;
+	n = 0;
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	{
+		svc->rule = !inst_ready(svc);
+		if (svc->rule)
+			(*out)[n++] = svc->address;
+	}
+	return n;
+}
+
+static void rules_apply(struct proxy *p, bool sync)
+{
+	struct in_addr *guests;
+	size_t n = rule_guests(p, &guests);
+
+	if (guests == NULL) {
+		log_warn("proxy: rules");
+		return;
+	}
+	fw_set(p->fw, guests, n, sync);
+	free(guests);
+}
+
+void synhold_rules(struct proxy *p)
+{
+	if (p->fw != NULL)
+		rules_apply(p, false);
+}
+
+/* Bind a free queue number, derived from the bridge so that two beckonds differ. */
+static uint16_t queue_open(struct proxy *p, const char *bridge)
+{
+	unsigned h = 5381;
+
+	for (const char *s = bridge; *s; s++)
+		h = h * 33 + (unsigned char)*s;
+	for (unsigned i = 0; i < SYN_QUEUE_TRIES; i++) {
+		uint16_t num = (uint16_t)(SYN_QUEUE_BASE + (h + i) % 1024);
+
+		if ((p->q = nfq_open(num, SYN_COPY, p->max_held + 64)) != NULL)
+			return num;
+	}
+	log_warnx("proxy: cannot bind an NFQUEUE queue (numbers from %u)",
+	          SYN_QUEUE_BASE + h % 1024);
+	return 0;
+}
+
+int synhold_start(struct proxy *p, const char *bridge)
+{
+	char chain[32];
+	uint16_t num;
+
+	snprintf(chain, sizeof(chain), "BECKON-HOLD-%s", bridge);
+	if ((num = queue_open(p, bridge)) == 0)
+		goto fail;
+	if ((p->raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW)) == -1)
+		log_warn("proxy: raw socket (held SYNs will be dropped, not reset)");
+	if ((p->q_ev = event_new(p->base, nfq_fd(p->q), EV_READ | EV_PERSIST, queue_cb, p)) ==
+	        NULL ||
+	    event_add(p->q_ev, NULL) == -1)
+		goto fail;
+	if ((p->fw = fw_new(p->base, chain, num)) == NULL)
+		goto fail;
+	rules_apply(p, true);
+	log_info("proxy: holding SYNs in NFQUEUE %u", num);
+	return 0;
+fail:
+	synhold_stop(p);
+	return -1;
+}
+
+void synhold_stop(struct proxy *p)
+{
+	struct pxsvc *svc;
+
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	synhold_svc_gone(svc);
+	fw_free(p->fw);
+	p->fw = NULL;
+	if (p->q_ev != NULL)
+		event_free(p->q_ev);
+	p->q_ev = NULL;
+	nfq_close(p->q);
+	p->q = NULL;
+	if (p->raw != -1)
+		close(p->raw);
+	p->raw = -1;
+}

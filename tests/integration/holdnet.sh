@@ -1,0 +1,70 @@
+# Network namespaces for the hold tests (sourced after lib.sh; needs root).
+# holdnet_up makes:
+# - a bridge $HBR holding $HNET.1/24, the test's "beckon bridge";
+# - guest namespaces (holdnet_guest N): $HNET.N behind a veth on the bridge,
+#   where exec services stand in for guests (a real TCP server behind a
+#   real bridge, through the same iptables and NFQUEUE path a QEMU guest's
+#   traffic takes);
+# - a client namespace $HCL routed through the host ($HCNET.2/30, default
+#   route via $HCNET.1), so its SYNs traverse FORWARD;
+# - host addresses $HSNET.N (holdnet_addr N) on the host's end of the
+#   client's veth, where the proxy listens.
+# Forwarding is enabled on these links only. Everything goes at exit.
+# Names are short and carry the pid: IFNAMSIZ is 16.
+
+HID=$$
+HBR=bkhb$HID
+HCL=bkh-c$HID
+HNET=10.79.$((RANDOM % 200 + 20))
+HCNET=10.78.$((RANDOM % 200 + 20))
+HSNET=10.76.$((RANDOM % 200 + 20))
+
+# hcl CMD...: run CMD in the client namespace.
+hcl() { ip netns exec "$HCL" "$@"; }
+
+holdnet_up() {
+	on_exit "ip link del $HBR"
+	ip link add "$HBR" type bridge || return 1
+	ip addr add "$HNET.1/24" dev "$HBR" && ip link set "$HBR" up || return 1
+	sysctl -qw "net.ipv4.conf.$HBR.forwarding=1"
+
+	on_exit "ip netns del $HCL"
+	on_exit "ip link del bkhc$HID"
+	ip netns add "$HCL" || return 1
+	ip link add "bkhc$HID" type veth peer name eth0 netns "$HCL" || return 1
+	ip addr add "$HCNET.1/30" dev "bkhc$HID" && ip link set "bkhc$HID" up || return 1
+	sysctl -qw "net.ipv4.conf.bkhc$HID.forwarding=1"
+	hcl ip addr add "$HCNET.2/30" dev eth0 && hcl ip link set eth0 up && hcl ip link set lo up ||
+		return 1
+	hcl ip route add default via "$HCNET.1"
+}
+
+# holdnet_guest N: a guest namespace bkh-gN-PID holding $HNET.N.
+holdnet_guest() {
+	local ns=bkh-g$1-$HID
+	on_exit "ip netns del $ns"
+	ip netns add "$ns" || return 1
+	ip link add "bkhg$1x$HID" type veth peer name eth0 netns "$ns" || return 1
+	ip link set "bkhg$1x$HID" master "$HBR" up || return 1
+	ip -n "$ns" addr add "$HNET.$1/24" dev eth0 && ip -n "$ns" link set eth0 up || return 1
+	ip -n "$ns" link set lo up && ip -n "$ns" route add default via "$HNET.1"
+}
+
+# holdnet_ns N: the name of guest N's namespace.
+holdnet_ns() { echo "bkh-g$1-$HID"; }
+
+# holdnet_addr N: host address $HSNET.N, reachable from the client.
+holdnet_addr() { ip addr add "$HSNET.$1/32" dev "bkhc$HID"; }
+
+# hold_chain BRIDGE: the iptables chain beckon keeps for BRIDGE.
+hold_chain() { echo "BECKON-HOLD-$1"; }
+
+# Remove what a killed beckond left, should a check below fail.
+holdnet_fw_cleanup() {
+	local c
+	c=$(hold_chain "$HBR")
+	while iptables -w -D FORWARD -j "$c" 2>/dev/null; do :; done
+	while iptables -w -D OUTPUT -j "$c" 2>/dev/null; do :; done
+	iptables -w -F "$c" 2>/dev/null
+	iptables -w -X "$c" 2>/dev/null
+}

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# hold = "proxy" (user mode), through the real daemon: the proxy listens on
+# each service's address and ports, holds clients while the service boots,
+# and relays. Cold connections, 50 at once with one boot, half-close, 50 MB
+# each way intact, flow control against a slow reader (RSS bounded), a
+# failed boot resets its clients, connecting again when the upstream closes
+# early (QEMU hostfwd does), the held-connection limit, the hold timeout,
+# held connections in the metrics, and kill -9.
+# Services are exec processes on 127.0.0.1:{port}; clients run in a network
+# namespace routed through the host to host addresses where the proxy listens.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/holdnet.sh"
+need_root "hold proxy"
+for tool in curl busybox python3 ss; do
+	command -v "$tool" >/dev/null || { skip "hold proxy: $tool is not installed"; exit 0; }
+done
+# A small quarantine, so that RSS tells what the proxy holds, not what ASan keeps.
+export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=8"
+
+holdnet_up || { not_ok "test network set up"; finish; }
+for n in 2 3 4 5 6 7 8 9; do holdnet_addr $n || { not_ok "host address $n"; finish; }; done
+DNS_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+DOC=$(make_docroot proxy)
+CONF=$T/beckon.conf
+
+# srv.py DELAY: after DELAY seconds, serve 127.0.0.1:$PORT. A connection
+# sends "UP\n" and data until EOF (answered "N SHA256"), "DOWN N\n" (answered
+# N bytes of seeded data) or "ZERO N\n" (N zero bytes, fast). FLAKY=K: the first K connections are closed at once.
+cat >"$T/srv.py" <<'EOF'
+import hashlib, os, random, socket, sys, threading, time
+time.sleep(float(sys.argv[2]))
+flaky = int(os.environ.get("FLAKY", "0"))
+ls = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=128)
+def data(n):
+    return random.Random(n).randbytes(n)
+def serve(c):
+    f = c.makefile("rb")
+    cmd = f.readline().split()
+    if cmd[0] == b"UP":
+        h, n = hashlib.sha256(), 0
+        while True:
+            b = f.read1(65536)
+            if not b:
+                break
+            h.update(b); n += len(b)
+        c.sendall(b"%d %s\n" % (n, h.hexdigest().encode()))
+    elif cmd[0] == b"ZERO":
+        n, z = int(cmd[1]), bytes(1 << 20)
+        try:
+            while n > 0:
+                c.sendall(z[:min(n, len(z))]); n -= len(z)
+        except OSError:
+            pass
+    elif cmd[0] == b"DOWN":
+        n = int(cmd[1]); d = data(n)
+        try:
+            for i in range(0, n, 1 << 20):
+                c.sendall(d[i:i + (1 << 20)])
+        except OSError:
+            pass
+    c.close()
+while True:
+    c, _ = ls.accept()
+    if flaky > 0:
+        flaky -= 1
+        c.close()
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+# cli.py up|down|slow|idle HOST PORT N: check what comes back; prints "ok ...".
+cat >"$T/cli.py" <<'EOF'
+import hashlib, random, socket, sys, time
+op, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s = socket.create_connection((host, port), timeout=30)
+t0 = time.time()
+if op == "up":
+    d = random.Random(n).randbytes(n)
+    s.sendall(b"UP\n" + d)
+    s.shutdown(socket.SHUT_WR)  # half-close: the answer comes after our EOF
+    r = s.makefile("rb").read().decode().split()
+    want = [str(n), hashlib.sha256(d).hexdigest()]
+    print("ok" if r == want else "bad %r want %r" % (r, want))
+elif op in ("down", "slow"):
+    s.sendall(b"%s %d\n" % (b"DOWN" if op == "down" else b"ZERO", n))
+    h, got = hashlib.sha256(), 0
+    total = n if op == "down" else int(sys.argv[5])
+    while got < total:
+        b = s.recv(65536 if op == "down" else 16384)
+        if not b:
+            break
+        h.update(b); got += len(b)
+        if op == "slow":
+            time.sleep(0.002)
+    if op == "down":
+        want = hashlib.sha256(random.Random(n).randbytes(n)).hexdigest()
+        print("ok" if got == n and h.hexdigest() == want else "bad %d bytes" % got)
+    else:
+        print("ok" if got >= total else "short %d" % got)
+elif op == "idle":  # connect, never send: how long until the proxy drops us
+    try:
+        b = s.recv(1)
+        how = "eof" if not b else "data"
+    except ConnectionResetError:
+        how = "reset"
+    except socket.timeout:
+        how = "timeout"
+    print("%s %.2f" % (how, time.time() - t0))
+EOF
+
+svc() { # svc N NAME PORT COMMAND [READY] [BOOT_TIMEOUT]
+	cat <<CONF
+  { name = "$2"; dns = ( "$2.svc.test" ); address = "$HSNET.$1"; ports = ( $3 );
+    backend = "exec"; ready = "${5:-tcp}"; boot_timeout = "${6:-5s}";
+    exec = { command = "$4"; }; },
+CONF
+}
+httpd() { # httpd N DELAY: a counted busybox httpd after DELAY
+	echo "sh -c 'echo run >>$T/count.$1; sleep $2; exec busybox httpd -f -p 127.0.0.1:{port} -h $DOC'"
+}
+
+write_conf() { # write_conf EXTRA_NETWORK_KEYS
+	base_conf "$CONF"
+	sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"proxy\"; $1 };|" "$CONF"
+	sed -i "s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
+	{
+		echo "services = ("
+		svc 2 web 80 "$(httpd 2 0.3)"
+		svc 3 many 80 "$(httpd 3 0.3)"
+		svc 4 data 9000 "python3 $T/srv.py {port} 0.3"
+		svc 5 never 80 "sleep 1000" tcp 1s
+		svc 6 early 80 "$(httpd 6 0.25)" "delay:10ms"
+		svc 7 flaky 9000 "env FLAKY=2 python3 $T/srv.py {port} 0"
+		svc 8 lim 80 "$(httpd 8 0.6)"
+		svc 9 quiet 80 "$(httpd 9 3)"
+		echo ");"
+	} >>"$CONF"
+	python3 - "$CONF" <<'EOF'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+open(p, "w").write(re.sub(r"\},\n\);", "}\n);", s))
+EOF
+}
+
+runs() { cat "$T/count.$1" 2>/dev/null | wc -l; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$DPID/status"; }
+held_metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk '$1 == "beckon_held_connections" {print $2}'; }
+listening() { ss -Htln "src $HSNET.$1" | grep -q ":$2"; }
+
+write_conf ""
+start_daemon "$CONF" || { not_ok "beckond starts with hold proxy"; finish; }
+ok "beckond starts with hold proxy"
+all_listening() { listening 2 80 && listening 4 9000 && listening 9 80; }
+check "the proxy listens on each service address and port" all_listening
+check "no service process runs yet" [ "$(runs 2)$(runs 3)" = 00 ]
+
+# 1. A cold connection is held while the service boots, then relayed.
+out=$(hcl curl -s -m 5 -w ' %{http_code} %{time_total}' "http://$HSNET.2/")
+check "cold connection: 200 with the page ($(echo $out))" \
+	bash -c "[[ \"\$1\" == 'hello from proxy'*' 200 '* ]]" _ "$out"
+check "cold connection: it took about the boot (${out##* }s)" \
+	python3 -c "import sys; sys.exit(not 0.25 <= ${out##* } < 2)"
+check "cold connection: one boot" [ "$(runs 2)" -eq 1 ]
+out=$(hcl curl -s -m 2 -w ' %{time_total}' "http://$HSNET.2/")
+check "ready service: straight through (${out##* }s)" python3 -c "import sys; sys.exit(not ${out##* } < 0.1)"
+
+# 2. 50 concurrent connections to a cold service: all 200, one boot.
+for i in $(seq 50); do
+	hcl curl -s -o /dev/null -m 5 -w '%{http_code}\n' "http://$HSNET.3/" >"$T/c.$i" 2>&1 &
+done
+wait_for 10 bash -c "[ \$(cat $T/c.* 2>/dev/null | grep -c .) -eq 50 ]"
+n=$(cat "$T"/c.* | grep -cx 200)
+check "50 concurrent connections: all 200 ($n)" [ "$n" -eq 50 ]
+check "50 concurrent connections: one boot ($(runs 3) runs)" [ "$(runs 3)" -eq 1 ]
+check "50 concurrent connections: one 'booting' line" [ "$(grep -c 'many: booting' "$DLOG")" -eq 1 ]
+
+# 3. Half-close, and 50 MB each way.
+out=$(hcl python3 "$T/cli.py" up "$HSNET.4" 9000 1000000)
+check "half-close: the client shuts its write side and still reads the answer ($out)" [ "$out" = ok ]
+out=$(hcl python3 "$T/cli.py" up "$HSNET.4" 9000 52428800)
+check "50 MB upload arrives intact ($out)" [ "$out" = ok ]
+out=$(hcl python3 "$T/cli.py" down "$HSNET.4" 9000 52428800)
+check "50 MB download arrives intact ($out)" [ "$out" = ok ]
+
+# 4. Flow control: a slow reader of a fast sender; beckond's memory stays put.
+rss0=$(rss_kb)
+hcl python3 "$T/cli.py" slow "$HSNET.4" 9000 500000000 16000000 >"$T/slow.out" &
+SLOW=$!
+max=$rss0
+while kill -0 "$SLOW" 2>/dev/null; do
+	r=$(rss_kb)
+	[ "$r" -gt "$max" ] && max=$r
+	sleep 0.1
+done
+wait "$SLOW"
+check "slow reader: it read what it wanted ($(cat "$T/slow.out"))" [ "$(cat "$T/slow.out")" = ok ]
+check "slow reader: beckond RSS grew by $(((max - rss0) / 1024)) MB (< 32 MB) while 500 MB waited" \
+	[ $((max - rss0)) -lt 32768 ]
+
+# 5. A boot that fails: held clients are reset; held ones show in the metrics.
+for i in 1 2 3; do
+	hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$HSNET.5/" >"$T/f.$i" 2>&1 &
+done
+sleep 0.4
+check "held connections in the metrics ($(held_metric))" [ "$(held_metric)" = 3 ]
+wait_for 4 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
+t0=$(now_ms)
+hcl curl -s -o /dev/null -m 5 "http://$HSNET.5/"
+rc=$?
+t1=$(now_ms)
+check "failed boot: the client is reset (curl exit $rc, want 56)" [ "$rc" -eq 56 ]
+check "failed boot: at about boot_timeout ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 1900 ]
+check "failed boot: all three earlier clients reset too" [ "$(cat "$T"/f.* | grep -c '^000 ')" -eq 3 ]
+check "failed boot: nothing held any more ($(held_metric))" [ "$(held_metric)" = 0 ]
+
+# 6. The upstream refuses or closes at once although the service is ready
+# (what QEMU's hostfwd does before the guest listens): connect again, replay.
+out=$(hcl curl -s -m 5 -w ' %{http_code}' "http://$HSNET.6/")
+check "not listening yet when ready: connected again, 200 ($(echo $out))" [ "${out##* }" = 200 ]
+out=$(hcl python3 "$T/cli.py" up "$HSNET.7" 9000 100000)
+check "closed at once twice: the bytes replayed to the third connection ($out)" [ "$out" = ok ]
+check "the log says it connected again" grep -q 'flaky: upstream closed early, connecting again' "$DLOG"
+
+# 7. kill -9 with clients held: no blackhole (refused at once), a restart serves.
+hcl curl -s -o /dev/null -m 8 -w '%{http_code}\n' "http://$HSNET.9/" >"$T/k.out" 2>&1 &
+KC=$!
+sleep 0.3
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null
+wait "$KC"
+check "kill -9: the held client is told at once ($(cat "$T/k.out"))" [ "$(cat "$T/k.out")" = 000 ]
+t0=$(now_ms)
+hcl curl -s -o /dev/null -m 5 "http://$HSNET.2/"
+rc=$?
+t1=$(now_ms)
+check "kill -9: a new connection is refused at once (curl exit $rc, $((t1 - t0)) ms)" \
+	[ "$rc" -eq 7 -a $((t1 - t0)) -lt 500 ]
+
+# 8. The limit (5 held per service) and the hold timeout (1 s).
+write_conf "max_held_per_service = 5; hold_timeout = \"1s\";"
+rm -f "$T"/count.*
+start_daemon "$CONF" || { not_ok "beckond starts with max_held_per_service 5"; finish; }
+for i in $(seq 10); do
+	hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$HSNET.8/" >"$T/l.$i" 2>&1 &
+	sleep 0.02
+done
+wait_for 10 bash -c "[ \$(cat $T/l.* 2>/dev/null | grep -c .) -eq 10 ]"
+okn=$(cat "$T"/l.* | grep -c '^200 ')
+refn=$(cat "$T"/l.* | awk '$1 == "000" && $2 < 0.5' | wc -l)
+check "limit 5: five held connections succeed ($okn)" [ "$okn" -eq 5 ]
+check "limit 5: five reset at once ($refn)" [ "$refn" -eq 5 ]
+check "limit 5: one boot" [ "$(runs 8)" -eq 1 ]
+out=$(hcl python3 "$T/cli.py" idle "$HSNET.9" 80 0)
+check "hold timeout: a client that never sends is reset at 1 s ($out)" \
+	python3 -c "import sys; how, t = '$out'.split(); sys.exit(not (how == 'reset' and 0.9 <= float(t) < 1.6))"
+check "SIGTERM: beckond exits cleanly" stop_daemon
+check "SIGTERM: the proxy's listeners are closed" bash -c "! ss -Htln | grep -q '$HSNET\\.'"
+finish

@@ -1,0 +1,643 @@
+/*
+ * proxy/: the packet bits of the SYN hold, the iptables batch, and the L4
+ * proxy with a real launcher, a real exec process and real sockets on
+ * loopback. The upstream server is this test's own socket (the exec
+ * process only tells its {port}), so the test sees every byte and can stall
+ * or close it at will; the test drives the event loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "backend.h"
+#include "conf.h"
+#include "../../proxy/internal.h"
+#include "launcher.h"
+#include "log.h"
+#include "proxy.h"
+
+/* ---- packets ---- */
+
+static size_t make_syn(uint8_t *b, const char *src, const char *dst, uint16_t sport,
+                       uint16_t dport, uint32_t seq)
+{
+	struct in_addr a;
+
+	memset(b, 0, 40);
+	b[0] = 0x45;
+	b[3] = 40;
+	b[8] = 64;
+	b[9] = 6;
+	inet_pton(AF_INET, src, &a);
+	memcpy(b + 12, &a, 4);
+	inet_pton(AF_INET, dst, &a);
+	memcpy(b + 16, &a, 4);
+	b[20] = (uint8_t)(sport >> 8), b[21] = (uint8_t)sport;
+	b[22] = (uint8_t)(dport >> 8), b[23] = (uint8_t)dport;
+	b[24] = (uint8_t)(seq >> 24), b[25] = (uint8_t)(seq >> 16);
+	b[26] = (uint8_t)(seq >> 8), b[27] = (uint8_t)seq;
+	b[32] = 5 << 4;
+	b[33] = TCP4_SYN;
+	return 40;
+}
+
+static void test_pkt_parse(void **state)
+{
+	uint8_t b[64];
+	struct tcp4 t;
+	size_t len = make_syn(b, "10.78.1.2", "10.79.1.5", 40000, 80, 0xdeadbeef);
+
+	(void)state;
+	assert_int_equal(pkt_parse(b, len, &t), 0);
+	assert_string_equal(inet_ntoa(t.saddr), "10.78.1.2");
+	assert_string_equal(inet_ntoa(t.daddr), "10.79.1.5");
+	assert_int_equal(t.sport, 40000);
+	assert_int_equal(t.dport, 80);
+	assert_true(t.seq == 0xdeadbeef);
+	assert_int_equal(t.flags, TCP4_SYN);
+	assert_int_equal(pkt_parse(b, 39, &t), -1); /* no whole TCP header */
+	b[9] = 17;
+	assert_int_equal(pkt_parse(b, len, &t), -1); /* UDP */
+	b[9] = 6;
+	b[7] = 1;
+	assert_int_equal(pkt_parse(b, len, &t), -1); /* a later fragment */
+	b[7] = 0;
+	b[0] = 0x44;
+	assert_int_equal(pkt_parse(b, len, &t), -1); /* header too short */
+	b[0] = 0x65;
+	assert_int_equal(pkt_parse(b, len, &t), -1); /* not IPv4 */
+}
+
+/* The one's complement sum of BUF: 0xffff when its checksum is right. */
+static unsigned sum_ok(const uint8_t *buf, size_t len, uint32_t sum)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)buf[i] << 8 | buf[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+
+static void test_pkt_rst(void **state)
+{
+	uint8_t syn[64], rst[64];
+	struct tcp4 t, r;
+	uint32_t pseudo;
+	size_t len;
+
+	(void)state;
+	make_syn(syn, "10.78.1.2", "10.79.1.5", 40000, 80, 0xffffffff);
+	assert_int_equal(pkt_parse(syn, 40, &t), 0);
+	len = pkt_rst(&t, rst, sizeof(rst));
+	assert_int_equal(len, 40);
+	assert_int_equal(pkt_parse(rst, len, &r), 0);
+	assert_string_equal(inet_ntoa(r.saddr), "10.79.1.5"); /* as if from the guest */
+	assert_string_equal(inet_ntoa(r.daddr), "10.78.1.2");
+	assert_int_equal(r.sport, 80);
+	assert_int_equal(r.dport, 40000);
+	assert_int_equal(r.flags, TCP4_RST | TCP4_ACK);
+	assert_int_equal(rst[28] << 24 | rst[29] << 16 | rst[30] << 8 | rst[31], 0); /* ack = seq + 1 */
+	assert_int_equal(rst[0], 0x45);
+	assert_int_equal(sum_ok(rst, 20, 0), 0xffff); /* IP header checksum */
+	/* TCP checksum over the pseudo header (addresses, protocol, length). */
+	pseudo = (uint32_t)(rst[12] << 8 | rst[13]) + (uint32_t)(rst[14] << 8 | rst[15]) +
+	         (uint32_t)(rst[16] << 8 | rst[17]) + (uint32_t)(rst[18] << 8 | rst[19]) + 6 + 20;
+	assert_int_equal(sum_ok(rst + 20, 20, pseudo), 0xffff);
+	assert_int_equal(pkt_rst(&t, rst, 39), 0);
+}
+
+static void test_fw_batch(void **state)
+{
+	struct in_addr g[2];
+	char *b;
+
+	(void)state;
+	inet_pton(AF_INET, "10.77.0.2", &g[0]);
+	inet_pton(AF_INET, "10.77.0.3", &g[1]);
+	b = fw_batch("BECKON-HOLD-beckon0", 25601, g, 2);
+	assert_non_null(b);
+	assert_string_equal(b, "*filter\n"
+	                       ":BECKON-HOLD-beckon0 - [0:0]\n"
+	                       "-A BECKON-HOLD-beckon0 -m mark --mark 0x626b -j RETURN\n"
+	                       "-A BECKON-HOLD-beckon0 -d 10.77.0.2/32 -p tcp -m tcp --syn -j "
+	                       "NFQUEUE --queue-num 25601 --queue-bypass\n"
+	                       "-A BECKON-HOLD-beckon0 -d 10.77.0.3/32 -p tcp -m tcp --syn -j "
+	                       "NFQUEUE --queue-num 25601 --queue-bypass\n"
+	                       "COMMIT\n");
+	free(b);
+	b = fw_batch("C", 1, NULL, 0);
+	assert_string_equal(b, "*filter\n:C - [0:0]\n-A C -m mark --mark 0x626b -j RETURN\nCOMMIT\n");
+	free(b);
+}
+
+static void test_exec_port(void **state)
+{
+	struct exec_vars v = {.image = "i", .address = "127.0.0.1", .port = "8123"};
+	char err[128];
+	char **argv = backend_exec_argv("httpd -p {address}:{port}", &v, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(argv);
+	assert_string_equal(argv[1], "-p");
+	assert_string_equal(argv[2], "127.0.0.1:8123");
+	assert_null(argv[3]);
+	backend_exec_argv_free(argv);
+}
+
+/* ---- the proxy, end to end on loopback ---- */
+
+struct fix {
+	struct event_base *base;
+	struct conf *conf;
+	struct launcher *l;
+	struct proxy *p;
+	char dir[64];
+	struct sockaddr_in svc; /* where the proxy listens */
+	int up_ls;              /* the test's upstream listener, -1 until the port is known */
+	struct event *tick;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+static uint16_t free_port(const char *addr)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port;
+
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Run the loop until COND(F, ARG) or MS pass; whether COND came true (COND NULL: run MS). */
+static bool pump(struct fix *f, bool (*cond)(struct fix *, void *), void *arg, int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		event_base_loop(f->base, EVLOOP_ONCE);
+		if (cond != NULL && cond(f, arg))
+			return true;
+	}
+	return cond == NULL;
+}
+
+/* The exec process tells its {port}: the test listens there. */
+static bool upstream_listening(struct fix *f, void *arg)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	char path[128];
+	unsigned port = 0;
+	FILE *fp;
+	int one = 1;
+
+	(void)arg;
+	if (f->up_ls != -1)
+		return true;
+	snprintf(path, sizeof(path), "%s/port", f->dir);
+	if ((fp = fopen(path, "r")) == NULL)
+		return false;
+	if (fscanf(fp, "%u", &port) != 1)
+		port = 0;
+	fclose(fp);
+	if (port == 0)
+		return false;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)port);
+	f->up_ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	setsockopt(f->up_ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(f->up_ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->up_ls, 16), 0);
+	return true;
+}
+
+/* A config: one exec service at 127.0.0.N:PORT that only writes its {port}. */
+static void fix_setup(struct fix *f, const char *ready, const char *net_extra)
+{
+	char path[128], *text = NULL;
+	FILE *fp;
+	int n = 2 + rand() % 200;
+	char addr[32];
+
+	memset(f, 0, sizeof(*f));
+	f->up_ls = -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/beckon-proxy-test.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(addr, sizeof(addr), "127.0.%d.%d", 100 + rand() % 100, n);
+	f->svc.sin_family = AF_INET;
+	inet_pton(AF_INET, addr, &f->svc.sin_addr);
+	f->svc.sin_port = htons(free_port(addr));
+	assert_true(asprintf(&text,
+	                     "state_dir = \"%s/state\";\ncontrol_socket = \"%s/ctl\";\n"
+	                     "metrics_listen = \"\";\n"
+	                     "dns = { zone = \"svc.test\"; ns = ( { name = \"ns1.svc.test\"; "
+	                     "address = \"127.0.0.1\"; } ); };\n"
+	                     "network = { mode = \"user\"; hold = \"proxy\"; %s };\n"
+	                     "services = ( { name = \"s\"; dns = \"s.svc.test\"; address = \"%s\";"
+	                     " ports = ( %u ); backend = \"exec\"; ready = \"%s\";"
+	                     " exec = { command = \"sh -c 'echo {port} >%s/port; exec sleep 60'\"; };"
+	                     " } );\n",
+	                     f->dir, f->dir, net_extra, addr, ntohs(f->svc.sin_port), ready,
+	                     f->dir) > 0);
+	snprintf(path, sizeof(path), "%s/beckon.conf", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(text, fp);
+	fclose(fp);
+	free(text);
+	assert_int_equal(conf_load(path, &f->conf, stderr), 0);
+	assert_non_null(f->base = event_base_new());
+	assert_non_null(f->l = launcher_new(f->base, f->conf));
+	assert_non_null(f->p = proxy_new(f->base, f->conf, f->l));
+	/* EVLOOP_ONCE must not block for long: a ticking timer. */
+	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
+	struct timeval tv = {0, 2000};
+	event_add(f->tick, &tv);
+}
+
+static void fix_teardown(struct fix *f)
+{
+	char cmd[128];
+
+	proxy_free(f->p);
+	launcher_free(f->l);
+	event_free(f->tick);
+	event_base_free(f->base);
+	conf_free(f->conf);
+	if (f->up_ls != -1)
+		close(f->up_ls);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int client(struct fix *f)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_int_equal(connect(fd, (struct sockaddr *)&f->svc, sizeof(f->svc)), 0);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	return fd;
+}
+
+struct acc {
+	int fd;
+};
+
+static bool accepted(struct fix *f, void *arg)
+{
+	struct acc *a = arg;
+
+	if (f->up_ls == -1 && !upstream_listening(f, NULL))
+		return false;
+	a->fd = accept4(f->up_ls, NULL, NULL, SOCK_NONBLOCK);
+	return a->fd != -1;
+}
+
+struct rd {
+	int fd;
+	char buf[256];
+	size_t len;
+	bool eof;
+	int err;
+};
+
+/* Read what FD has until EOF or an error. */
+static bool read_all(struct fix *f, void *arg)
+{
+	struct rd *r = arg;
+	ssize_t n;
+
+	(void)f;
+	while ((n = read(r->fd, r->buf + r->len, sizeof(r->buf) - 1 - r->len)) > 0)
+		r->len += (size_t)n;
+	r->buf[r->len] = '\0';
+	if (n == 0)
+		r->eof = true;
+	else if (errno != EAGAIN)
+		r->err = errno;
+	return r->eof || r->err != 0;
+}
+
+static struct pxconn *first_conn(struct fix *f)
+{
+	return TAILQ_FIRST(&TAILQ_FIRST(&f->p->svcs)->conns);
+}
+
+/*
+ * Held, then relayed with half-close both ways: the client sends, shuts its
+ * write side, and still reads the answer; the upstream sees the request and
+ * EOF; each side sees EOF after the other's data.
+ */
+static void test_hold_relay_halfclose(void **state)
+{
+	struct fix f;
+	struct acc a = {-1};
+	struct rd up = {0}, cl = {0};
+	struct proxy_stats st;
+	int c;
+
+	(void)state;
+	fix_setup(&f, "delay:100ms", "");
+	c = client(&f);
+	assert_int_equal(write(c, "hello", 5), 5);
+	assert_int_equal(shutdown(c, SHUT_WR), 0);
+	pump(&f, upstream_listening, NULL, 2000);
+	pump(&f, NULL, NULL, 30); /* booting, not ready: held */
+	proxy_stats(f.p, &st);
+	assert_int_equal(st.held, 1);
+	assert_int_equal(first_conn(&f)->state, PXC_HELD);
+	assert_true(pump(&f, accepted, &a, 2000));
+	up.fd = a.fd;
+	assert_true(pump(&f, read_all, &up, 2000));
+	assert_string_equal(up.buf, "hello"); /* what was held, then EOF */
+	assert_true(up.eof);
+	proxy_stats(f.p, &st);
+	assert_int_equal(st.held, 0);
+	assert_int_equal(st.open, 1);
+	assert_int_equal(write(a.fd, "world", 5), 5);
+	assert_int_equal(shutdown(a.fd, SHUT_WR), 0);
+	cl.fd = c;
+	assert_true(pump(&f, read_all, &cl, 2000));
+	assert_string_equal(cl.buf, "world");
+	assert_true(cl.eof);
+	assert_true(pump(&f, NULL, NULL, 20));
+	proxy_stats(f.p, &st);
+	assert_int_equal(st.open, 0); /* both ways closed: freed */
+	assert_true(TAILQ_EMPTY(&TAILQ_FIRST(&f.p->svcs)->conns));
+	close(c);
+	close(a.fd);
+	fix_teardown(&f);
+}
+
+struct flood {
+	int fd;
+	size_t sent;
+};
+
+/* The upstream writes as much as the socket takes. */
+static bool flood(struct fix *f, void *arg)
+{
+	static char buf[65536];
+	struct flood *fl = arg;
+	ssize_t n;
+
+	(void)f;
+	while (fl->sent < (64u << 20) && (n = write(fl->fd, buf, sizeof(buf))) > 0)
+		fl->sent += (size_t)n;
+	return false;
+}
+
+struct drain {
+	int fd;
+	size_t got, want;
+};
+
+static bool drain(struct fix *f, void *arg)
+{
+	static char buf[65536];
+	struct drain *d = arg;
+	ssize_t n;
+
+	(void)f;
+	while ((n = read(d->fd, buf, sizeof(buf))) > 0)
+		d->got += (size_t)n;
+	return d->got >= d->want;
+}
+
+/* A client that does not read: the proxy stops reading upstream, holds little. */
+static void test_flow_control(void **state)
+{
+	struct fix f;
+	struct acc a = {-1};
+	struct flood fl;
+	struct drain d;
+	struct pxconn *pc;
+	int c;
+
+	(void)state;
+	fix_setup(&f, "delay:20ms", "");
+	c = client(&f);
+	assert_true(pump(&f, accepted, &a, 2000));
+	fl.fd = a.fd;
+	fl.sent = 0;
+	pump(&f, flood, &fl, 500);
+	pc = first_conn(&f);
+	assert_int_equal(pc->state, PXC_RELAY);
+	assert_true(pc->up_throttled);
+	assert_true(evbuffer_get_length(bufferevent_get_output(pc->cl)) <= RELAY_MAX_OUTPUT + 65536);
+	assert_true(evbuffer_get_length(bufferevent_get_input(pc->up)) <= 65536);
+	assert_true(fl.sent < (32u << 20)); /* the upstream was made to wait */
+	d.fd = c;
+	d.got = 0;
+	d.want = fl.sent;
+	assert_true(pump(&f, drain, &d, 5000)); /* and everything arrives once read */
+	close(c);
+	close(a.fd);
+	fix_teardown(&f);
+}
+
+struct reset {
+	int fd;
+	int err;
+};
+
+static bool was_reset(struct fix *f, void *arg)
+{
+	struct reset *r = arg;
+	char b;
+
+	(void)f;
+	if (read(r->fd, &b, 1) == -1 && errno != EAGAIN)
+		r->err = errno;
+	return r->err != 0;
+}
+
+/* Beyond max_held_per_service a client is reset; the held ones are not. */
+static void test_limit(void **state)
+{
+	struct fix f;
+	struct reset r = {-1, 0};
+	struct proxy_stats st;
+	int c1, c2;
+
+	(void)state;
+	fix_setup(&f, "delay:400ms", "max_held_per_service = 2;");
+	c1 = client(&f);
+	c2 = client(&f);
+	pump(&f, NULL, NULL, 30);
+	r.fd = client(&f);
+	assert_true(pump(&f, was_reset, &r, 1000));
+	assert_int_equal(r.err, ECONNRESET);
+	proxy_stats(f.p, &st);
+	assert_int_equal(st.held, 2);
+	assert_int_equal(st.refused, 1);
+	close(c1);
+	close(c2);
+	close(r.fd);
+	fix_teardown(&f);
+}
+
+/* What a held client sends is bounded by hold_buffer; the rest waits in the kernel. */
+static void test_hold_buffer(void **state)
+{
+	static char buf[1 << 20];
+	struct fix f;
+	struct pxconn *pc;
+	ssize_t n;
+	size_t sent = 0;
+	int c;
+
+	(void)state;
+	fix_setup(&f, "delay:5s", "hold_buffer = \"16K\";");
+	c = client(&f);
+	for (int i = 0; i < 20; i++) {
+		while ((n = write(c, buf, sizeof(buf))) > 0)
+			sent += (size_t)n;
+		fprintf(stderr, "DBG %d %lld sent %zu\n", i, (long long)now_ms(), sent);
+		pump(&f, NULL, NULL, 5);
+	}
+	pc = first_conn(&f);
+	assert_int_equal(pc->state, PXC_HELD);
+	assert_true(sent > 64 * 1024);
+	assert_true(evbuffer_get_length(bufferevent_get_input(pc->cl)) <= 16 * 1024 + 16384);
+	close(c);
+	fix_teardown(&f);
+}
+
+/* The hold timeout resets a client held too long. */
+static void test_hold_timeout(void **state)
+{
+	struct fix f;
+	struct reset r = {-1, 0};
+	struct proxy_stats st;
+	int64_t t0;
+
+	(void)state;
+	fix_setup(&f, "delay:5s", "hold_timeout = \"200ms\";");
+	r.fd = client(&f);
+	t0 = now_ms();
+	assert_true(pump(&f, was_reset, &r, 2000));
+	assert_true(now_ms() - t0 >= 150 && now_ms() - t0 < 1000);
+	proxy_stats(f.p, &st);
+	assert_int_equal(st.timed_out, 1);
+	assert_int_equal(st.held, 0);
+	close(r.fd);
+	fix_teardown(&f);
+}
+
+/*
+ * User mode: an upstream that accepts and closes at once (QEMU's hostfwd
+ * before the guest listens) is connected again and gets the bytes again.
+ */
+static void test_retry_replay(void **state)
+{
+	struct fix f;
+	struct acc a = {-1};
+	struct rd up = {0}, cl = {0};
+	struct proxy_stats st;
+	int c;
+
+	(void)state;
+	fix_setup(&f, "delay:20ms", "");
+	c = client(&f);
+	assert_int_equal(write(c, "request", 7), 7);
+	assert_true(pump(&f, accepted, &a, 2000));
+	close(a.fd); /* the first connection: closed at once, nothing read */
+	a.fd = -1;
+	assert_true(pump(&f, accepted, &a, 2000));
+	up.fd = a.fd;
+	pump(&f, NULL, NULL, 20);
+	read_all(&f, &up);
+	assert_string_equal(up.buf, "request"); /* replayed */
+	assert_int_equal(write(a.fd, "answer", 6), 6);
+	close(a.fd);
+	cl.fd = c;
+	assert_true(pump(&f, read_all, &cl, 2000));
+	assert_string_equal(cl.buf, "answer");
+	proxy_stats(f.p, &st);
+	assert_int_equal(st.retried, 1);
+	close(c);
+	fix_teardown(&f);
+}
+
+/* A reload with the same service keeps its listener and its connections. */
+static void test_reload_keeps(void **state)
+{
+	struct fix f;
+	struct acc a = {-1};
+	struct evconnlistener *ls;
+	struct rd cl = {0};
+	int c;
+
+	(void)state;
+	fix_setup(&f, "delay:20ms", "");
+	c = client(&f);
+	assert_true(pump(&f, accepted, &a, 2000));
+	ls = TAILQ_FIRST(&f.p->svcs)->ls[0];
+	assert_int_equal(launcher_reload(f.l, f.conf), 0);
+	assert_int_equal(proxy_reload(f.p, f.conf), 0);
+	assert_ptr_equal(TAILQ_FIRST(&f.p->svcs)->ls[0], ls);
+	assert_int_equal(write(a.fd, "still", 5), 5);
+	close(a.fd);
+	cl.fd = c;
+	assert_true(pump(&f, read_all, &cl, 2000));
+	assert_string_equal(cl.buf, "still");
+	close(c);
+	fix_teardown(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pkt_parse),
+	    cmocka_unit_test(test_pkt_rst),
+	    cmocka_unit_test(test_fw_batch),
+	    cmocka_unit_test(test_exec_port),
+	    cmocka_unit_test(test_hold_relay_halfclose),
+	    cmocka_unit_test(test_flow_control),
+	    cmocka_unit_test(test_limit),
+	    cmocka_unit_test(test_hold_buffer),
+	    cmocka_unit_test(test_hold_timeout),
+	    cmocka_unit_test(test_retry_replay),
+	    cmocka_unit_test(test_reload_keeps),
+	};
+
+	srand((unsigned)getpid());
+	log_init(getenv("TEST_VERBOSE") ? 2 : 0);
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
