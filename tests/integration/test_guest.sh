@@ -231,7 +231,8 @@ py() { inns python3 "$TMP/client.py" "$GUEST_IP" "$@" 2>&1; }
 
 # ---- basic service ----
 URL=http://$GUEST_IP
-check "ping gets replies ($(py ping 3))" test "$(py ping 3)" = "3/3"
+pong=$(py ping 3)
+check "ping gets replies ($pong)" test "$pong" = "3/3"
 if [ -n "$DUMP_PID" ]; then
 	sleep 0.2
 	stop_dump
