@@ -3,9 +3,10 @@
 
 #include "backend.h"
 #include "internal.h"
+#include "qemu.h" /* qemu backend hook */
 
 static const struct backend_ops *const backends[] = {
-    [CONF_BACKEND_QEMU] = NULL,
+    [CONF_BACKEND_QEMU] = &backend_qemu_ops,
     [CONF_BACKEND_LIBVIRT] = NULL,
     [CONF_BACKEND_XEN] = NULL,
     [CONF_BACKEND_EXEC] = &backend_exec_ops,

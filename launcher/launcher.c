@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "launcher.h"
 #include "log.h"
+#include "qemu.h" /* qemu backend hooks */
 
 static const char *const state_names[INST_NSTATES] = {
     [INST_STOPPED] = "stopped", [INST_BOOTING] = "booting",     [INST_READY] = "ready",
@@ -115,6 +116,9 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 
 	if (launcher_mkdir_p(conf->state_dir) == -1)
 		return -1;
+	/* qemu backend hook: stale QEMUs, bridge, taps of removed services. */
+	if (backend_qemu_global_init(conf) == -1)
+		return -1;
 	/* Build the new list first, so that a failure leaves the old state. */
 	for (i = 0; i < conf->nservices; i++) {
 		old = find_in(&l->instances, conf->services[i].name);
@@ -171,6 +175,7 @@ void launcher_free(struct launcher *l)
 		launcher_inst_destroy(inst);
 	}
 	launcher_children_shutdown(l);
+	backend_qemu_global_fini(); /* qemu backend hook: taps, neighbours, bridge */
 	if (l->sigchld != NULL)
 		event_free(l->sigchld);
 	if (l->done_ev != NULL)

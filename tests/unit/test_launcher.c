@@ -766,7 +766,7 @@ static void test_backend_not_built(void **state)
 	struct instance *inst;
 
 	svc_set(&f->svcs[0], "vm", "127.0.0.1", 80, "tcp", 5000, NULL);
-	f->svcs[0].backend = CONF_BACKEND_QEMU;
+	f->svcs[0].backend = CONF_BACKEND_XEN; /* qemu is built in now */
 	start(f, 1);
 	inst = launcher_find(f->l, "vm");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, &h), -1);
