@@ -117,6 +117,37 @@ static void check_ready(struct conf_ctx *c, const struct conf_build *b)
 		         conf_ready_name(s->ready));
 }
 
+/* QEMU's hostfwd accepts before the guest listens: a connect proves nothing. */
+static void check_ready_user(struct conf_ctx *c, const struct conf *conf,
+                             const struct conf_build *b)
+{
+	if (b->bad[CONF_SK_READY] || conf->net_mode != CONF_NET_USER ||
+	    b->svc.backend != CONF_BACKEND_QEMU || b->svc.ready != CONF_READY_TCP)
+		return;
+	conf_err(c, where(b, CONF_SK_READY),
+	         "%s.ready: \"tcp\" cannot see a guest behind QEMU user networking; use "
+	         "\"http:/path\" or \"console:REGEX\"",
+	         b->label);
+}
+
+/* The exec backend runs a process: it has no state to save and no shell. */
+static void check_idle_exec(struct conf_ctx *c, const struct conf_build *b)
+{
+	const struct conf_service *s = &b->svc;
+
+	if (b->bad[CONF_SK_BACKEND] || s->backend != CONF_BACKEND_EXEC)
+		return;
+	if (!b->bad[CONF_SK_ON_IDLE] && s->on_idle == CONF_IDLE_SUSPEND)
+		conf_err(c, where(b, CONF_SK_ON_IDLE),
+		         "%s.on_idle: \"suspend\" needs a VM; the exec backend can \"pause\", "
+		         "\"shutdown\" or \"destroy\"",
+		         b->label);
+	if (!b->bad[CONF_SK_WARM] && s->warm == CONF_WARM_SHELL)
+		conf_err(c, where(b, CONF_SK_WARM),
+		         "%s.warm: \"shell\" needs a VMM; the exec backend can be \"paused\"",
+		         b->label);
+}
+
 static void check_zone(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b)
 {
 	if (!c->zone_ok)
@@ -204,6 +235,8 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 		check_backend(c, &b[i]);
 		check_image(c, &b[i]);
 		check_ready(c, &b[i]);
+		check_idle_exec(c, &b[i]);
+		check_ready_user(c, conf, &b[i]);
 		check_zone(c, conf, &b[i]);
 		check_subnet(c, conf, &b[i]);
 		check_unique(c, b, i);

@@ -42,7 +42,10 @@ static void daemon_usage(void)
 
 static void daemon_version(void)
 {
-	printf("beckond %s\nbackends: exec\n", BECKON_VERSION);
+	char names[128];
+
+	launcher_backend_names(names, sizeof(names));
+	printf("beckond %s\nbackends: %s\n", BECKON_VERSION, names);
 	exit(0);
 }
 

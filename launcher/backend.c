@@ -1,5 +1,6 @@
 /* The backends built into this binary. A new backend: one file, one entry. */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "backend.h"
 #include "internal.h"
@@ -19,8 +20,18 @@ const struct backend_ops *backend_lookup(enum conf_backend b)
 	return backends[b];
 }
 
+void launcher_backend_names(char *buf, size_t len)
+{
+	size_t i, used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i] != NULL && used < len)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? " " : "",
+						 backends[i]->name);
+}
+
 /* What backends may read of an instance. */
-/* Accessors for backends. */
 const struct conf_service *launcher_inst_service(const struct instance *inst)
 {
 	return inst->svc;

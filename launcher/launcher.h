@@ -71,6 +71,17 @@ struct instance *launcher_find(struct launcher *l, const char *service);
 int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
 		  struct launcher_waiter **handle);
 
+/*
+ * launcher_wake for a request from CLIENT (the DNS query's source, the
+ * connection's peer; NULL when not known): a boot first passes the boot
+ * rate limits, global and per client, and capacity (max_instances,
+ * max_memory), for which idle instances are evicted, least recently used
+ * first. -1 when refused (logged and counted in launcher_stats.refused):
+ * answer SERVFAIL, or reset the connection.
+ */
+int launcher_wake_from(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
+		       void *arg, struct launcher_waiter **handle);
+
 /* Forget a pending waiter; its callback will not be called. */
 void launcher_cancel(struct launcher_waiter *w);
 
@@ -133,6 +144,15 @@ struct launcher_hist {
 };
 void launcher_hist_observe(struct launcher_hist *h, double seconds);
 
+/* Why a boot was refused. */
+enum launcher_refusal {
+	LAUNCHER_REFUSED_RATE,     /* the global boot rate (boot_rate.rate, burst) */
+	LAUNCHER_REFUSED_CLIENT,   /* the client's (boot_rate.client_rate, client_burst) */
+	LAUNCHER_REFUSED_CAPACITY, /* max_instances or max_memory, nothing idle to evict */
+	LAUNCHER_REFUSED_N
+};
+const char *launcher_refusal_name(enum launcher_refusal r);
+
 /* Counts for metrics. */
 struct launcher_stats {
 	uint64_t boots_ok, boots_failed;
@@ -140,9 +160,13 @@ struct launcher_stats {
 	struct launcher_hist boot; /* trigger to ready */
 	struct launcher_hist wake; /* paused or suspended to ready */
 	unsigned held_connections;
+	uint64_t refused[LAUNCHER_REFUSED_N]; /* boots refused, by reason */
 };
 void launcher_stats(struct launcher *l, struct launcher_stats *st);
 
 const char *launcher_state_name(enum inst_state s);
+
+/* The backends built into this binary, space separated, for `beckond -V`. */
+void launcher_backend_names(char *buf, size_t len);
 
 #endif

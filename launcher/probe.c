@@ -35,6 +35,7 @@ struct probe {
 	size_t reqlen;
 	char resp[256];
 	size_t resplen;
+	bool connecting; /* a SYN is out, unanswered */
 };
 
 static void probe_attempt(struct probe *p);
@@ -137,6 +138,7 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
+	p->connecting = false;
 	if (what & EV_TIMEOUT) {
 		probe_retry(p, 0); /* no answer: a fresh SYN, not a retransmit in 1 s */
 		return;
@@ -174,8 +176,11 @@ static void probe_attempt(struct probe *p)
 	}
 	if ((p->io = event_new(launcher_inst_base(p->inst), p->fd, EV_WRITE, connect_cb, p)) ==
 	        NULL ||
-	    event_add(p->io, &tv) == -1)
+	    event_add(p->io, &tv) == -1) {
 		probe_retry(p, PROBE_RETRY_MS);
+		return;
+	}
+	p->connecting = true;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -192,6 +197,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void probe_console_line(struct probe *p, const char *line, bool complete)
 {
+	/* The guest spoke, so it is likely listening now: a SYN it lost while its
+	 * NIC came up would otherwise hold readiness back a whole attempt. */
+	if (complete && p->connecting) {
+		p->connecting = false;
+		probe_close(p);
+		evtimer_del(p->timer);
+		probe_attempt(p);
+		return;
+	}
 	/* A partial line must not satisfy "$". */
 	if (p->has_re && regexec(&p->re, line, 0, NULL, complete ? 0 : REG_NOTEOL) == 0) {
 		log_debug("%s: probe: console matched \"%s\"", p->inst->svc->name, line);
