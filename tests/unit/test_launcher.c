@@ -361,7 +361,7 @@ static void test_boot_timeout(void **state)
 	assert_int_equal(s.ok, 0);
 	assert_int_equal(state_of(inst), INST_FAILED);
 	assert_int_equal(pid_of(inst), 0);
-	assert_true(run_until_gone(f, pid, 1000));
+	assert_true(run_until_gone(f, pid, 3000));
 	launcher_stats(f->l, &st);
 	assert_int_equal(st.boots_failed, 1);
 	assert_int_equal(st.instances[INST_FAILED], 1);
@@ -593,12 +593,12 @@ static void test_stop(void **state)
 
 	/* A stop during the boot ends the wait with false. */
 	assert_int_equal(launcher_stop(inst), 0);
-	assert_true(run_until_state(f, inst, INST_STOPPED, 1000));
+	assert_true(run_until_state(f, inst, INST_STOPPED, 3000));
 	assert_int_equal(launcher_wake(inst, seen_cb, &b, NULL), 0);
 	assert_int_equal(launcher_stop(inst), 0);
-	assert_true(run_until_int(f, &b.calls, 1000));
+	assert_true(run_until_int(f, &b.calls, 3000));
 	assert_int_equal(b.ok, 0);
-	assert_true(run_until_state(f, inst, INST_STOPPED, 1000));
+	assert_true(run_until_state(f, inst, INST_STOPPED, 3000));
 
 	/* A wake without a callback while stopping: booted again all the same. */
 	memset(&s, 0, sizeof(s));
