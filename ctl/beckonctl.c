@@ -114,20 +114,23 @@ static void ctl_print_row(json_t *svc)
 	const char *name = "", *state = "", *addr = "";
 	json_int_t up = 0, idle = -1, last = 0;
 	int boots = 0;
-	char upbuf[32], lastbuf[48];
+	char upbuf[32], idlebuf[32] = "-", lastbuf[48] = "never";
+	time_t when;
+	struct tm tm;
 
 	json_unpack(svc, "{s:s, s:s, s:s, s:I, s:i, s:I, s:I}", "name", &name, "state", &state,
 		    "address", &addr, "uptime_ms", &up, "boots", &boots, "idle_ms", &idle,
 		    "last_activity", &last);
 	ctl_duration(upbuf, sizeof(upbuf), up);
 	if (last > 0) {
-		char idlebuf[32];
-		ctl_duration(idlebuf, sizeof(idlebuf), idle);
-		snprintf(lastbuf, sizeof(lastbuf), "%s ago", idlebuf);
-	} else {
-		snprintf(lastbuf, sizeof(lastbuf), "never");
+		/* Idle: how long since the last query, connection or traffic; and when. */
+		ctl_duration(idlebuf, sizeof(idlebuf), idle > 0 ? idle : 1);
+		when = (time_t)last;
+		if (localtime_r(&when, &tm) != NULL)
+			strftime(lastbuf, sizeof(lastbuf), "%Y-%m-%d %H:%M:%S", &tm);
 	}
-	printf("%-20s %-10s %-16s %-9s %5d  %s\n", name, state, addr, upbuf, boots, lastbuf);
+	printf("%-20s %-10s %-16s %-9s %5d  %-9s %s\n", name, state, addr, upbuf, boots, idlebuf,
+	       lastbuf);
 }
 
 static void ctl_print_list(json_t *reply)
@@ -135,8 +138,8 @@ static void ctl_print_list(json_t *reply)
 	json_t *arr = json_object_get(reply, "services"), *svc;
 	size_t i;
 
-	printf("%-20s %-10s %-16s %-9s %5s  %s\n", "NAME", "STATE", "ADDRESS", "UPTIME", "BOOTS",
-	       "LAST ACTIVITY");
+	printf("%-20s %-10s %-16s %-9s %5s  %-9s %s\n", "NAME", "STATE", "ADDRESS", "UPTIME", "BOOTS",
+	       "IDLE", "LAST ACTIVITY");
 	json_array_foreach(arr, i, svc) ctl_print_row(svc);
 }
 

@@ -111,11 +111,11 @@ static json_t *control_instance_json(struct instance *inst)
 	struct instance_info in;
 
 	launcher_info(inst, &in);
-	return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:i}", "name", in.name, "state",
+	return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:i, s:b}", "name", in.name, "state",
 			 launcher_state_name(in.state), "address", in.address, "uptime_ms",
 			 (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
 			 (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity,
-			 "pid", (int)in.pid);
+			 "pid", (int)in.pid, "shell", in.shell);
 }
 
 static void control_list_one(struct instance *inst, void *arg)

@@ -92,6 +92,12 @@ static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 				 "boots.\n# TYPE beckon_held_connections gauge\n"
 				 "beckon_held_connections %u\n",
 			    st.held_connections);
+	evbuffer_add_printf(out, "# HELP beckon_boots_refused_total Boots refused, by reason "
+				 "(boot rate limits, capacity).\n"
+				 "# TYPE beckon_boots_refused_total counter\n");
+	for (i = 0; i < LAUNCHER_REFUSED_N; i++)
+		evbuffer_add_printf(out, "beckon_boots_refused_total{reason=\"%s\"} %llu\n",
+				    launcher_refusal_name(i), (unsigned long long)st.refused[i]);
 }
 
 static void metrics_on_request(struct evhttp_request *req, void *arg)

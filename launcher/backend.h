@@ -30,7 +30,10 @@ struct backend_ops {
 	 * is reported later through launcher_inst_exited.
 	 */
 	void (*stop)(struct instance *inst, bool graceful);
-	/* Freeze and thaw the running guest. 0 when done, -1 when not. */
+	/*
+	 * Freeze and thaw the running guest. 0 when done, -1 when not; resume
+	 * may return 1 when it ends later, reported by launcher_inst_resumed.
+	 */
 	int (*pause)(struct instance *inst);
 	int (*resume)(struct instance *inst);
 	/*
@@ -51,6 +54,21 @@ struct backend_ops {
 	 * service address and PORT. -1 when it does not serve PORT now.
 	 */
 	int (*upstream)(const struct instance *inst, uint16_t port, struct sockaddr_in *sa);
+	/*
+	 * Optional (on_idle "suspend"): save the running guest to the file PATH
+	 * and end the VMM. 0 when under way: launcher_inst_saved reports the
+	 * save, then the end comes as usual (died). -1 when not possible now.
+	 */
+	int (*suspend)(struct instance *inst, const char *path);
+	/* Optional: start as start does, but from the state saved in PATH. */
+	int (*restore)(struct instance *inst, const char *path);
+	/*
+	 * Optional (warm "shell"): start the VMM with the guest not yet
+	 * running; shell_run then runs it (a boot, ready through the probe).
+	 * A shell that ends is reported through died as any run.
+	 */
+	int (*shell)(struct instance *inst);
+	int (*shell_run)(struct instance *inst);
 };
 
 /* The ops of a backend, NULL when it is not built into this binary. */
@@ -75,6 +93,10 @@ void launcher_inst_set_pid(struct instance *inst, pid_t pid);
 void launcher_inst_console(struct instance *inst, const char *buf, size_t len);
 void launcher_inst_exited(struct instance *inst, int status);
 void launcher_inst_failed(struct instance *inst, const char *why);
+/* The save that suspend started ended (OK: the file is complete). */
+void launcher_inst_saved(struct instance *inst, bool ok);
+/* A resume that returned 1 (under way) ended. */
+void launcher_inst_resumed(struct instance *inst, bool ok);
 
 /*
  * The child registry: processes the launcher started, reaped on SIGCHLD by

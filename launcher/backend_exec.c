@@ -105,9 +105,16 @@ static void exec_child(char **argv, int out, pid_t parent)
 }
 
 /*
- * Under hold "proxy" the service address and ports are the proxy's, so the
- * process gets a free loopback port of its own for each run.
+ * Under hold "proxy" in user mode the service address and ports are the
+ * proxy's, so the process gets a free loopback port of its own for each run.
+ * (In bridge mode the proxy redirects instead: the address stays the
+ * process's.)
  */
+static bool exec_owns_port(const struct instance *inst)
+{
+	return launcher_inst_hold(inst) == CONF_HOLD_PROXY && launcher_inst_tap(inst)[0] == '\0';
+}
+
 static uint16_t exec_own_port(const char *name)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -167,13 +174,17 @@ static int exec_start(struct instance *inst)
 	struct exec_run *r;
 	char **argv;
 	const struct conf_service *svc = launcher_inst_service(inst);
-	bool own = launcher_inst_hold(inst) == CONF_HOLD_PROXY;
+	bool own = exec_owns_port(inst);
 	uint16_t port = own ? exec_own_port(name) : svc->nports ? svc->ports[0] : 0;
 	int p[2] = {-1, -1};
 	pid_t pid, self = getpid();
 
 	if ((own && port == 0) || (argv = exec_argv(inst, port)) == NULL)
 		return -1;
+	if (own && svc->exec_command != NULL && strstr(svc->exec_command, "{port}") == NULL)
+		log_warnx("%s: under hold \"proxy\" the proxy holds %s; the command should listen "
+		          "on 127.0.0.1:{port}",
+		          name, launcher_inst_address(inst));
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		backend_exec_argv_free(argv);
 		return -1;
@@ -294,14 +305,14 @@ static int exec_probe_target(const struct instance *inst, struct sockaddr_in *sa
 	return 0;
 }
 
-/* Under hold "proxy" the process serves the first port on its own port. */
+/* With a port of its own, the process serves the first port there. */
 static int exec_upstream(const struct instance *inst, uint16_t port, struct sockaddr_in *sa)
 {
 	const struct exec_run *r = launcher_inst_priv(inst);
 	const struct conf_service *svc = launcher_inst_service(inst);
 	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
 
-	if (launcher_inst_hold(inst) != CONF_HOLD_PROXY) {
+	if (!exec_owns_port(inst)) {
 		exec_addr(sa, svc->address, port);
 		return 0;
 	}

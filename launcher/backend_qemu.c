@@ -38,6 +38,8 @@ struct qemu_run {
 	struct event *ev;
 	struct event *quit_timer;
 	int64_t t0_us; /* start() began */
+	int fdsock;    /* a dup of our end of QMP, to pass fds with SCM_RIGHTS */
+	struct qemu_save *save;
 	bool saw_ready;
 	char line[32]; /* the start of the console line under way */
 	size_t linelen;
@@ -149,6 +151,8 @@ static void qmp_event_cb(struct qmp *q, const char *name, json_t *data, void *ar
 	(void)data;
 	if (strcmp(name, "GUEST_PANICKED") == 0)
 		log_info("%s: the guest panicked", svc_name(r));
+	else if (strcmp(name, "MIGRATION") == 0)
+		qemu_save_event(r->inst, data);
 	else
 		log_debug("%s: qmp event %s", svc_name(r), name);
 }
@@ -188,6 +192,9 @@ static void run_free(struct qemu_run *r)
 	con_close(r);
 	if (r->qmp != NULL)
 		qmp_free(r->qmp);
+	if (r->fdsock != -1)
+		close(r->fdsock);
+	qemu_save_free(r->save);
 	if (r->quit_timer != NULL)
 		event_free(r->quit_timer);
 	qemu_host_set_pid(r->inst, 0);
@@ -195,9 +202,14 @@ static void run_free(struct qemu_run *r)
 	free(r);
 }
 
-/* In the child: QMP on fd QEMU_QMP_FD, OUT as stdout and stderr, then exec. */
-static void qemu_child(char **argv, int out, int qmp, pid_t parent)
+/*
+ * In the child: QMP on fd QEMU_QMP_FD, a state to restore (IN, or -1) on
+ * QEMU_INCOMING_FD, OUT as stdout and stderr, then exec.
+ */
+static void qemu_child(char **argv, int out, int qmp, int in, pid_t parent)
 {
+	int keep = in != -1 ? QEMU_INCOMING_FD : QEMU_QMP_FD;
+
 	sigset_t none;
 	int sig, null;
 
@@ -219,8 +231,13 @@ static void qemu_child(char **argv, int out, int qmp, pid_t parent)
 	if (qmp != QEMU_QMP_FD)
 		dup2(qmp, QEMU_QMP_FD);
 	fcntl(QEMU_QMP_FD, F_SETFD, 0);
-	if (close_range(QEMU_QMP_FD + 1, ~0U, 0) == -1)
-		for (int fd = QEMU_QMP_FD + 1; fd < 4096; fd++)
+	if (in != -1) {
+		if (in != QEMU_INCOMING_FD)
+			dup2(in, QEMU_INCOMING_FD);
+		fcntl(QEMU_INCOMING_FD, F_SETFD, 0);
+	}
+	if (close_range(keep + 1, ~0U, 0) == -1)
+		for (int fd = keep + 1; fd < 4096; fd++)
 			close(fd);
 	execvp(argv[0], argv);
 	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
@@ -246,7 +263,7 @@ static int net_args(struct instance *inst, struct qemu_argv_in *in, uint16_t *ho
 	return qemu_host_user_ports(inst, host_ports, svc->nports);
 }
 
-static char **build_argv(struct instance *inst, uint16_t *host_ports)
+static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused, bool incoming)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
 	const char *bin = getenv("BECKON_QEMU");
@@ -262,6 +279,8 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports)
 	    .ports = svc->ports,
 	    .nports = svc->nports,
 	    .qmp_fd = QEMU_QMP_FD,
+	    .paused = paused,
+	    .incoming = incoming ? "fd:" QEMU_INCOMING_FD_STR : NULL,
 	};
 	char err[128];
 	char **argv;
@@ -305,6 +324,7 @@ static int run_attach(struct qemu_run *r, pid_t pid, int qmp_fd)
 	launcher_inst_set_pid(r->inst, pid);
 	launcher_inst_set_priv(r->inst, r);
 	/* Without QMP the guest still runs; stop falls back to signals. */
+	r->fdsock = fcntl(qmp_fd, F_DUPFD_CLOEXEC, 0);
 	if ((r->qmp = qmp_attach(base, qmp_fd, &qemu_qmp_cbs, r)) == NULL)
 		log_warnx("%s: qmp: cannot attach", svc_name(r));
 	if ((r->ev = event_new(base, r->fd, EV_READ | EV_PERSIST, console_cb, r)) == NULL ||
@@ -315,6 +335,11 @@ static int run_attach(struct qemu_run *r, pid_t pid, int qmp_fd)
 
 static int qemu_start(struct instance *inst)
 {
+	return qemu_spawn(inst, false, -1);
+}
+
+int qemu_spawn(struct instance *inst, bool paused, int incoming_fd)
+{
 	const char *name = launcher_inst_service(inst)->name;
 	uint16_t host_ports[CONF_MAX_PORTS];
 	struct qemu_run *r = NULL;
@@ -323,20 +348,21 @@ static int qemu_start(struct instance *inst)
 	pid_t pid, self = getpid();
 	int64_t t0 = now_us();
 
-	if ((argv = build_argv(inst, host_ports)) == NULL)
+	if ((argv = build_argv(inst, host_ports, paused, incoming_fd != -1)) == NULL)
 		return -1;
 	if ((r = calloc(1, sizeof(*r))) == NULL || pipe2(p, O_CLOEXEC) == -1 ||
 	    fcntl(p[0], F_SETFL, O_NONBLOCK) == -1 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 || (pid = fork()) == -1)
 		goto fail;
 	if (pid == 0)
-		qemu_child(argv, p[1], sv[1], self);
+		qemu_child(argv, p[1], sv[1], incoming_fd, self);
 	setpgid(pid, pid); /* also here: signals may be sent before the child runs */
 	close(p[1]);
 	close(sv[1]);
 	qemu_argv_free(argv);
 	r->inst = inst;
 	r->fd = p[0];
+	r->fdsock = -1;
 	r->t0_us = t0;
 	if (run_attach(r, pid, sv[0]) == -1) {
 		con_close(r);
@@ -404,9 +430,49 @@ static int qemu_pause(struct instance *inst)
 	return qemu_command(inst, "stop");
 }
 
+/* The guest runs once "cont" is answered: the wake ends then. */
+static void resume_reply_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	(void)q;
+	(void)ret;
+	launcher_inst_resumed(arg, err == NULL);
+}
+
 static int qemu_resume(struct instance *inst)
 {
-	return qemu_command(inst, "cont");
+	struct qemu_run *r = launcher_inst_priv(inst);
+
+	if (r == NULL || r->child == NULL || r->qmp == NULL) {
+		log_warnx("%s: qmp cont: no QMP connection", launcher_inst_service(inst)->name);
+		return -1;
+	}
+	return qmp_command(r->qmp, "cont", NULL, resume_reply_cb, inst) == -1 ? -1 : 1;
+}
+
+struct qmp *qemu_run_qmp(const struct instance *inst)
+{
+	const struct qemu_run *r = launcher_inst_priv(inst);
+
+	return r != NULL && r->child != NULL ? r->qmp : NULL;
+}
+
+int qemu_run_fdsock(const struct instance *inst)
+{
+	const struct qemu_run *r = launcher_inst_priv(inst);
+
+	return r != NULL ? r->fdsock : -1;
+}
+
+struct qemu_save **qemu_run_save(struct instance *inst)
+{
+	struct qemu_run *r = launcher_inst_priv(inst);
+
+	return r != NULL ? &r->save : NULL;
+}
+
+void qemu_run_quit(struct instance *inst)
+{
+	qemu_stop(inst, true);
 }
 
 static void qemu_died(struct instance *inst, int status)
@@ -483,4 +549,8 @@ const struct backend_ops backend_qemu_ops = {
     .cleanup = qemu_cleanup,
     .probe_target = qemu_probe_target,
     .upstream = qemu_upstream,
+    .suspend = qemu_suspend,
+    .restore = qemu_restore,
+    .shell = qemu_shell,
+    .shell_run = qemu_shell_run,
 };

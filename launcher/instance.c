@@ -114,7 +114,7 @@ static int inst_start(struct instance *inst)
 		fail_boot(inst, "out of memory");
 		return -1;
 	}
-	if (inst->ops->start(inst) == -1) {
+	if (launcher_idle_start_backend(inst) == -1) {
 		fail_boot(inst, "could not start");
 		return -1;
 	}
@@ -160,6 +160,11 @@ static int inst_boot(struct instance *inst)
 	return inst_start(inst);
 }
 
+int launcher_inst_boot(struct instance *inst)
+{
+	return inst_boot(inst);
+}
+
 void launcher_inst_predecessor_gone(struct launcher *l, const char *name)
 {
 	struct instance *inst = launcher_find(l, name);
@@ -180,11 +185,10 @@ void launcher_inst_ready(struct instance *inst)
 	inst->ready_at_us = launcher_now_us();
 	inst->l->boots_ok++;
 	inst->boots_ok++;
-	launcher_hist_observe(&inst->l->boot_hist,
-			      (double)(inst->ready_at_us - inst->boot_start_us) / 1e6);
 	log_info("%s: ready in %.1f ms", inst->svc->name,
 	         (double)(inst->ready_at_us - inst->boot_start_us) / 1000.0);
 	launcher_inst_complete(inst, true);
+	launcher_idle_ready(inst); /* the boot or wake histogram; a warm boot pauses */
 }
 
 static void describe_status(int status, char *buf, size_t len)
@@ -221,11 +225,12 @@ void launcher_inst_exited(struct instance *inst, int status)
 		break;
 	}
 	inst_end_run(inst, false);
-	launcher_inst_set_state(inst, INST_STOPPED);
+	launcher_inst_set_state(inst, launcher_idle_end_state(inst));
 	/* Woken while stopping: boot again now. */
 	if (inst->rewake && inst_boot(inst) == -1)
 		launcher_inst_complete(inst, false);
 	inst->rewake = false;
+	launcher_idle_exited(inst);
 }
 
 void launcher_inst_failed(struct instance *inst, const char *why)
@@ -237,25 +242,37 @@ void launcher_inst_failed(struct instance *inst, const char *why)
 int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
                   struct launcher_waiter **handle)
 {
+	return launcher_wake_from(inst, NULL, cb, arg, handle);
+}
+
+int launcher_wake_from(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
+                       void *arg, struct launcher_waiter **handle)
+{
 	struct launcher_waiter *w = NULL;
+	int rc;
 
 	if (handle != NULL)
 		*handle = NULL;
 	if (inst->doomed)
 		return -1;
 	launcher_activity(inst);
+	inst->idle.warming = false; /* a real request: stay up once ready */
 	switch (inst->state) {
 	case INST_READY:
 		return 1;
 	case INST_PAUSED:
-		return launcher_resume(inst) == 0 ? 1 : -1;
+		if ((rc = launcher_idle_resume(inst)) != 0)
+			return rc;
+		break; /* resuming: wait for it */
 	case INST_STOPPING:
+		if (!inst->rewake && launcher_cap_admit(inst, client, false) == -1)
+			return -1;
 		inst->rewake = true;
 		break;
 	case INST_BOOTING:
 		break;
 	default:
-		if (inst_boot(inst) == -1)
+		if (launcher_cap_admit(inst, client, false) == -1 || inst_boot(inst) == -1)
 			return -1;
 		break;
 	}
@@ -267,6 +284,11 @@ int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
 }
 
 int launcher_stop(struct instance *inst)
+{
+	return launcher_inst_stop(inst, true);
+}
+
+int launcher_inst_stop(struct instance *inst, bool graceful)
 {
 	switch (inst->state) {
 	case INST_BOOTING:
@@ -287,7 +309,7 @@ int launcher_stop(struct instance *inst)
 		launcher_inst_set_state(inst, INST_STOPPING);
 		inst->rewake = false;
 		launcher_inst_complete(inst, false);
-		inst->ops->stop(inst, true);
+		inst->ops->stop(inst, graceful);
 		return 0;
 	case INST_SUSPENDED:
 		launcher_inst_set_state(inst, INST_STOPPED);
@@ -308,15 +330,8 @@ int launcher_pause(struct instance *inst)
 
 int launcher_resume(struct instance *inst)
 {
-	int64_t start = launcher_now_us();
-
-	if (inst->state != INST_PAUSED || inst->ops->resume == NULL ||
-	    inst->ops->resume(inst) == -1)
-		return -1;
-	launcher_inst_set_state(inst, INST_READY);
-	launcher_hist_observe(&inst->l->wake_hist, (double)(launcher_now_us() - start) / 1e6);
-	log_info("%s: resumed", inst->svc->name);
-	return 0;
+	/* Done or under way (QMP "cont" answers later). */
+	return launcher_idle_resume(inst) == -1 ? -1 : 0;
 }
 
 void launcher_activity(struct instance *inst)

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 
 #include "conf.h"
+#include "idle.h"
 #include "launcher.h"
 
 struct backend_ops;
@@ -56,6 +57,7 @@ struct instance {
 	unsigned held, open; /* the proxy's connections (launcher_connections) */
 	time_t activity_wall;
 	unsigned boots, boots_ok, boots_failed;
+	struct inst_idle idle; /* idle.c, capacity.c, activity.c */
 };
 
 TAILQ_HEAD(instance_list, instance);
@@ -74,6 +76,9 @@ struct launcher {
 	struct launcher_hist boot_hist, wake_hist;
 	launcher_observer_fn observer;
 	void *observer_arg;
+	struct event *idle_ev;    /* idle.c: the policy's timer */
+	struct launcher_cap *cap; /* capacity.c */
+	struct launcher_act *act; /* activity.c */
 };
 
 /* Grace between SIGTERM and SIGKILL. */
@@ -91,6 +96,10 @@ void launcher_inst_ready(struct instance *inst);
 /* Every state change goes through here, for the observer (launcher.c). */
 void launcher_inst_set_state(struct instance *inst, enum inst_state s);
 void launcher_inst_predecessor_gone(struct launcher *l, const char *name);
+/* Boot INST now (no admission: the caller did it). -1 when it cannot start. */
+int launcher_inst_boot(struct instance *inst);
+/* End the run of a booting, ready or paused INST (launcher_stop is graceful). */
+int launcher_inst_stop(struct instance *inst, bool graceful);
 
 /* waiter.c */
 struct launcher_waiter *launcher_waiter_add(struct instance *inst, launcher_wait_cb cb, void *arg);

@@ -82,6 +82,8 @@ struct launcher *launcher_new(struct event_base *base, const struct conf *conf)
 		goto fail;
 	if (launcher_children_init(l) == -1)
 		goto fail;
+	if (launcher_idle_init(l, conf) == -1)
+		goto fail;
 	if (launcher_reload(l, conf) == -1)
 		goto fail;
 	return l;
@@ -151,6 +153,7 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 		launcher_inst_destroy(old);
 	}
 	TAILQ_CONCAT(&l->instances, &next, entry);
+	launcher_idle_reload(l, conf);
 	return 0;
 fail:
 	while ((inst = TAILQ_FIRST(&next)) != NULL) {
@@ -167,6 +170,7 @@ void launcher_free(struct launcher *l)
 	if (l == NULL)
 		return;
 	launcher_flush_done(l);
+	launcher_idle_fini(l);
 	/* A waiter called back below cannot start anything new. */
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	inst->doomed = true;
@@ -208,6 +212,8 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	st->boots_failed = l->boots_failed;
 	st->boot = l->boot_hist;
 	st->wake = l->wake_hist;
+	if (l->cap != NULL)
+		launcher_cap_refused(l->cap, st->refused);
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
 		st->instances[inst->state]++;
@@ -226,6 +232,8 @@ void launcher_inst_set_state(struct instance *inst, enum inst_state s)
 	enum inst_state old = inst->state;
 
 	inst->state = s;
+	if (old != s)
+		launcher_idle_state(inst, old);
 	if (old != s && inst->l->observer != NULL)
 		inst->l->observer(inst, old, s, inst->l->observer_arg);
 }
@@ -271,6 +279,7 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->pid = inst->pid;
 	info->held = inst->held;
 	info->open = inst->open;
+	info->shell = inst->idle.shell;
 }
 
 /* Boot and wake times run from about a millisecond to the boot timeout. */

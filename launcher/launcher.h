@@ -43,6 +43,7 @@ struct instance_info {
 	int64_t last_activity; /* wall clock seconds; 0 when none yet */
 	pid_t pid;		    /* of the VMM or process; 0 when none */
 	unsigned held, open; /* the proxy's connections: held, relayed */
+	bool shell;          /* stopped, with a warm shell ready (warm = "shell") */
 };
 
 /* Create the registry for CONF's services. NULL on failure (logged). */

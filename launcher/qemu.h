@@ -13,10 +13,13 @@
 #include <sys/types.h>
 #include <netinet/in.h>
 
+#include <jansson.h>
+
 #include "conf.h"
 
 struct instance;
 struct backend_ops;
+struct qmp;
 
 extern const struct backend_ops backend_qemu_ops;
 
@@ -64,6 +67,8 @@ struct qemu_argv_in {
 	size_t nports;
 	const uint16_t *host_ports; /* user networking: the hostfwd of each port */
 	int qmp_fd;
+	bool paused;          /* -S: a warm shell, the guest not yet running */
+	const char *incoming; /* -incoming URI: restore a saved state; NULL when not */
 };
 
 /*
@@ -95,6 +100,32 @@ int qemu_host_user_ports(const struct instance *inst, uint16_t *ports, size_t np
 void qemu_host_set_pid(const struct instance *inst, pid_t pid);
 /* Whether PID is a QEMU this process runs now. */
 bool qemu_host_pid_running(pid_t pid);
+
+/* The fd number a saved state to restore has in the child (-incoming fd:N). */
+#define QEMU_INCOMING_FD 4
+#define QEMU_INCOMING_FD_STR "4"
+
+/* backend_qemu.c, for qemu_save.c: the run under way of INST. */
+/* Spawn QEMU for INST: PAUSED (-S) for a shell; INCOMING_FD (or -1) a state to restore. */
+int qemu_spawn(struct instance *inst, bool paused, int incoming_fd);
+/* The run's QMP, or NULL. */
+struct qmp *qemu_run_qmp(const struct instance *inst);
+/* A second fd on QMP's socket, for passing fds (SCM_RIGHTS); -1 when none. */
+int qemu_run_fdsock(const struct instance *inst);
+/* Where qemu_save.c keeps its state for the run (freed by qemu_save_free). */
+struct qemu_save **qemu_run_save(struct instance *inst);
+/* End the run as stop(graceful) does: QMP quit, then a kill. */
+void qemu_run_quit(struct instance *inst);
+
+/* qemu_save.c: suspend, restore, warm shells (the backend ops). */
+struct qemu_save;
+int qemu_suspend(struct instance *inst, const char *path);
+int qemu_restore(struct instance *inst, const char *path);
+int qemu_shell(struct instance *inst);
+int qemu_shell_run(struct instance *inst);
+/* A MIGRATION event of INST's QEMU. */
+void qemu_save_event(struct instance *inst, json_t *data);
+void qemu_save_free(struct qemu_save *s);
 
 /* qemu_stale.c */
 /* Write <DIR>/<SERVICE>.qemu.pid naming PID; remove it when PID is 0. */

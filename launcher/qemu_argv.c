@@ -257,6 +257,12 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 		add_disk(&a, in);
 	for (i = 0; i < in->q->nargs; i++)
 		vec_str(&a, in->q->args[i]);
+	if (in->paused)
+		vec_str(&a, "-S");
+	if (in->incoming != NULL) {
+		vec_str(&a, "-incoming");
+		vec_str(&a, in->incoming);
+	}
 	if (a.failed) {
 		snprintf(err, errlen, "out of memory");
 		qemu_argv_free(a.v);

@@ -31,7 +31,8 @@ static enum policy_action policy_on_idle(enum conf_on_idle on_idle)
 
 enum policy_action policy_idle(const struct policy_view *v, int64_t now_us)
 {
-	if (v->state != POLICY_RUNNING || v->open_connections > 0)
+	/* idle_timeout "0s": never idle. */
+	if (v->state != POLICY_RUNNING || v->open_connections > 0 || v->idle_timeout_ms == 0)
 		return POLICY_KEEP;
 	if ((uint64_t)policy_idle_us(v, now_us) < v->idle_timeout_ms * 1000)
 		return POLICY_KEEP;

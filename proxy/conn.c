@@ -183,20 +183,24 @@ static void conn_connect(struct pxconn *c)
 	}
 }
 
-/* Whether the guest may not listen yet although ready: QEMU's hostfwd. */
-static bool guest_fresh(const struct pxconn *c)
+/*
+ * Whether the guest may not listen yet although ready: QEMU's hostfwd.
+ * (WAKING: it is not ready yet either.)
+ */
+static bool guest_fresh(const struct pxconn *c, bool waking)
 {
 	struct instance_info info;
 
 	if (c->svc->inst == NULL || c->svc->p->mode != CONF_NET_USER)
 		return false;
 	launcher_info(c->svc->inst, &info);
-	return info.state == INST_READY && info.uptime_ms < PXCONN_FRESH_MS;
+	return (info.state == INST_READY && info.uptime_ms < PXCONN_FRESH_MS) ||
+	       (waking && info.state != INST_READY);
 }
 
 bool pxconn_can_retry(const struct pxconn *c)
 {
-	return c->replay != NULL && c->attempts <= PXCONN_RETRIES && guest_fresh(c);
+	return c->replay != NULL && c->attempts <= PXCONN_RETRIES && guest_fresh(c, false);
 }
 
 void pxconn_retry(struct pxconn *c)
@@ -223,21 +227,20 @@ static void conn_hold(struct pxconn *c)
 		pxconn_reset(c);
 		return;
 	}
-	if (proxy_held_full(svc->p, svc)) {
-		launcher_activity(svc->inst);
-		log_debug("proxy: %s: held-connection limit reached, reset", svc->name);
-		svc->p->st.refused++;
-		pxconn_reset(c);
-		return;
-	}
 	rc = launcher_wake(svc->inst, woken_cb, c, &c->waiter);
 	if (rc == 1) {
-		conn_connect(c);
+		conn_connect(c); /* ready: straight through, whatever is held */
 		return;
 	}
 	if (rc == -1) {
 		svc->p->st.failed++;
 		pxconn_reset(c);
+		return;
+	}
+	if (proxy_held_full(svc->p, svc)) {
+		log_debug("proxy: %s: held-connection limit reached, reset", svc->name);
+		svc->p->st.refused++;
+		pxconn_reset(c); /* cancels the wait */
 		return;
 	}
 	c->held = true;
@@ -271,8 +274,8 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd)
 		pxconn_reset(c);
 		return;
 	}
-	/* Replaying is only ever needed behind QEMU's hostfwd. */
-	if (svc->p->mode == CONF_NET_USER)
+	/* Replaying is only ever needed behind QEMU's hostfwd, just after a boot. */
+	if (guest_fresh(c, true))
 		c->replay = evbuffer_new();
 	conn_hold(c);
 }

@@ -1,11 +1,10 @@
 /*
- * The SYN hold's iptables chain, written whole by `iptables-restore
- * --noflush` (declaring the chain flushes it, and the batch is one atomic
- * commit). At start and exit iptables runs and is waited for; at runtime a
- * change forks one iptables-restore in the background, at most one at a
- * time, coalescing what changes meanwhile. The child is reaped by pid
- * (waitpid WNOHANG after its output pipe closes), never by SIGCHLD, which
- * is the launcher's.
+ * beckon's iptables chains, written whole by `iptables-restore --noflush`
+ * (declaring the chain flushes it, and the batch is one atomic commit): the
+ * SYN hold's in the filter table, the bridge-mode proxy's in nat. At start and exit iptables runs
+ * and is waited for; at runtime a change forks one iptables-restore in the background, at most one
+ * at a time, coalescing what changes meanwhile. The child is reaped by pid (waitpid WNOHANG after
+ * its output pipe closes), never by SIGCHLD, which is the launcher's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,14 +24,20 @@
 #define FW_REAP_MS 2
 #define FW_JUMP_MAX 64 /* duplicate jumps removed at most */
 
-static const char *const fw_hooks[] = {"FORWARD", "OUTPUT"};
+/* Where each kind of chain lives and is jumped to from. */
+static const struct {
+	const char *table, *hooks[2];
+} fw_kinds[] = {
+    [FW_SYN] = {"filter", {"FORWARD", "OUTPUT"}},
+    [FW_REDIRECT] = {"nat", {"PREROUTING", "OUTPUT"}},
+};
 
 struct fw {
 	struct event_base *base;
+	enum fw_kind kind;
 	char chain[32];
-	uint16_t queue;
-	struct in_addr *want; /* guests whose SYNs are queued */
-	size_t nwant;
+	uint16_t num;
+	char *want;   /* the batch the chain should hold */
 	bool applied; /* want is what the chain holds (or is being written) */
 	bool dirty;   /* want changed while a child ran */
 	pid_t pid;    /* the iptables-restore running, 0 when none */
@@ -44,23 +49,38 @@ struct fw {
 
 static void fw_spawn(struct fw *fw);
 
-char *fw_batch(const char *chain, uint16_t queue, const struct in_addr *guests, size_t n)
+static void fw_rules(FILE *f, enum fw_kind kind, const char *chain, uint16_t num,
+                     const struct fw_target *t)
 {
-	char *buf = NULL, addr[INET_ADDRSTRLEN];
+	char addr[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &t->addr, addr, sizeof(addr));
+	if (kind == FW_SYN) {
+		fprintf(f,
+		        "-A %s -d %s/32 -p tcp -m tcp --syn -j NFQUEUE --queue-num %u "
+		        "--queue-bypass\n",
+		        chain, addr, num);
+		return;
+	}
+	for (size_t i = 0; i < t->nports; i++)
+		fprintf(f, "-A %s -d %s/32 -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
+		        chain, addr, t->ports[i], num);
+}
+
+char *fw_batch(enum fw_kind kind, const char *chain, uint16_t num, const struct fw_target *t,
+               size_t n)
+{
+	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
 	if (f == NULL)
 		return NULL;
-	fprintf(f, "*filter\n:%s - [0:0]\n", chain);
+	fprintf(f, "*%s\n:%s - [0:0]\n", fw_kinds[kind].table, chain);
+	/* beckon's own connections to guests (probes, the proxy) pass. */
 	fprintf(f, "-A %s -m mark --mark 0x%x -j RETURN\n", chain, LAUNCHER_FWMARK);
-	for (size_t i = 0; i < n; i++) {
-		inet_ntop(AF_INET, &guests[i], addr, sizeof(addr));
-		fprintf(f,
-		        "-A %s -d %s/32 -p tcp -m tcp --syn -j NFQUEUE --queue-num %u "
-		        "--queue-bypass\n",
-		        chain, addr, queue);
-	}
+	for (size_t i = 0; i < n; i++)
+		fw_rules(f, kind, chain, num, &t[i]);
 	fprintf(f, "COMMIT\n");
 	if (fclose(f) != 0) {
 		free(buf);
@@ -143,15 +163,16 @@ static int fw_restore_sync(const char *input)
 	return fw_run(argv, input, false);
 }
 
-/* Exactly one jump to CHAIN at the top of each hook, or none (JUMP false). */
-static int fw_jumps(const char *chain, bool jump)
+/* Exactly one jump to FW's chain at the top of each hook, or none (JUMP false). */
+static int fw_jumps(const struct fw *fw, bool jump)
 {
-	char *del[] = {"iptables", "-w", "-D", NULL, "-j", (char *)chain, NULL};
-	char *ins[] = {"iptables", "-w", "-I", NULL, "1", "-j", (char *)chain, NULL};
+	char *table = (char *)fw_kinds[fw->kind].table, *chain = (char *)fw->chain;
+	char *del[] = {"iptables", "-w", "-t", table, "-D", NULL, "-j", chain, NULL};
+	char *ins[] = {"iptables", "-w", "-t", table, "-I", NULL, "1", "-j", chain, NULL};
 	int rc = 0;
 
-	for (size_t h = 0; h < sizeof(fw_hooks) / sizeof(fw_hooks[0]); h++) {
-		del[3] = ins[3] = (char *)fw_hooks[h];
+	for (size_t h = 0; h < 2; h++) {
+		del[5] = ins[5] = (char *)fw_kinds[fw->kind].hooks[h];
 		for (int i = 0; i < FW_JUMP_MAX && fw_run(del, NULL, true) == 0; i++)
 			;
 		if (jump && fw_run(ins, NULL, false) == -1)
@@ -219,17 +240,14 @@ static void out_cb(evutil_socket_t fd, short what, void *arg)
 static void fw_spawn(struct fw *fw)
 {
 	char *argv[] = {"iptables-restore", "--noflush", "-w", NULL};
-	char *batch = fw_batch(fw->chain, fw->queue, fw->want, fw->nwant);
 
 	fw->dirty = false;
 	fw->msglen = 0;
-	if (batch == NULL || (fw->pid = fw_fork(argv, batch, &fw->out)) == -1) {
+	if ((fw->pid = fw_fork(argv, fw->want, &fw->out)) == -1) {
 		fw->pid = 0;
 		fw->applied = false;
-		free(batch);
 		return;
 	}
-	free(batch);
 	fcntl(fw->out, F_SETFL, O_NONBLOCK);
 	event_assign(fw->ev, fw->base, fw->out, EV_READ | EV_PERSIST, out_cb, fw);
 	event_add(fw->ev, NULL);
@@ -253,33 +271,23 @@ static void fw_wait(struct fw *fw)
 	fw->pid = 0;
 }
 
-static bool same_set(const struct fw *fw, const struct in_addr *guests, size_t n)
+void fw_set(struct fw *fw, const struct fw_target *t, size_t n, bool sync)
 {
-	return fw->applied && fw->nwant == n &&
-	       (n == 0 || memcmp(fw->want, guests, n * sizeof(*guests)) == 0);
-}
+	char *batch = fw_batch(fw->kind, fw->chain, fw->num, t, n);
 
-void fw_set(struct fw *fw, const struct in_addr *guests, size_t n, bool sync)
-{
-	struct in_addr *copy;
-	char *batch;
-
-	if (same_set(fw, guests, n) && !sync)
-		return;
-	if ((copy = calloc(n ? n : 1, sizeof(*copy))) == NULL) {
+	if (batch == NULL) {
 		log_warn("proxy: rules");
 		return;
 	}
-	if (n > 0)
-		memcpy(copy, guests, n * sizeof(*copy));
+	if (!sync && fw->applied && fw->want != NULL && strcmp(batch, fw->want) == 0) {
+		free(batch);
+		return;
+	}
 	free(fw->want);
-	fw->want = copy;
-	fw->nwant = n;
+	fw->want = batch;
 	if (sync) {
 		fw_wait(fw);
-		batch = fw_batch(fw->chain, fw->queue, guests, n);
-		fw->applied = batch != NULL && fw_restore_sync(batch) == 0;
-		free(batch);
+		fw->applied = fw_restore_sync(batch) == 0;
 	} else if (fw->pid != 0) {
 		fw->dirty = true;
 	} else {
@@ -287,14 +295,15 @@ void fw_set(struct fw *fw, const struct in_addr *guests, size_t n, bool sync)
 	}
 }
 
-struct fw *fw_new(struct event_base *base, const char *chain, uint16_t queue)
+struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain, uint16_t num)
 {
 	struct fw *fw;
 
 	if ((fw = calloc(1, sizeof(*fw))) == NULL)
 		return NULL;
 	fw->base = base;
-	fw->queue = queue;
+	fw->kind = kind;
+	fw->num = num;
 	fw->out = -1;
 	snprintf(fw->chain, sizeof(fw->chain), "%s", chain);
 	if ((fw->ev = event_new(base, -1, 0, out_cb, fw)) == NULL ||
@@ -302,9 +311,10 @@ struct fw *fw_new(struct event_base *base, const char *chain, uint16_t queue)
 		goto fail;
 	/* Replaces the chain an earlier run left, jumps and all. */
 	fw_set(fw, NULL, 0, true);
-	if (!fw->applied || fw_jumps(chain, true) == -1)
+	if (!fw->applied || fw_jumps(fw, true) == -1)
 		goto fail;
-	log_info("proxy: iptables chain %s, jumped to from FORWARD and OUTPUT", chain);
+	log_info("proxy: iptables chain %s (%s table), jumped to from %s and %s", chain,
+	         fw_kinds[kind].table, fw_kinds[kind].hooks[0], fw_kinds[kind].hooks[1]);
 	return fw;
 fail:
 	log_warnx("proxy: cannot set up the iptables chain %s", chain);
@@ -314,14 +324,15 @@ fail:
 
 void fw_free(struct fw *fw)
 {
-	char *flush[] = {"iptables", "-w", "-F", NULL, NULL};
-	char *del[] = {"iptables", "-w", "-X", NULL, NULL};
+	char *flush[] = {"iptables", "-w", "-t", NULL, "-F", NULL, NULL};
+	char *del[] = {"iptables", "-w", "-t", NULL, "-X", NULL, NULL};
 
 	if (fw == NULL)
 		return;
-	flush[3] = del[3] = fw->chain;
+	flush[3] = del[3] = (char *)fw_kinds[fw->kind].table;
+	flush[5] = del[5] = fw->chain;
 	fw_wait(fw);
-	fw_jumps(fw->chain, false);
+	fw_jumps(fw, false);
 	fw_run(flush, NULL, true);
 	fw_run(del, NULL, true);
 	if (fw->ev != NULL)

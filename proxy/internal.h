@@ -23,6 +23,8 @@ struct synpkt;
 
 /* Relaying: each direction buffers at most this much before reading stops. */
 #define RELAY_MAX_OUTPUT (256 * 1024)
+/* The most one read or write moves. */
+#define RELAY_MAX_IO (128 * 1024)
 /* launcher_activity at most this often per connection. */
 #define RELAY_ACTIVITY_US 100000
 /* A side that will not take what is left of the other's data is given this long. */
@@ -80,6 +82,8 @@ struct proxy {
 	struct nfq *q;
 	struct event *q_ev;
 	int raw; /* for resets */
+	/* hold "proxy" in bridge mode */
+	struct evconnlistener *rd_ls;
 };
 
 enum pxconn_state { PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY };
@@ -96,11 +100,11 @@ struct pxconn {
 	struct evbuffer *replay; /* sent upstream before its first byte back; NULL: no retry */
 	unsigned attempts;
 	int64_t activity_us;
-	bool cl_eof, up_eof;   /* EOF read from the side */
-	bool cl_shut, up_shut; /* our write side to it shut */
-	bool up_spoke;         /* a byte came back from upstream */
-	bool closing;          /* flushing the last of one side, then free */
-	bool held, open;       /* counted as such */
+	bool cl_eof, up_eof;             /* EOF read from the side */
+	bool cl_shut, up_shut;           /* our write side to it shut */
+	bool up_spoke;                   /* a byte came back from upstream */
+	bool closing;                    /* flushing the last of one side, then free */
+	bool held, open;                 /* counted as such */
 	bool cl_throttled, up_throttled; /* reading stopped: the other side's output is full */
 };
 
@@ -111,6 +115,12 @@ void proxy_count_open(struct pxsvc *svc, int delta);
 void pxsvc_unref(struct pxsvc *svc);
 /* The service whose address is ADDR, NULL when none. */
 struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr);
+/*
+ * Rewrite the firewall chain (p->fw): a rule for each service whose traffic
+ * must pass through beckon now, because its instance is not ready or (proxy)
+ * it serves somewhere else than its address. In the background unless SYNC.
+ */
+void proxy_rules(struct proxy *p, bool sync);
 
 /*
  * listen.c: the proxy's listening sockets of SVC. listen_open binds those
@@ -143,12 +153,14 @@ void relay_hold_client(struct pxconn *c);
 /* synhold.c: hold "syn". */
 int synhold_start(struct proxy *p, const char *bridge);
 void synhold_stop(struct proxy *p);
-/* INST's state changed (the launcher observer). */
-void synhold_state(struct pxsvc *svc, enum inst_state old, enum inst_state new);
-/* SVC goes away: release what it holds. */
+/* SVC's instance is ready: its held SYNs go on (before its rule goes). */
+void synhold_ready(struct pxsvc *svc);
+/* SVC goes away: reset what it holds. */
 void synhold_svc_gone(struct pxsvc *svc);
-/* Rewrite the chain from the services' rule flags. */
-void synhold_rules(struct proxy *p);
+
+/* redirect.c: hold "proxy" in bridge mode, through nat REDIRECT rules. */
+int redirect_start(struct proxy *p, const char *bridge);
+void redirect_stop(struct proxy *p);
 
 /* pkt.c: the TCP/IPv4 bits the SYN hold needs. */
 struct tcp4 {
@@ -185,17 +197,27 @@ int nfq_read(struct nfq *q, void (*fn)(const struct nfq_pkt *, void *), void *ar
 int nfq_verdict(struct nfq *q, uint32_t id, unsigned verdict);
 void nfq_close(struct nfq *q);
 
-/* fw.c: the iptables chain of the SYN hold. */
-/* Make CHAIN (replacing what an earlier run left) and jump to it from FORWARD and OUTPUT. */
-struct fw *fw_new(struct event_base *base, const char *chain, uint16_t queue);
+/* fw.c: an iptables chain of beckon's. */
+enum fw_kind {
+	FW_SYN,      /* filter, from FORWARD and OUTPUT: SYNs to a target go to NFQUEUE num */
+	FW_REDIRECT, /* nat, from PREROUTING and OUTPUT: a target's ports go to local port num */
+};
+struct fw_target {
+	struct in_addr addr;
+	const uint16_t *ports;
+	size_t nports;
+};
+/* Make CHAIN (replacing what an earlier run left) and jump to it, once from each hook. */
+struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain, uint16_t num);
 /*
- * The chain's rules become: beckon's own connections pass, then the SYNs to
- * each of GUESTS go to the queue. Applied in the background, coalesced; with
+ * The chain's rules become: beckon's own connections pass (LAUNCHER_FWMARK),
+ * then one rule for each of T. Applied in the background, coalesced; with
  * SYNC, before returning.
  */
-void fw_set(struct fw *fw, const struct in_addr *guests, size_t n, bool sync);
-/* The iptables-restore input for CHAIN with these rules (for the tests). */
-char *fw_batch(const char *chain, uint16_t queue, const struct in_addr *guests, size_t n);
+void fw_set(struct fw *fw, const struct fw_target *t, size_t n, bool sync);
+/* The iptables-restore input for such a chain (for the tests). */
+char *fw_batch(enum fw_kind kind, const char *chain, uint16_t num, const struct fw_target *t,
+               size_t n);
 /* Remove the jumps and the chain, waiting for it. */
 void fw_free(struct fw *fw);
 

@@ -13,8 +13,8 @@
 
 #define LISTEN_BACKLOG 1024
 
-static void accept_cb(struct evconnlistener *ls, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void accept_cb(struct evconnlistener *ls, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
 	struct pxsvc *svc = arg;
 
@@ -39,8 +39,8 @@ static void accept_error_cb(struct evconnlistener *ls, void *arg)
 
 static struct evconnlistener *listen_one(struct pxsvc *svc, uint16_t port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = svc->address,
-	                         .sin_port = htons(port)};
+	struct sockaddr_in sa = {
+	    .sin_family = AF_INET, .sin_addr = svc->address, .sin_port = htons(port)};
 	struct evconnlistener *ls;
 	char addr[INET_ADDRSTRLEN];
 	int fd, one = 1;
@@ -50,8 +50,8 @@ static struct evconnlistener *listen_one(struct pxsvc *svc, uint16_t port)
 	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, LISTEN_BACKLOG) == -1)
 		goto fail;
-	ls = evconnlistener_new(svc->p->base, accept_cb, svc, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
-	                        fd);
+	ls = evconnlistener_new(svc->p->base, accept_cb, svc,
+	                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (ls == NULL)
 		goto fail;
 	evconnlistener_set_error_cb(ls, accept_error_cb);

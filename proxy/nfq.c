@@ -30,8 +30,8 @@ struct nfq {
 
 static struct nl_msg *nfq_msg(uint16_t num, uint8_t type, int flags)
 {
-	struct nfgenmsg hdr = {.nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0,
-	                       .res_id = htons(num)};
+	struct nfgenmsg hdr = {
+	    .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0, .res_id = htons(num)};
 	struct nl_msg *msg = nlmsg_alloc_simple((NFNL_SUBSYS_QUEUE << 8) | type, flags);
 
 	if (msg != NULL && nlmsg_append(msg, &hdr, sizeof(hdr), NLMSG_ALIGNTO) < 0) {
@@ -125,7 +125,8 @@ int nfq_read(struct nfq *q, void (*fn)(const struct nfq_pkt *, void *), void *ar
 		if (n <= 0)
 			return -1;
 		len = (int)n;
-		for (nlh = (struct nlmsghdr *)q->buf; nlmsg_ok(nlh, len); nlh = nlmsg_next(nlh, &len))
+		for (nlh = (struct nlmsghdr *)q->buf; nlmsg_ok(nlh, len);
+		     nlh = nlmsg_next(nlh, &len))
 			nfq_one(nlh, fn, arg);
 	}
 }

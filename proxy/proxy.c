@@ -129,17 +129,72 @@ void proxy_count_open(struct pxsvc *svc, int delta)
 		launcher_connections(svc->inst, 0, delta);
 }
 
+/* Whether SVC's connections must pass through beckon now. */
+static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
+{
+	struct instance_info info;
+	struct sockaddr_in sa;
+
+	if (svc->inst == NULL)
+		return false;
+	launcher_info(svc->inst, &info);
+	if (info.state != INST_READY)
+		return true;
+	for (size_t i = 0; p->hold == CONF_HOLD_PROXY && i < svc->nports; i++)
+		if (launcher_upstream(svc->inst, svc->ports[i], &sa) == -1 ||
+		    sa.sin_addr.s_addr != svc->address.s_addr ||
+		    ntohs(sa.sin_port) != svc->ports[i])
+			return true;
+	return false;
+}
+
+void proxy_rules(struct proxy *p, bool sync)
+{
+	struct fw_target *t;
+	struct pxsvc *svc;
+	size_t n = 0;
+
+	if (p->fw == NULL)
+		return;
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	n++;
+	if ((t = calloc(n ? n : 1, sizeof(*t))) == NULL) {
+		log_warn("proxy: rules");
+		return;
+	}
+	n = 0;
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	{
+		if (!(svc->rule = needs_rule(p, svc)))
+			continue;
+		t[n].addr = svc->address;
+		t[n].ports = svc->ports;
+		t[n++].nports = svc->nports;
+	}
+	fw_set(p->fw, t, n, sync);
+	free(t);
+}
+
 static void proxy_observer(struct instance *inst, enum inst_state old, enum inst_state new,
                            void *arg)
 {
 	struct proxy *p = arg;
 	struct pxsvc *svc;
 
-	if (p->hold != CONF_HOLD_SYN)
+	(void)old;
+	if (p->fw == NULL)
 		return;
+	/* Verdicts for held SYNs first, then the rule goes: no SYN is left behind. */
 	TAILQ_FOREACH(svc, &p->svcs, entry)
-	if (svc->inst == inst)
-		synhold_state(svc, old, new);
+	if (svc->inst == inst && new == INST_READY && p->q != NULL)
+		synhold_ready(svc);
+	proxy_rules(p, false);
+}
+
+/* User mode: the proxy listens on the service addresses (bridge mode: redirect.c). */
+static bool own_listeners(const struct conf *conf)
+{
+	return conf->hold == CONF_HOLD_PROXY && conf->net_mode == CONF_NET_USER;
 }
 
 /* The services of CONF: kept from P's when unchanged, else new. */
@@ -151,7 +206,8 @@ static int build_svcs(struct proxy *p, const struct conf *conf, struct pxsvc_lis
 		const struct conf_service *cs = &conf->services[i];
 
 		old = find_in(&p->svcs, cs->name);
-		if (old != NULL && p->hold == conf->hold && pxsvc_same(old, cs)) {
+		if (old != NULL && p->hold == conf->hold && p->mode == conf->net_mode &&
+		    pxsvc_same(old, cs)) {
 			TAILQ_REMOVE(&p->svcs, old, entry);
 			TAILQ_INSERT_TAIL(next, old, entry);
 			continue;
@@ -160,7 +216,7 @@ static int build_svcs(struct proxy *p, const struct conf *conf, struct pxsvc_lis
 			return -1;
 		svc->fresh = true;
 		TAILQ_INSERT_TAIL(next, svc, entry);
-		if (conf->hold == CONF_HOLD_PROXY && listen_open(svc, &p->svcs) == -1)
+		if (own_listeners(conf) && listen_open(svc, &p->svcs) == -1)
 			return -1;
 	}
 	return 0;
@@ -190,21 +246,32 @@ static void set_limits(struct proxy *p, const struct conf *conf)
 	p->hold_timeout_ms = conf->hold_timeout_ms;
 }
 
+static void hold_stop(struct proxy *p)
+{
+	if (p->q != NULL)
+		synhold_stop(p);
+	else
+		redirect_stop(p);
+}
+
 /* The hold machinery of P's old mode goes, the new one's comes. */
 static int switch_hold(struct proxy *p, const struct conf *conf)
 {
+	bool bridge = conf->net_mode == CONF_NET_BRIDGE;
 	enum conf_hold want = conf->hold;
 
-	if (want == CONF_HOLD_SYN && conf->net_mode != CONF_NET_BRIDGE) {
+	if (want == CONF_HOLD_SYN && !bridge) {
 		log_warnx("proxy: hold \"syn\" needs bridge mode; holding nothing");
 		want = CONF_HOLD_NONE;
 	}
-	if (p->fw != NULL && (want != CONF_HOLD_SYN || conf->net_mode != p->mode))
-		synhold_stop(p);
+	if (p->fw != NULL && (want != p->hold || conf->net_mode != p->mode))
+		hold_stop(p);
 	p->hold = want;
 	p->mode = conf->net_mode;
-	if (want == CONF_HOLD_SYN && p->fw == NULL)
+	if (p->fw == NULL && want == CONF_HOLD_SYN)
 		return synhold_start(p, conf->bridge);
+	if (p->fw == NULL && want == CONF_HOLD_PROXY && bridge)
+		return redirect_start(p, conf->bridge);
 	return 0;
 }
 
@@ -228,7 +295,7 @@ static int proxy_apply(struct proxy *p, const struct conf *conf, bool strict)
 	/* Listeners on an address and port that stay move to their new service. */
 	TAILQ_FOREACH(svc, &next, entry)
 	{
-		if (svc->fresh && conf->hold == CONF_HOLD_PROXY)
+		if (svc->fresh && own_listeners(conf))
 			listen_adopt(svc, &p->svcs);
 		svc->fresh = false;
 	}
@@ -245,8 +312,7 @@ static int proxy_apply(struct proxy *p, const struct conf *conf, bool strict)
 			return -1;
 		log_warnx("proxy: the SYN hold could not be set up; holding nothing");
 	}
-	if (p->fw != NULL)
-		synhold_rules(p);
+	proxy_rules(p, false);
 	return 0;
 }
 
@@ -318,7 +384,7 @@ void proxy_free(struct proxy *p)
 	free_list(&p->svcs);
 	free_list(&p->gone);
 	if (p->fw != NULL)
-		synhold_stop(p);
+		hold_stop(p);
 	free(p);
 }
 

@@ -35,17 +35,17 @@ void proxy_free(struct proxy *p);
 
 /* Counts for metrics and the control socket. */
 struct proxy_stats {
-	unsigned held;           /* connections and SYNs held now */
-	unsigned open;           /* connections being relayed now */
-	uint64_t accepted;       /* connections accepted by the proxy */
-	uint64_t refused;        /* reset beyond a held-connection limit */
-	uint64_t failed;         /* reset because the guest could not be woken */
-	uint64_t timed_out;      /* reset at the hold timeout */
-	uint64_t retried;        /* upstream connections made again */
-	uint64_t bytes;          /* relayed, both ways */
-	uint64_t syns_held;      /* SYNs queued while their guest was not ready */
-	uint64_t syns_released;  /* accepted to the guest */
-	uint64_t syns_reset;     /* answered with a reset */
+	unsigned held;          /* connections and SYNs held now */
+	unsigned open;          /* connections being relayed now */
+	uint64_t accepted;      /* connections accepted by the proxy */
+	uint64_t refused;       /* reset beyond a held-connection limit */
+	uint64_t failed;        /* reset because the guest could not be woken */
+	uint64_t timed_out;     /* reset at the hold timeout */
+	uint64_t retried;       /* upstream connections made again */
+	uint64_t bytes;         /* relayed, both ways */
+	uint64_t syns_held;     /* SYNs queued while their guest was not ready */
+	uint64_t syns_released; /* accepted to the guest */
+	uint64_t syns_reset;    /* answered with a reset */
 };
 void proxy_stats(const struct proxy *p, struct proxy_stats *st);
 

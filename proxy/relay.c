@@ -60,6 +60,9 @@ static void relay_move(struct pxconn *c, struct bufferevent *src)
 		keep_for_replay(c, in, n);
 	}
 	out = bufferevent_get_output(dst);
+	/* Nothing queued: write now, not a loop turn later (errors show there). */
+	if (evbuffer_get_length(out) == 0)
+		evbuffer_write(in, bufferevent_getfd(dst));
 	evbuffer_add_buffer(out, in);
 	pxconn_activity(c, n);
 	if (evbuffer_get_length(out) >= RELAY_MAX_OUTPUT) {
@@ -73,9 +76,18 @@ static void readcb(struct bufferevent *bev, void *arg)
 {
 	struct pxconn *c = arg;
 
-	/* Until relaying, what the client sends stays in its input (bounded). */
-	if (c->state == PXC_RELAY)
+	if (c->state == PXC_RELAY) {
 		relay_move(c, bev);
+		return;
+	}
+	/*
+	 * Until relaying, what the client sends stays in its input: up to
+	 * hold_buffer, then the kernel holds the rest (the client waits).
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) >= c->svc->p->hold_buffer) {
+		bufferevent_disable(bev, EV_READ);
+		c->cl_throttled = true;
+	}
 }
 
 /* BEV has written everything it had. */
@@ -194,8 +206,10 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
 void relay_hold_client(struct pxconn *c)
 {
 	bufferevent_setcb(c->cl, readcb, writecb, eventcb, c);
-	bufferevent_setwatermark(c->cl, EV_READ, 0, c->svc->p->hold_buffer);
-	if (!c->cl_eof)
+	/* Each read takes at most what is left of hold_buffer. */
+	bufferevent_set_max_single_read(c->cl, c->svc->p->hold_buffer);
+	if (!c->cl_eof &&
+	    evbuffer_get_length(bufferevent_get_input(c->cl)) < c->svc->p->hold_buffer)
 		bufferevent_enable(c->cl, EV_READ);
 }
 
@@ -217,7 +231,11 @@ void relay_start(struct pxconn *c)
 	/* A retry: what the last upstream got goes again first. */
 	if (c->replay != NULL && evbuffer_get_length(c->replay) > 0)
 		evbuffer_add(out, evbuffer_pullup(c->replay, -1), evbuffer_get_length(c->replay));
-	bufferevent_setwatermark(c->cl, EV_READ, 0, 0);
+	/* Big reads and writes: fewer system calls for bulk transfers. */
+	bufferevent_set_max_single_read(c->cl, RELAY_MAX_IO);
+	bufferevent_set_max_single_read(c->up, RELAY_MAX_IO);
+	bufferevent_set_max_single_write(c->cl, RELAY_MAX_IO);
+	bufferevent_set_max_single_write(c->up, RELAY_MAX_IO);
 	c->cl_throttled = false;
 	bufferevent_enable(c->up, EV_READ | EV_WRITE);
 	if (!c->cl_eof)

@@ -16,7 +16,7 @@
 #include "internal.h"
 #include "log.h"
 
-#define SYN_COPY 128       /* bytes of each packet copied to us: IP and TCP headers */
+#define SYN_COPY 128 /* bytes of each packet copied to us: IP and TCP headers */
 #define SYN_QUEUE_BASE 25600
 #define SYN_QUEUE_TRIES 16 /* queue numbers tried, when one is taken */
 
@@ -25,16 +25,6 @@ struct synpkt {
 	uint32_t id;
 	struct tcp4 t;
 };
-
-static bool inst_ready(const struct pxsvc *svc)
-{
-	struct instance_info info;
-
-	if (svc->inst == NULL)
-		return true; /* nothing to wait for */
-	launcher_info(svc->inst, &info);
-	return info.state == INST_READY;
-}
 
 static void send_rst(struct proxy *p, const struct tcp4 *t)
 {
@@ -160,16 +150,11 @@ static void queue_cb(evutil_socket_t fd, short what, void *arg)
 		log_warn("proxy: NFQUEUE read");
 }
 
-void synhold_state(struct pxsvc *svc, enum inst_state old, enum inst_state new)
+void synhold_ready(struct pxsvc *svc)
 {
-	(void)old;
-	if (new == INST_READY) {
-		/* Verdicts first, then the rule goes: no SYN is left behind. */
-		launcher_cancel(svc->syn_waiter);
-		svc->syn_waiter = NULL;
-		release(svc, true);
-	}
-	synhold_rules(svc->p);
+	launcher_cancel(svc->syn_waiter);
+	svc->syn_waiter = NULL;
+	release(svc, true);
 }
 
 void synhold_svc_gone(struct pxsvc *svc)
@@ -177,45 +162,6 @@ void synhold_svc_gone(struct pxsvc *svc)
 	launcher_cancel(svc->syn_waiter);
 	svc->syn_waiter = NULL;
 	release(svc, false);
-}
-
-/* The guests whose SYNs are queued: those not ready. */
-static size_t rule_guests(struct proxy *p, struct in_addr **out)
-{
-	struct pxsvc *svc;
-	size_t n = 0;
-
-	TAILQ_FOREACH(svc, &p->svcs, entry)
-	n++;
-	if ((*out = calloc(n ? n : 1, sizeof(**out))) == NULL)
-		return 0;
-	n = 0;
-	TAILQ_FOREACH(svc, &p->svcs, entry)
-	{
-		svc->rule = !inst_ready(svc);
-		if (svc->rule)
-			(*out)[n++] = svc->address;
-	}
-	return n;
-}
-
-static void rules_apply(struct proxy *p, bool sync)
-{
-	struct in_addr *guests;
-	size_t n = rule_guests(p, &guests);
-
-	if (guests == NULL) {
-		log_warn("proxy: rules");
-		return;
-	}
-	fw_set(p->fw, guests, n, sync);
-	free(guests);
-}
-
-void synhold_rules(struct proxy *p)
-{
-	if (p->fw != NULL)
-		rules_apply(p, false);
 }
 
 /* Bind a free queue number, derived from the bridge so that two beckonds differ. */
@@ -250,9 +196,9 @@ int synhold_start(struct proxy *p, const char *bridge)
 	        NULL ||
 	    event_add(p->q_ev, NULL) == -1)
 		goto fail;
-	if ((p->fw = fw_new(p->base, chain, num)) == NULL)
+	if ((p->fw = fw_new(p->base, FW_SYN, chain, num)) == NULL)
 		goto fail;
-	rules_apply(p, true);
+	proxy_rules(p, true);
 	log_info("proxy: holding SYNs in NFQUEUE %u", num);
 	return 0;
 fail:

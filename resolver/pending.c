@@ -114,18 +114,20 @@ int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c
 	if (!inst) /* no launcher (tests), or no instance yet: the address is all there is */
 		return 1;
 	launcher_activity(inst);
+	/* A boot refused (rate limits, no room) is SERVFAIL in every hold mode. */
 	if (r->zone->hold != CONF_HOLD_NONE) {
-		launcher_wake(inst, NULL, NULL, NULL);
+		if (launcher_wake_from(inst, c->sa, NULL, NULL, NULL) < 0)
+			query_error(q, RCODE_SERVFAIL);
 		return 1;
 	}
 	if (!(p = pending_get(r))) {
-		if (launcher_wake(inst, NULL, NULL, NULL) != 1)
+		if (launcher_wake_from(inst, c->sa, NULL, NULL, NULL) != 1)
 			query_error(q, RCODE_SERVFAIL);
 		return 1;
 	}
 	p->k = q->k;
 	resolver_client_keep(&p->c, c);
-	rc = launcher_wake(inst, pending_done, p, &p->w);
+	rc = launcher_wake_from(inst, c->sa, pending_done, p, &p->w);
 	if (rc == 0) {
 		if (p->c.conn)
 			p->c.conn->nwait++;

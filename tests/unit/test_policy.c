@@ -77,6 +77,15 @@ static void test_no_activity_counts_from_state_change(void **state)
 	assert_int_equal(policy_idle(&v, S(21)), POLICY_PAUSE);
 }
 
+static void test_zero_timeout_never_idle(void **state)
+{
+	struct policy_view v = running(CONF_IDLE_DESTROY, S(1));
+
+	(void)state;
+	v.idle_timeout_ms = 0;
+	assert_int_equal(policy_idle(&v, S(1000)), POLICY_KEEP);
+}
+
 static void test_only_running_goes_idle(void **state)
 {
 	enum policy_state states[] = {POLICY_DOWN, POLICY_BOOTING, POLICY_PAUSED, POLICY_SAVED};
@@ -193,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_open_connection_never_idle),
 		cmocka_unit_test(test_traffic_keeps_alive),
 		cmocka_unit_test(test_no_activity_counts_from_state_change),
+		cmocka_unit_test(test_zero_timeout_never_idle),
 		cmocka_unit_test(test_only_running_goes_idle),
 		cmocka_unit_test(test_make_room_lru),
 		cmocka_unit_test(test_make_room_memory),

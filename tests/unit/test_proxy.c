@@ -35,8 +35,8 @@
 
 /* ---- packets ---- */
 
-static size_t make_syn(uint8_t *b, const char *src, const char *dst, uint16_t sport,
-                       uint16_t dport, uint32_t seq)
+static size_t make_syn(uint8_t *b, const char *src, const char *dst, uint16_t sport, uint16_t dport,
+                       uint32_t seq)
 {
 	struct in_addr a;
 
@@ -113,7 +113,8 @@ static void test_pkt_rst(void **state)
 	assert_int_equal(r.sport, 80);
 	assert_int_equal(r.dport, 40000);
 	assert_int_equal(r.flags, TCP4_RST | TCP4_ACK);
-	assert_int_equal(rst[28] << 24 | rst[29] << 16 | rst[30] << 8 | rst[31], 0); /* ack = seq + 1 */
+	assert_int_equal(rst[28] << 24 | rst[29] << 16 | rst[30] << 8 | rst[31],
+	                 0); /* ack = seq + 1 */
 	assert_int_equal(rst[0], 0x45);
 	assert_int_equal(sum_ok(rst, 20, 0), 0xffff); /* IP header checksum */
 	/* TCP checksum over the pseudo header (addresses, protocol, length). */
@@ -125,13 +126,14 @@ static void test_pkt_rst(void **state)
 
 static void test_fw_batch(void **state)
 {
-	struct in_addr g[2];
+	static const uint16_t ports[] = {80, 443};
+	struct fw_target g[2] = {{.ports = ports, .nports = 2}, {.ports = ports, .nports = 1}};
 	char *b;
 
 	(void)state;
-	inet_pton(AF_INET, "10.77.0.2", &g[0]);
-	inet_pton(AF_INET, "10.77.0.3", &g[1]);
-	b = fw_batch("BECKON-HOLD-beckon0", 25601, g, 2);
+	inet_pton(AF_INET, "10.77.0.2", &g[0].addr);
+	inet_pton(AF_INET, "10.77.0.3", &g[1].addr);
+	b = fw_batch(FW_SYN, "BECKON-HOLD-beckon0", 25601, g, 2);
 	assert_non_null(b);
 	assert_string_equal(b, "*filter\n"
 	                       ":BECKON-HOLD-beckon0 - [0:0]\n"
@@ -142,8 +144,21 @@ static void test_fw_batch(void **state)
 	                       "NFQUEUE --queue-num 25601 --queue-bypass\n"
 	                       "COMMIT\n");
 	free(b);
-	b = fw_batch("C", 1, NULL, 0);
-	assert_string_equal(b, "*filter\n:C - [0:0]\n-A C -m mark --mark 0x626b -j RETURN\nCOMMIT\n");
+	b = fw_batch(FW_SYN, "C", 1, NULL, 0);
+	assert_string_equal(b,
+	                    "*filter\n:C - [0:0]\n-A C -m mark --mark 0x626b -j RETURN\nCOMMIT\n");
+	free(b);
+	b = fw_batch(FW_REDIRECT, "BECKON-PROXY-br", 40000, g, 2);
+	assert_string_equal(b, "*nat\n"
+	                       ":BECKON-PROXY-br - [0:0]\n"
+	                       "-A BECKON-PROXY-br -m mark --mark 0x626b -j RETURN\n"
+	                       "-A BECKON-PROXY-br -d 10.77.0.2/32 -p tcp -m tcp --dport 80 -j "
+	                       "REDIRECT --to-ports 40000\n"
+	                       "-A BECKON-PROXY-br -d 10.77.0.2/32 -p tcp -m tcp --dport 443 -j "
+	                       "REDIRECT --to-ports 40000\n"
+	                       "-A BECKON-PROXY-br -d 10.77.0.3/32 -p tcp -m tcp --dport 80 -j "
+	                       "REDIRECT --to-ports 40000\n"
+	                       "COMMIT\n");
 	free(b);
 }
 
@@ -262,18 +277,18 @@ static void fix_setup(struct fix *f, const char *ready, const char *net_extra)
 	f->svc.sin_family = AF_INET;
 	inet_pton(AF_INET, addr, &f->svc.sin_addr);
 	f->svc.sin_port = htons(free_port(addr));
-	assert_true(asprintf(&text,
-	                     "state_dir = \"%s/state\";\ncontrol_socket = \"%s/ctl\";\n"
-	                     "metrics_listen = \"\";\n"
-	                     "dns = { zone = \"svc.test\"; ns = ( { name = \"ns1.svc.test\"; "
-	                     "address = \"127.0.0.1\"; } ); };\n"
-	                     "network = { mode = \"user\"; hold = \"proxy\"; %s };\n"
-	                     "services = ( { name = \"s\"; dns = \"s.svc.test\"; address = \"%s\";"
-	                     " ports = ( %u ); backend = \"exec\"; ready = \"%s\";"
-	                     " exec = { command = \"sh -c 'echo {port} >%s/port; exec sleep 60'\"; };"
-	                     " } );\n",
-	                     f->dir, f->dir, net_extra, addr, ntohs(f->svc.sin_port), ready,
-	                     f->dir) > 0);
+	assert_true(
+	    asprintf(&text,
+	             "state_dir = \"%s/state\";\ncontrol_socket = \"%s/ctl\";\n"
+	             "metrics_listen = \"\";\n"
+	             "dns = { zone = \"svc.test\"; ns = ( { name = \"ns1.svc.test\"; "
+	             "address = \"127.0.0.1\"; } ); };\n"
+	             "network = { mode = \"user\"; hold = \"proxy\"; %s };\n"
+	             "services = ( { name = \"s\"; dns = \"s.svc.test\"; address = \"%s\";"
+	             " ports = ( %u ); backend = \"exec\"; ready = \"%s\";"
+	             " exec = { command = \"sh -c 'echo {port} >%s/port; exec sleep 60'\"; };"
+	             " } );\n",
+	             f->dir, f->dir, net_extra, addr, ntohs(f->svc.sin_port), ready, f->dir) > 0);
 	snprintf(path, sizeof(path), "%s/beckon.conf", f->dir);
 	assert_non_null(fp = fopen(path, "w"));
 	fputs(text, fp);
@@ -458,7 +473,8 @@ static void test_flow_control(void **state)
 	pc = first_conn(&f);
 	assert_int_equal(pc->state, PXC_RELAY);
 	assert_true(pc->up_throttled);
-	assert_true(evbuffer_get_length(bufferevent_get_output(pc->cl)) <= RELAY_MAX_OUTPUT + 65536);
+	assert_true(evbuffer_get_length(bufferevent_get_output(pc->cl)) <=
+	            RELAY_MAX_OUTPUT + 65536);
 	assert_true(evbuffer_get_length(bufferevent_get_input(pc->up)) <= 65536);
 	assert_true(fl.sent < (32u << 20)); /* the upstream was made to wait */
 	d.fd = c;

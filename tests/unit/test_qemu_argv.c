@@ -260,6 +260,24 @@ static void expect_error(const char *msg)
 	assert_non_null(strstr(err, msg));
 }
 
+/* A warm shell is -S; a restore is -incoming on the fd the state file gets. */
+static void test_shell_and_restore(void **state)
+{
+	char *v;
+
+	(void)state;
+	assert_null(value_of("-incoming"));
+	in.paused = true;
+	in.incoming = "fd:4";
+	v = value_of("-incoming");
+	assert_string_equal(v, "fd:4");
+	free(v);
+	v = value_of("-S");
+	assert_non_null(v); /* -S is there (and -incoming follows it) */
+	assert_string_equal(v, "-incoming");
+	free(v);
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -299,6 +317,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_sizes, setup),
 	    cmocka_unit_test_setup(test_disk, setup),
 	    cmocka_unit_test_setup(test_args_last, setup),
+	    cmocka_unit_test_setup(test_shell_and_restore, setup),
 	    cmocka_unit_test_setup(test_errors, setup),
 	    cmocka_unit_test(test_accel),
 	};

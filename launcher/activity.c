@@ -1,0 +1,231 @@
+/*
+ * Signs of use that nobody reports to the launcher: a guest's traffic, from
+ * its tap's counters, and its open TCP connections, from conntrack. With
+ * hold "syn" or "none" in bridge mode, connections to a ready guest never
+ * pass through beckon: a quiet open connection is only visible in the
+ * host's conntrack table (for clients routed through the host; a client
+ * on the bridge itself is switched, not routed, and is not seen).
+ *
+ * Conntrack tracks nothing until some rule needs it, so beckon adds one
+ * that only counts (no target) to FORWARD, marked with the bridge's name,
+ * and removes it at exit; a start after kill -9 replaces the old one.
+ * The table is read over ctnetlink with libnl-3's core (the build links
+ * libnl-3 and libnl-route, not libnl-nf), one dump for all guests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/wait.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+
+#include "hostnet.h"
+#include "internal.h"
+#include "log.h"
+
+#define ACT_RULE_MAX 32 /* copies of the rule removed at most */
+
+extern char **environ;
+
+struct launcher_act {
+	struct nl_sock *sk; /* NULL until the first dump */
+	char comment[64];
+	bool rule;       /* our rule is in FORWARD */
+	bool warned;
+};
+
+/* ---- guest traffic -------------------------------------------------------------- */
+
+bool launcher_act_tap(struct instance *inst)
+{
+	uint64_t rx;
+	bool moved;
+
+	/* Only what the guest sends: broadcasts flooded to every tap are not its use. */
+	if (inst->tap[0] == '\0' || if_nametoindex(inst->tap) == 0 ||
+	    hostnet_tap_counters(inst->tap, &rx, NULL, NULL, NULL) == -1)
+		return false;
+	moved = inst->idle.tap_seen && rx != inst->idle.tap_rx;
+	inst->idle.tap_rx = rx;
+	inst->idle.tap_seen = true;
+	return moved;
+}
+
+/* ---- the conntrack rule ---------------------------------------------------------- */
+
+/* Run iptables with the rule's match and ACTION (-A, -D, -C); its exit status. */
+static int act_iptables(const struct launcher_act *a, const char *action)
+{
+	char *argv[] = {"iptables",   "-w",      (char *)action, "FORWARD",   "-m",
+	                "conntrack",  "--ctstate", "ESTABLISHED", "-m",       "comment",
+	                "--comment",  (char *)a->comment, NULL};
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status, rc;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawnp(&pid, "iptables", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0)
+		return -1;
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void act_rule_remove(struct launcher_act *a)
+{
+	for (int i = 0; i < ACT_RULE_MAX && act_iptables(a, "-D") == 0; i++)
+		;
+}
+
+struct launcher_act *launcher_act_new(const struct conf *conf)
+{
+	struct launcher_act *a;
+
+	if (conf->net_mode != CONF_NET_BRIDGE || conf->hold == CONF_HOLD_PROXY)
+		return NULL;
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	snprintf(a->comment, sizeof(a->comment), "beckon-ct %s", conf->bridge);
+	act_rule_remove(a); /* what a killed beckond left */
+	if (act_iptables(a, "-A") == 0)
+		a->rule = true;
+	else
+		log_warnx("conntrack: cannot add the counting rule (iptables): open connections "
+		          "that bypass beckon are not seen by the idle policy");
+	return a;
+}
+
+void launcher_act_free(struct launcher_act *a)
+{
+	if (a == NULL)
+		return;
+	if (a->rule)
+		act_rule_remove(a);
+	if (a->sk != NULL)
+		nl_socket_free(a->sk);
+	free(a);
+}
+
+/* ---- reading conntrack ----------------------------------------------------------- */
+
+struct act_dump {
+	struct instance **insts;
+	size_t n;
+};
+
+static void act_count(struct act_dump *d, const struct nlattr *attr)
+{
+	uint32_t addr;
+
+	if (attr == NULL)
+		return;
+	addr = nla_get_u32((struct nlattr *)attr);
+	for (size_t i = 0; i < d->n; i++)
+		if (d->insts[i]->svc->address.s_addr == addr)
+			d->insts[i]->idle.conntrack++;
+}
+
+static bool act_established(struct nlattr *protoinfo)
+{
+	struct nlattr *pi[CTA_PROTOINFO_MAX + 1], *tcp[CTA_PROTOINFO_TCP_MAX + 1];
+
+	if (protoinfo == NULL || nla_parse_nested(pi, CTA_PROTOINFO_MAX, protoinfo, NULL) < 0 ||
+	    pi[CTA_PROTOINFO_TCP] == NULL ||
+	    nla_parse_nested(tcp, CTA_PROTOINFO_TCP_MAX, pi[CTA_PROTOINFO_TCP], NULL) < 0 ||
+	    tcp[CTA_PROTOINFO_TCP_STATE] == NULL)
+		return false;
+	return nla_get_u8(tcp[CTA_PROTOINFO_TCP_STATE]) == TCP_CONNTRACK_ESTABLISHED;
+}
+
+/* One conntrack entry: an established TCP connection counts for both ends. */
+static int act_entry(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[CTA_MAX + 1], *tt[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1];
+
+	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0 ||
+	    !act_established(tb[CTA_PROTOINFO]) || tb[CTA_TUPLE_ORIG] == NULL ||
+	    nla_parse_nested(tt, CTA_TUPLE_MAX, tb[CTA_TUPLE_ORIG], NULL) < 0 ||
+	    tt[CTA_TUPLE_IP] == NULL || nla_parse_nested(ip, CTA_IP_MAX, tt[CTA_TUPLE_IP], NULL) < 0)
+		return NL_OK;
+	act_count(arg, ip[CTA_IP_V4_SRC]);
+	act_count(arg, ip[CTA_IP_V4_DST]);
+	return NL_OK;
+}
+
+static struct nl_sock *act_sock(struct launcher_act *a)
+{
+	if (a->sk != NULL)
+		return a->sk;
+	if ((a->sk = nl_socket_alloc()) == NULL)
+		return NULL;
+	if (nl_connect(a->sk, NETLINK_NETFILTER) < 0) {
+		nl_socket_free(a->sk);
+		a->sk = NULL;
+		return NULL;
+	}
+	nl_socket_set_buffer_size(a->sk, 1 << 20, 0);
+	return a->sk;
+}
+
+static int act_dump(struct launcher_act *a, struct act_dump *d)
+{
+	struct nfgenmsg hdr = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
+	struct nl_sock *sk = act_sock(a);
+	int err;
+
+	if (sk == NULL)
+		return -1;
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, act_entry, d);
+	if ((err = nl_send_simple(sk, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
+	                          NLM_F_DUMP, &hdr, sizeof(hdr))) < 0 ||
+	    (err = nl_recvmsgs_default(sk)) < 0) {
+		if (!a->warned)
+			log_warnx("conntrack: cannot read the table: %s", nl_geterror(err));
+		a->warned = true;
+		/* A dump cut short leaves the socket out of step: start afresh. */
+		nl_socket_free(a->sk);
+		a->sk = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int launcher_act_conntrack(struct launcher_act *a, struct launcher *l)
+{
+	struct act_dump d = {0};
+	struct instance *inst;
+	int rc;
+
+	TAILQ_FOREACH(inst, &l->instances, entry)
+	{
+		inst->idle.conntrack = 0;
+		d.n++;
+	}
+	if (a == NULL || d.n == 0 || (d.insts = calloc(d.n, sizeof(*d.insts))) == NULL)
+		return -1;
+	d.n = 0;
+	TAILQ_FOREACH(inst, &l->instances, entry)
+	{
+		if (inst->state == INST_READY || inst->state == INST_PAUSED)
+			d.insts[d.n++] = inst;
+	}
+	rc = d.n > 0 ? act_dump(a, &d) : 0;
+	free(d.insts);
+	return rc;
+}

@@ -1,0 +1,211 @@
+/*
+ * Suspend, restore and warm shells for the QEMU backend.
+ *
+ * Suspend: the state file is handed to QEMU over the QMP socket
+ * (SCM_RIGHTS, then "getfd") and "migrate" to "fd:NAME" writes the guest
+ * into it. QEMU 7.2 has no "file:" URI, and "exec:cat > FILE" would need a
+ * shell and may finish after QEMU says "completed"; with the fd, the file
+ * is whole when the MIGRATION event says "completed". Then "quit". The
+ * guest runs while it is saved (QEMU stops it for the last pass): a guest
+ * saved stopped would come back stopped.
+ * Restore: QEMU starts with "-incoming fd:N" on the file and runs the
+ * guest once the state is loaded (no -S). A shell is QEMU with -S; running
+ * it is "cont".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "backend.h"
+#include "log.h"
+#include "qemu.h"
+#include "qmp.h"
+
+#define SAVE_FDNAME "beckon-state"
+/* Past QEMU's 128 MiB/s default: a save is one pass of a stopped guest. */
+#define SAVE_BANDWIDTH (64LL << 30)
+
+struct qemu_save {
+	int fd; /* the state file, until QEMU has it */
+	bool failed;
+};
+
+static const char *save_name(const struct instance *inst)
+{
+	return launcher_inst_service(inst)->name;
+}
+
+void qemu_save_free(struct qemu_save *s)
+{
+	if (s == NULL)
+		return;
+	if (s->fd != -1)
+		close(s->fd);
+	free(s);
+}
+
+static struct qemu_save *save_of(struct instance *inst)
+{
+	struct qemu_save **sp = qemu_run_save(inst);
+
+	return sp != NULL ? *sp : NULL;
+}
+
+/* The save failed: say so once, and end the run as a stop would. */
+static void save_fail(struct instance *inst, const char *what, json_t *err)
+{
+	struct qemu_save *s = save_of(inst);
+	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
+
+	if (s == NULL || s->failed)
+		return;
+	s->failed = true;
+	log_warnx("%s: suspend: %s: %s", save_name(inst), what, desc ? desc : "failed");
+	launcher_inst_saved(inst, false);
+	qemu_run_quit(inst);
+}
+
+static void save_reply_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	(void)q;
+	(void)ret;
+	if (err != NULL)
+		save_fail(arg, "qmp", err);
+}
+
+/* One byte with FD attached, on QMP's socket: QEMU keeps it for "getfd". */
+static int save_send_fd(int sock, int fd)
+{
+	char byte = '\n';
+	struct iovec iov = {&byte, 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	                     .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	ssize_t n;
+
+	memset(u.buf, 0, sizeof(u.buf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) == -1 && errno == EINTR)
+		;
+	return n == 1 ? 0 : -1;
+}
+
+/*
+ * The guest runs (a paused one too, now) and QMP has answered everything
+ * sent before: what goes on the socket now cannot split a command. Hand
+ * over the file, migrate.
+ */
+static void save_running_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	struct instance *inst = arg;
+	struct qemu_save *s = save_of(inst);
+	int sock = qemu_run_fdsock(inst);
+
+	(void)ret;
+	if (s == NULL || s->failed)
+		return;
+	if (err != NULL) {
+		save_fail(inst, "cont", err);
+		return;
+	}
+	if (sock == -1 || save_send_fd(sock, s->fd) == -1) {
+		log_warn("%s: suspend: passing the state file", save_name(inst));
+		save_fail(inst, "passing the state file", NULL);
+		return;
+	}
+	close(s->fd);
+	s->fd = -1;
+	qmp_command(q, "getfd", json_pack("{s:s}", "fdname", SAVE_FDNAME), save_reply_cb, inst);
+	qmp_command(q, "migrate-set-capabilities",
+	            json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state",
+	                      1),
+	            save_reply_cb, inst);
+	qmp_command(q, "migrate-set-parameters",
+	            json_pack("{s:I}", "max-bandwidth", (json_int_t)SAVE_BANDWIDTH), save_reply_cb,
+	            inst);
+	qmp_command(q, "migrate", json_pack("{s:s}", "uri", "fd:" SAVE_FDNAME), save_reply_cb,
+	            inst);
+}
+
+int qemu_suspend(struct instance *inst, const char *path)
+{
+	struct qmp *q = qemu_run_qmp(inst);
+	struct qemu_save **sp = qemu_run_save(inst);
+	struct qemu_save *s;
+
+	if (q == NULL || sp == NULL || *sp != NULL || qemu_run_fdsock(inst) == -1)
+		return -1;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -1;
+	if ((s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
+		log_warn("%s: suspend: %s", save_name(inst), path);
+		free(s);
+		return -1;
+	}
+	*sp = s;
+	if (qmp_command(q, "cont", NULL, save_running_cb, inst) == -1) {
+		*sp = NULL;
+		qemu_save_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+void qemu_save_event(struct instance *inst, json_t *data)
+{
+	struct qemu_save *s = save_of(inst);
+	const char *status = json_string_value(json_object_get(data, "status"));
+
+	if (s == NULL || s->failed || status == NULL)
+		return;
+	log_debug("%s: migration %s", save_name(inst), status);
+	if (strcmp(status, "completed") == 0) {
+		launcher_inst_saved(inst, true);
+		qemu_run_quit(inst);
+	} else if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
+		save_fail(inst, "migration", NULL);
+	}
+}
+
+int qemu_restore(struct instance *inst, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd == -1) {
+		log_warn("%s: restore: %s", save_name(inst), path);
+		return -1;
+	}
+	rc = qemu_spawn(inst, false, fd);
+	close(fd);
+	return rc;
+}
+
+int qemu_shell(struct instance *inst)
+{
+	return qemu_spawn(inst, true, -1);
+}
+
+static void shell_run_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	(void)q;
+	(void)ret;
+	if (err != NULL)
+		launcher_inst_failed(arg, "the warm shell did not start");
+}
+
+int qemu_shell_run(struct instance *inst)
+{
+	struct qmp *q = qemu_run_qmp(inst);
+
+	return q != NULL ? qmp_command(q, "cont", NULL, shell_run_cb, inst) : -1;
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# hold = "proxy" in bridge mode: connections to a guest that is not ready
+# are redirected (nat) to beckon's proxy, held, and relayed once the guest
+# is ready; then the guest's rule goes and new connections reach it
+# directly. 50 concurrent connections boot once; a failed boot resets its
+# clients; kill -9 leaves no blackhole (refused, not hanging) and the next
+# start replaces the chain; SIGTERM removes it.
+# Guests are exec services in network namespaces behind the test's bridge;
+# the client is a namespace routed through the host (PREROUTING).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/holdnet.sh"
+need_root "hold proxy, bridge mode"
+for tool in iptables iptables-restore curl busybox; do
+	command -v "$tool" >/dev/null || { skip "hold proxy bridge: $tool is not installed"; exit 0; }
+done
+
+holdnet_up || { not_ok "test network set up"; finish; }
+for n in 2 3 4 5; do holdnet_guest $n || { not_ok "guest namespace $n"; finish; }; done
+CHAIN=BECKON-PROXY-$HBR
+on_exit "while iptables -w -t nat -D PREROUTING -j $CHAIN; do :; done; while iptables -w -t nat -D OUTPUT -j $CHAIN; do :; done; iptables -w -t nat -F $CHAIN; iptables -w -t nat -X $CHAIN"
+DNS_PORT=$(free_port)
+DOC=$(make_docroot guest)
+CONF=$T/beckon.conf
+
+guest() { # guest N NAME DELAY [BOOT_TIMEOUT]
+	local ns
+	ns=$(holdnet_ns "$1")
+	cat <<CONF
+  { name = "$2"; dns = ( "$2.svc.test" ); address = "$HNET.$1"; ports = ( 80 );
+    backend = "exec"; ready = "tcp"; boot_timeout = "${4:-5s}";
+    exec = { command = "ip netns exec $ns sh -c 'echo run >>$T/count.$1; sleep $3; exec busybox httpd -f -p {address}:80 -h $DOC'"; }; },
+CONF
+}
+base_conf "$CONF"
+sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$HBR\"; subnet = \"$HNET.0/24\"; hold = \"proxy\"; };|" "$CONF"
+{
+	echo "services = ("
+	guest 2 one 0.3
+	guest 3 many 0.3
+	guest 4 never 1000 1s
+	guest 5 slow 2
+	echo ");"
+} >>"$CONF"
+python3 - "$CONF" <<'EOF'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+open(p, "w").write(re.sub(r"\},\n\);", "}\n);", s))
+EOF
+
+runs() { cat "$T/count.$1" 2>/dev/null | wc -l; }
+rule_for() { iptables -w -t nat -S "$CHAIN" 2>/dev/null | grep -q -- "-d $HNET.$1/32 .*REDIRECT"; }
+jumps() { iptables -w -t nat -S "$1" | grep -c -- "-j $CHAIN\$"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+start_daemon "$CONF" || { not_ok "beckond starts with hold proxy in bridge mode"; finish; }
+ok "beckond starts with hold proxy in bridge mode"
+check "nat chain $CHAIN, one jump from PREROUTING and OUTPUT" \
+	[ "$(jumps PREROUTING) $(jumps OUTPUT)" = "1 1" ]
+check "a rule for each guest" bash -c "[ \$(iptables -w -t nat -S $CHAIN | grep -c REDIRECT) -eq 4 ]"
+
+out=$(hcl curl -s -m 5 -w ' %{http_code} %{time_total}' "http://$HNET.2/")
+check "cold connection: held and relayed, 200 ($(echo $out))" \
+	bash -c "[[ \"\$1\" == 'hello from guest'*' 200 '* ]]" _ "$out"
+check "cold connection: it took about the boot (${out##* }s)" \
+	python3 -c "import sys; sys.exit(not 0.25 <= ${out##* } < 2)"
+check "one boot" [ "$(runs 2)" -eq 1 ]
+check "the ready guest's rule is gone" wait_for 2 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.2/32'"
+check "the others keep theirs" rule_for 3
+out=$(hcl curl -s -m 2 -w ' %{http_code}' "http://$HNET.2/")
+check "a ready guest is reached directly ($(echo $out))" [ "${out##* }" = 200 ]
+
+for i in $(seq 50); do
+	hcl curl -s -o /dev/null -m 5 -w '%{http_code}\n' "http://$HNET.3/" >"$T/c.$i" 2>&1 &
+done
+wait_for 10 bash -c "[ \$(cat $T/c.* 2>/dev/null | grep -c .) -eq 50 ]"
+n=$(cat "$T"/c.* | grep -cx 200)
+check "50 concurrent connections: all 200 ($n)" [ "$n" -eq 50 ]
+check "50 concurrent connections: one boot ($(runs 3) runs)" [ "$(runs 3)" -eq 1 ]
+
+t0=$(now_ms)
+hcl curl -s -o /dev/null -m 5 "http://$HNET.4/"
+rc=$?
+t1=$(now_ms)
+check "failed boot: the client is reset (curl exit $rc, want 56)" [ "$rc" -eq 56 ]
+check "failed boot: at about boot_timeout ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 1900 ]
+
+hcl curl -s -o /dev/null -m 8 -w '%{http_code}\n' "http://$HNET.5/" >"$T/k.out" 2>&1 &
+KC=$!
+sleep 0.3
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null
+wait "$KC"
+check "kill -9: the held client is told at once ($(cat "$T/k.out"))" [ "$(cat "$T/k.out")" = 000 ]
+t0=$(now_ms)
+hcl curl -s -o /dev/null -m 5 "http://$HNET.5/"
+rc=$?
+t1=$(now_ms)
+check "kill -9: a new connection is refused at once, no blackhole (curl exit $rc, $((t1 - t0)) ms)" \
+	[ "$rc" -eq 7 -a $((t1 - t0)) -lt 500 ]
+iptables -w -t nat -I PREROUTING 1 -j "$CHAIN" # a duplicate jump, as a crash could leave
+start_daemon "$CONF" || { not_ok "beckond starts after kill -9"; finish; }
+check "restart: one chain, one jump each ($(jumps PREROUTING) $(jumps OUTPUT))" \
+	[ "$(jumps PREROUTING) $(jumps OUTPUT)" = "1 1" ]
+out=$(hcl curl -s -m 5 "http://$HNET.5/")
+check "restart: holding works again ($out)" [ "$out" = "hello from guest" ]
+check "SIGTERM: beckond exits cleanly" stop_daemon
+check "SIGTERM: the nat chain and its jumps are gone" bash -c "! iptables -w -t nat -S 2>/dev/null | grep -q -- '$CHAIN'"
+finish

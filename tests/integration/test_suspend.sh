@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# on_idle = "suspend" with the QEMU hello guest in bridge mode, hold "syn",
+# idle_timeout = 1s, a client routed through the host: the idle guest is
+# saved to <state_dir>/<name>.state and its QEMU ends; a DNS query and a
+# bare connection each restore it and get the page; the request counter the
+# guest keeps in memory (GET /count) survives every suspend and restore;
+# restores are counted as wakes; a state file that cannot be restored falls
+# back to a cold boot; stop of a suspended service forgets its state.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/idlenet.sh"
+need_root "suspend"
+IMG=$ROOT/build/hello.elf
+for tool in qemu-system-x86_64 curl python3 iptables; do
+	command -v $tool >/dev/null || { skip "suspend: $tool is not installed"; exit 0; }
+done
+[ -f "$IMG" ] || { not_ok "the hello guest is built ($IMG; make guest)"; finish; }
+
+idlenet_up || { not_ok "test network set up"; finish; }
+on_exit idlenet_fw_cleanup
+DNS_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+CONF=$T/beckon.conf
+P=s$$
+GUEST_MARK="guest=beckon:$P-"
+on_exit "for p in \$(pgrep -f '$GUEST_MARK'); do kill -9 \$p; done"
+
+base_conf "$CONF"
+sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$IBR\"; subnet = \"$INET.0/24\"; hold = \"syn\"; };|; s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
+cat >>"$CONF" <<EOF
+services = (
+  { name = "$P-u"; dns = ( "u.svc.test" ); address = "$INET.2"; ports = ( 80 );
+    image = "$IMG"; idle_timeout = "1s"; on_idle = "suspend"; $(idle_qemu_keys) }
+);
+EOF
+
+start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
+ok "beckond starts with a suspending QEMU service"
+
+ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
+field() { # field KEY
+	ctl --json list | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["services"][0][sys.argv[1]])' "$1"
+}
+state_is() { [ "$(field state)" = "$1" ]; }
+get() { icl curl -s --max-time 5 "http://$INET.2$1"; }
+STATE=$T/state/$P-u.state
+no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
+metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | sed -n "s/^$1 //p"; }
+
+check "a DNS query answers with the guest's address" [ "$(dq +short u.svc.test A)" = "$INET.2" ]
+for i in 1 2 3; do get / >/dev/null; done
+check "three requests: the guest counts 3" [ "$(get /count)" = 3 ]
+PID=$(field pid)
+
+check "idle after 1 s: suspended" wait_for 5 state_is suspended
+check "the log says idle: suspend, then state saved, then suspended" \
+	bash -c "grep -q '$P-u: idle: suspend' '$DLOG' && grep -qE '$P-u: state saved in [0-9.]+ ms' '$DLOG' &&
+		 grep -q '$P-u: suspended' '$DLOG'"
+check "the state file is there ($(stat -c %s "$STATE" 2>/dev/null) bytes)" [ -s "$STATE" ]
+check "its QEMU is gone" wait_for 3 bash -c "! kill -0 $PID 2>/dev/null"
+check "no QEMU of it runs" no_qemu
+
+# A DNS query restores it.
+t0=$(date +%s%N)
+check "a DNS query wakes it" [ "$(dq +short u.svc.test A)" = "$INET.2" ]
+got=$(get /count)
+t1=$(date +%s%N)
+check "the restored guest still counts 3 ($got, $(((t1 - t0) / 1000000)) ms from the query)" [ "$got" = 3 ]
+check "it is ready, a second boot (the restore)" [ "$(field state) $(field boots)" = "ready 2" ]
+check "a new QEMU" [ "$(field pid)" != "$PID" ]
+check "the log says restored" grep -qE "$P-u: restored from suspend in [0-9.]+ ms" "$DLOG"
+check "the state file was used up" [ ! -e "$STATE" ]
+get / >/dev/null
+check "one more request: 4" [ "$(get /count)" = 4 ]
+
+# A connection alone restores it.
+check "idle again: suspended" wait_for 5 state_is suspended
+check "a bare connection (held SYN) restores it: the count is still 4" [ "$(get /count)" = 4 ]
+check "ready, three boots" [ "$(field state) $(field boots)" = "ready 3" ]
+n=$(metric beckon_wake_seconds_count)
+check "the restores are in beckon_wake_seconds ($n)" [ "${n:-0}" -ge 2 ]
+
+# A state file that cannot be restored: the next wake boots afresh.
+check "idle again: suspended" wait_for 5 state_is suspended
+echo "not a QEMU state" >"$STATE"
+check "a broken state file: the query fails (SERVFAIL) or boots afresh" \
+	bash -c "dig @127.0.0.1 -p $DNS_PORT +time=10 +tries=1 u.svc.test A | grep -qE 'status: (NOERROR|SERVFAIL)'"
+check "... the log says the restore failed" wait_for 6 grep -q "$P-u: saved state removed (the restore failed)" "$DLOG"
+check "... the next query boots afresh and the client gets the page" \
+	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +time=10 +tries=1 +short u.svc.test A)\" = $INET.2 ] &&
+		 ip netns exec $ICL curl -s --max-time 5 http://$INET.2/ | grep -q 'hello from $P-u'"
+check "... a fresh guest: the count starts again" [ "$(get /count)" = 1 ]
+
+# beckonctl stop of a suspended service forgets the state.
+check "idle again: suspended" wait_for 5 state_is suspended
+check "beckonctl stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $P-u >/dev/null"
+check "stopped, the state file removed" bash -c "[ ! -e '$STATE' ]"
+check "stopped" state_is stopped
+
+check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
+check "SIGTERM: no QEMU left" no_qemu
+finish

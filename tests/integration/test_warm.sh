@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Warm pools with the QEMU hello guest in bridge mode, hold "syn",
+# idle_timeout = 1s, a client routed through the host:
+# - warm = "shell": QEMU is started with the guest not running (-S) at
+#   start; the first wake only runs it (QMP cont, no new QEMU); after an
+#   idle stop a new shell is made; a connection alone wakes a shell too;
+# - warm = "paused": booted at start and paused; a wake only resumes it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/idlenet.sh"
+need_root "warm"
+IMG=$ROOT/build/hello.elf
+for tool in qemu-system-x86_64 curl python3 iptables; do
+	command -v $tool >/dev/null || { skip "warm: $tool is not installed"; exit 0; }
+done
+[ -f "$IMG" ] || { not_ok "the hello guest is built ($IMG; make guest)"; finish; }
+
+idlenet_up || { not_ok "test network set up"; finish; }
+on_exit idlenet_fw_cleanup
+DNS_PORT=$(free_port)
+CONF=$T/beckon.conf
+P=w$$
+GUEST_MARK="guest=beckon:$P-"
+on_exit "for p in \$(pgrep -f '$GUEST_MARK'); do kill -9 \$p; done"
+
+base_conf "$CONF"
+sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$IBR\"; subnet = \"$INET.0/24\"; hold = \"syn\"; };|" "$CONF"
+cat >>"$CONF" <<EOF
+services = (
+  { name = "$P-sh"; dns = ( "sh.svc.test" ); address = "$INET.2"; ports = ( 80 );
+    image = "$IMG"; idle_timeout = "1s"; on_idle = "destroy"; warm = "shell"; $(idle_qemu_keys) },
+  { name = "$P-wp"; dns = ( "wp.svc.test" ); address = "$INET.3"; ports = ( 80 );
+    image = "$IMG"; idle_timeout = "1s"; on_idle = "pause"; warm = "paused"; $(idle_qemu_keys) }
+);
+EOF
+
+start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
+ok "beckond starts with warm QEMU services"
+
+ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
+field() { # field SERVICE KEY
+	ctl --json list | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["services"]:
+    if s["name"] == sys.argv[1]:
+        print(s[sys.argv[2]])' "$P-$1" "$2"
+}
+state_is() { [ "$(field "$1" state)" = "$2" ]; }
+serves() { [[ "$(icl curl -s --max-time 5 "http://$1/")" =~ ^"hello from $P-$2 " ]]; }
+qemu_of() { pgrep -f "$GUEST_MARK$1,"; }
+no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
+
+# warm = "shell"
+check "sh: a warm shell is made at start" wait_for 5 grep -q "$P-sh: warm shell ready" "$DLOG"
+SHELL1=$(qemu_of sh)
+check "sh: its QEMU runs ($SHELL1), state stopped, no boot yet" \
+	bash -c "[ -n '$SHELL1' ] && [ \"\$('$BECKONCTL' -s '$DSOCK' list | awk '\$1==\"$P-sh\"{print \$2, \$5}')\" = 'stopped 0' ]"
+check "sh: QEMU holds the guest (-S)" bash -c "tr '\\0' ' ' </proc/$SHELL1/cmdline | grep -q ' -S'"
+check "sh: a DNS query answers" [ "$(dq +short sh.svc.test A)" = "$INET.2" ]
+check "sh: the client gets the page" serves "$INET.2" sh
+check "sh: ready, one boot, run by the shell's own QEMU" \
+	[ "$(field sh state) $(field sh boots) $(field sh pid)" = "ready 1 $SHELL1" ]
+check "sh: the log says the shell ran" grep -q "$P-sh: ready in" "$DLOG"
+check "sh: idle: destroyed, and a new shell is made" \
+	wait_for 5 bash -c "[ \"\$(grep -c '$P-sh: warm shell ready' '$DLOG')\" = 2 ]"
+SHELL2=$(qemu_of sh)
+check "sh: a new QEMU for the new shell ($SHELL2)" bash -c "[ -n '$SHELL2' ] && [ '$SHELL2' != '$SHELL1' ]"
+check "sh: stopped with its shell" state_is sh stopped
+check "sh: a connection alone wakes the shell and gets the page" serves "$INET.2" sh
+check "sh: run by the second shell's QEMU" [ "$(field sh pid) $(field sh boots)" = "$SHELL2 2" ]
+
+# warm = "paused"
+check "wp: booted at start, then paused" wait_for 5 state_is wp paused
+check "wp: one boot" [ "$(field wp boots)" = 1 ]
+WPPID=$(field wp pid)
+check "wp: a DNS query answers" [ "$(dq +short wp.svc.test A)" = "$INET.3" ]
+check "wp: the client gets the page" serves "$INET.3" wp
+check "wp: resumed, not booted again" [ "$(field wp state) $(field wp boots) $(field wp pid)" = "ready 1 $WPPID" ]
+check "wp: idle: paused again" wait_for 4 state_is wp paused
+
+check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
+check "SIGTERM: no QEMU left, shells included" no_qemu
+finish
