@@ -40,6 +40,7 @@ struct qemu_run {
 	int64_t t0_us; /* start() began */
 	int fdsock;    /* a dup of our end of QMP, to pass fds with SCM_RIGHTS */
 	struct qemu_save *save;
+	bool shell; /* started with -S: a warm shell */
 	bool saw_ready;
 	char line[32]; /* the start of the console line under way */
 	size_t linelen;
@@ -141,6 +142,8 @@ static void qmp_ready_cb(struct qmp *q, void *arg)
 
 	(void)q;
 	log_debug("%s: qmp ready +%.1f ms", svc_name(r), since_ms(r));
+	if (r->shell)
+		launcher_inst_shell_ready(r->inst);
 }
 
 static void qmp_event_cb(struct qmp *q, const char *name, json_t *data, void *arg)
@@ -363,6 +366,7 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd)
 	r->inst = inst;
 	r->fd = p[0];
 	r->fdsock = -1;
+	r->shell = paused;
 	r->t0_us = t0;
 	if (run_attach(r, pid, sv[0]) == -1) {
 		con_close(r);

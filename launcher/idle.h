@@ -29,6 +29,7 @@ struct inst_idle {
 	unsigned conntrack;       /* established connections at the last look */
 	bool warming;             /* a warm boot: pause once ready, unless woken */
 	bool shell;               /* a warm shell waits (state stopped) */
+	bool shell_ready;         /* ... and its VMM is up */
 	bool suspending;          /* its state is being saved */
 	bool saved;               /* the save succeeded: suspended once it exits */
 	bool restoring;           /* this boot restores a saved state */

@@ -279,7 +279,7 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->pid = inst->pid;
 	info->held = inst->held;
 	info->open = inst->open;
-	info->shell = inst->idle.shell;
+	info->shell = inst->idle.shell && inst->idle.shell_ready;
 }
 
 /* Boot and wake times run from about a millisecond to the boot timeout. */

@@ -76,7 +76,7 @@ enum inst_state launcher_idle_end_state(struct instance *inst)
 
 	inst->idle.suspending = inst->idle.saved = false;
 	inst->idle.resuming = false;
-	inst->idle.shell = false;
+	inst->idle.shell = inst->idle.shell_ready = false;
 	if (saved)
 		log_info("%s: suspended", inst->svc->name);
 	return saved ? INST_SUSPENDED : INST_STOPPED;
@@ -96,7 +96,7 @@ int launcher_idle_start_backend(struct instance *inst)
 	char path[4096];
 
 	if (inst->idle.shell) {
-		inst->idle.shell = false;
+		inst->idle.shell = inst->idle.shell_ready = false;
 		if (inst->ops->shell_run != NULL && inst->priv != NULL) {
 			log_debug("%s: running the warm shell", inst->svc->name);
 			return inst->ops->shell_run(inst);
@@ -190,7 +190,18 @@ static void warm_shell(struct instance *inst)
 		return;
 	}
 	inst->idle.shell = true;
-	log_info("%s: warm shell ready", inst->svc->name);
+	inst->idle.shell_ready = false;
+	inst->idle.wake_start_us = launcher_now_us();
+	log_debug("%s: warm shell starting", inst->svc->name);
+}
+
+void launcher_inst_shell_ready(struct instance *inst)
+{
+	if (!inst->idle.shell || inst->state != INST_STOPPED)
+		return;
+	inst->idle.shell_ready = true;
+	log_info("%s: warm shell ready in %.1f ms", inst->svc->name,
+	         ms_since(inst->idle.wake_start_us));
 }
 
 void launcher_idle_warm(struct instance *inst)

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# bench_density.sh: how many paused hello guests fit on this machine, and
+# the memory each holds. The real daemon (build/beckond) starts N services
+# (DENSITY_N, default 100) with warm = "paused" and memory = DENSITY_MEM
+# (default "4M"): each is booted, found ready, and paused. Then, per QEMU:
+# RSS and PSS (/proc/PID/smaps_rollup; PSS shares QEMU's libraries fairly),
+# and for the whole machine the drop in MemAvailable (QEMU, taps, page
+# tables, everything). A few instances are then woken by a DNS query and
+# must serve. The count that fits is extrapolated from these N to the
+# machine's memory and to 24 GiB (DESIGN goal: >= 500 in 24 GiB); nothing
+# is booted past N. Bridge mode, hold "none", accel DENSITY_ACCEL (default
+# auto: KVM when /dev/kvm opens). Results: tests/bench/results/density-<date>.txt.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BECKOND=${BECKOND:-$ROOT/build/beckond}
+BECKONCTL=${BECKONCTL:-$ROOT/build/beckonctl}
+IMG=${GUEST_IMAGE:-$ROOT/build/hello.elf}
+N=${DENSITY_N:-100}
+MEM=${DENSITY_MEM:-4M}
+ACCEL=${DENSITY_ACCEL:-auto}
+OUT=$ROOT/tests/bench/results/density-$(date +%Y-%m-%d).txt
+T=$(mktemp -d /tmp/bkt-dens.XXXXXX)
+NET=10.86.$((RANDOM % 250 + 1))
+BR=bkd$$
+P=bd$$
+DPID=
+
+cleanup() {
+	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
+	for p in $(pgrep -f "guest=beckon:$P-"); do kill -9 "$p"; done
+	sleep 0.5
+	for l in $(ip -o link show | awk -F': ' '{print $2}' | grep -E "^bk[0-9a-f]{4}$P-"); do
+		ip link del "$l" 2>/dev/null
+	done
+	ip link del "$BR" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+if [ "$(id -u)" != 0 ]; then
+	echo "bench_density: skipped, needs root (bridge, taps)"
+	exit 0
+fi
+[ "$N" -le 250 ] || { echo "bench_density: DENSITY_N is at most 250 (one /24)"; exit 1; }
+for f in "$BECKOND" "$BECKONCTL" "$IMG"; do
+	[ -e "$f" ] || { echo "bench_density: $f missing (run make)"; exit 1; }
+done
+DNS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+{
+	cat <<EOF
+state_dir = "$T/state";
+control_socket = "$T/ctl.sock";
+metrics_listen = "";
+dns = { listen = ( "127.0.0.1:$DNS_PORT" ); zone = "svc.test";
+        ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } ); ttl = 30; };
+network = { mode = "bridge"; bridge = "$BR"; subnet = "$NET.0/24"; hold = "none"; };
+defaults = { image = "$IMG"; memory = "$MEM"; warm = "paused"; on_idle = "pause";
+             idle_timeout = "1s"; boot_timeout = "60s"; qemu = { accel = "$ACCEL"; }; };
+services = (
+EOF
+	for i in $(seq 1 "$N"); do
+		echo "  { name = \"$P-$i\"; dns = ( \"g$i.svc.test\" ); address = \"$NET.$((i + 1))\"; ports = ( 80 ); },"
+	done
+	echo ");"
+} | sed -z 's/},\n);/}\n);/' >"$T/beckon.conf"
+
+avail_kb() { awk '/^MemAvailable:/ {print $2}' /proc/meminfo; }
+sync
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+sleep 1
+BEFORE=$(avail_kb)
+t0=$(date +%s%N)
+"$BECKOND" -c "$T/beckon.conf" >"$T/beckond.log" 2>&1 &
+DPID=$!
+for _ in $(seq 250); do "$BECKONCTL" -s "$T/ctl.sock" status >/dev/null 2>&1 && break; sleep 0.02; done
+paused() {
+	"$BECKONCTL" -s "$T/ctl.sock" --json list |
+		python3 -c 'import json,sys; print(sum(s["state"]=="paused" for s in json.load(sys.stdin)["services"]))'
+}
+for _ in $(seq 1200); do [ "$(paused)" -ge "$N" ] && break; sleep 0.1; done
+t1=$(date +%s%N)
+NP=$(paused)
+sleep 3 # let page tables and the kernel's accounting settle
+AFTER=$(avail_kb)
+
+python3 - "$N" "$NP" "$BEFORE" "$AFTER" "$MEM" "$(( (t1 - t0) / 1000000 ))" "$P" >"$T/result" <<'EOF'
+import glob, os, re, subprocess, sys
+n, npaused, before, after, mem, ms, prefix = sys.argv[1:8]
+n, npaused, before, after = int(n), int(npaused), int(before), int(after)
+pids = subprocess.run(["pgrep", "-f", "guest=beckon:" + prefix + "-"], capture_output=True,
+                      text=True).stdout.split()
+rss = pss = anon = 0
+for p in pids:
+    try:
+        t = open("/proc/%s/smaps_rollup" % p).read()
+    except OSError:
+        continue
+    rss += int(re.search(r"^Rss:\s+(\d+)", t, re.M).group(1))
+    pss += int(re.search(r"^Pss:\s+(\d+)", t, re.M).group(1))
+    anon += int(re.search(r"^Anonymous:\s+(\d+)", t, re.M).group(1))
+total_kb = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1))
+k = max(len(pids), 1)
+per_avail = (before - after) / max(npaused, 1)
+per = max(per_avail, pss / k)
+print("instances paused      %d of %d (all booted, ready and paused in %.1f s)" % (npaused, n, int(ms) / 1000))
+print("QEMU processes        %d" % len(pids))
+print("per instance: RSS     %7.1f MiB  (QEMU's own view; shared libraries counted in full)" % (rss / k / 1024))
+print("per instance: PSS     %7.1f MiB  (shared pages split among the QEMUs)" % (pss / k / 1024))
+print("per instance: anon    %7.1f MiB  (private memory: guest RAM touched, QEMU heap)" % (anon / k / 1024))
+print("per instance: machine %7.1f MiB  (drop in MemAvailable / paused instances)" % (per_avail / 1024))
+print("guest memory          %s each" % mem)
+print("fit in this machine   %d  (MemTotal %.1f GiB / %.1f MiB, the larger of PSS and the machine's drop)" %
+      (total_kb / per, total_kb / 1048576, per / 1024))
+print("fit in 24 GiB         %d  goal >= 500: %s" % (24 * 1048576 / per,
+                                                        "met" if 24 * 1048576 / per >= 500 else "MISSED"))
+print("extrapolated from %d instances; nothing was booted past them" % n)
+EOF
+
+# A few woken: each answers and serves.
+woke=0
+for i in 1 $((N / 2)) "$N"; do
+	ip=$(dig @127.0.0.1 -p "$DNS_PORT" +time=10 +tries=1 +short "g$i.svc.test" A)
+	curl -s --max-time 5 "http://$ip/" | grep -q "hello from $P-$i " && woke=$((woke + 1))
+done
+echo "woken and served      $woke of 3 sampled" >>"$T/result"
+kill -TERM "$DPID"
+wait "$DPID"
+DPID=
+{
+	echo "# bench_density $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+	echo "# $(qemu-system-x86_64 --version | head -1); accel $ACCEL; $N hello guests, memory $MEM, warm paused"
+	cat "$T/result"
+} >"$T/out"
+mkdir -p "$(dirname "$OUT")"
+cp "$T/out" "$OUT"
+cat "$OUT"
+echo "written to ${OUT#"$ROOT"/}"
+[ "$(tail -1 "$T/result" | awk '{print $4}')" = 3 ] && grep -q "instances paused *$N of" "$T/result"
