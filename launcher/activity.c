@@ -41,7 +41,7 @@ extern char **environ;
 struct launcher_act {
 	struct nl_sock *sk; /* NULL until the first dump */
 	char comment[64];
-	bool rule;       /* our rule is in FORWARD */
+	bool rule; /* our rule is in FORWARD */
 	bool warned;
 };
 
@@ -67,9 +67,10 @@ bool launcher_act_tap(struct instance *inst)
 /* Run iptables with the rule's match and ACTION (-A, -D, -C); its exit status. */
 static int act_iptables(const struct launcher_act *a, const char *action)
 {
-	char *argv[] = {"iptables",   "-w",      (char *)action, "FORWARD",   "-m",
-	                "conntrack",  "--ctstate", "ESTABLISHED", "-m",       "comment",
-	                "--comment",  (char *)a->comment, NULL};
+	char *argv[] = {"iptables", "-w",        (char *)action, "FORWARD",
+	                "-m",       "conntrack", "--ctstate",    "ESTABLISHED",
+	                "-m",       "comment",   "--comment",    (char *)a->comment,
+	                NULL};
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	int status, rc;
@@ -161,7 +162,8 @@ static int act_entry(struct nl_msg *msg, void *arg)
 	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0 ||
 	    !act_established(tb[CTA_PROTOINFO]) || tb[CTA_TUPLE_ORIG] == NULL ||
 	    nla_parse_nested(tt, CTA_TUPLE_MAX, tb[CTA_TUPLE_ORIG], NULL) < 0 ||
-	    tt[CTA_TUPLE_IP] == NULL || nla_parse_nested(ip, CTA_IP_MAX, tt[CTA_TUPLE_IP], NULL) < 0)
+	    tt[CTA_TUPLE_IP] == NULL ||
+	    nla_parse_nested(ip, CTA_IP_MAX, tt[CTA_TUPLE_IP], NULL) < 0)
 		return NL_OK;
 	act_count(arg, ip[CTA_IP_V4_SRC]);
 	act_count(arg, ip[CTA_IP_V4_DST]);
@@ -192,8 +194,8 @@ static int act_dump(struct launcher_act *a, struct act_dump *d)
 	if (sk == NULL)
 		return -1;
 	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, act_entry, d);
-	if ((err = nl_send_simple(sk, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
-	                          NLM_F_DUMP, &hdr, sizeof(hdr))) < 0 ||
+	if ((err = nl_send_simple(sk, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, NLM_F_DUMP,
+	                          &hdr, sizeof(hdr))) < 0 ||
 	    (err = nl_recvmsgs_default(sk)) < 0) {
 		if (!a->warned)
 			log_warnx("conntrack: cannot read the table: %s", nl_geterror(err));

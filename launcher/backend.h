@@ -64,11 +64,13 @@ struct backend_ops {
 	int (*restore)(struct instance *inst, const char *path);
 	/*
 	 * Optional (warm "shell"): start the VMM with the guest not yet
-	 * running; shell_run then runs it (a boot, ready through the probe).
-	 * A shell that ends is reported through died as any run.
+	 * running, or (RESTORE) waiting for a saved state; shell_run then
+	 * runs it: boots the guest, or restores it from PATH (non-NULL for a
+	 * restore shell); ready through the probe. Report launcher_inst_shell_ready
+	 * once the VMM is up. A shell that ends is reported through died.
 	 */
-	int (*shell)(struct instance *inst);
-	int (*shell_run)(struct instance *inst);
+	int (*shell)(struct instance *inst, bool restore);
+	int (*shell_run)(struct instance *inst, const char *path);
 };
 
 /* The ops of a backend, NULL when it is not built into this binary. */

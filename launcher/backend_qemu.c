@@ -266,7 +266,8 @@ static int net_args(struct instance *inst, struct qemu_argv_in *in, uint16_t *ho
 	return qemu_host_user_ports(inst, host_ports, svc->nports);
 }
 
-static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused, bool incoming)
+static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused,
+                         const char *incoming)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
 	const char *bin = getenv("BECKON_QEMU");
@@ -283,7 +284,7 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	    .nports = svc->nports,
 	    .qmp_fd = QEMU_QMP_FD,
 	    .paused = paused,
-	    .incoming = incoming ? "fd:" QEMU_INCOMING_FD_STR : NULL,
+	    .incoming = incoming,
 	};
 	char err[128];
 	char **argv;
@@ -338,11 +339,12 @@ static int run_attach(struct qemu_run *r, pid_t pid, int qmp_fd)
 
 static int qemu_start(struct instance *inst)
 {
-	return qemu_spawn(inst, false, -1);
+	return qemu_spawn(inst, false, -1, false);
 }
 
-int qemu_spawn(struct instance *inst, bool paused, int incoming_fd)
+int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 {
+	const char *incoming = defer ? "defer" : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR : NULL;
 	const char *name = launcher_inst_service(inst)->name;
 	uint16_t host_ports[CONF_MAX_PORTS];
 	struct qemu_run *r = NULL;
@@ -351,7 +353,7 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd)
 	pid_t pid, self = getpid();
 	int64_t t0 = now_us();
 
-	if ((argv = build_argv(inst, host_ports, paused, incoming_fd != -1)) == NULL)
+	if ((argv = build_argv(inst, host_ports, paused, incoming)) == NULL)
 		return -1;
 	if ((r = calloc(1, sizeof(*r))) == NULL || pipe2(p, O_CLOEXEC) == -1 ||
 	    fcntl(p[0], F_SETFL, O_NONBLOCK) == -1 ||
@@ -366,7 +368,7 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd)
 	r->inst = inst;
 	r->fd = p[0];
 	r->fdsock = -1;
-	r->shell = paused;
+	r->shell = paused || defer;
 	r->t0_us = t0;
 	if (run_attach(r, pid, sv[0]) == -1) {
 		con_close(r);

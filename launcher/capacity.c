@@ -144,8 +144,8 @@ static size_t cap_views(struct launcher *l, struct instance *self, struct policy
 
 /*
  * Room for SELF: the victims' count (written to VICTIMS), -1 when there is
- * none. Before evicting, conntrack is read: a guest with an open
- * connection that bypasses beckon is busy.
+ * none. Before evicting or refusing, conntrack is read: a guest with an
+ * open connection that bypasses beckon is busy.
  */
 static int cap_room(struct launcher *l, struct instance *self, struct policy_view *views,
                     struct instance **insts, size_t *victims, bool warm)
@@ -157,12 +157,13 @@ static int cap_room(struct launcher *l, struct instance *self, struct policy_vie
 
 	nv = policy_make_room(views, n, self->svc->memory, c->max_instances, c->max_memory,
 	                      CAP_MIN_IDLE_MS, now, victims);
-	if (nv <= 0 || warm)
+	if (nv == 0 || warm)
 		return warm && nv > 0 ? -1 : nv;
+	/* Evicting, or refusing: on conntrack as it is now, not as it was. */
 	if (launcher_act_conntrack(l->act, l) == 0) {
 		n = cap_views(l, self, views, insts);
-		nv = policy_make_room(views, n, self->svc->memory, c->max_instances,
-		                      c->max_memory, CAP_MIN_IDLE_MS, now, victims);
+		nv = policy_make_room(views, n, self->svc->memory, c->max_instances, c->max_memory,
+		                      CAP_MIN_IDLE_MS, now, victims);
 	}
 	return nv;
 }

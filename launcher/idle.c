@@ -80,6 +80,15 @@ static int idle_suspend(struct instance *inst)
 	return 0;
 }
 
+static int idle_suspend_for(struct instance *inst, bool idle)
+{
+	if (idle_suspend(inst) == -1)
+		return -1;
+	/* warm = "shell": a restore shell waits for the saved state. */
+	inst->idle.rewarm = idle && inst->svc->warm == CONF_WARM_SHELL;
+	return 0;
+}
+
 int launcher_idle_act(struct instance *inst, enum policy_action action, const char *why)
 {
 	bool idle = strcmp(why, "idle") == 0;
@@ -93,7 +102,7 @@ int launcher_idle_act(struct instance *inst, enum policy_action action, const ch
 		rc = launcher_pause(inst);
 		break;
 	case POLICY_SUSPEND:
-		rc = idle_suspend(inst);
+		rc = idle_suspend_for(inst, idle);
 		break;
 	case POLICY_SHUTDOWN:
 		rc = idle_stop(inst, true, idle);
@@ -171,17 +180,28 @@ fail:
 	return -1;
 }
 
+static void idle_forget_stale(struct instance *inst)
+{
+	char path[4096];
+
+	if (launcher_idle_state_path(inst, path, sizeof(path)) == 0 && unlink(path) == 0)
+		log_info("%s: removed the saved state an earlier run left", inst->svc->name);
+}
+
 void launcher_idle_reload(struct launcher *l, const struct conf *conf)
 {
 	struct instance *inst;
 
 	launcher_cap_conf(l->cap, conf);
-	/* New instances: warm them as their config asks. */
+	/* New instances: no saved state of an earlier run or config (its QEMU
+	 * arguments may differ); warm them as their config asks. */
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
-		if (inst->boots == 0 && inst->state == INST_STOPPED && !inst->idle.shell &&
-		    !inst->idle.warming)
-			launcher_idle_warm(inst);
+		if (inst->boots != 0 || inst->state != INST_STOPPED || inst->idle.shell ||
+		    inst->idle.warming)
+			continue;
+		idle_forget_stale(inst);
+		launcher_idle_warm(inst);
 	}
 }
 

@@ -23,19 +23,20 @@ struct instance;
 
 /* What the idle engine keeps of each instance (struct instance.idle). */
 struct inst_idle {
-	int64_t since_us;         /* when it entered its state */
-	uint64_t tap_rx, tap_tx;  /* the tap's counters at the last look */
-	bool tap_seen;            /* they are valid */
-	unsigned conntrack;       /* established connections at the last look */
-	bool warming;             /* a warm boot: pause once ready, unless woken */
-	bool shell;               /* a warm shell waits (state stopped) */
-	bool shell_ready;         /* ... and its VMM is up */
-	bool suspending;          /* its state is being saved */
-	bool saved;               /* the save succeeded: suspended once it exits */
-	bool restoring;           /* this boot restores a saved state */
-	bool resuming;            /* an asynchronous resume is under way */
-	bool rewarm;              /* stopped by the idle policy: make it warm again */
-	int64_t wake_start_us;    /* a wake from paused or suspended began */
+	int64_t since_us;        /* when it entered its state */
+	uint64_t tap_rx, tap_tx; /* the tap's counters at the last look */
+	bool tap_seen;           /* they are valid */
+	unsigned conntrack;      /* established connections at the last look */
+	bool warming;            /* a warm boot: pause once ready, unless woken */
+	bool shell;              /* a warm shell waits (state stopped) */
+	bool shell_ready;        /* ... and its VMM is up */
+	bool shell_restore;      /* ... waiting for a saved state (suspended) */
+	bool suspending;         /* its state is being saved */
+	bool saved;              /* the save succeeded: suspended once it exits */
+	bool restoring;          /* this boot restores a saved state */
+	bool resuming;           /* an asynchronous resume is under way */
+	bool rewarm;             /* stopped by the idle policy: make it warm again */
+	int64_t wake_start_us;   /* a wake from paused or suspended began */
 };
 
 /* idle.c */
@@ -45,8 +46,8 @@ void launcher_idle_reload(struct launcher *l, const struct conf *conf);
 void launcher_idle_fini(struct launcher *l);
 /* Hooks from the state machine. */
 void launcher_idle_state(struct instance *inst, enum inst_state old); /* every change */
-void launcher_idle_ready(struct instance *inst);  /* a boot became ready */
-void launcher_idle_exited(struct instance *inst); /* the run ended, state set */
+void launcher_idle_ready(struct instance *inst);                      /* a boot became ready */
+void launcher_idle_exited(struct instance *inst);                     /* the run ended, state set */
 /* The state a run that ended goes to: suspended after a save, else stopped. */
 enum inst_state launcher_idle_end_state(struct instance *inst);
 /* Start the backend for a boot: restore, run a shell, or start afresh. */

@@ -106,8 +106,11 @@ bool qemu_host_pid_running(pid_t pid);
 #define QEMU_INCOMING_FD_STR "4"
 
 /* backend_qemu.c, for qemu_save.c: the run under way of INST. */
-/* Spawn QEMU for INST: PAUSED (-S) for a shell; INCOMING_FD (or -1) a state to restore. */
-int qemu_spawn(struct instance *inst, bool paused, int incoming_fd);
+/*
+ * Spawn QEMU for INST: PAUSED (-S) for a shell; INCOMING_FD (or -1) a state
+ * to restore; DEFER: a restore shell (-incoming defer).
+ */
+int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer);
 /* The run's QMP, or NULL. */
 struct qmp *qemu_run_qmp(const struct instance *inst);
 /* A second fd on QMP's socket, for passing fds (SCM_RIGHTS); -1 when none. */
@@ -121,8 +124,8 @@ void qemu_run_quit(struct instance *inst);
 struct qemu_save;
 int qemu_suspend(struct instance *inst, const char *path);
 int qemu_restore(struct instance *inst, const char *path);
-int qemu_shell(struct instance *inst);
-int qemu_shell_run(struct instance *inst);
+int qemu_shell(struct instance *inst, bool restore);
+int qemu_shell_run(struct instance *inst, const char *path);
 /* A MIGRATION event of INST's QEMU. */
 void qemu_save_event(struct instance *inst, json_t *data);
 void qemu_save_free(struct qemu_save *s);

@@ -85,7 +85,9 @@ static int save_send_fd(int sock, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = u.buf,
 	                     .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	ssize_t n;
@@ -126,10 +128,10 @@ static void save_running_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 	close(s->fd);
 	s->fd = -1;
 	qmp_command(q, "getfd", json_pack("{s:s}", "fdname", SAVE_FDNAME), save_reply_cb, inst);
-	qmp_command(q, "migrate-set-capabilities",
-	            json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state",
-	                      1),
-	            save_reply_cb, inst);
+	qmp_command(
+	    q, "migrate-set-capabilities",
+	    json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state", 1),
+	    save_reply_cb, inst);
 	qmp_command(q, "migrate-set-parameters",
 	            json_pack("{s:I}", "max-bandwidth", (json_int_t)SAVE_BANDWIDTH), save_reply_cb,
 	            inst);
@@ -185,27 +187,61 @@ int qemu_restore(struct instance *inst, const char *path)
 		log_warn("%s: restore: %s", save_name(inst), path);
 		return -1;
 	}
-	rc = qemu_spawn(inst, false, fd);
+	rc = qemu_spawn(inst, false, fd, false);
 	close(fd);
 	return rc;
 }
 
-int qemu_shell(struct instance *inst)
+/* A shell: QEMU with -S, or for a restore -incoming defer. */
+int qemu_shell(struct instance *inst, bool restore)
 {
-	return qemu_spawn(inst, true, -1);
+	return qemu_spawn(inst, !restore, -1, restore);
 }
 
 static void shell_run_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 {
+	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
+
 	(void)q;
 	(void)ret;
-	if (err != NULL)
-		launcher_inst_failed(arg, "the warm shell did not start");
+	if (err == NULL)
+		return;
+	log_warnx("%s: warm shell: %s", save_name(arg), desc ? desc : "failed");
+	launcher_inst_failed(arg, "the warm shell did not start");
 }
 
-int qemu_shell_run(struct instance *inst)
+/*
+ * A restore shell loads PATH: the file is handed over as for a save (QMP
+ * has been quiet since the shell came up), then "migrate-incoming"; QEMU
+ * runs the guest once it is loaded (no -S).
+ */
+static int shell_restore(struct instance *inst, struct qmp *q, const char *path)
+{
+	int sock = qemu_run_fdsock(inst), fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+
+	if (fd == -1 || sock == -1 || save_send_fd(sock, fd) == -1) {
+		log_warn("%s: restore: %s", save_name(inst), path);
+		goto done;
+	}
+	if (qmp_command(q, "getfd", json_pack("{s:s}", "fdname", SAVE_FDNAME), shell_run_cb,
+	                inst) == -1 ||
+	    qmp_command(q, "migrate-incoming", json_pack("{s:s}", "uri", "fd:" SAVE_FDNAME),
+	                shell_run_cb, inst) == -1)
+		goto done;
+	rc = 0;
+done:
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+int qemu_shell_run(struct instance *inst, const char *path)
 {
 	struct qmp *q = qemu_run_qmp(inst);
 
-	return q != NULL ? qmp_command(q, "cont", NULL, shell_run_cb, inst) : -1;
+	if (q == NULL)
+		return -1;
+	if (path != NULL)
+		return qmp_is_ready(q) ? shell_restore(inst, q, path) : -1;
+	return qmp_command(q, "cont", NULL, shell_run_cb, inst);
 }

@@ -76,7 +76,7 @@ enum inst_state launcher_idle_end_state(struct instance *inst)
 
 	inst->idle.suspending = inst->idle.saved = false;
 	inst->idle.resuming = false;
-	inst->idle.shell = inst->idle.shell_ready = false;
+	inst->idle.shell = inst->idle.shell_ready = inst->idle.shell_restore = false;
 	if (saved)
 		log_info("%s: suspended", inst->svc->name);
 	return saved ? INST_SUSPENDED : INST_STOPPED;
@@ -84,28 +84,48 @@ enum inst_state launcher_idle_end_state(struct instance *inst)
 
 void launcher_idle_exited(struct instance *inst)
 {
-	if (inst->idle.rewarm && inst->state == INST_STOPPED) {
+	if (inst->idle.rewarm && (inst->state == INST_STOPPED || inst->state == INST_SUSPENDED)) {
 		inst->idle.rewarm = false;
 		launcher_idle_warm(inst);
 	}
 	inst->idle.rewarm = false;
 }
 
+/* The saved state to restore, in PATH; false when there is none. */
+static bool warm_saved(struct instance *inst, char *path, size_t len)
+{
+	return launcher_idle_state_path(inst, path, len) == 0 && access(path, R_OK) == 0;
+}
+
+/* Run the warm shell when it fits this boot (1: not, start as usual). */
+static int warm_shell_run(struct instance *inst)
+{
+	bool restore = inst->idle.shell_restore, up = inst->idle.shell_ready;
+	char path[4096];
+
+	inst->idle.shell = inst->idle.shell_ready = inst->idle.shell_restore = false;
+	if (inst->ops->shell_run == NULL || inst->priv == NULL)
+		return 1;
+	/* A restore shell must be up: the state file goes over its QMP. */
+	if (restore == inst->idle.restoring &&
+	    (!restore || (up && warm_saved(inst, path, sizeof(path))))) {
+		log_debug("%s: running the warm shell", inst->svc->name);
+		return inst->ops->shell_run(inst, restore ? path : NULL);
+	}
+	/* A restore shell with nothing to restore, or the other way round. */
+	inst->ops->cleanup(inst, false);
+	return 1;
+}
+
 int launcher_idle_start_backend(struct instance *inst)
 {
 	char path[4096];
+	int rc;
 
-	if (inst->idle.shell) {
-		inst->idle.shell = inst->idle.shell_ready = false;
-		if (inst->ops->shell_run != NULL && inst->priv != NULL) {
-			log_debug("%s: running the warm shell", inst->svc->name);
-			return inst->ops->shell_run(inst);
-		}
-	}
+	if (inst->idle.shell && (rc = warm_shell_run(inst)) != 1)
+		return rc;
 	if (inst->idle.restoring) {
-		if (inst->ops->restore != NULL &&
-		    launcher_idle_state_path(inst, path, sizeof(path)) == 0 &&
-		    access(path, R_OK) == 0)
+		if (inst->ops->restore != NULL && warm_saved(inst, path, sizeof(path)))
 			return inst->ops->restore(inst, path);
 		inst->idle.restoring = false;
 		log_info("%s: no saved state to restore: booting afresh", inst->svc->name);
@@ -172,6 +192,8 @@ void launcher_inst_saved(struct instance *inst, bool ok)
 
 static void warm_shell(struct instance *inst)
 {
+	bool restore = inst->state == INST_SUSPENDED;
+
 	if (inst->idle.shell)
 		return;
 	if (inst->ops->shell == NULL || inst->ops->shell_run == NULL) {
@@ -185,29 +207,33 @@ static void warm_shell(struct instance *inst)
 		log_debug("%s: warm shell: the last run is still going away", inst->svc->name);
 		return;
 	}
-	if (inst->ops->shell(inst) == -1) {
+	if (inst->ops->shell(inst, restore) == -1) {
 		log_warnx("%s: warm shell: could not start", inst->svc->name);
 		return;
 	}
 	inst->idle.shell = true;
 	inst->idle.shell_ready = false;
+	inst->idle.shell_restore = restore;
 	inst->idle.wake_start_us = launcher_now_us();
 	log_debug("%s: warm shell starting", inst->svc->name);
 }
 
 void launcher_inst_shell_ready(struct instance *inst)
 {
-	if (!inst->idle.shell || inst->state != INST_STOPPED)
+	if (!inst->idle.shell || (inst->state != INST_STOPPED && inst->state != INST_SUSPENDED))
 		return;
 	inst->idle.shell_ready = true;
-	log_info("%s: warm shell ready in %.1f ms", inst->svc->name,
-	         ms_since(inst->idle.wake_start_us));
+	log_info("%s: warm %sshell ready in %.1f ms", inst->svc->name,
+	         inst->idle.shell_restore ? "restore " : "", ms_since(inst->idle.wake_start_us));
 }
 
 void launcher_idle_warm(struct instance *inst)
 {
-	if (inst->doomed || inst->ops == NULL || inst->l->cap == NULL ||
-	    inst->state != INST_STOPPED)
+	if (inst->doomed || inst->ops == NULL || inst->l->cap == NULL)
+		return;
+	/* A suspended guest can only have a restore shell. */
+	if (inst->state != INST_STOPPED &&
+	    (inst->state != INST_SUSPENDED || inst->svc->warm != CONF_WARM_SHELL))
 		return;
 	switch (inst->svc->warm) {
 	case CONF_WARM_NONE:

@@ -28,7 +28,7 @@ DPID=
 cleanup() {
 	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
 	for p in $(pgrep -f "guest=beckon:$P-"); do kill -9 "$p"; done
-	sleep 0.5
+	sleep 0.5; [ -n "${KEEP_LOG:-}" ] && cp "$T/beckond.log" "$KEEP_LOG"
 	for l in $(ip -o link show | awk -F': ' '{print $2}' | grep -E "^bk[0-9a-f]{4}$P-"); do
 		ip link del "$l" 2>/dev/null
 	done
@@ -72,7 +72,7 @@ echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
 sleep 1
 BEFORE=$(avail_kb)
 t0=$(date +%s%N)
-"$BECKOND" -c "$T/beckon.conf" >"$T/beckond.log" 2>&1 &
+"$BECKOND" -c "$T/beckon.conf" -v >"$T/beckond.log" 2>&1 &
 DPID=$!
 for _ in $(seq 250); do "$BECKONCTL" -s "$T/ctl.sock" status >/dev/null 2>&1 && break; sleep 0.02; done
 paused() {

@@ -7,6 +7,8 @@
 #   paused    on_idle "pause": QMP cont
 #   shell     warm "shell" (QEMU started with -S): QMP cont, then the guest boots
 #   suspend   on_idle "suspend": QEMU started on the saved state (-incoming)
+#   restore   on_idle "suspend" and warm "shell": the saved state is loaded
+#             into a QEMU already waiting for it (-incoming defer)
 #   cold      on_idle "destroy": a cold boot
 # Each run waits until the service is idle again (idle_timeout 300ms) and in
 # the kind's resting state. RUNS runs per kind (default 30), under KVM when
@@ -67,6 +69,7 @@ EOF
 		svc shell 4 'idle_timeout = "300ms"; on_idle = "destroy"; warm = "shell";'
 		svc suspend 5 'idle_timeout = "300ms"; on_idle = "suspend";'
 		svc cold 6 'idle_timeout = "300ms"; on_idle = "destroy";'
+		svc restore 7 'idle_timeout = "300ms"; on_idle = "suspend"; warm = "shell";'
 		echo ");"
 	} | sed -z 's/},\n);/}\n);/' >"$T/beckon.conf"
 }
@@ -77,7 +80,7 @@ import json, re, socket, struct, subprocess, sys, time
 port, ctl, sock, log, runs, prefix, label = sys.argv[1:8]
 port, runs = int(port), int(runs)
 rest = {"running": "ready", "paused": "paused", "shell": "stopped",
-        "suspend": "suspended", "cold": "stopped"}
+        "suspend": "suspended", "cold": "stopped", "restore": "suspended"}
 
 def query(qid, name):
     q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
@@ -113,11 +116,11 @@ def services():
 
 def resting(kind):
     s = services()[prefix + kind]
-    if s["state"] == "stopped" and kind in ("paused", "suspend"):
+    if s["state"] == "stopped" and kind in ("paused", "suspend", "restore"):
         one(0, kind)  # booted once, to be paused or saved when idle
     for _ in range(1000):
         s = services()[prefix + kind]
-        if s["state"] == rest[kind] and (kind != "shell" or s["shell"]):
+        if s["state"] == rest[kind] and (kind not in ("shell", "restore") or s["shell"]):
             return True
         time.sleep(0.01)
     return False
@@ -147,9 +150,10 @@ def pct(v, q):
 # The daemon's own measure of each wake, from its log.
 own = {"paused": r"-paused: resumed in ([\d.]+) ms", "shell": r"-shell: ready in ([\d.]+) ms",
        "suspend": r"-suspend: restored from suspend in ([\d.]+) ms",
-       "cold": r"-cold: ready in ([\d.]+) ms", "running": None}
+       "cold": r"-cold: ready in ([\d.]+) ms", "running": None,
+       "restore": r"-restore: restored from suspend in ([\d.]+) ms"}
 failed, med = 0, {}
-for kind in ("running", "paused", "shell", "suspend", "cold"):
+for kind in ("running", "paused", "shell", "suspend", "restore", "cold"):
     times = []
     for i in range(runs):
         if not resting(kind):

@@ -33,8 +33,13 @@ services = (
 );
 EOF
 
+# A state file an earlier run left (its guest's QEMU arguments may differ).
+mkdir -p "$T/state"
+echo stale >"$T/state/$P-u.state"
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts with a suspending QEMU service"
+check "a state file an earlier run left is removed at start" \
+	bash -c "[ ! -e '$T/state/$P-u.state' ] && grep -q '$P-u: removed the saved state an earlier run left' '$DLOG'"
 
 ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
 field() { # field KEY

@@ -4,7 +4,10 @@
 # - warm = "shell": QEMU is started with the guest not running (-S) at
 #   start; the first wake only runs it (QMP cont, no new QEMU); after an
 #   idle stop a new shell is made; a connection alone wakes a shell too;
-# - warm = "paused": booted at start and paused; a wake only resumes it.
+# - warm = "paused": booted at start and paused; a wake only resumes it;
+# - warm = "shell" with on_idle = "suspend": once saved, a restore shell
+#   (QEMU -incoming defer) waits; a wake loads the state into it, and the
+#   guest's memory (its request counter) is intact.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
 need_root "warm"
@@ -29,7 +32,9 @@ services = (
   { name = "$P-sh"; dns = ( "sh.svc.test" ); address = "$INET.2"; ports = ( 80 );
     image = "$IMG"; idle_timeout = "1s"; on_idle = "destroy"; warm = "shell"; $(idle_qemu_keys) },
   { name = "$P-wp"; dns = ( "wp.svc.test" ); address = "$INET.3"; ports = ( 80 );
-    image = "$IMG"; idle_timeout = "1s"; on_idle = "pause"; warm = "paused"; $(idle_qemu_keys) }
+    image = "$IMG"; idle_timeout = "1s"; on_idle = "pause"; warm = "paused"; $(idle_qemu_keys) },
+  { name = "$P-rs"; dns = ( "rs.svc.test" ); address = "$INET.4"; ports = ( 80 );
+    image = "$IMG"; idle_timeout = "1s"; on_idle = "suspend"; warm = "shell"; $(idle_qemu_keys) }
 );
 EOF
 
@@ -76,6 +81,26 @@ check "wp: a DNS query answers" [ "$(dq +short wp.svc.test A)" = "$INET.3" ]
 check "wp: the client gets the page" serves "$INET.3" wp
 check "wp: resumed, not booted again" [ "$(field wp state) $(field wp boots) $(field wp pid)" = "ready 1 $WPPID" ]
 check "wp: idle: paused again" wait_for 4 state_is wp paused
+
+# warm = "shell" + on_idle = "suspend": a restore shell.
+get() { icl curl -s --max-time 5 "http://$INET.4$1"; }
+check "rs: a plain shell at start" wait_for 5 grep -q "$P-rs: warm shell ready" "$DLOG"
+check "rs: a DNS query runs it" [ "$(dq +short rs.svc.test A)" = "$INET.4" ]
+for i in 1 2; do get / >/dev/null; done
+check "rs: two requests: it counts 2" [ "$(get /count)" = 2 ]
+check "rs: idle: suspended" wait_for 5 state_is rs suspended
+check "rs: a restore shell is made" wait_for 5 grep -q "$P-rs: warm restore shell ready" "$DLOG"
+RSPID=$(qemu_of rs)
+check "rs: its QEMU waits for a state (-incoming defer)" \
+	bash -c "[ -n '$RSPID' ] && tr '\\0' ' ' </proc/$RSPID/cmdline | grep -q -- '-incoming defer'"
+check "rs: a connection alone restores it into the shell: the count is still 2" [ "$(get /count)" = 2 ]
+check "rs: run by the restore shell's QEMU, restored" \
+	bash -c "[ \"\$('$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)[\"services\"] if x[\"name\"]==\"$P-rs\"][0]; print(s[\"state\"], s[\"pid\"])')\" = 'ready $RSPID' ] &&
+		 grep -q '$P-rs: restored from suspend in' '$DLOG'"
+check "rs: idle: suspended again, with a new restore shell" \
+	wait_for 6 bash -c "[ \"\$(grep -c '$P-rs: warm restore shell ready' '$DLOG')\" = 2 ]"
+check "rs: a DNS query restores it: the count is still 2" \
+	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +short rs.svc.test A)\" = $INET.4 ] && [ \"\$(ip netns exec $ICL curl -s --max-time 5 http://$INET.4/count)\" = 2 ]"
 
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
 check "SIGTERM: no QEMU left, shells included" no_qemu
