@@ -26,6 +26,8 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 AUNIT_BINS := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRCS))
 
 .PHONY: all asan helpers test unit bench demo deps clean format fuzz
+# Keep intermediate objects: no "rm" line after the test summary, faster rebuilds.
+.SECONDARY:
 all: build/beckond build/beckonctl guest
 
 build/obj/%.o: %.c
