@@ -97,6 +97,8 @@ void launcher_inst_exited(struct instance *inst, int status);
 void launcher_inst_failed(struct instance *inst, const char *why);
 /* The save that suspend started ended (OK: the file is complete). */
 void launcher_inst_saved(struct instance *inst, bool ok);
+/* The guest started running (QEMU's RESUME): a probe waiting on a lost SYN tries again. */
+void launcher_inst_running(struct instance *inst);
 /* The VMM of a warm shell is up and waits for shell_run. */
 void launcher_inst_shell_ready(struct instance *inst);
 /* A resume that returned 1 (under way) ended. */

@@ -158,6 +158,8 @@ static void qmp_event_cb(struct qmp *q, const char *name, json_t *data, void *ar
 		qemu_save_event(r->inst, data);
 	else
 		log_debug("%s: qmp event %s", svc_name(r), name);
+	if (strcmp(name, "RESUME") == 0)
+		launcher_inst_running(r->inst);
 }
 
 static void qmp_close_cb(struct qmp *q, const char *why, void *arg)

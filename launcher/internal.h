@@ -124,6 +124,8 @@ void console_close(struct console *c);
 /* probe.c: readiness; calls launcher_inst_ready (as its last act) when ready. */
 struct probe *probe_start(struct instance *inst);
 void probe_console_line(struct probe *p, const char *line, bool complete);
+/* The guest started running (a restore, a shell): a lost SYN is sent again now. */
+void probe_kick(struct probe *p);
 void probe_free(struct probe *p);
 
 #endif

@@ -195,17 +195,29 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		probe_attempt(p);
 }
 
+/* A SYN out now may have been lost: try again at once. 1 when it did. */
+static int probe_retry_now(struct probe *p)
+{
+	if (!p->connecting)
+		return 0;
+	p->connecting = false;
+	probe_close(p);
+	evtimer_del(p->timer);
+	probe_attempt(p);
+	return 1;
+}
+
+void probe_kick(struct probe *p)
+{
+	probe_retry_now(p);
+}
+
 void probe_console_line(struct probe *p, const char *line, bool complete)
 {
 	/* The guest spoke, so it is likely listening now: a SYN it lost while its
 	 * NIC came up would otherwise hold readiness back a whole attempt. */
-	if (complete && p->connecting) {
-		p->connecting = false;
-		probe_close(p);
-		evtimer_del(p->timer);
-		probe_attempt(p);
+	if (complete && probe_retry_now(p))
 		return;
-	}
 	/* A partial line must not satisfy "$". */
 	if (p->has_re && regexec(&p->re, line, 0, NULL, complete ? 0 : REG_NOTEOL) == 0) {
 		log_debug("%s: probe: console matched \"%s\"", p->inst->svc->name, line);

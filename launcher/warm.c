@@ -178,6 +178,13 @@ void launcher_inst_resumed(struct instance *inst, bool ok)
 	launcher_inst_complete(inst, true);
 }
 
+void launcher_inst_running(struct instance *inst)
+{
+	/* A restored guest says nothing on its console: the only sign it runs. */
+	if (inst->state == INST_BOOTING && inst->probe != NULL)
+		probe_kick(inst->probe);
+}
+
 void launcher_inst_saved(struct instance *inst, bool ok)
 {
 	if (!inst->idle.suspending)

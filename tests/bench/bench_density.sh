@@ -2,7 +2,7 @@
 # bench_density.sh: how many paused hello guests fit on this machine, and
 # the memory each holds. The real daemon (build/beckond) starts N services
 # (DENSITY_N, default 100) with warm = "paused" and memory = DENSITY_MEM
-# (default "4M"): each is booted, found ready, and paused. Then, per QEMU:
+# (default "16M", the service default): each is booted, found ready, and paused. Then, per QEMU:
 # RSS and PSS (/proc/PID/smaps_rollup; PSS shares QEMU's libraries fairly),
 # and for the whole machine the drop in MemAvailable (QEMU, taps, page
 # tables, everything). A few instances are then woken by a DNS query and
@@ -16,7 +16,7 @@ BECKOND=${BECKOND:-$ROOT/build/beckond}
 BECKONCTL=${BECKONCTL:-$ROOT/build/beckonctl}
 IMG=${GUEST_IMAGE:-$ROOT/build/hello.elf}
 N=${DENSITY_N:-100}
-MEM=${DENSITY_MEM:-4M}
+MEM=${DENSITY_MEM:-16M}
 ACCEL=${DENSITY_ACCEL:-auto}
 OUT=$ROOT/tests/bench/results/density-$(date +%Y-%m-%d).txt
 T=$(mktemp -d /tmp/bkt-dens.XXXXXX)
