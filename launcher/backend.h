@@ -113,6 +113,14 @@ struct lchild *launcher_child_add(struct instance *inst, pid_t pid);
 /* SIGTERM (+SIGCONT) now and SIGKILL after the grace period, or SIGKILL now. */
 void launcher_child_kill(struct lchild *c, bool graceful);
 int launcher_child_signal(struct lchild *c, int sig);
+/*
+ * In a forked child, before exec: its own process group, death with beckond
+ * (PDEATHSIG), default signals, stdin from /dev/null, OUT as stdout and
+ * stderr. Exits when beckond (PARENT) is already gone.
+ */
+void launcher_child_prepare(int out, pid_t parent);
+/* Close every fd from LOWEST up and exec ARGV; never returns. */
+void launcher_child_exec(char **argv, int lowest) __attribute__((noreturn));
 /* Detach C from its instance: killed as by launcher_child_kill, reaped silently. */
 void launcher_child_abandon(struct lchild *c, bool graceful);
 

@@ -78,30 +78,8 @@ static void exec_console_cb(evutil_socket_t fd, short what, void *arg)
 
 static void exec_child(char **argv, int out, pid_t parent)
 {
-	sigset_t all;
-	int sig, null;
-
-	setpgid(0, 0);
-	/* Should beckond die by SIGKILL, the service goes with it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	for (sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	if ((null = open("/dev/null", O_RDONLY)) != -1 && null != 0)
-		dup2(null, 0);
-	dup2(out, 1);
-	dup2(out, 2);
-	fcntl(1, F_SETFD, 0); /* dup2 onto itself would keep O_CLOEXEC */
-	fcntl(2, F_SETFD, 0);
-	if (close_range(3, ~0U, 0) == -1)
-		for (int fd = 3; fd < 4096; fd++)
-			close(fd);
-	execvp(argv[0], argv);
-	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
+	launcher_child_prepare(out, parent);
+	launcher_child_exec(argv, 3);
 }
 
 /*

@@ -215,24 +215,7 @@ static void qemu_child(char **argv, int out, int qmp, int in, pid_t parent)
 {
 	int keep = in != -1 ? QEMU_INCOMING_FD : QEMU_QMP_FD;
 
-	sigset_t none;
-	int sig, null;
-
-	setpgid(0, 0);
-	/* Should beckond die (kill -9), its QEMUs go with it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	for (sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if ((null = open("/dev/null", O_RDONLY)) != -1 && null != 0)
-		dup2(null, 0);
-	dup2(out, 1);
-	dup2(out, 2);
-	fcntl(1, F_SETFD, 0); /* dup2 onto itself would keep O_CLOEXEC */
-	fcntl(2, F_SETFD, 0);
+	launcher_child_prepare(out, parent);
 	if (qmp != QEMU_QMP_FD)
 		dup2(qmp, QEMU_QMP_FD);
 	fcntl(QEMU_QMP_FD, F_SETFD, 0);
@@ -241,12 +224,7 @@ static void qemu_child(char **argv, int out, int qmp, int in, pid_t parent)
 			dup2(in, QEMU_INCOMING_FD);
 		fcntl(QEMU_INCOMING_FD, F_SETFD, 0);
 	}
-	if (close_range(keep + 1, ~0U, 0) == -1)
-		for (int fd = keep + 1; fd < 4096; fd++)
-			close(fd);
-	execvp(argv[0], argv);
-	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
+	launcher_child_exec(argv, keep + 1);
 }
 
 /* The network part of the command line: tap and bridge, or hostfwd ports. */
@@ -346,7 +324,9 @@ static int qemu_start(struct instance *inst)
 
 int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 {
-	const char *incoming = defer ? "defer" : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR : NULL;
+	const char *incoming = defer               ? "defer"
+	                       : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR
+	                                           : NULL;
 	const char *name = launcher_inst_service(inst)->name;
 	uint16_t host_ports[CONF_MAX_PORTS];
 	struct qemu_run *r = NULL;
