@@ -19,6 +19,7 @@
 
 #define PROBE_RETRY_MS 5       /* between connect attempts */
 #define PROBE_ATTEMPT_MS 20    /* an unanswered SYN is given up after this */
+#define PROBE_ATTEMPT_MAX 5    /* ... doubled after each, up to 20 << 5 = 640 ms */
 #define PROBE_HTTP_RETRY_MS 20 /* after an answer that was not 2xx */
 #define PROBE_HTTP_READ_MS 1000
 
@@ -35,7 +36,8 @@ struct probe {
 	size_t reqlen;
 	char resp[256];
 	size_t resplen;
-	bool connecting; /* a SYN is out, unanswered */
+	bool connecting;   /* a SYN is out, unanswered */
+	unsigned timeouts; /* SYNs given up: a guest that slow gets longer */
 };
 
 static void probe_attempt(struct probe *p);
@@ -140,6 +142,7 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
 
 	p->connecting = false;
 	if (what & EV_TIMEOUT) {
+		p->timeouts++;
 		probe_retry(p, 0); /* no answer: a fresh SYN, not a retransmit in 1 s */
 		return;
 	}
@@ -152,7 +155,11 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
 
 static void probe_attempt(struct probe *p)
 {
-	struct timeval tv = {0, PROBE_ATTEMPT_MS * 1000};
+	/* A guest starved of CPU (hundreds booting at once) may answer a SYN
+	 * later than the first attempts wait: never give up on every answer. */
+	unsigned ms = PROBE_ATTEMPT_MS
+	              << (p->timeouts < PROBE_ATTEMPT_MAX ? p->timeouts : PROBE_ATTEMPT_MAX);
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (p->fd == -1) {

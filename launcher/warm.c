@@ -79,7 +79,8 @@ enum inst_state launcher_idle_end_state(struct instance *inst)
 	inst->idle.shell = inst->idle.shell_ready = inst->idle.shell_restore = false;
 	if (saved)
 		log_info("%s: suspended", inst->svc->name);
-	return saved ? INST_SUSPENDED : INST_STOPPED;
+	/* A restore shell that ended leaves the saved state as it was. */
+	return saved || inst->state == INST_SUSPENDED ? INST_SUSPENDED : INST_STOPPED;
 }
 
 void launcher_idle_exited(struct instance *inst)

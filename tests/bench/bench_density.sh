@@ -22,14 +22,17 @@ OUT=$ROOT/tests/bench/results/density-$(date +%Y-%m-%d).txt
 T=$(mktemp -d /tmp/bkt-dens.XXXXXX)
 NET=10.86.$((RANDOM % 250 + 1))
 BR=bkd$$
-P=bd$$
+# Service names d<i>-<pid>: the number first, because tap names keep only
+# the first 9 characters of the name (and a 16-bit hash).
+S=$$
+MARK="guest=beckon:d[0-9]+-$S,"
 DPID=
 
 cleanup() {
 	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
-	for p in $(pgrep -f "guest=beckon:$P-"); do kill -9 "$p"; done
+	for p in $(pgrep -f "$MARK"); do kill -9 "$p"; done
 	sleep 0.5; [ -n "${KEEP_LOG:-}" ] && cp "$T/beckond.log" "$KEEP_LOG"
-	for l in $(ip -o link show | awk -F': ' '{print $2}' | grep -E "^bk[0-9a-f]{4}$P-"); do
+	for l in $(ip -o link show | grep -E "alias beckon:d[0-9]+-$S( |$)" | awk -F': ' '{print $2}' | cut -d@ -f1); do
 		ip link del "$l" 2>/dev/null
 	done
 	ip link del "$BR" 2>/dev/null
@@ -61,7 +64,7 @@ defaults = { image = "$IMG"; memory = "$MEM"; warm = "paused"; on_idle = "pause"
 services = (
 EOF
 	for i in $(seq 1 "$N"); do
-		echo "  { name = \"$P-$i\"; dns = ( \"g$i.svc.test\" ); address = \"$NET.$((i + 1))\"; ports = ( 80 ); },"
+		echo "  { name = \"d$i-$S\"; dns = ( \"g$i.svc.test\" ); address = \"$NET.$((i + 1))\"; ports = ( 80 ); },"
 	done
 	echo ");"
 } | sed -z 's/},\n);/}\n);/' >"$T/beckon.conf"
@@ -75,21 +78,23 @@ t0=$(date +%s%N)
 "$BECKOND" -c "$T/beckon.conf" -v >"$T/beckond.log" 2>&1 &
 DPID=$!
 for _ in $(seq 250); do "$BECKONCTL" -s "$T/ctl.sock" status >/dev/null 2>&1 && break; sleep 0.02; done
-paused() {
+count() { # count STATE...: instances in these states
 	"$BECKONCTL" -s "$T/ctl.sock" --json list |
-		python3 -c 'import json,sys; print(sum(s["state"]=="paused" for s in json.load(sys.stdin)["services"]))'
+		python3 -c 'import json,sys; print(sum(s["state"] in sys.argv[1:] for s in json.load(sys.stdin)["services"]))' "$@"
 }
-for _ in $(seq 1200); do [ "$(paused)" -ge "$N" ] && break; sleep 0.1; done
+paused() { count paused; }
+# Until every instance is paused or has failed.
+for _ in $(seq 1200); do [ "$(count paused failed)" -ge "$N" ] && break; sleep 0.1; done
 t1=$(date +%s%N)
 NP=$(paused)
 sleep 3 # let page tables and the kernel's accounting settle
 AFTER=$(avail_kb)
 
-python3 - "$N" "$NP" "$BEFORE" "$AFTER" "$MEM" "$(( (t1 - t0) / 1000000 ))" "$P" >"$T/result" <<'EOF'
+python3 - "$N" "$NP" "$BEFORE" "$AFTER" "$MEM" "$(( (t1 - t0) / 1000000 ))" "$MARK" >"$T/result" <<'EOF'
 import glob, os, re, subprocess, sys
-n, npaused, before, after, mem, ms, prefix = sys.argv[1:8]
+n, npaused, before, after, mem, ms, mark = sys.argv[1:8]
 n, npaused, before, after = int(n), int(npaused), int(before), int(after)
-pids = subprocess.run(["pgrep", "-f", "guest=beckon:" + prefix + "-"], capture_output=True,
+pids = subprocess.run(["pgrep", "-f", mark], capture_output=True,
                       text=True).stdout.split()
 rss = pss = anon = 0
 for p in pids:
@@ -122,7 +127,7 @@ EOF
 woke=0
 for i in 1 $((N / 2)) "$N"; do
 	ip=$(dig @127.0.0.1 -p "$DNS_PORT" +time=10 +tries=1 +short "g$i.svc.test" A)
-	curl -s --max-time 5 "http://$ip/" | grep -q "hello from $P-$i " && woke=$((woke + 1))
+	curl -s --max-time 5 "http://$ip/" | grep -q "hello from d$i-$S " && woke=$((woke + 1))
 done
 echo "woken and served      $woke of 3 sampled" >>"$T/result"
 kill -TERM "$DPID"

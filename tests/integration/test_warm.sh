@@ -99,6 +99,11 @@ check "rs: run by the restore shell's QEMU, restored" \
 		 grep -q '$P-rs: restored from suspend in' '$DLOG'"
 check "rs: idle: suspended again, with a new restore shell" \
 	wait_for 6 bash -c "[ \"\$(grep -c '$P-rs: warm restore shell ready' '$DLOG')\" = 2 ]"
+RSPID=$(qemu_of rs)
+kill -9 "$RSPID"
+check "rs: its restore shell killed: still suspended, the saved state kept" \
+	wait_for 3 bash -c "grep -q '$P-rs: exited (killed by signal 9' '$DLOG' &&
+		[ -s '$T/state/$P-rs.state' ] && [ \"\$('$BECKONCTL' -s '$DSOCK' list | awk '\$1==\"$P-rs\"{print \$2}')\" = suspended ]"
 check "rs: a DNS query restores it: the count is still 2" \
 	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +short rs.svc.test A)\" = $INET.4 ] && [ \"\$(ip netns exec $ICL curl -s --max-time 5 http://$INET.4/count)\" = 2 ]"
 
