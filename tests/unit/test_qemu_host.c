@@ -1,8 +1,10 @@
 /*
  * The QEMU backend's start-of-day cleanup: QEMUs a killed beckond left are
  * found by their pid files under state_dir and killed only when their
- * command line carries beckon's marker. Real processes stand in for QEMU
- * (python3, whose argv can carry the marker). User networking: no bridge.
+ * command line carries beckon's marker. Real processes stand in for QEMU:
+ * this test binary re-executed with the marker in its argv (one execve, so
+ * the command line is final once it shows; an interpreter reached through a
+ * shim such as pyenv's re-execs and briefly has none). User networking.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,15 +53,16 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A process whose command line is python3 -c ... ARGS; it sleeps 30 s. */
+#define STAND_IN "qemu-stand-in"
+
+/* A process whose command line is STAND_IN ARGS; it sleeps 30 s. */
 static pid_t spawn(const char *a1, const char *a2)
 {
 	pid_t pid = fork();
 
 	assert_true(pid != -1);
 	if (pid == 0) {
-		execlp("python3", "python3", "-c", "import time; time.sleep(30)", a1, a2,
-		       (char *)NULL);
+		execl("/proc/self/exe", STAND_IN, a1, a2, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
@@ -201,7 +204,7 @@ static void test_junk_pid_files(void **state)
 	f->conf.state_dir = f->dir;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_stale_killed, setup, teardown),
@@ -209,5 +212,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_junk_pid_files, setup, teardown),
 	};
 
+	if (argc == 3 && strcmp(argv[0], STAND_IN) == 0) {
+		sleep(30);
+		return 0;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
