@@ -10,11 +10,7 @@
 # machine's memory and to 24 GiB (DESIGN goal: >= 500 in 24 GiB); nothing
 # is booted past N. Bridge mode, hold "none", accel DENSITY_ACCEL (default
 # auto: KVM when /dev/kvm opens). Results: tests/bench/results/density-<date>.txt.
-set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BECKOND=${BECKOND:-$ROOT/build/beckond}
-BECKONCTL=${BECKONCTL:-$ROOT/build/beckonctl}
-IMG=${GUEST_IMAGE:-$ROOT/build/hello.elf}
+. "$(dirname "$0")/lib.sh"
 N=${DENSITY_N:-100}
 MEM=${DENSITY_MEM:-16M}
 ACCEL=${DENSITY_ACCEL:-auto}
@@ -26,7 +22,6 @@ BR=bkd$$
 # the first 9 characters of the name (and a 16-bit hash).
 S=$$
 MARK="guest=beckon:d[0-9]+-$S,"
-DPID=
 
 cleanup() {
 	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
@@ -41,24 +36,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench_density: skipped, needs root (bridge, taps)"
-	exit 0
-fi
+bench_check bench_density
 [ "$N" -le 250 ] || { echo "bench_density: DENSITY_N is at most 250 (one /24)"; exit 1; }
-for f in "$BECKOND" "$BECKONCTL" "$IMG"; do
-	[ -e "$f" ] || { echo "bench_density: $f missing (run make)"; exit 1; }
-done
-DNS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 {
+	bench_conf_head bridge
 	cat <<EOF
-state_dir = "$T/state";
-control_socket = "$T/ctl.sock";
-metrics_listen = "";
-dns = { listen = ( "127.0.0.1:$DNS_PORT" ); zone = "svc.test";
-        ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } ); ttl = 30; };
-network = { mode = "bridge"; bridge = "$BR"; subnet = "$NET.0/24"; hold = "none"; };
 defaults = { image = "$IMG"; memory = "$MEM"; warm = "paused"; on_idle = "pause";
              idle_timeout = "1s"; boot_timeout = "60s"; qemu = { accel = "$ACCEL"; }; };
 services = (
@@ -75,9 +58,7 @@ echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
 sleep 1
 BEFORE=$(avail_kb)
 t0=$(date +%s%N)
-"$BECKOND" -c "$T/beckon.conf" -v >"$T/beckond.log" 2>&1 &
-DPID=$!
-for _ in $(seq 250); do "$BECKONCTL" -s "$T/ctl.sock" status >/dev/null 2>&1 && break; sleep 0.02; done
+bench_start "$T/beckond.log"
 count() { # count STATE...: instances in these states
 	"$BECKONCTL" -s "$T/ctl.sock" --json list |
 		python3 -c 'import json,sys; print(sum(s["state"] in sys.argv[1:] for s in json.load(sys.stdin)["services"]))' "$@"
@@ -130,16 +111,11 @@ for i in 1 $((N / 2)) "$N"; do
 	curl -s --max-time 5 "http://$ip/" | grep -q "hello from d$i-$S " && woke=$((woke + 1))
 done
 echo "woken and served      $woke of 3 sampled" >>"$T/result"
-kill -TERM "$DPID"
-wait "$DPID"
-DPID=
+bench_stop
 {
 	echo "# bench_density $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 	echo "# $(qemu-system-x86_64 --version | head -1); accel $ACCEL; $N hello guests, memory $MEM, warm paused"
 	cat "$T/result"
 } >"$T/out"
-mkdir -p "$(dirname "$OUT")"
-cp "$T/out" "$OUT"
-cat "$OUT"
-echo "written to ${OUT#"$ROOT"/}"
+bench_publish "$T/out" "$OUT"
 [ "$(tail -1 "$T/result" | awk '{print $4}')" = 3 ] && grep -q "instances paused *$N of" "$T/result"

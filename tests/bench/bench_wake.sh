@@ -16,36 +16,18 @@
 # first HTTP byte, and of the daemon's own wake time from its log. Goals:
 # shell median <= 10 ms; paused median <= running + 2 ms.
 # Results go to tests/bench/results/wake-<date>.txt. Fails when a run fails.
-set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BECKOND=${BECKOND:-$ROOT/build/beckond}
-BECKONCTL=${BECKONCTL:-$ROOT/build/beckonctl}
-IMG=${GUEST_IMAGE:-$ROOT/build/hello.elf}
+. "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-30}
 OUT=$ROOT/tests/bench/results/wake-$(date +%Y-%m-%d).txt
 T=$(mktemp -d /tmp/bkt-wake.XXXXXX)
 NET=10.85.$((RANDOM % 250 + 1))
 BR=bkw$$
 P=bw$$
-DPID=
 
-cleanup() {
-	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
-	for p in $(pgrep -f "guest=beckon:$P-"); do kill -9 "$p"; done
-	ip link del "$BR" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
+trap 'bench_cleanup "guest=beckon:$P-"' EXIT
 trap 'exit 1' INT TERM
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench_wake: skipped, needs root (bridge, taps)"
-	exit 0
-fi
-for f in "$BECKOND" "$BECKONCTL" "$IMG"; do
-	[ -e "$f" ] || { echo "bench_wake: $f missing (run make)"; exit 1; }
-done
-DNS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench_check bench_wake
 
 conf() { # conf ACCEL
 	svc() { # svc KIND N KEYS
@@ -54,13 +36,8 @@ conf() { # conf ACCEL
 	}
 	ACCEL=$1
 	{
+		bench_conf_head bridge
 		cat <<EOF
-state_dir = "$T/state";
-control_socket = "$T/ctl.sock";
-metrics_listen = "";
-dns = { listen = ( "127.0.0.1:$DNS_PORT" ); zone = "svc.test";
-        ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } ); ttl = 30; };
-network = { mode = "bridge"; bridge = "$BR"; subnet = "$NET.0/24"; hold = "none"; };
 boot_rate = { rate = 0; client_rate = 0; };
 services = (
 EOF
@@ -75,40 +52,13 @@ EOF
 }
 
 cat >"$T/client.py" <<'EOF'
-import json, re, socket, struct, subprocess, sys, time
+import json, re, socket, subprocess, sys, time
+from benchlib import query, answer_ip, pct
 
 port, ctl, sock, log, runs, prefix, label = sys.argv[1:8]
 port, runs = int(port), int(runs)
 rest = {"running": "ready", "paused": "paused", "shell": "stopped",
         "suspend": "suspended", "cold": "stopped", "restore": "suspended"}
-
-def query(qid, name):
-    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    for part in name.encode().split(b"."):
-        q += bytes([len(part)]) + part
-    return q + b"\0" + struct.pack("!HH", 1, 1)
-
-def answer_ip(msg):
-    """The first A record of MSG, or None (SERVFAIL, no answer)."""
-    if len(msg) < 12 or msg[3] & 0x0f or struct.unpack("!H", msg[6:8])[0] == 0:
-        return None
-    i = 12
-    while msg[i]:
-        i += msg[i] + 1
-    i += 5
-    while i + 10 < len(msg):
-        if msg[i] & 0xc0 == 0xc0:
-            i += 2
-        else:
-            while msg[i]:
-                i += msg[i] + 1
-            i += 1
-        typ, _, _, rdlen = struct.unpack("!HHIH", msg[i:i + 10])
-        i += 10
-        if typ == 1 and rdlen == 4:
-            return socket.inet_ntoa(msg[i:i + 4])
-        i += rdlen
-    return None
 
 def services():
     out = subprocess.run([ctl, "-s", sock, "--json", "list"], capture_output=True, text=True)
@@ -143,10 +93,6 @@ def one(qid, kind):
     c.close()
     return (t1 - t0) * 1000 if head.startswith(b"HTTP/1.1 200") else None
 
-def pct(v, q):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))] if v else float("nan")
-
 # The daemon's own measure of each wake, from its log.
 own = {"paused": r"-paused: resumed in ([\d.]+) ms", "shell": r"-shell: ready in ([\d.]+) ms",
        "suspend": r"-suspend: restored from suspend in ([\d.]+) ms",
@@ -180,26 +126,21 @@ print("%-5s goal: paused median <= running + 2 ms: %s (%.1f ms above)" %
        med["paused"] - med["running"]))
 sys.exit(1 if failed else 0)
 EOF
+bench_pylib "$T"
 
 bench() { # bench ACCEL
 	local log=$T/beckond-$1.log
 	conf "$1"
-	"$BECKOND" -c "$T/beckon.conf" -v >"$log" 2>&1 &
-	DPID=$!
-	for _ in $(seq 250); do "$BECKONCTL" -s "$T/ctl.sock" status >/dev/null 2>&1 && break; sleep 0.02; done
+	bench_start "$log"
 	"$BECKONCTL" -s "$T/ctl.sock" start "$P-running" >/dev/null
 	python3 "$T/client.py" "$DNS_PORT" "$BECKONCTL" "$T/ctl.sock" "$log" "$RUNS" "$P-" "$1" \
 		>>"$T/result" 2>&1 || status=1
-	kill -TERM "$DPID"
-	wait "$DPID"
-	DPID=
+	bench_stop
 	if [ -n "${KEEP_LOG:-}" ]; then cp "$log" "$KEEP_LOG.$1"; fi
 }
 
-kvm_usable() { python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; }
 {
-	echo "# bench_wake $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "# $(qemu-system-x86_64 --version | head -1); beckond $BECKOND; $RUNS runs each"
+	bench_header bench_wake
 	echo "# DNS query sent -> first HTTP byte; bridge mode, hold none, tcp readiness,"
 	echo "# client in the root namespace; memory 16M"
 } >"$T/result"
@@ -210,8 +151,5 @@ else
 	echo "# /dev/kvm cannot be opened: TCG only" >>"$T/result"
 fi
 bench tcg
-mkdir -p "$(dirname "$OUT")"
-cp "$T/result" "$OUT"
-cat "$OUT"
-echo "written to ${OUT#"$ROOT"/}"
+bench_publish "$T/result" "$OUT"
 exit $status
