@@ -23,20 +23,7 @@ HSNET=10.76.$((RANDOM % 200 + 20))
 hcl() { ip netns exec "$HCL" "$@"; }
 
 holdnet_up() {
-	on_exit "ip link del $HBR"
-	ip link add "$HBR" type bridge || return 1
-	ip addr add "$HNET.1/24" dev "$HBR" && ip link set "$HBR" up || return 1
-	sysctl -qw "net.ipv4.conf.$HBR.forwarding=1"
-
-	on_exit "ip netns del $HCL"
-	on_exit "ip link del bkhc$HID"
-	ip netns add "$HCL" || return 1
-	ip link add "bkhc$HID" type veth peer name eth0 netns "$HCL" || return 1
-	ip addr add "$HCNET.1/30" dev "bkhc$HID" && ip link set "bkhc$HID" up || return 1
-	sysctl -qw "net.ipv4.conf.bkhc$HID.forwarding=1"
-	hcl ip addr add "$HCNET.2/30" dev eth0 && hcl ip link set eth0 up && hcl ip link set lo up ||
-		return 1
-	hcl ip route add default via "$HCNET.1"
+	bridge_up "$HBR" "$HNET" && client_up "$HCL" "bkhc$HID" "$HCNET"
 }
 
 # holdnet_guest N: a guest namespace bkh-gN-PID holding $HNET.N.
@@ -52,6 +39,22 @@ holdnet_guest() {
 
 # holdnet_ns N: the name of guest N's namespace.
 holdnet_ns() { echo "bkh-g$1-$HID"; }
+
+# holdnet_svc N NAME DELAY [BOOT_TIMEOUT]: an exec service standing in for
+# guest N: its namespace runs "sleep DELAY; busybox httpd" (docroot $DOC) on
+# $HNET.N:80; each run is counted in $T/count.N (see runs).
+holdnet_svc() {
+	local ns
+	ns=$(holdnet_ns "$1")
+	cat <<CONF
+  { name = "$2"; dns = ( "$2.svc.test" ); address = "$HNET.$1"; ports = ( 80 );
+    backend = "exec"; ready = "tcp"; boot_timeout = "${4:-5s}";
+    exec = { command = "ip netns exec $ns sh -c 'echo run >>$T/count.$1; sleep $3; exec busybox httpd -f -p $HNET.$1:80 -h $DOC'"; }; },
+CONF
+}
+
+# runs N: how many times service N was started ($T/count.N).
+runs() { cat "$T/count.$1" 2>/dev/null | wc -l; }
 
 # holdnet_addr N: host address $HSNET.N, reachable from the client.
 holdnet_addr() { ip addr add "$HSNET.$1/32" dev "bkhc$HID"; }

@@ -17,20 +17,7 @@ ICNET=10.84.$((RANDOM % 200 + 20))
 icl() { ip netns exec "$ICL" "$@"; }
 
 idlenet_up() {
-	on_exit "ip link del $IBR"
-	ip link add "$IBR" type bridge || return 1
-	ip addr add "$INET.1/24" dev "$IBR" && ip link set "$IBR" up || return 1
-	sysctl -qw "net.ipv4.conf.$IBR.forwarding=1"
-
-	on_exit "ip netns del $ICL"
-	on_exit "ip link del bkic$IID"
-	ip netns add "$ICL" || return 1
-	ip link add "bkic$IID" type veth peer name eth0 netns "$ICL" || return 1
-	ip addr add "$ICNET.1/30" dev "bkic$IID" && ip link set "bkic$IID" up || return 1
-	sysctl -qw "net.ipv4.conf.bkic$IID.forwarding=1"
-	icl ip addr add "$ICNET.2/30" dev eth0 && icl ip link set eth0 up && icl ip link set lo up ||
-		return 1
-	icl ip route add default via "$ICNET.1"
+	bridge_up "$IBR" "$INET" && client_up "$ICL" "bkic$IID" "$ICNET"
 }
 
 # The conntrack rule beckon keeps for the bridge (none left after a clean exit).
@@ -46,3 +33,34 @@ idle_qemu_keys() {
 		echo "qemu = { accel = \"$TEST_ACCEL\"; };"
 	fi
 }
+
+# idle_qemu_setup WHAT LETTER: what the QEMU idle tests need first (root,
+# the tools, the hello guest $IMG, the network) and their names: DNS_PORT,
+# CONF, the service prefix P (LETTER and the pid), and GUEST_MARK, by which
+# any QEMU of this run left at exit is killed.
+idle_qemu_setup() {
+	need_root "$1"
+	IMG=$ROOT/build/hello.elf
+	for tool in qemu-system-x86_64 curl python3 iptables; do
+		command -v $tool >/dev/null || { skip "$1: $tool is not installed"; exit 0; }
+	done
+	[ -f "$IMG" ] || { not_ok "the hello guest is built ($IMG; make guest)"; finish; }
+
+	idlenet_up || { not_ok "test network set up"; finish; }
+	on_exit idlenet_fw_cleanup
+	DNS_PORT=$(free_port)
+	CONF=$T/beckon.conf
+	P=$2$$
+	GUEST_MARK="guest=beckon:$P-"
+	on_exit "for p in \$(pgrep -f '$GUEST_MARK'); do kill -9 \$p; done"
+}
+
+# idle_base_conf: base_conf for $CONF in bridge mode on $IBR, hold "syn".
+idle_base_conf() {
+	base_conf "$CONF"
+	sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$IBR\"; subnet = \"$INET.0/24\"; hold = \"syn\"; };|" "$CONF"
+}
+
+# qemu_of NAME: the pid of service $P-NAME's QEMU; no_qemu: none of ours runs.
+qemu_of() { pgrep -f "$GUEST_MARK$1,"; }
+no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }

@@ -100,6 +100,20 @@ sanitizer_clean() {
 	fi
 }
 
+# ctl ARGS...: beckonctl on the daemon start_daemon started.
+ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
+
+# svc_field SERVICE KEY: KEY of SERVICE in "beckonctl --json list".
+svc_field() {
+	ctl --json list | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["services"]:
+    if s["name"] == sys.argv[1]:
+        print(s[sys.argv[2]])' "$1" "$2"
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
 # dq ARGS...: dig against the daemon's first listen address, short timeouts.
 dq() { dig @127.0.0.1 -p "$DNS_PORT" +time=5 +tries=1 "$@"; }
 
@@ -125,4 +139,40 @@ dns = {
 };
 network = { mode = "user"; hold = "none"; };
 CONF
+}
+
+# add_services FILE: append "services = ( ... );" to FILE, the entries read
+# from stdin, each ending in "},": the last comma goes (libconfig wants none).
+add_services() {
+	{
+		echo "services = ("
+		sed -z 's/},\n$/}\n/'
+		echo ");"
+	} >>"$1"
+}
+
+# A test bridge and a client routed through the host (needs root): the
+# client's connections to addresses behind the bridge cross FORWARD, as a
+# remote client's would. Forwarding is enabled on these links only; all
+# goes at exit.
+# bridge_up BRIDGE NET: BRIDGE holding NET.1/24.
+bridge_up() {
+	on_exit "ip link del $1"
+	ip link add "$1" type bridge || return 1
+	ip addr add "$2.1/24" dev "$1" && ip link set "$1" up || return 1
+	sysctl -qw "net.ipv4.conf.$1.forwarding=1"
+}
+
+# client_up NS VETH NET: namespace NS at NET.2/30, its default route via
+# NET.1 on the host's end VETH.
+client_up() {
+	on_exit "ip netns del $1"
+	on_exit "ip link del $2"
+	ip netns add "$1" || return 1
+	ip link add "$2" type veth peer name eth0 netns "$1" || return 1
+	ip addr add "$3.1/30" dev "$2" && ip link set "$2" up || return 1
+	sysctl -qw "net.ipv4.conf.$2.forwarding=1"
+	ip -n "$1" addr add "$3.2/30" dev eth0 && ip -n "$1" link set eth0 up &&
+		ip -n "$1" link set lo up || return 1
+	ip -n "$1" route add default via "$3.1"
 }

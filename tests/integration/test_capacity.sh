@@ -32,22 +32,10 @@ write_conf() { # write_conf GLOBAL_KEYS SERVICES...
 	sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"proxy\"; };|; s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
 	echo "$1" >>"$CONF"
 	shift
-	{
-		echo "services = ("
-		printf '%s\n' "$@"
-		echo ");"
-	} >>"$CONF"
-	sed -i -z 's/},\n);/}\n);/' "$CONF"
+	printf '%s\n' "$@" | add_services "$CONF"
 }
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-field() { # field SERVICE KEY
-	ctl --json list | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["services"]:
-    if s["name"] == sys.argv[1]:
-        print(s[sys.argv[2]])' "$1" "$2"
-}
+field() { svc_field "$1" "$2"; } # field SERVICE KEY
 state_is() { [ "$(field "$1" state)" = "$2" ]; }
 addr() { echo "$NET.$1"; }
 rcode() { dq "$1.svc.test" A | sed -n 's/.*status: \([A-Z]*\).*/\1/p'; }

@@ -29,36 +29,17 @@ CONF
 
 base_conf "$CONF"
 {
-	echo "services = ("
 	svc slow "$NET.2" "sh -c 'sleep 1; exec busybox httpd -f -p {address}:8080 -h $DOC'"
 	svc counted "$NET.3" "$T/counted.sh {address} $DOC"
 	svc never "$NET.4" "sh -c 'echo \$\$ >$T/never.pid; exec sleep 1000'" 1s
 	svc crash "$NET.5" "busybox httpd -f -p {address}:8080 -h $DOC"
 	svc stuck "$NET.6" "sh -c 'echo \$\$ >$T/stuck.pid; exec sleep 1000'" 60s
-	echo ");"
-} >>"$CONF"
-# libconfig lists take no trailing comma.
-python3 - "$CONF" <<'EOF'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-s = re.sub(r"\},\n\);", "}\n);", s)
-open(p, "w").write(s)
-EOF
+} | add_services "$CONF"
 
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts with exec services"
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-# field SERVICE KEY: a value from beckonctl --json list.
-field() {
-	ctl --json list | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["services"]:
-    if s["name"] == sys.argv[1]:
-        print(s[sys.argv[2]])' "$1" "$2"
-}
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+field() { svc_field "$1" "$2"; } # field SERVICE KEY
 # none_left PATTERN: no process has PATTERN in its command line.
 none_left() { ! pgrep -f "$1" >/dev/null; }
 

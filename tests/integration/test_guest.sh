@@ -5,30 +5,15 @@
 # keep-alive, concurrency, bad requests, a flood of junk, idle CPU.
 # All traffic stays inside the namespace.  Prints "ok - ..." / "not ok - ..."
 # per check and exits non-zero if any failed.
-set -u
-
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-IMG=${GUEST_IMAGE:-$ROOT/build/hello.elf}
+. "$(dirname "$0")/lib.sh"
 NS=bkt-guest-$$
 TAP=bkg$$
 GUEST_IP=10.99.0.2
 HOST_IP=10.99.0.1
 GUEST_MAC=52:54:00:99:00:02
 NAME=twww
-TMP=$(mktemp -d /tmp/bkt-guest.XXXXXX)
-QEMU_PID=
+. "$(dirname "$0")/guestvm.sh"
 DUMP_PID=
-FAILED=0
-
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; FAILED=1; }
-skip() { echo "skip - $*"; }
-check() { # check DESCRIPTION COMMAND...: ok if the command succeeds
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else not_ok "$d"; fi
-}
-inns() { ip netns exec "$NS" "$@"; }
 
 stop_dump() {
 	if [ -n "$DUMP_PID" ]; then
@@ -38,44 +23,16 @@ stop_dump() {
 	fi
 }
 
-cleanup() {
-	stop_dump
-	stop_qemu
-	ip netns del "$NS" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-if [ "$(id -u)" != 0 ]; then
-	skip "guest tests: need root for a network namespace and a tap"
-	exit 0
-fi
+guest_setup "guest tests"
 for tool in qemu-system-x86_64 curl python3 ip; do
 	if ! command -v "$tool" >/dev/null; then
 		not_ok "guest tests: $tool is not installed"
 		exit 1
 	fi
 done
-if [ ! -f "$IMG" ]; then
-	not_ok "guest image $IMG exists (run make)"
-	exit 1
-fi
-
-kvm_usable() {
-	python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null
-}
-ACCEL=${GUEST_ACCEL:-}
-if [ -z "$ACCEL" ]; then
-	if kvm_usable; then ACCEL=kvm; else ACCEL=tcg; fi
-fi
 
 # ---- the network: a namespace holding a tap with the "host" address ----
-ip netns add "$NS" || { not_ok "create namespace $NS"; exit 1; }
-inns ip link set lo up
-inns ip tuntap add dev "$TAP" mode tap || { not_ok "create tap $TAP"; exit 1; }
-inns ip addr add "$HOST_IP/24" dev "$TAP"
-inns ip link set "$TAP" up
+guestnet_up
 
 size=$(stat -c %s "$IMG")
 check "image is under 64 KiB ($size bytes)" test "$size" -lt 65536
@@ -83,63 +40,31 @@ check "image is under 64 KiB ($size bytes)" test "$size" -lt 65536
 # Watch ARP from the start: the guest announces itself and asks for its gateway.
 if command -v tcpdump >/dev/null; then
 	# Not through inns(): a backgrounded function is a subshell and $! would be its pid.
-	ip netns exec "$NS" tcpdump -l -n -i "$TAP" arp </dev/null >"$TMP/arp" 2>/dev/null &
+	ip netns exec "$NS" tcpdump -l -n -i "$TAP" arp </dev/null >"$T/arp" 2>/dev/null &
 	DUMP_PID=$!
+	on_exit stop_dump
 	sleep 0.3
 fi
 
 # ---- boot ----
-# boot [MACHINE_OPTIONS [QEMU_ARGS...]]: start QEMU, wait for READY on the console.
-boot() {
-	local mopts=${1:+,$1}
-	[ $# -gt 0 ] && shift
-	: >"$TMP/console"
-	# ip netns exec execs QEMU, so $! is QEMU's own pid (for kill and /proc/PID/stat).
-	ip netns exec "$NS" qemu-system-x86_64 -M "microvm$mopts" -accel "$ACCEL" -m 32M \
-		-nodefaults -no-user-config -display none \
-		-serial "file:$TMP/console" \
-		-kernel "$IMG" -append "ip=$GUEST_IP/24 gw=$HOST_IP name=$NAME port=80" \
-		-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" \
-		-device "virtio-net-device,netdev=n0,mac=$GUEST_MAC" "$@" \
-		</dev/null >/dev/null 2>"$TMP/qemu.err" &
-	QEMU_PID=$!
-	for _ in $(seq 1 100); do
-		grep -q '^READY [0-9]*$' "$TMP/console" 2>/dev/null && return 0
-		kill -0 "$QEMU_PID" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-stop_qemu() {
-	if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-		kill "$QEMU_PID" 2>/dev/null
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$QEMU_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$QEMU_PID" 2>/dev/null
-		wait "$QEMU_PID" 2>/dev/null
-	fi
-	QEMU_PID=
-}
-if ! boot && [ "$ACCEL" = kvm ] && [ -z "${GUEST_ACCEL:-}" ]; then
-	stop_qemu
+if ! guest_boot && [ "$ACCEL" = kvm ] && [ -z "${GUEST_ACCEL:-}" ]; then
+	guest_stop
 	ACCEL=tcg
-	boot
+	guest_boot
 fi
 if [ "$(cat "/proc/$QEMU_PID/comm" 2>/dev/null)" != qemu-system-x86 ]; then
 	not_ok "QEMU runs as pid $QEMU_PID"
 	exit 1
 fi
-if grep -q '^READY [0-9]*$' "$TMP/console"; then
-	ok "READY on the console under $ACCEL ($(head -c 40 "$TMP/console" | tr -d '\n'))"
+if grep -q '^READY [0-9]*$' "$T/console"; then
+	ok "READY on the console under $ACCEL ($(head -c 40 "$T/console" | tr -d '\n'))"
 else
-	not_ok "READY on the console under $ACCEL: $(tr '\n' ' ' <"$TMP/console" "$TMP/qemu.err" | head -c 300)"
+	not_ok "READY on the console under $ACCEL: $(tr '\n' ' ' <"$T/console" "$T/qemu.err" | head -c 300)"
 	exit 1
 fi
 
 # ---- Python clients: ping, concurrency, bad requests ----
-cat >"$TMP/client.py" <<'EOF'
+cat >"$T/client.py" <<'EOF'
 import socket, sys, threading
 
 ip = sys.argv[1]
@@ -227,7 +152,7 @@ elif what == "pipeline":
     data, how = read_all(s)
     print(data.count(b"HTTP/1.1 200 OK"), how)
 EOF
-py() { inns python3 "$TMP/client.py" "$GUEST_IP" "$@" 2>&1; }
+py() { inns python3 "$T/client.py" "$GUEST_IP" "$@" 2>&1; }
 
 # ---- basic service ----
 URL=http://$GUEST_IP
@@ -237,9 +162,9 @@ if [ -n "$DUMP_PID" ]; then
 	sleep 0.2
 	stop_dump
 	check "the guest announces itself with a gratuitous ARP" \
-		grep -Eq "(Request who-has $GUEST_IP tell $GUEST_IP|Announcement $GUEST_IP)" "$TMP/arp"
+		grep -Eq "(Request who-has $GUEST_IP tell $GUEST_IP|Announcement $GUEST_IP)" "$T/arp"
 	check "the guest asks for its gateway and is answered" \
-		bash -c 'grep -q "Request who-has $1 tell $2" "$3" && grep -q "Reply $1 is-at" "$3"' _ "$HOST_IP" "$GUEST_IP" "$TMP/arp"
+		bash -c 'grep -q "Request who-has $1 tell $2" "$3" && grep -q "Reply $1 is-at" "$3"' _ "$HOST_IP" "$GUEST_IP" "$T/arp"
 else
 	skip "ARP checks: tcpdump is not installed"
 fi
@@ -262,9 +187,9 @@ check "the request counter in GET / goes up (request 2)" \
 
 # ---- keep-alive: 1000 requests on one connection ----
 inns curl -s --max-time 60 -o /dev/null -w '%{http_code} %{num_connects}\n' \
-	"$URL/healthz?[1-1000]" >"$TMP/keepalive" 2>/dev/null
-n200=$(grep -c '^200 ' "$TMP/keepalive")
-conns=$(awk '{s += $2} END {print s + 0}' "$TMP/keepalive")
+	"$URL/healthz?[1-1000]" >"$T/keepalive" 2>/dev/null
+n200=$(grep -c '^200 ' "$T/keepalive")
+conns=$(awk '{s += $2} END {print s + 0}' "$T/keepalive")
 check "keep-alive: 1000 requests, all 200 ($n200), over one connection ($conns)" \
 	test "$n200" = 1000 -a "$conns" = 1
 
@@ -282,7 +207,7 @@ code=$(inns curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H "X-Big: $big"
 check "curl with a 6000-byte header gets 400" test "$code" = 400
 
 # ---- a flood of junk frames and segments ----
-cat >"$TMP/flood.py" <<'EOF'
+cat >"$T/flood.py" <<'EOF'
 import os, random, socket, struct, sys, time
 
 tap, gmac, gip, hip = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
@@ -375,14 +300,14 @@ except OSError as e:
     print("live connection error", e)
 print(sent, first.startswith(b"HTTP/1.1 200"), data.startswith(b"HTTP/1.1 200"))
 EOF
-out=$(inns python3 "$TMP/flood.py" "$TAP" "$GUEST_MAC" "$GUEST_IP" "$HOST_IP" 3000 2>&1 | tail -1)
+out=$(inns python3 "$T/flood.py" "$TAP" "$GUEST_MAC" "$GUEST_IP" "$HOST_IP" 3000 2>&1 | tail -1)
 check "a flood of 3000 junk frames leaves an open connection working ($out)" \
 	bash -c '[[ "$1" == *" True True" ]]' _ "$out"
 check "the guest is still alive after the flood" kill -0 "$QEMU_PID"
 code=$(inns curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$URL/")
 check "after the flood a new connection gets 200" test "$code" = 200
 check "after the flood ping gets replies" test "$(py ping 2)" = "2/2"
-check "no fault on the console" bash -c '! grep -q FAULT "$1"' _ "$TMP/console"
+check "no fault on the console" bash -c '! grep -q FAULT "$1"' _ "$T/console"
 
 # ---- idle CPU ----
 cputime() { awk '{print $14 + $15}' "/proc/$QEMU_PID/stat"; }
@@ -397,13 +322,13 @@ check "idle: QEMU used $pct % of a CPU over 5 s (< 1 %)" awk -v p="$pct" 'BEGIN 
 # ---- the other transport and interrupt layout ----
 # Without ACPI microvm has one IOAPIC and virtio IRQs 5 + n; force-legacy=false
 # gives the modern (version 2) virtio-mmio.
-stop_qemu
+guest_stop
 inns ip neigh flush dev "$TAP"
-if boot acpi=off -global virtio-mmio.force-legacy=false; then
+if guest_boot acpi=off -global virtio-mmio.force-legacy=false; then
 	code=$(inns curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$URL/")
 	check "microvm,acpi=off with modern virtio-mmio: READY and GET / is 200" test "$code" = 200
 else
-	not_ok "microvm,acpi=off with modern virtio-mmio boots: $(tr '\n' ' ' <"$TMP/console" | head -c 200)"
+	not_ok "microvm,acpi=off with modern virtio-mmio boots: $(tr '\n' ' ' <"$T/console" | head -c 200)"
 fi
 
-exit $FAILED
+finish

@@ -5,79 +5,23 @@
 # and checks the handshake, retransmission, the receive window, zero-window
 # persistence, RST and SYN handling (RFC 5961), out-of-order data and FIN.
 # Everything stays inside a network namespace made here.
-set -u
-
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-IMG=${GUEST_IMAGE:-$ROOT/build/hello.elf}
+. "$(dirname "$0")/lib.sh"
 NS=bkt-gtcp-$$
 TAP=bkt$$
 GUEST_IP=10.99.2.2
 HOST_IP=10.99.2.1
 GUEST_MAC=52:54:00:99:02:02
-TMP=$(mktemp -d /tmp/bkt-gtcp.XXXXXX)
-QEMU_PID=
-FAILED=0
+NAME=tcp
+. "$(dirname "$0")/guestvm.sh"
 
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; FAILED=1; }
-skip() { echo "skip - $*"; }
-
-cleanup() {
-	if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-		kill "$QEMU_PID" 2>/dev/null
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$QEMU_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$QEMU_PID" 2>/dev/null
-		wait "$QEMU_PID" 2>/dev/null
-	fi
-	ip netns del "$NS" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-if [ "$(id -u)" != 0 ]; then
-	skip "guest TCP tests: need root for a network namespace and a tap"
-	exit 0
-fi
-if [ ! -f "$IMG" ]; then
-	not_ok "guest image $IMG exists (run make)"
-	exit 1
-fi
-ACCEL=${GUEST_ACCEL:-}
-if [ -z "$ACCEL" ]; then
-	if python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
-		ACCEL=kvm
-	else
-		ACCEL=tcg
-	fi
-fi
-
-ip netns add "$NS" || { not_ok "create namespace $NS"; exit 1; }
-ip netns exec "$NS" ip link set lo up
-ip netns exec "$NS" ip tuntap add dev "$TAP" mode tap || { not_ok "create tap $TAP"; exit 1; }
-ip netns exec "$NS" ip addr add "$HOST_IP/24" dev "$TAP"
-ip netns exec "$NS" ip link set "$TAP" up
-
-ip netns exec "$NS" qemu-system-x86_64 -M microvm -accel "$ACCEL" -m 32M \
-	-nodefaults -no-user-config -display none -serial "file:$TMP/console" \
-	-kernel "$IMG" -append "ip=$GUEST_IP/24 gw=$HOST_IP name=tcp port=80" \
-	-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" \
-	-device "virtio-net-device,netdev=n0,mac=$GUEST_MAC" \
-	</dev/null >/dev/null 2>"$TMP/qemu.err" &
-QEMU_PID=$!
-for _ in $(seq 1 100); do
-	grep -q '^READY' "$TMP/console" 2>/dev/null && break
-	sleep 0.05
-done
-if ! grep -q '^READY' "$TMP/console"; then
-	not_ok "guest boots under $ACCEL: $(tr '\n' ' ' <"$TMP/qemu.err" | head -c 200)"
+guest_setup "guest TCP tests"
+guestnet_up
+if ! guest_boot; then
+	not_ok "guest boots under $ACCEL: $(tr '\n' ' ' <"$T/qemu.err" | head -c 200)"
 	exit 1
 fi
 
-cat >"$TMP/tcp.py" <<'EOF'
+cat >"$T/tcp.py" <<'EOF'
 import select, socket, struct, sys, time
 
 tap, gmac, gip = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -295,10 +239,10 @@ report(c is not None and c.flags & RST and c.seq == 123456, "a stray ACK gets RS
 
 sys.exit(1 if failed else 0)
 EOF
-ip netns exec "$NS" python3 "$TMP/tcp.py" "$TAP" "$GUEST_MAC" "$GUEST_IP" 2>&1 || FAILED=1
-if kill -0 "$QEMU_PID" 2>/dev/null && ! grep -q FAULT "$TMP/console"; then
+ip netns exec "$NS" python3 "$T/tcp.py" "$TAP" "$GUEST_MAC" "$GUEST_IP" 2>&1 || FAILED=1
+if kill -0 "$QEMU_PID" 2>/dev/null && ! grep -q FAULT "$T/console"; then
 	ok "tcp: the guest is still running, no fault"
 else
 	not_ok "tcp: the guest is still running, no fault"
 fi
-exit $FAILED
+finish

@@ -22,52 +22,23 @@ DNS_PORT=$(free_port)
 DOC=$(make_docroot guest)
 CONF=$T/beckon.conf
 
-# A guest: its namespace runs "sleep DELAY; busybox httpd" on its address;
-# each run is counted in $T/count.N.
-guest() { # guest N NAME DELAY [BOOT_TIMEOUT]
-	local ns
-	ns=$(holdnet_ns "$1")
-	cat <<CONF
-  { name = "$2"; dns = ( "$2.svc.test" ); address = "$HNET.$1"; ports = ( 80 );
-    backend = "exec"; ready = "tcp"; boot_timeout = "${4:-5s}";
-    exec = { command = "ip netns exec $ns sh -c 'echo run >>$T/count.$1; sleep $3; exec busybox httpd -f -p $HNET.$1:80 -h $DOC'"; }; },
-CONF
-}
-
 write_conf() { # write_conf EXTRA_NETWORK_KEYS
 	base_conf "$CONF"
 	sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$HBR\"; subnet = \"$HNET.0/24\"; hold = \"syn\"; $1 };|" "$CONF"
 	{
-		echo "services = ("
-		guest 2 one 0.3
-		guest 3 many 0.3
-		guest 4 never "1000" 1s
-		guest 5 slow 2
-		guest 6 lim 1
-		guest 7 local 0.3
-		echo ");"
-	} >>"$CONF"
-	python3 - "$CONF" <<'EOF'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-open(p, "w").write(re.sub(r"\},\n\);", "}\n);", s))
-EOF
+		holdnet_svc 2 one 0.3
+		holdnet_svc 3 many 0.3
+		holdnet_svc 4 never "1000" 1s
+		holdnet_svc 5 slow 2
+		holdnet_svc 6 lim 1
+		holdnet_svc 7 local 0.3
+	} | add_services "$CONF"
 }
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-field() { # field SERVICE KEY
-	ctl --json list | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["services"]:
-    if s["name"] == sys.argv[1]:
-        print(s[sys.argv[2]])' "$1" "$2"
-}
-runs() { cat "$T/count.$1" 2>/dev/null | wc -l; }
+field() { svc_field "$1" "$2"; } # field SERVICE KEY
 # rule_for N: the chain queues SYNs to guest N.
 rule_for() { iptables -w -S "$CHAIN" 2>/dev/null | grep -q -- "-d $HNET.$1/32 .*NFQUEUE"; }
 jumps() { iptables -w -S "$1" | grep -c -- "-j $CHAIN\$"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 write_conf ""
 start_daemon "$CONF" || { not_ok "beckond starts with hold syn"; finish; }

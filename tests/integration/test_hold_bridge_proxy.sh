@@ -22,36 +22,17 @@ DNS_PORT=$(free_port)
 DOC=$(make_docroot guest)
 CONF=$T/beckon.conf
 
-guest() { # guest N NAME DELAY [BOOT_TIMEOUT]
-	local ns
-	ns=$(holdnet_ns "$1")
-	cat <<CONF
-  { name = "$2"; dns = ( "$2.svc.test" ); address = "$HNET.$1"; ports = ( 80 );
-    backend = "exec"; ready = "tcp"; boot_timeout = "${4:-5s}";
-    exec = { command = "ip netns exec $ns sh -c 'echo run >>$T/count.$1; sleep $3; exec busybox httpd -f -p {address}:80 -h $DOC'"; }; },
-CONF
-}
 base_conf "$CONF"
 sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$HBR\"; subnet = \"$HNET.0/24\"; hold = \"proxy\"; };|" "$CONF"
 {
-	echo "services = ("
-	guest 2 one 0.3
-	guest 3 many 0.3
-	guest 4 never 1000 1s
-	guest 5 slow 2
-	echo ");"
-} >>"$CONF"
-python3 - "$CONF" <<'EOF'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-open(p, "w").write(re.sub(r"\},\n\);", "}\n);", s))
-EOF
+	holdnet_svc 2 one 0.3
+	holdnet_svc 3 many 0.3
+	holdnet_svc 4 never 1000 1s
+	holdnet_svc 5 slow 2
+} | add_services "$CONF"
 
-runs() { cat "$T/count.$1" 2>/dev/null | wc -l; }
 rule_for() { iptables -w -t nat -S "$CHAIN" 2>/dev/null | grep -q -- "-d $HNET.$1/32 .*REDIRECT"; }
 jumps() { iptables -w -t nat -S "$1" | grep -c -- "-j $CHAIN\$"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 start_daemon "$CONF" || { not_ok "beckond starts with hold proxy in bridge mode"; finish; }
 ok "beckond starts with hold proxy in bridge mode"

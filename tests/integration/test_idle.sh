@@ -37,7 +37,6 @@ CONF
 base_conf "$CONF"
 sed -i 's|^network = .*|network = { mode = "user"; hold = "proxy"; };|' "$CONF"
 {
-	echo "services = ("
 	svc pz 2 pause
 	svc sd 3 shutdown
 	svc ds 4 destroy
@@ -45,21 +44,12 @@ sed -i 's|^network = .*|network = { mode = "user"; hold = "proxy"; };|' "$CONF"
 	svc busy 6 destroy
 	svc wp 7 pause 'warm = "paused";'
 	IDLE=0s svc never 8 destroy
-	echo ");"
-} >>"$CONF"
-sed -i -z 's/},\n);/}\n);/' "$CONF"
+} | add_services "$CONF"
 
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts with exec services behind the proxy"
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-field() { # field SERVICE KEY
-	ctl --json list | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["services"]:
-    if s["name"] == sys.argv[1]:
-        print(s[sys.argv[2]])' "$1" "$2"
-}
+field() { svc_field "$1" "$2"; } # field SERVICE KEY
 addr() { sed -n "s/.*\"$1\".*address = \"\([0-9.]*\)\".*/\1/p" "$CONF"; }
 state_is() { [ "$(field "$1" state)" = "$2" ]; }
 page() { curl -s --max-time 5 "http://$(addr "$1"):$PORT/"; }

@@ -11,20 +11,7 @@
 # - beckon's conntrack rule is there while it runs and gone after it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
-need_root "idle qemu"
-IMG=$ROOT/build/hello.elf
-for tool in qemu-system-x86_64 curl python3 iptables; do
-	command -v $tool >/dev/null || { skip "idle qemu: $tool is not installed"; exit 0; }
-done
-[ -f "$IMG" ] || { not_ok "the hello guest is built ($IMG; make guest)"; finish; }
-
-idlenet_up || { not_ok "test network set up"; finish; }
-on_exit idlenet_fw_cleanup
-DNS_PORT=$(free_port)
-CONF=$T/beckon.conf
-P=i$$
-GUEST_MARK="guest=beckon:$P-"
-on_exit "for p in \$(pgrep -f '$GUEST_MARK'); do kill -9 \$p; done"
+idle_qemu_setup "idle qemu" i
 
 svc() { # svc NAME N ON_IDLE
 	cat <<CONF
@@ -32,36 +19,24 @@ svc() { # svc NAME N ON_IDLE
     image = "$IMG"; idle_timeout = "1s"; on_idle = "$3"; $(idle_qemu_keys) },
 CONF
 }
-base_conf "$CONF"
-sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$IBR\"; subnet = \"$INET.0/24\"; hold = \"syn\"; };|" "$CONF"
+idle_base_conf
 {
-	echo "services = ("
 	svc pz 2 pause
 	svc sd 3 shutdown
 	svc ds 4 destroy
 	svc quiet 5 destroy
 	svc busy 6 destroy
-	echo ");"
-} >>"$CONF"
-sed -i -z 's/},\n);/}\n);/' "$CONF"
+} | add_services "$CONF"
 
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts with QEMU services, hold syn"
 check "beckon's conntrack rule is in FORWARD, once" [ "$(ct_rules)" = 1 ]
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-field() { # field SERVICE KEY
-	ctl --json list | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["services"]:
-    if s["name"] == sys.argv[1]:
-        print(s[sys.argv[2]])' "$P-$1" "$2"
-}
+field() { svc_field "$P-$1" "$2"; } # field SERVICE KEY
 state_is() { [ "$(field "$1" state)" = "$2" ]; }
 addr() { sed -n "s/.*\"$P-$1\".*address = \"\([0-9.]*\)\".*/\1/p" "$CONF"; }
 # serves NAME [PATH]: the client gets 200 naming the service.
 serves() { [[ "$(icl curl -s --max-time 5 "http://$(addr "$1")/")" =~ ^"hello from $P-$1 " ]]; }
-qemu_of() { pgrep -f "$GUEST_MARK$1,"; }
 
 cycle() { # cycle NAME IDLE_STATE ACTION
 	local name=$1 want=$2 pid
@@ -108,7 +83,6 @@ check "busy: every request served" [ ! -e "$T/busy.err" ]
 check "busy: traffic over: idle within 3 s" wait_for 3 state_is busy stopped
 
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
-no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
 check "SIGTERM: no QEMU left" no_qemu
 check "SIGTERM: the conntrack rule is gone" [ "$(ct_rules)" = 0 ]
 

@@ -51,23 +51,10 @@ write_conf() { # write_conf MODE SERVICES...
 	base_conf "$CONF"
 	sed -i "s|^network = .*|network = { mode = \"$1\"; bridge = \"$BR\"; subnet = \"$NET.0/24\"; hold = \"none\"; };|" "$CONF"
 	shift
-	{
-		echo "services = ("
-		printf '%s\n' "$@"
-		echo ");"
-	} >>"$CONF"
-	sed -i -z 's/},\n);/}\n);/' "$CONF"
+	printf '%s\n' "$@" | add_services "$CONF"
 }
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-field() { # field SERVICE KEY
-	ctl --json list | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["services"]:
-    if s["name"] == sys.argv[1]:
-        print(s[sys.argv[2]])' "$P-$1" "$2"
-}
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+field() { svc_field "$P-$1" "$2"; } # field SERVICE KEY
 dqa() { dig @127.0.0.1 -p "$DNS_PORT" +time=15 +tries=1 "$@"; }
 rcode() { dqa "$1.svc.test" A | sed -n 's/.*status: \([A-Z]*\).*/\1/p'; }
 qemu_of() { pgrep -f "$GUEST_MARK$1,"; }

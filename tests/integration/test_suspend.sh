@@ -8,24 +8,11 @@
 # back to a cold boot; stop of a suspended service forgets its state.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
-need_root "suspend"
-IMG=$ROOT/build/hello.elf
-for tool in qemu-system-x86_64 curl python3 iptables; do
-	command -v $tool >/dev/null || { skip "suspend: $tool is not installed"; exit 0; }
-done
-[ -f "$IMG" ] || { not_ok "the hello guest is built ($IMG; make guest)"; finish; }
-
-idlenet_up || { not_ok "test network set up"; finish; }
-on_exit idlenet_fw_cleanup
-DNS_PORT=$(free_port)
+idle_qemu_setup "suspend" s
 METRICS_PORT=$(free_port)
-CONF=$T/beckon.conf
-P=s$$
-GUEST_MARK="guest=beckon:$P-"
-on_exit "for p in \$(pgrep -f '$GUEST_MARK'); do kill -9 \$p; done"
 
-base_conf "$CONF"
-sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$IBR\"; subnet = \"$INET.0/24\"; hold = \"syn\"; };|; s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
+idle_base_conf
+sed -i "s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
 cat >>"$CONF" <<EOF
 services = (
   { name = "$P-u"; dns = ( "u.svc.test" ); address = "$INET.2"; ports = ( 80 );
@@ -41,16 +28,10 @@ ok "beckond starts with a suspending QEMU service"
 check "a state file an earlier run left is removed at start" \
 	bash -c "[ ! -e '$T/state/$P-u.state' ] && grep -q '$P-u: removed the saved state an earlier run left' '$DLOG'"
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-field() { # field KEY
-	ctl --json list | python3 -c '
-import json, sys
-print(json.load(sys.stdin)["services"][0][sys.argv[1]])' "$1"
-}
+field() { svc_field "$P-u" "$1"; } # field KEY
 state_is() { [ "$(field state)" = "$1" ]; }
 get() { icl curl -s --max-time 5 "http://$INET.2$1"; }
 STATE=$T/state/$P-u.state
-no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
 metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | sed -n "s/^$1 //p"; }
 
 check "a DNS query answers with the guest's address" [ "$(dq +short u.svc.test A)" = "$INET.2" ]

@@ -10,23 +10,9 @@
 #   guest's memory (its request counter) is intact.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
-need_root "warm"
-IMG=$ROOT/build/hello.elf
-for tool in qemu-system-x86_64 curl python3 iptables; do
-	command -v $tool >/dev/null || { skip "warm: $tool is not installed"; exit 0; }
-done
-[ -f "$IMG" ] || { not_ok "the hello guest is built ($IMG; make guest)"; finish; }
+idle_qemu_setup "warm" w
 
-idlenet_up || { not_ok "test network set up"; finish; }
-on_exit idlenet_fw_cleanup
-DNS_PORT=$(free_port)
-CONF=$T/beckon.conf
-P=w$$
-GUEST_MARK="guest=beckon:$P-"
-on_exit "for p in \$(pgrep -f '$GUEST_MARK'); do kill -9 \$p; done"
-
-base_conf "$CONF"
-sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$IBR\"; subnet = \"$INET.0/24\"; hold = \"syn\"; };|" "$CONF"
+idle_base_conf
 cat >>"$CONF" <<EOF
 services = (
   { name = "$P-sh"; dns = ( "sh.svc.test" ); address = "$INET.2"; ports = ( 80 );
@@ -41,18 +27,9 @@ EOF
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts with warm QEMU services"
 
-ctl() { "$BECKONCTL" -s "$DSOCK" "$@"; }
-field() { # field SERVICE KEY
-	ctl --json list | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["services"]:
-    if s["name"] == sys.argv[1]:
-        print(s[sys.argv[2]])' "$P-$1" "$2"
-}
+field() { svc_field "$P-$1" "$2"; } # field SERVICE KEY
 state_is() { [ "$(field "$1" state)" = "$2" ]; }
 serves() { [[ "$(icl curl -s --max-time 5 "http://$1/")" =~ ^"hello from $P-$2 " ]]; }
-qemu_of() { pgrep -f "$GUEST_MARK$1,"; }
-no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
 
 # warm = "shell"
 check "sh: a warm shell is made at start" wait_for 5 grep -q "$P-sh: warm shell ready" "$DLOG"
