@@ -52,12 +52,17 @@ build/beckonctl: $(call obj,$(CTL_SRCS))
 build/asan/beckonctl: $(call aobj,$(CTL_SRCS))
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
+# Objects first, the library after them: a shared fixture needs it too.
 build/unit/%: build/obj/tests/unit/%.o build/libbeckon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS) -lcmocka
 build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libbeckon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS) -lcmocka
+# The unit tests that run processes through a launcher share tests/unit/fixture.c.
+FIX_UNITS := test_idle test_launcher
+$(addprefix build/unit/,$(FIX_UNITS)): build/obj/tests/unit/fixture.o
+$(addprefix build/asan/unit/,$(FIX_UNITS)): build/asan/obj/tests/unit/fixture.o
 
 # Small drivers the integration tests run (tests/helpers/*.c).
 HELPER_SRCS := $(wildcard tests/helpers/*.c)

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,34 +19,9 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "fixture.h"
 #include "launcher.h"
 #include "log.h"
-
-#define MAXSVC 3
-
-struct fix {
-	struct event_base *base;
-	struct launcher *l;
-	struct conf conf;
-	struct conf_service svcs[MAXSVC];
-	char dir[64];
-	struct event *tick;
-};
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
 
 /* A sleep process, ready 20 ms after it starts, idle after 200 ms. */
 static void svc_set(struct conf_service *s, const char *name, enum conf_on_idle on_idle)
@@ -67,79 +41,13 @@ static void svc_set(struct conf_service *s, const char *name, enum conf_on_idle 
 	s->exec_command = strdup("sleep 1000");
 }
 
+/* The launcher fixture, with hold "none". */
 static int setup(void **state)
 {
-	struct fix *f = calloc(1, sizeof(*f));
-	struct timeval tv = {0, 5000};
+	int rc = fix_setup(state);
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/beckon-ut.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->base = event_base_new();
-	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-	event_add(f->tick, &tv);
-	f->conf.state_dir = malloc(128);
-	snprintf(f->conf.state_dir, 128, "%s/state", f->dir);
-	f->conf.net_mode = CONF_NET_USER;
-	f->conf.hold = CONF_HOLD_NONE;
-	f->conf.services = f->svcs;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fix *f = *state;
-	char cmd[128];
-	size_t i;
-
-	launcher_free(f->l);
-	for (i = 0; i < MAXSVC; i++) {
-		free(f->svcs[i].name);
-		free(f->svcs[i].cmdline);
-		free(f->svcs[i].exec_command);
-	}
-	free(f->conf.state_dir);
-	event_free(f->tick);
-	event_base_free(f->base);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	free(f);
-	return 0;
-}
-
-static void start(struct fix *f, size_t n)
-{
-	f->conf.nservices = n;
-	f->l = launcher_new(f->base, &f->conf);
-	assert_non_null(f->l);
-}
-
-static enum inst_state state_of(struct instance *inst)
-{
-	struct instance_info info;
-
-	launcher_info(inst, &info);
-	return info.state;
-}
-
-static bool run_until_state(struct fix *f, struct instance *inst, enum inst_state st, int ms)
-{
-	int64_t end = now_ms() + ms;
-
-	while (state_of(inst) != st) {
-		if (now_ms() >= end)
-			return false;
-		event_base_loop(f->base, EVLOOP_ONCE);
-	}
-	return true;
-}
-
-static void run_for(struct fix *f, int ms)
-{
-	int64_t end = now_ms() + ms;
-
-	while (now_ms() < end)
-		event_base_loop(f->base, EVLOOP_ONCE);
+	((struct fix *)*state)->conf.hold = CONF_HOLD_NONE;
+	return rc;
 }
 
 static struct instance *woken(struct fix *f, const char *name)
@@ -148,7 +56,7 @@ static struct instance *woken(struct fix *f, const char *name)
 
 	assert_non_null(inst);
 	assert_true(launcher_wake(inst, NULL, NULL, NULL) >= 0);
-	assert_true(run_until_state(f, inst, INST_READY, 3000));
+	assert_true(fix_run_until_state(f, inst, INST_READY, 3000));
 	return inst;
 }
 
@@ -160,16 +68,16 @@ static void test_each_mode(void **state)
 	svc_set(&f->svcs[0], "p", CONF_IDLE_PAUSE);
 	svc_set(&f->svcs[1], "s", CONF_IDLE_SHUTDOWN);
 	svc_set(&f->svcs[2], "d", CONF_IDLE_DESTROY);
-	start(f, 3);
+	fix_start(f, 3);
 	p = woken(f, "p");
 	s = woken(f, "s");
 	d = woken(f, "d");
-	assert_true(run_until_state(f, p, INST_PAUSED, 2000));
-	assert_true(run_until_state(f, s, INST_STOPPED, 4000));
-	assert_true(run_until_state(f, d, INST_STOPPED, 2000));
+	assert_true(fix_run_until_state(f, p, INST_PAUSED, 2000));
+	assert_true(fix_run_until_state(f, s, INST_STOPPED, 4000));
+	assert_true(fix_run_until_state(f, d, INST_STOPPED, 2000));
 	/* A wake of a paused instance resumes it at once. */
 	assert_int_equal(launcher_wake(p, NULL, NULL, NULL), 1);
-	assert_int_equal(state_of(p), INST_READY);
+	assert_int_equal(fix_state_of(p), INST_READY);
 }
 
 static void test_open_connection_keeps_up(void **state)
@@ -178,16 +86,16 @@ static void test_open_connection_keeps_up(void **state)
 	struct instance *inst;
 
 	svc_set(&f->svcs[0], "c", CONF_IDLE_DESTROY);
-	start(f, 1);
+	fix_start(f, 1);
 	inst = woken(f, "c");
 	launcher_connections(inst, 0, 1);
-	run_for(f, 600);
-	assert_int_equal(state_of(inst), INST_READY);
+	fix_run_for(f, 600);
+	assert_int_equal(fix_state_of(inst), INST_READY);
 	launcher_connections(inst, 0, -1);
 	/* The idle time runs from the connection's end. */
-	run_for(f, 100);
-	assert_int_equal(state_of(inst), INST_READY);
-	assert_true(run_until_state(f, inst, INST_STOPPED, 1000));
+	fix_run_for(f, 100);
+	assert_int_equal(fix_state_of(inst), INST_READY);
+	assert_true(fix_run_until_state(f, inst, INST_STOPPED, 1000));
 }
 
 static void test_activity_keeps_up(void **state)
@@ -197,14 +105,14 @@ static void test_activity_keeps_up(void **state)
 	int i;
 
 	svc_set(&f->svcs[0], "a", CONF_IDLE_PAUSE);
-	start(f, 1);
+	fix_start(f, 1);
 	inst = woken(f, "a");
 	for (i = 0; i < 6; i++) {
-		run_for(f, 100);
+		fix_run_for(f, 100);
 		launcher_activity(inst);
 	}
-	assert_int_equal(state_of(inst), INST_READY);
-	assert_true(run_until_state(f, inst, INST_PAUSED, 1000));
+	assert_int_equal(fix_state_of(inst), INST_READY);
+	assert_true(fix_run_until_state(f, inst, INST_PAUSED, 1000));
 }
 
 static void test_evict_lru(void **state)
@@ -218,22 +126,22 @@ static void test_evict_lru(void **state)
 	svc_set(&f->svcs[2], "c", CONF_IDLE_PAUSE);
 	f->svcs[0].idle_timeout_ms = f->svcs[1].idle_timeout_ms = f->svcs[2].idle_timeout_ms = 0;
 	f->conf.max_instances = 2;
-	start(f, 3);
+	fix_start(f, 3);
 	a = woken(f, "a");
-	run_for(f, 50);
+	fix_run_for(f, 50);
 	b = woken(f, "b");
 	/* Both active within the last second: nothing may be evicted yet. */
 	c = launcher_find(f->l, "c");
 	assert_int_equal(launcher_wake(c, NULL, NULL, NULL), -1);
 	launcher_stats(f->l, &st);
 	assert_int_equal(st.refused[LAUNCHER_REFUSED_CAPACITY], 1);
-	run_for(f, 1100);
+	fix_run_for(f, 1100);
 	launcher_activity(b);
 	assert_int_equal(launcher_wake(c, NULL, NULL, NULL), 0);
 	/* a, the least recently used, goes (destroyed: pausing would keep its memory). */
-	assert_true(run_until_state(f, a, INST_STOPPED, 2000));
-	assert_int_equal(state_of(b), INST_READY);
-	assert_true(run_until_state(f, c, INST_READY, 2000));
+	assert_true(fix_run_until_state(f, a, INST_STOPPED, 2000));
+	assert_int_equal(fix_state_of(b), INST_READY);
+	assert_true(fix_run_until_state(f, c, INST_READY, 2000));
 }
 
 static void test_busy_not_evicted(void **state)
@@ -245,17 +153,17 @@ static void test_busy_not_evicted(void **state)
 	svc_set(&f->svcs[1], "b", CONF_IDLE_PAUSE);
 	f->svcs[0].idle_timeout_ms = 0;
 	f->conf.max_instances = 1;
-	start(f, 2);
+	fix_start(f, 2);
 	a = woken(f, "a");
 	launcher_connections(a, 0, 1);
-	run_for(f, 1100);
+	fix_run_for(f, 1100);
 	b = launcher_find(f->l, "b");
 	assert_int_equal(launcher_wake(b, NULL, NULL, NULL), -1);
-	assert_int_equal(state_of(a), INST_READY);
+	assert_int_equal(fix_state_of(a), INST_READY);
 	launcher_connections(a, 0, -1);
-	run_for(f, 1100);
+	fix_run_for(f, 1100);
 	assert_int_equal(launcher_wake(b, NULL, NULL, NULL), 0);
-	assert_true(run_until_state(f, b, INST_READY, 2000));
+	assert_true(fix_run_until_state(f, b, INST_READY, 2000));
 }
 
 static void test_rate_limits(void **state)
@@ -274,7 +182,7 @@ static void test_rate_limits(void **state)
 	f->conf.boot_burst = 2;
 	inet_pton(AF_INET, "192.0.2.1", &c1.sin_addr);
 	inet_pton(AF_INET, "192.0.2.2", &c2.sin_addr);
-	start(f, 3);
+	fix_start(f, 3);
 	a = launcher_find(f->l, "a");
 	b = launcher_find(f->l, "b");
 	c = launcher_find(f->l, "c");
@@ -291,7 +199,7 @@ static void test_rate_limits(void **state)
 	assert_int_equal(st.refused[LAUNCHER_REFUSED_CLIENT], 1);
 	assert_int_equal(st.refused[LAUNCHER_REFUSED_RATE], 1);
 	assert_int_equal(st.refused[LAUNCHER_REFUSED_CAPACITY], 0);
-	run_for(f, 1050);
+	fix_run_for(f, 1050);
 	assert_int_equal(launcher_wake(c, NULL, NULL, NULL), 0);
 }
 
@@ -303,9 +211,9 @@ static void test_warm_paused(void **state)
 
 	svc_set(&f->svcs[0], "w", CONF_IDLE_PAUSE);
 	f->svcs[0].warm = CONF_WARM_PAUSED;
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "w");
-	assert_true(run_until_state(f, inst, INST_PAUSED, 2000));
+	assert_true(fix_run_until_state(f, inst, INST_PAUSED, 2000));
 	launcher_info(inst, &info);
 	assert_int_equal(info.boots, 1);
 	assert_int_equal(launcher_wake(inst, NULL, NULL, NULL), 1);
@@ -322,26 +230,26 @@ static void test_warm_boot_woken_stays_up(void **state)
 	svc_set(&f->svcs[0], "w", CONF_IDLE_PAUSE);
 	f->svcs[0].warm = CONF_WARM_PAUSED;
 	f->svcs[0].idle_timeout_ms = 0;
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "w");
 	/* A request during the warm boot: it stays up once ready. */
 	assert_int_equal(launcher_wake(inst, NULL, NULL, NULL), 0);
-	assert_true(run_until_state(f, inst, INST_READY, 2000));
-	run_for(f, 200);
-	assert_int_equal(state_of(inst), INST_READY);
+	assert_true(fix_run_until_state(f, inst, INST_READY, 2000));
+	fix_run_for(f, 200);
+	assert_int_equal(fix_state_of(inst), INST_READY);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_each_mode, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_open_connection_keeps_up, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_activity_keeps_up, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_evict_lru, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_busy_not_evicted, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rate_limits, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_warm_paused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_warm_boot_woken_stays_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_each_mode, setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_connection_keeps_up, setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_activity_keeps_up, setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_evict_lru, setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_busy_not_evicted, setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_rate_limits, setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_warm_paused, setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_warm_boot_woken_stays_up, setup, fix_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,19 +22,9 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "fixture.h"
 #include "launcher.h"
 #include "log.h"
-
-#define MAXSVC 4
-
-struct fix {
-	struct event_base *base;
-	struct launcher *l;
-	struct conf conf;
-	struct conf_service svcs[MAXSVC];
-	char dir[64];
-	struct event *tick;
-};
 
 /* What a waiter saw. */
 struct seen {
@@ -50,21 +39,6 @@ static void seen_cb(struct instance *inst, bool ok, void *arg)
 	s->calls++;
 	s->ok += ok;
 	s->inst = inst;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
 }
 
 /* A port on 127.0.0.1 nothing listens on (just freed by us). */
@@ -111,89 +85,14 @@ static void svc_set(struct conf_service *s, const char *name, const char *addr, 
 	s->exec_command = cmd ? strdup(cmd) : NULL;
 }
 
-static void svc_clear(struct conf_service *s)
-{
-	free(s->name);
-	free(s->cmdline);
-	free(s->ready_arg);
-	free(s->exec_command);
-	memset(s, 0, sizeof(*s));
-}
-
-static int setup(void **state)
-{
-	struct fix *f = calloc(1, sizeof(*f));
-	struct timeval tv = {0, 5000};
-
-	snprintf(f->dir, sizeof(f->dir), "/tmp/beckon-ut.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->base = event_base_new();
-	/* The loop wakes every 5 ms so run_until can look at the clock. */
-	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-	event_add(f->tick, &tv);
-	f->conf.state_dir = malloc(128);
-	snprintf(f->conf.state_dir, 128, "%s/state/sub", f->dir);
-	f->conf.net_mode = CONF_NET_USER;
-	f->conf.services = f->svcs;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fix *f = *state;
-	char cmd[128];
-	size_t i;
-
-	launcher_free(f->l);
-	for (i = 0; i < MAXSVC; i++)
-		svc_clear(&f->svcs[i]);
-	free(f->conf.state_dir);
-	event_free(f->tick);
-	event_base_free(f->base);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	free(f);
-	return 0;
-}
-
-static void start(struct fix *f, size_t n)
-{
-	f->conf.nservices = n;
-	f->l = launcher_new(f->base, &f->conf);
-	assert_non_null(f->l);
-}
-
 /* Run the loop until *FLAG is nonzero or MS pass; true when it was set. */
 static bool run_until_int(struct fix *f, const int *flag, int ms)
 {
-	int64_t end = now_ms() + ms;
+	int64_t end = fix_now_ms() + ms;
 
-	while (!*flag && now_ms() < end)
+	while (!*flag && fix_now_ms() < end)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	return *flag != 0;
-}
-
-static bool run_until_state(struct fix *f, struct instance *inst, enum inst_state st, int ms)
-{
-	int64_t end = now_ms() + ms;
-	struct instance_info info;
-
-	for (;;) {
-		launcher_info(inst, &info);
-		if (info.state == st)
-			return true;
-		if (now_ms() >= end)
-			return false;
-		event_base_loop(f->base, EVLOOP_ONCE);
-	}
-}
-
-static void run_for(struct fix *f, int ms)
-{
-	int never = 0;
-
-	run_until_int(f, &never, ms);
 }
 
 static bool pid_gone(pid_t pid)
@@ -204,19 +103,11 @@ static bool pid_gone(pid_t pid)
 /* Run the loop until PID is gone (reaped) or MS pass. */
 static bool run_until_gone(struct fix *f, pid_t pid, int ms)
 {
-	int64_t end = now_ms() + ms;
+	int64_t end = fix_now_ms() + ms;
 
-	while (!pid_gone(pid) && now_ms() < end)
+	while (!pid_gone(pid) && fix_now_ms() < end)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	return pid_gone(pid);
-}
-
-static enum inst_state state_of(struct instance *inst)
-{
-	struct instance_info info;
-
-	launcher_info(inst, &info);
-	return info.state;
 }
 
 static pid_t pid_of(struct instance *inst)
@@ -269,17 +160,17 @@ static void test_wake_idempotent(void **state)
 	snprintf(counter, sizeof(counter), "%s/runs", f->dir);
 	snprintf(cmd, sizeof(cmd), "sh -c 'echo run >> %s; exec sleep 100'", counter);
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:100", 5000, cmd);
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
 	assert_non_null(inst);
 	assert_null(launcher_find(f->l, "nope"));
-	assert_int_equal(state_of(inst), INST_STOPPED);
+	assert_int_equal(fix_state_of(inst), INST_STOPPED);
 	for (i = 0; i < 10; i++)
 		assert_int_equal(launcher_wake(inst, seen_cb, &s[i], NULL), 0);
-	assert_int_equal(state_of(inst), INST_BOOTING);
+	assert_int_equal(fix_state_of(inst), INST_BOOTING);
 	for (i = 0; i < 10 && run_until_int(f, &s[i].calls, 3000); i++)
 		;
-	run_for(f, 50); /* nothing more may come */
+	fix_run_for(f, 50); /* nothing more may come */
 	for (i = 0; i < 10; i++) {
 		assert_int_equal(s[i].calls, 1);
 		assert_int_equal(s[i].ok, 1);
@@ -288,10 +179,10 @@ static void test_wake_idempotent(void **state)
 	}
 	assert_int_equal(all, 10);
 	assert_int_equal(count_lines(counter), 1);
-	assert_int_equal(state_of(inst), INST_READY);
+	assert_int_equal(fix_state_of(inst), INST_READY);
 	/* Ready now: 1, and the callback is not called. */
 	assert_int_equal(launcher_wake(inst, seen_cb, &s[0], NULL), 1);
-	run_for(f, 20);
+	fix_run_for(f, 20);
 	assert_int_equal(s[0].calls, 1);
 	launcher_info(inst, &info);
 	assert_string_equal(info.name, "www");
@@ -323,7 +214,7 @@ static void test_cancel(void **state)
 	struct instance *inst;
 
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:50", 5000, "sleep 100");
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_wake(inst, seen_cb, &a, &ha), 0);
 	assert_non_null(ha);
@@ -332,7 +223,7 @@ static void test_cancel(void **state)
 	launcher_cancel(ha);
 	launcher_cancel(NULL);
 	assert_true(run_until_int(f, &b.calls, 3000));
-	run_for(f, 30);
+	fix_run_for(f, 30);
 	assert_int_equal(a.calls, 0);
 	assert_int_equal(b.calls, 1);
 	assert_int_equal(b.ok, 1);
@@ -349,17 +240,17 @@ static void test_boot_timeout(void **state)
 	pid_t pid;
 
 	svc_set(&f->svcs[0], "www", "127.0.0.1", free_port(), "tcp", 300, "sleep 1000");
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
-	t0 = now_ms();
+	t0 = fix_now_ms();
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	pid = pid_of(inst);
 	assert_true(pid > 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
-	assert_true(now_ms() - t0 >= 290);
-	assert_true(now_ms() - t0 < 1500);
+	assert_true(fix_now_ms() - t0 >= 290);
+	assert_true(fix_now_ms() - t0 < 1500);
 	assert_int_equal(s.ok, 0);
-	assert_int_equal(state_of(inst), INST_FAILED);
+	assert_int_equal(fix_state_of(inst), INST_FAILED);
 	assert_int_equal(pid_of(inst), 0);
 	assert_true(run_until_gone(f, pid, 3000));
 	launcher_stats(f->l, &st);
@@ -377,18 +268,18 @@ static void test_exit_during_boot(void **state)
 	        "sh -c 'echo oops; exit 3'");
 	svc_set(&f->svcs[1], "gone", "127.0.0.1", 0, "delay:10", 5000,
 	        "/nonexistent/beckon-test-binary");
-	start(f, 2);
+	fix_start(f, 2);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
 	assert_int_equal(s.ok, 0);
-	assert_int_equal(state_of(inst), INST_FAILED);
+	assert_int_equal(fix_state_of(inst), INST_FAILED);
 	/* A command that cannot be run fails the boot the same way. */
 	inst = launcher_find(f->l, "gone");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s2, NULL), 0);
 	assert_true(run_until_int(f, &s2.calls, 3000));
 	assert_int_equal(s2.ok, 0);
-	assert_int_equal(state_of(inst), INST_FAILED);
+	assert_int_equal(fix_state_of(inst), INST_FAILED);
 }
 
 static void test_death_noticed(void **state)
@@ -400,14 +291,14 @@ static void test_death_noticed(void **state)
 	pid_t pid, pid2;
 
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:10", 5000, "sleep 100");
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
 	assert_int_equal(s.ok, 1);
 	pid = pid_of(inst);
 	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_true(run_until_state(f, inst, INST_STOPPED, 2000));
+	assert_true(fix_run_until_state(f, inst, INST_STOPPED, 2000));
 	assert_true(pid_gone(pid));
 	launcher_info(inst, &info);
 	assert_int_equal(info.pid, 0);
@@ -434,16 +325,16 @@ static void test_failed_boots_again(void **state)
 	snprintf(cmd, sizeof(cmd), "sh -c 'test -e %s || { touch %s; exit 1; }; exec sleep 100'",
 	         flag, flag);
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:200", 5000, cmd);
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
 	assert_int_equal(s.ok, 0);
-	assert_int_equal(state_of(inst), INST_FAILED);
+	assert_int_equal(fix_state_of(inst), INST_FAILED);
 	assert_int_equal(launcher_wake(inst, seen_cb, &s2, NULL), 0);
 	assert_true(run_until_int(f, &s2.calls, 3000));
 	assert_int_equal(s2.ok, 1);
-	assert_int_equal(state_of(inst), INST_READY);
+	assert_int_equal(fix_state_of(inst), INST_READY);
 }
 
 static void test_delay_probe(void **state)
@@ -454,15 +345,15 @@ static void test_delay_probe(void **state)
 	int64_t t0;
 
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:300", 5000, "sleep 100");
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
-	t0 = now_ms();
+	t0 = fix_now_ms();
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
-	run_for(f, 200);
+	fix_run_for(f, 200);
 	assert_int_equal(s.calls, 0);
-	assert_int_equal(state_of(inst), INST_BOOTING);
+	assert_int_equal(fix_state_of(inst), INST_BOOTING);
 	assert_true(run_until_int(f, &s.calls, 3000));
-	assert_true(now_ms() - t0 >= 290); /* libevent timers run on a coarse clock (4 ms) */
+	assert_true(fix_now_ms() - t0 >= 290); /* libevent timers run on a coarse clock (4 ms) */
 	assert_int_equal(s.ok, 1);
 }
 
@@ -482,13 +373,13 @@ static void test_console_probe(void **state)
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "console:^port 80$", 5000,
 	        "sh -c 'printf \"boot\\nport 80\"; sleep 0.3; printf \"80\\n\"; sleep 0.3; "
 	        "printf \"po\"; sleep 0.1; echo \"rt 80\"; exec sleep 100'");
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
-	t0 = now_ms();
+	t0 = fix_now_ms();
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
 	assert_int_equal(s.ok, 1);
-	assert_true(now_ms() - t0 >= 650);
+	assert_true(fix_now_ms() - t0 >= 650);
 	/* The console is kept in <state_dir>/<name>.console. */
 	snprintf(path, sizeof(path), "%s/www.console", f->conf.state_dir);
 	assert_non_null(fp = fopen(path, "r"));
@@ -516,13 +407,13 @@ static void test_http_probe(void **state)
 	svc_set(&f->svcs[0], "www", "127.0.0.2", port, "http:/ready.html", 5000, cmd);
 	snprintf(cmd, sizeof(cmd), "busybox httpd -f -p {address}:%d -h %s", port2, doc);
 	svc_set(&f->svcs[1], "tcp", "127.0.0.3", port2, "tcp", 5000, cmd);
-	start(f, 2);
+	fix_start(f, 2);
 	inst = launcher_find(f->l, "www");
-	t0 = now_ms();
+	t0 = fix_now_ms();
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
 	assert_int_equal(s.ok, 1);
-	assert_true(now_ms() - t0 >= 290);
+	assert_true(fix_now_ms() - t0 >= 290);
 	/* tcp: ready as soon as the port accepts ({address} substituted). */
 	inst = launcher_find(f->l, "tcp");
 	assert_int_equal(launcher_wake(inst, seen_cb, &t, NULL), 0);
@@ -539,7 +430,7 @@ static void test_pause_resume(void **state)
 	pid_t pid;
 
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:10", 5000, "sleep 100");
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_pause(inst), -1); /* not running */
 	assert_int_equal(launcher_resume(inst), -1);
@@ -548,19 +439,19 @@ static void test_pause_resume(void **state)
 	pid = pid_of(inst);
 	assert_int_equal(launcher_resume(inst), -1); /* not paused */
 	assert_int_equal(launcher_pause(inst), 0);
-	assert_int_equal(state_of(inst), INST_PAUSED);
-	run_for(f, 50);
+	assert_int_equal(fix_state_of(inst), INST_PAUSED);
+	fix_run_for(f, 50);
 	assert_int_equal(proc_state(pid), 'T');
 	launcher_stats(f->l, &st);
 	assert_int_equal(st.instances[INST_PAUSED], 1);
 	assert_int_equal(launcher_resume(inst), 0);
-	assert_int_equal(state_of(inst), INST_READY);
-	run_for(f, 50);
+	assert_int_equal(fix_state_of(inst), INST_READY);
+	fix_run_for(f, 50);
 	assert_int_equal(proc_state(pid), 'S');
 	/* A wake resumes a paused instance at once. */
 	assert_int_equal(launcher_pause(inst), 0);
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 1);
-	assert_int_equal(state_of(inst), INST_READY);
+	assert_int_equal(fix_state_of(inst), INST_READY);
 	assert_int_equal(pid_of(inst), pid);
 }
 
@@ -576,14 +467,14 @@ static void test_stop(void **state)
 	/* Ignores SIGTERM: stopped by SIGKILL after the grace period. */
 	svc_set(&f->svcs[1], "stubborn", "127.0.0.1", 0, "delay:10", 5000,
 	        "sh -c 'trap \"\" TERM; exec sleep 100'");
-	start(f, 2);
+	fix_start(f, 2);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_stop(inst), 0); /* already stopped */
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
 	pid = pid_of(inst);
 	assert_int_equal(launcher_stop(inst), 0);
-	assert_int_equal(state_of(inst), INST_STOPPING);
+	assert_int_equal(fix_state_of(inst), INST_STOPPING);
 	/* Woken while stopping: it boots again once stopped. */
 	assert_int_equal(launcher_wake(inst, seen_cb, &w, NULL), 0);
 	assert_true(run_until_int(f, &w.calls, 3000));
@@ -593,12 +484,12 @@ static void test_stop(void **state)
 
 	/* A stop during the boot ends the wait with false. */
 	assert_int_equal(launcher_stop(inst), 0);
-	assert_true(run_until_state(f, inst, INST_STOPPED, 3000));
+	assert_true(fix_run_until_state(f, inst, INST_STOPPED, 3000));
 	assert_int_equal(launcher_wake(inst, seen_cb, &b, NULL), 0);
 	assert_int_equal(launcher_stop(inst), 0);
 	assert_true(run_until_int(f, &b.calls, 3000));
 	assert_int_equal(b.ok, 0);
-	assert_true(run_until_state(f, inst, INST_STOPPED, 3000));
+	assert_true(fix_run_until_state(f, inst, INST_STOPPED, 3000));
 
 	/* A wake without a callback while stopping: booted again all the same. */
 	memset(&s, 0, sizeof(s));
@@ -606,20 +497,20 @@ static void test_stop(void **state)
 	assert_true(run_until_int(f, &s.calls, 3000));
 	assert_int_equal(launcher_stop(inst), 0);
 	assert_int_equal(launcher_wake(inst, NULL, NULL, NULL), 0);
-	assert_true(run_until_state(f, inst, INST_READY, 3000));
+	assert_true(fix_run_until_state(f, inst, INST_READY, 3000));
 
 	inst = launcher_find(f->l, "stubborn");
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
 	assert_true(run_until_int(f, &s.calls, 3000));
 	pid = pid_of(inst);
-	t0 = now_ms();
+	t0 = fix_now_ms();
 	assert_int_equal(launcher_stop(inst), 0);
-	run_for(f, 500);
-	assert_int_equal(state_of(inst), INST_STOPPING);
+	fix_run_for(f, 500);
+	assert_int_equal(fix_state_of(inst), INST_STOPPING);
 	assert_false(pid_gone(pid));
-	assert_true(run_until_state(f, inst, INST_STOPPED, 4000));
-	assert_true(now_ms() - t0 >= 1900);
+	assert_true(fix_run_until_state(f, inst, INST_STOPPED, 4000));
+	assert_true(fix_now_ms() - t0 >= 1900);
 	assert_true(pid_gone(pid));
 }
 
@@ -633,7 +524,7 @@ static void test_reload(void **state)
 	svc_set(&f->svcs[0], "a", "127.0.0.1", 0, "delay:10", 5000, "sleep 100");
 	svc_set(&f->svcs[1], "b", "127.0.0.1", 0, "delay:10", 5000, "sleep 100");
 	svc_set(&f->svcs[2], "c", "127.0.0.1", 0, "delay:10000", 20000, "sleep 100");
-	start(f, 3);
+	fix_start(f, 3);
 	ia = launcher_find(f->l, "a");
 	ib = launcher_find(f->l, "b");
 	ic = launcher_find(f->l, "c");
@@ -648,30 +539,30 @@ static void test_reload(void **state)
 	/* a unchanged, b changed, c removed, d new. */
 	free(f->svcs[1].exec_command);
 	f->svcs[1].exec_command = strdup("sleep 99");
-	svc_clear(&f->svcs[2]);
+	fix_svc_clear(&f->svcs[2]);
 	svc_set(&f->svcs[2], "d", "127.0.0.1", 0, "delay:10", 5000, "sleep 100");
 	assert_int_equal(launcher_reload(f->l, &f->conf), 0);
 	/* The removed one's waiter heard false before it went. */
 	assert_int_equal(c.calls, 1);
 	assert_int_equal(c.ok, 0);
 	assert_ptr_equal(launcher_find(f->l, "a"), ia);
-	assert_int_equal(state_of(ia), INST_READY);
+	assert_int_equal(fix_state_of(ia), INST_READY);
 	assert_int_equal(pid_of(ia), pa);
 	assert_null(launcher_find(f->l, "c"));
 	ib = launcher_find(f->l, "b");
-	assert_int_equal(state_of(ib), INST_STOPPED);
+	assert_int_equal(fix_state_of(ib), INST_STOPPED);
 	assert_string_equal(launcher_service(ib)->exec_command, "sleep 99");
 	assert_non_null(launcher_find(f->l, "d"));
 	assert_true(run_until_gone(f, pb, 3000));
 	assert_false(pid_gone(pa));
 
 	/* The launcher keeps no pointer into the conf. */
-	svc_clear(&f->svcs[1]);
+	fix_svc_clear(&f->svcs[1]);
 	svc_set(&f->svcs[1], "b", "127.0.0.1", 0, "delay:10", 5000, "sleep 99");
 	memset(&b, 0, sizeof(b));
 	assert_int_equal(launcher_reload(f->l, &f->conf), 0);
 	assert_ptr_equal(launcher_find(f->l, "b"), ib);
-	svc_clear(&f->svcs[1]);
+	fix_svc_clear(&f->svcs[1]);
 	assert_int_equal(launcher_wake(ib, seen_cb, &b, NULL), 0);
 	assert_true(run_until_int(f, &b.calls, 3000));
 	assert_int_equal(b.ok, 1);
@@ -697,24 +588,24 @@ static void test_reload_waits_for_old(void **state)
 
 	svc_set(&f->svcs[0], "a", "127.0.0.1", 0, "delay:10", 5000,
 	        "sh -c 'trap \"\" TERM; exec sleep 100'");
-	start(f, 1);
+	fix_start(f, 1);
 	assert_int_equal(launcher_wake(launcher_find(f->l, "a"), seen_cb, &a, NULL), 0);
 	assert_true(run_until_int(f, &a.calls, 3000));
 	old = pid_of(launcher_find(f->l, "a"));
 	f->svcs[0].boot_timeout_ms = 6000; /* changed */
-	t0 = now_ms();
+	t0 = fix_now_ms();
 	assert_int_equal(launcher_reload(f->l, &f->conf), 0);
 	inst = launcher_find(f->l, "a");
 	assert_int_equal(launcher_wake(inst, seen_cb, &b, NULL), 0);
-	assert_int_equal(state_of(inst), INST_BOOTING);
+	assert_int_equal(fix_state_of(inst), INST_BOOTING);
 	assert_int_equal(pid_of(inst), 0); /* not started yet */
-	run_for(f, 300);
+	fix_run_for(f, 300);
 	assert_false(pid_gone(old));
 	assert_int_equal(pid_of(inst), 0);
 	assert_true(run_until_int(f, &b.calls, 5000));
 	assert_int_equal(b.ok, 1);
 	assert_true(pid_gone(old));
-	assert_true(now_ms() - t0 >= 1900);
+	assert_true(fix_now_ms() - t0 >= 1900);
 }
 
 /* Callbacks may call the launcher: wake again, cancel another waiter. */
@@ -748,7 +639,7 @@ static void test_reentrant_callback(void **state)
 	snprintf(cmd, sizeof(cmd), "sh -c 'test -e %s || { touch %s; exit 1; }; exec sleep 100'",
 	         flag, flag);
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:100", 5000, cmd);
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_wake(inst, reent_cb, &r, NULL), 0);
 	assert_int_equal(launcher_wake(inst, seen_cb, &other, &r.other), 0);
@@ -767,14 +658,14 @@ static void test_backend_not_built(void **state)
 
 	svc_set(&f->svcs[0], "vm", "127.0.0.1", 80, "tcp", 5000, NULL);
 	f->svcs[0].backend = CONF_BACKEND_XEN; /* qemu is built in now */
-	start(f, 1);
+	fix_start(f, 1);
 	inst = launcher_find(f->l, "vm");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, &h), -1);
 	assert_null(h);
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), -1);
-	run_for(f, 20);
+	fix_run_for(f, 20);
 	assert_int_equal(s.calls, 0);
-	assert_int_equal(state_of(inst), INST_STOPPED);
+	assert_int_equal(fix_state_of(inst), INST_STOPPED);
 }
 
 static void foreach_cb(struct instance *inst, void *arg)
@@ -799,7 +690,7 @@ static void test_free_leaves_nothing(void **state)
 	svc_set(&f->svcs[1], "b", "127.0.0.1", 0, "delay:10", 5000,
 	        "sh -c 'trap \"\" TERM; exec sleep 100'");
 	svc_set(&f->svcs[2], "c", "127.0.0.1", 0, "delay:10", 5000, "sleep 100");
-	start(f, 3);
+	fix_start(f, 3);
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(launcher_wake(launcher_find(f->l, names[i]), seen_cb, &s[i], NULL),
 		                 0);
@@ -827,22 +718,22 @@ static void test_free_leaves_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_wake_idempotent, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_boot_timeout, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_exit_during_boot, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_death_noticed, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_failed_boots_again, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_delay_probe, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_console_probe, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_http_probe, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reload_waits_for_old, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reentrant_callback, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_backend_not_built, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_free_leaves_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wake_idempotent, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_boot_timeout, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_exit_during_boot, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_death_noticed, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_boots_again, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_delay_probe, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_console_probe, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_http_probe, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_pause_resume, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_stop, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_reload, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_waits_for_old, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_reentrant_callback, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_backend_not_built, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_free_leaves_nothing, fix_setup, fix_teardown),
 	};
 
 	log_init(1);
