@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "argvec.h"
 #include "backend.h"
 
 struct argv_build {
-	char **argv;
-	size_t argc, cap;
+	struct argvec av;
 	char *word; /* the word being built */
 	size_t len, wcap;
 	bool started; /* a word is open, even if empty ("" makes one) */
@@ -53,24 +53,15 @@ static void ab_puts(struct argv_build *b, const char *s)
 
 static void ab_end_word(struct argv_build *b)
 {
-	char **n;
-
 	if (!b->started)
 		return;
-	if (b->argc + 2 > b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 8;
-		if ((n = realloc(b->argv, b->cap * sizeof(*n))) == NULL) {
-			ab_fail(b, "out of memory");
-			return;
-		}
-		b->argv = n;
-	}
 	if (b->word == NULL && (b->word = strdup("")) == NULL) {
 		ab_fail(b, "out of memory");
 		return;
 	}
-	b->argv[b->argc++] = b->word;
-	b->argv[b->argc] = NULL;
+	argvec_add(&b->av, b->word); /* the vector owns the word now */
+	if (b->av.failed)
+		ab_fail(b, "out of memory");
 	b->word = NULL;
 	b->len = b->wcap = 0;
 	b->started = false;
@@ -176,23 +167,17 @@ char **backend_exec_argv(const char *template, const struct exec_vars *vars, cha
 
 	split(&b, template, vars);
 	ab_end_word(&b);
-	if (!b.failed && b.argc == 0)
+	if (!b.failed && b.av.n == 0)
 		ab_fail(&b, "empty command");
 	if (b.failed) {
 		free(b.word);
-		backend_exec_argv_free(b.argv);
+		argvec_free(b.av.v);
 		return NULL;
 	}
-	return b.argv;
+	return b.av.v;
 }
 
 void backend_exec_argv_free(char **argv)
 {
-	size_t i;
-
-	if (argv == NULL)
-		return;
-	for (i = 0; argv[i] != NULL; i++)
-		free(argv[i]);
-	free(argv);
+	argvec_free(argv);
 }

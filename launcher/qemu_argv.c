@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "argvec.h"
 #include "qemu.h"
 
 /*
@@ -22,40 +23,13 @@
  */
 #define MICROVM_TUNED "microvm,acpi=off"
 
-struct vec {
-	char **v;
-	size_t n, cap;
-	bool failed;
-};
-
-static void vec_add(struct vec *a, char *s)
+static void vec_str(struct argvec *a, const char *s)
 {
-	char **n;
-
-	if (s == NULL) {
-		a->failed = true;
-		return;
-	}
-	if (a->n + 2 > a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
-		if ((n = realloc(a->v, a->cap * sizeof(*n))) == NULL) {
-			free(s);
-			a->failed = true;
-			return;
-		}
-		a->v = n;
-	}
-	a->v[a->n++] = s;
-	a->v[a->n] = NULL;
+	argvec_add(a, strdup(s));
 }
 
-static void vec_str(struct vec *a, const char *s)
-{
-	vec_add(a, strdup(s));
-}
-
-static void vec_fmt(struct vec *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void vec_fmt(struct vec *a, const char *fmt, ...)
+static void vec_fmt(struct argvec *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vec_fmt(struct argvec *a, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -64,7 +38,7 @@ static void vec_fmt(struct vec *a, const char *fmt, ...)
 	if (vasprintf(&s, fmt, ap) == -1)
 		s = NULL;
 	va_end(ap);
-	vec_add(a, s);
+	argvec_add(a, s);
 }
 
 /* S with every comma doubled, for a value inside a QEMU option string. */
@@ -120,7 +94,7 @@ static bool is_microvm(const char *machine)
  * "max" and "host" pass through, and QEMU aborts at its first vCPU reset.
  * The MSR only describes speculation mitigations; leaving it out is safe.
  */
-static void add_cpu(struct vec *a, const char *cpu, const char *accel)
+static void add_cpu(struct argvec *a, const char *cpu, const char *accel)
 {
 	if (strcmp(accel, "kvm") == 0 && (strcmp(cpu, "max") == 0 || strcmp(cpu, "host") == 0))
 		vec_fmt(a, "%s,-arch-capabilities", cpu);
@@ -129,7 +103,7 @@ static void add_cpu(struct vec *a, const char *cpu, const char *accel)
 }
 
 /* The guest's network words after the user's cmdline. */
-static void add_append(struct vec *a, const struct qemu_argv_in *in)
+static void add_append(struct argvec *a, const struct qemu_argv_in *in)
 {
 	const char *sep = in->cmdline && *in->cmdline ? " " : "";
 	char port[16] = "";
@@ -141,7 +115,7 @@ static void add_append(struct vec *a, const struct qemu_argv_in *in)
 	        in->guest_ip, in->prefix, in->gateway, in->name, port);
 }
 
-static void add_netdev(struct vec *a, const struct qemu_argv_in *in)
+static void add_netdev(struct argvec *a, const struct qemu_argv_in *in)
 {
 	char *s = NULL, *next;
 	size_t i;
@@ -165,11 +139,11 @@ static void add_netdev(struct vec *a, const struct qemu_argv_in *in)
 		free(s);
 		s = next;
 	}
-	vec_add(a, s);
+	argvec_add(a, s);
 }
 
 /* virtio-blk of the NIC's bus kind: "-pci" NICs get the PCI one. */
-static void add_disk(struct vec *a, const struct qemu_argv_in *in)
+static void add_disk(struct argvec *a, const struct qemu_argv_in *in)
 {
 	const char *nic = in->q->nic, *dot = strrchr(in->q->disk, '.');
 	size_t n = strlen(nic);
@@ -188,7 +162,7 @@ static void add_disk(struct vec *a, const struct qemu_argv_in *in)
 	free(file);
 }
 
-static void add_machine(struct vec *a, const struct qemu_argv_in *in)
+static void add_machine(struct argvec *a, const struct qemu_argv_in *in)
 {
 	const char *machine = qemu_machine_value(in->q->machine);
 
@@ -227,7 +201,7 @@ static int check_in(const struct qemu_argv_in *in, char *err, size_t errlen)
 
 char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 {
-	struct vec a = {0};
+	struct argvec a = {0};
 	size_t i;
 
 	if (check_in(in, err, errlen) == -1)
@@ -265,7 +239,7 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 	}
 	if (a.failed) {
 		snprintf(err, errlen, "out of memory");
-		qemu_argv_free(a.v);
+		argvec_free(a.v);
 		return NULL;
 	}
 	return a.v;
@@ -273,11 +247,5 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 
 void qemu_argv_free(char **argv)
 {
-	size_t i;
-
-	if (argv == NULL)
-		return;
-	for (i = 0; argv[i] != NULL; i++)
-		free(argv[i]);
-	free(argv);
+	argvec_free(argv);
 }
