@@ -117,6 +117,8 @@ void resolver_client_keep(struct client *dst, const struct client_ref *src);
 int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st, const uint8_t *pkt,
                       size_t len, const struct client_ref *c);
 void resolver_count(struct resolver *r, const uint8_t *answer);
+/* A non-blocking socket of TYPE for the listen address A; -1 on error. */
+int resolver_socket(const struct conf_addr *a, int type);
 
 /* udp.c */
 struct udp_batch *udp_batch_new(void);

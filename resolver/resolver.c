@@ -4,6 +4,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -94,6 +96,21 @@ static void listener_free(struct listener *l)
 	udp_close(l);
 	tcp_close_listener(l);
 	free(l);
+}
+
+int resolver_socket(const struct conf_addr *a, int type)
+{
+	int fd = socket(a->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	/* "[::]" must not take the IPv4 port too: "0.0.0.0" may be listed as well. */
+	if (a->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static struct listener *listener_new(struct resolver *r, const struct conf_addr *a)

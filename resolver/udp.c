@@ -132,14 +132,10 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 
 static int udp_socket(const struct conf_addr *a, bool wildcard)
 {
-	int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
-	int rcvbuf = UDP_RCVBUF;
+	int fd = resolver_socket(a, SOCK_DGRAM), rcvbuf = UDP_RCVBUF;
 
 	if (fd < 0)
 		return -1;
-	if (a->ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-		goto fail;
 	/* A bigger buffer rides out bursts; the kernel caps it at rmem_max. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (wildcard && pktinfo_enable(fd, a->ss.ss_family) < 0)
