@@ -1,5 +1,5 @@
 /*
- * Drives launcher/hostnet.c from the shell, for tests/integration/test_hostnet.sh.
+ * Drives launcher/hostnet*.c (hostnet.h) from the shell, for tests/integration/test_hostnet.sh.
  * Each command prints its result on stdout and exits 0, or 1 when the call
  * returned -1 (the module has logged why). With -t first, the time the call
  * took goes to stderr as "elapsed_us=N".

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# launcher/hostnet.c through tests/helpers/hostnet_tool, inside a network
+# launcher/hostnet*.c through tests/helpers/hostnet_tool, inside a network
 # namespace made here (nothing touches the root namespace), checked with ip.
 . "$(dirname "$0")/lib.sh"
 
