@@ -2,16 +2,14 @@
  * The QMP client (see qmp.h). QEMU sends one JSON object a line: a greeting,
  * then replies ("return" or "error", with the "id" we gave) and events. A
  * peer that sends anything else, or a line past QMP_MAX_LINE, is dropped.
+ * This file: the protocol (handshake, commands and their replies, events);
+ * qmp_conn.c: reaching QEMU and the socket's bytes.
  *
  * Callbacks may free the qmp: every entry from libevent brackets its work
  * with qmp_enter/qmp_leave, and the real free waits for the outermost leave.
  */
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/queue.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -20,45 +18,9 @@
 
 #include "log.h"
 #include "qmp.h"
+#include "qmp_internal.h"
 
-#define QMP_RETRY_MS 2
-
-struct qmp_pending {
-	TAILQ_ENTRY(qmp_pending) entry;
-	json_int_t id;
-	qmp_reply_cb cb;
-	void *arg;
-};
-TAILQ_HEAD(qmp_pending_list, qmp_pending);
-
-enum qmp_phase {
-	QMP_WAITING,  /* for a connection: listening or retrying connect */
-	QMP_GREETING, /* connected, waiting for the greeting */
-	QMP_NEGOTIATING,
-	QMP_READY,
-	QMP_CLOSED
-};
-
-struct qmp {
-	struct event_base *base;
-	struct qmp_cbs cbs;
-	void *arg;
-	enum qmp_phase phase;
-	struct bufferevent *bev;
-	struct event *wait_ev; /* the listening socket, or the retry timer */
-	int listen_fd;
-	char *path;              /* listen: unlinked at the end; connect: the target */
-	struct timeval deadline; /* connect */
-	struct evbuffer *queued; /* commands issued before the handshake ended */
-	struct qmp_pending_list pending;
-	json_int_t next_id;
-	int depth; /* our callbacks on the stack */
-	int freed; /* qmp_free came while depth > 0 */
-};
-
-static void qmp_fail(struct qmp *q, const char *why);
-
-static struct qmp *qmp_new(struct event_base *base, const struct qmp_cbs *cbs, void *arg)
+struct qmp *qmp_new(struct event_base *base, const struct qmp_cbs *cbs, void *arg)
 {
 	struct qmp *q;
 
@@ -80,7 +42,7 @@ static struct qmp *qmp_new(struct event_base *base, const struct qmp_cbs *cbs, v
 	return q;
 }
 
-static void qmp_destroy(struct qmp *q)
+void qmp_destroy(struct qmp *q)
 {
 	struct qmp_pending *p;
 
@@ -101,12 +63,12 @@ static void qmp_destroy(struct qmp *q)
 	free(q);
 }
 
-static void qmp_enter(struct qmp *q)
+void qmp_enter(struct qmp *q)
 {
 	q->depth++;
 }
 
-static void qmp_leave(struct qmp *q)
+void qmp_leave(struct qmp *q)
 {
 	if (--q->depth == 0 && q->freed)
 		qmp_destroy(q);
@@ -260,8 +222,7 @@ static void qmp_message(struct qmp *q, json_t *msg)
 	}
 }
 
-/* One line from the peer. */
-static void qmp_line(struct qmp *q, const char *line, size_t len)
+void qmp_line(struct qmp *q, const char *line, size_t len)
 {
 	json_error_t jerr;
 	json_t *msg;
@@ -280,52 +241,7 @@ static void qmp_line(struct qmp *q, const char *line, size_t len)
 	json_decref(msg);
 }
 
-static void qmp_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct qmp *q = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len;
-	char *line;
-
-	qmp_enter(q);
-	while (q->phase != QMP_CLOSED && !q->freed) {
-		if ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) == NULL) {
-			if (evbuffer_get_length(in) > QMP_MAX_LINE)
-				qmp_fail(q, "a QMP line past the size limit");
-			break;
-		}
-		if (len > QMP_MAX_LINE)
-			qmp_fail(q, "a QMP line past the size limit");
-		else
-			qmp_line(q, line, len);
-		free(line);
-	}
-	qmp_leave(q);
-}
-
-static void qmp_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct qmp *q = arg;
-	char why[128];
-
-	(void)bev;
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		return;
-	if (what & BEV_EVENT_EOF)
-		snprintf(why, sizeof(why), "QMP connection closed by the peer");
-	else
-		snprintf(why, sizeof(why), "QMP connection: %s",
-		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	qmp_enter(q);
-	qmp_fail(q, why);
-	qmp_leave(q);
-}
-
-/*
- * End the connection: every pending command gets a "Disconnected" error,
- * then close is called, once. Runs inside qmp_enter/qmp_leave.
- */
-static void qmp_fail(struct qmp *q, const char *why)
+void qmp_fail(struct qmp *q, const char *why)
 {
 	struct qmp_pending *p;
 	json_t *err;
@@ -348,173 +264,4 @@ static void qmp_fail(struct qmp *q, const char *why)
 	json_decref(err);
 	if (!q->freed && q->cbs.close != NULL)
 		q->cbs.close(q, why, q->arg);
-}
-
-/* Start talking on the connected FD (closed on failure). -1 on failure. */
-static int qmp_connected(struct qmp *q, int fd)
-{
-	evutil_make_socket_nonblocking(fd);
-	if ((q->bev = bufferevent_socket_new(q->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		log_warnx("qmp: bufferevent_socket_new failed");
-		close(fd);
-		return -1;
-	}
-	bufferevent_setcb(q->bev, qmp_read_cb, NULL, qmp_event_cb, q);
-	if (bufferevent_enable(q->bev, EV_READ | EV_WRITE) < 0) {
-		log_warnx("qmp: bufferevent_enable failed");
-		return -1;
-	}
-	q->phase = QMP_GREETING;
-	return 0;
-}
-
-struct qmp *qmp_attach(struct event_base *base, int fd, const struct qmp_cbs *cbs, void *arg)
-{
-	struct qmp *q;
-
-	if ((q = qmp_new(base, cbs, arg)) == NULL) {
-		close(fd);
-		return NULL;
-	}
-	if (qmp_connected(q, fd) < 0) {
-		qmp_destroy(q);
-		return NULL;
-	}
-	return q;
-}
-
-static int qmp_sockaddr(const char *path, struct sockaddr_un *sun)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path)) {
-		log_warnx("qmp: socket path too long (%zu bytes, at most %zu): %s", strlen(path),
-		          sizeof(sun->sun_path) - 1, path);
-		return -1;
-	}
-	memcpy(sun->sun_path, path, strlen(path) + 1);
-	return 0;
-}
-
-static void qmp_accept_cb(evutil_socket_t lfd, short what, void *arg)
-{
-	struct qmp *q = arg;
-	int fd;
-
-	(void)what;
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_warn("qmp: accept on %s", q->path);
-		return;
-	}
-	event_free(q->wait_ev);
-	q->wait_ev = NULL;
-	close(q->listen_fd);
-	q->listen_fd = -1;
-	unlink(q->path);
-	qmp_enter(q);
-	if (qmp_connected(q, fd) < 0)
-		qmp_fail(q, "cannot start the QMP connection");
-	qmp_leave(q);
-}
-
-struct qmp *qmp_listen(struct event_base *base, const char *path, const struct qmp_cbs *cbs,
-                       void *arg)
-{
-	struct sockaddr_un sun;
-	struct qmp *q;
-
-	if (qmp_sockaddr(path, &sun) < 0 || (q = qmp_new(base, cbs, arg)) == NULL)
-		return NULL;
-	if ((q->path = strdup(path)) == NULL)
-		goto fail;
-	q->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (q->listen_fd == -1) {
-		log_warn("qmp: socket");
-		goto fail;
-	}
-	unlink(path);
-	if (bind(q->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    listen(q->listen_fd, 1) == -1) {
-		log_warn("qmp: listen on %s", path);
-		goto fail;
-	}
-	q->wait_ev = event_new(base, q->listen_fd, EV_READ | EV_PERSIST, qmp_accept_cb, q);
-	if (q->wait_ev == NULL || event_add(q->wait_ev, NULL) < 0) {
-		log_warnx("qmp: cannot watch %s", path);
-		goto fail;
-	}
-	return q;
-fail:
-	qmp_destroy(q);
-	return NULL;
-}
-
-/* One non-blocking connect: the fd when it went through, -1 to retry, -2 to give up. */
-static int qmp_try_connect(const char *path)
-{
-	struct sockaddr_un sun;
-	int fd, err;
-
-	if (qmp_sockaddr(path, &sun) < 0)
-		return -2;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
-		return -2;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-		return fd;
-	err = errno;
-	close(fd);
-	/* Absent, not listening yet, or a full backlog: QEMU is still starting. */
-	if (err == ENOENT || err == ECONNREFUSED || err == EAGAIN)
-		return -1;
-	errno = err;
-	log_warn("qmp: connect to %s", path);
-	return -2;
-}
-
-static void qmp_retry_cb(evutil_socket_t unused, short what, void *arg)
-{
-	struct qmp *q = arg;
-	struct timeval now, delay = {0, QMP_RETRY_MS * 1000};
-	char why[128];
-	int fd;
-
-	(void)unused, (void)what;
-	qmp_enter(q);
-	fd = qmp_try_connect(q->path);
-	event_base_gettimeofday_cached(q->base, &now);
-	if (fd >= 0) {
-		if (qmp_connected(q, fd) < 0)
-			qmp_fail(q, "cannot start the QMP connection");
-	} else if (fd == -1 && timercmp(&now, &q->deadline, <)) {
-		evtimer_add(q->wait_ev, &delay);
-	} else {
-		snprintf(why, sizeof(why), "no QMP socket answered at %s in time", q->path);
-		qmp_fail(q, why);
-	}
-	qmp_leave(q);
-}
-
-struct qmp *qmp_connect(struct event_base *base, const char *path, int timeout_ms,
-                        const struct qmp_cbs *cbs, void *arg)
-{
-	struct sockaddr_un sun;
-	struct timeval now, span = {timeout_ms / 1000, (timeout_ms % 1000) * 1000}, zero = {0, 0};
-	struct qmp *q;
-
-	if (qmp_sockaddr(path, &sun) < 0 || (q = qmp_new(base, cbs, arg)) == NULL)
-		return NULL;
-	if ((q->path = strdup(path)) == NULL)
-		goto fail;
-	event_base_gettimeofday_cached(base, &now);
-	timeradd(&now, &span, &q->deadline);
-	/* The first try runs from the loop too, so close is never called from here. */
-	if ((q->wait_ev = evtimer_new(base, qmp_retry_cb, q)) == NULL ||
-	    evtimer_add(q->wait_ev, &zero) < 0)
-		goto fail;
-	return q;
-fail:
-	log_warnx("qmp: cannot start connecting to %s", path);
-	qmp_destroy(q);
-	return NULL;
 }

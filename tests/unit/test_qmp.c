@@ -1,5 +1,5 @@
 /*
- * launcher/qmp.c against a real qemu-system-x86_64 (microvm, started paused
+ * launcher/qmp*.c against a real qemu-system-x86_64 (microvm, started paused
  * with -S, no kernel needed), and against a fake peer on a socketpair for
  * what QEMU never sends: split and batched lines, garbage, oversized lines,
  * odd replies, a peer that hangs up.
