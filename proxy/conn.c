@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -43,6 +44,7 @@ void pxconn_free(struct pxconn *c)
 	struct pxsvc *svc = c->svc;
 
 	unhold(c);
+	pump_free_all(c);
 	if (c->open)
 		proxy_count_open(svc, -1);
 	if (c->cl != NULL)
@@ -151,11 +153,33 @@ static int upstream_socket(const struct pxconn *c)
 	return fd;
 }
 
+/*
+ * Connect FD to SA: 1 when connected already, 0 when under way, -1 on
+ * failure. To QEMU's hostfwd or a process on loopback the handshake is done
+ * within connect(2): poll says so, and the relay starts a loop turn sooner.
+ */
+static int upstream_connect(int fd, const struct sockaddr_in *sa)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		return 1;
+	if (errno != EINPROGRESS)
+		return -1;
+	if (poll(&pfd, 1, 0) != 1 || pfd.revents != POLLOUT)
+		return 0; /* an error shows in the bufferevent's event callback */
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 || err != 0)
+		return 0;
+	return 1;
+}
+
 static void conn_connect(struct pxconn *c)
 {
 	struct timeval tv = {PXCONN_CONNECT_MS / 1000, 0};
 	struct sockaddr_in sa;
-	int fd;
+	int fd, rc;
 
 	unhold(c);
 	if (c->svc->inst == NULL || launcher_upstream(c->svc->inst, c->port, &sa) == -1) {
@@ -174,8 +198,12 @@ static void conn_connect(struct pxconn *c)
 	c->state = PXC_CONNECTING;
 	c->attempts++;
 	relay_setcbs(c);
+	if ((rc = upstream_connect(fd, &sa)) == 1) {
+		relay_start(c);
+		return;
+	}
 	bufferevent_set_timeouts(c->up, NULL, &tv);
-	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+	if (rc == -1 || bufferevent_socket_connect(c->up, NULL, 0) == -1) {
 		if (pxconn_can_retry(c))
 			pxconn_retry(c);
 		else
@@ -206,6 +234,7 @@ bool pxconn_can_retry(const struct pxconn *c)
 void pxconn_retry(struct pxconn *c)
 {
 	log_debug("proxy: %s: upstream closed early, connecting again", c->svc->name);
+	pump_free_all(c); /* none: no splicing while there is a replay */
 	if (c->up != NULL)
 		bufferevent_free(c->up);
 	c->up = NULL;
@@ -227,7 +256,7 @@ static void conn_hold(struct pxconn *c)
 		pxconn_reset(c);
 		return;
 	}
-	rc = launcher_wake(svc->inst, woken_cb, c, &c->waiter);
+	rc = launcher_wake_from(svc->inst, (struct sockaddr *)&c->peer, woken_cb, c, &c->waiter);
 	if (rc == 1) {
 		conn_connect(c); /* ready: straight through, whatever is held */
 		return;
@@ -249,7 +278,8 @@ static void conn_hold(struct pxconn *c)
 	timer_in(c->timer, svc->p->hold_timeout_ms);
 }
 
-void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd)
+void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockaddr *peer,
+                   int peerlen)
 {
 	struct pxconn *c;
 
@@ -261,6 +291,8 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd)
 	}
 	c->svc = svc;
 	c->port = port;
+	if (peer != NULL && peerlen > 0 && (size_t)peerlen <= sizeof(c->peer))
+		memcpy(&c->peer, peer, (size_t)peerlen);
 	c->state = PXC_HELD;
 	svc->refs++;
 	TAILQ_INSERT_TAIL(&svc->conns, c, entry);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 
 #include "conf.h"
@@ -19,6 +20,7 @@ struct evconnlistener;
 struct fw;
 struct nfq;
 struct pxconn;
+struct pxpump;
 struct synpkt;
 
 /* Relaying: each direction buffers at most this much before reading stops. */
@@ -87,12 +89,15 @@ struct proxy {
 };
 
 enum pxconn_state { PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY };
+/* The two ways a connection relays: client to upstream, and back. */
+enum pump_dir { PUMP_CL_UP, PUMP_UP_CL, PUMP_DIRS };
 
 /* One client connection of the proxy. */
 struct pxconn {
 	TAILQ_ENTRY(pxconn) entry;
 	struct pxsvc *svc;
-	uint16_t port; /* the service port it came to */
+	uint16_t port;                /* the service port it came to */
+	struct sockaddr_storage peer; /* the client: for the per-client boot rate */
 	enum pxconn_state state;
 	struct bufferevent *cl, *up;
 	struct launcher_waiter *waiter;
@@ -106,6 +111,9 @@ struct pxconn {
 	bool closing;                    /* flushing the last of one side, then free */
 	bool held, open;                 /* counted as such */
 	bool cl_throttled, up_throttled; /* reading stopped: the other side's output is full */
+	struct pxpump *pump[PUMP_DIRS];  /* splicing that way */
+	bool pump_want[PUMP_DIRS];       /* to splice once the destination has flushed */
+	size_t moved[PUMP_DIRS];         /* bytes relayed by bufferevents */
 };
 
 /* proxy.c */
@@ -131,7 +139,8 @@ void listen_adopt(struct pxsvc *svc, struct pxsvc_list *old);
 void listen_close(struct pxsvc *svc);
 
 /* conn.c: a client connection, from accept to free. */
-void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd);
+void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockaddr *peer,
+                   int peerlen);
 void pxconn_free(struct pxconn *c);
 /* Close the client with a TCP reset (SO_LINGER 0), then free. */
 void pxconn_reset(struct pxconn *c);
@@ -149,6 +158,22 @@ void relay_setcbs(struct pxconn *c);
 void relay_start(struct pxconn *c);
 /* The client side while it is held: bounded reading, EOF and errors. */
 void relay_hold_client(struct pxconn *c);
+
+/* relay.c, for pump.c: BEV has written all it had; BEV failed (close it, flush the other). */
+void relay_flushed(struct pxconn *c, struct bufferevent *bev);
+void relay_side_error(struct pxconn *c, struct bufferevent *bev);
+
+/* pump.c: bulk relaying with splice(2), socket -> pipe -> socket. */
+/* A direction that has moved this much is bulk: it is spliced from then on. */
+#define PUMP_MIN_BYTES (32 * 1024)
+#define PUMP_PIPE_SIZE (256 * 1024)
+/* Splice DIR from now on (its destination has nothing buffered). -1: it stays as it is. */
+int pump_start(struct pxconn *c, enum pump_dir dir);
+/* Whether a pipe holds bytes for DST. */
+bool pump_holds(const struct pxconn *c, const struct bufferevent *dst);
+/* BEV is about to be freed: the pumps stop reading or writing it. */
+void pump_side_gone(struct pxconn *c, const struct bufferevent *bev);
+void pump_free_all(struct pxconn *c);
 
 /* synhold.c: hold "syn". */
 int synhold_start(struct proxy *p, const char *bridge);

@@ -18,11 +18,9 @@ static void accept_cb(struct evconnlistener *ls, evutil_socket_t fd, struct sock
 {
 	struct pxsvc *svc = arg;
 
-	(void)sa;
-	(void)salen;
 	for (size_t i = 0; i < svc->nports; i++)
 		if (svc->ls[i] == ls) {
-			pxconn_accept(svc, svc->ports[i], fd);
+			pxconn_accept(svc, svc->ports[i], fd, sa, salen);
 			return;
 		}
 	close(fd);

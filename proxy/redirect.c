@@ -42,8 +42,6 @@ static void accept_cb(struct evconnlistener *ls, evutil_socket_t fd, struct sock
 	struct pxsvc *svc;
 
 	(void)ls;
-	(void)sa;
-	(void)salen;
 	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &len) == -1 ||
 	    (svc = proxy_svc_by_addr(p, dst.sin_addr)) == NULL) {
 		reset_fd(fd); /* not redirected here by us */
@@ -51,7 +49,7 @@ static void accept_cb(struct evconnlistener *ls, evutil_socket_t fd, struct sock
 	}
 	for (size_t i = 0; i < svc->nports; i++)
 		if (svc->ports[i] == ntohs(dst.sin_port)) {
-			pxconn_accept(svc, svc->ports[i], fd);
+			pxconn_accept(svc, svc->ports[i], fd, sa, salen);
 			return;
 		}
 	reset_fd(fd);

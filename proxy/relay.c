@@ -25,6 +25,21 @@ static bool *throttled(struct pxconn *c, const struct bufferevent *src)
 	return src == c->cl ? &c->cl_throttled : &c->up_throttled;
 }
 
+static enum pump_dir dir_from(const struct pxconn *c, const struct bufferevent *src)
+{
+	return src == c->cl ? PUMP_CL_UP : PUMP_UP_CL;
+}
+
+static void pump_start_now(struct pxconn *c, struct bufferevent *src)
+{
+	enum pump_dir d = dir_from(c, src);
+
+	c->pump_want[d] = false;
+	if (c->pump[d] == NULL && pump_start(c, d) == -1)
+		return; /* bufferevents go on relaying it */
+	*throttled(c, src) = false;
+}
+
 /* What was sent upstream is kept until it answers, to replay on a retry. */
 static void keep_for_replay(struct pxconn *c, struct evbuffer *in, size_t n)
 {
@@ -65,6 +80,14 @@ static void relay_move(struct pxconn *c, struct bufferevent *src)
 		evbuffer_write(in, bufferevent_getfd(dst));
 	evbuffer_add_buffer(out, in);
 	pxconn_activity(c, n);
+	/* Bulk, and no replay to keep: splice it once DST has written this. */
+	c->moved[dir_from(c, src)] += n;
+	if (c->moved[dir_from(c, src)] >= PUMP_MIN_BYTES && c->replay == NULL)
+		c->pump_want[dir_from(c, src)] = true;
+	if (c->pump_want[dir_from(c, src)] && evbuffer_get_length(out) == 0) {
+		pump_start_now(c, src);
+		return;
+	}
 	if (evbuffer_get_length(out) >= RELAY_MAX_OUTPUT) {
 		bufferevent_disable(src, EV_READ);
 		*throttled(c, src) = true;
@@ -90,9 +113,11 @@ static void readcb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* BEV has written everything it had. */
-static void flushed(struct pxconn *c, struct bufferevent *bev)
+/* BEV has written everything it had (its output, and a pipe into it). */
+void relay_flushed(struct pxconn *c, struct bufferevent *bev)
 {
+	if (pump_holds(c, bev))
+		return;
 	if (c->closing) {
 		pxconn_free(c);
 		return;
@@ -113,6 +138,7 @@ static void writecb(struct bufferevent *bev, void *arg)
 {
 	struct pxconn *c = arg;
 	struct bufferevent *src = other(c, bev);
+	bool empty = evbuffer_get_length(bufferevent_get_output(bev)) == 0;
 
 	if (src != NULL && *throttled(c, src)) {
 		*throttled(c, src) = false;
@@ -120,22 +146,27 @@ static void writecb(struct bufferevent *bev, void *arg)
 		if (!(src == c->cl ? c->cl_eof : c->up_eof))
 			bufferevent_enable(src, EV_READ);
 	}
-	if (c->state == PXC_RELAY && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		flushed(c, bev);
+	if (src != NULL && empty && c->pump_want[dir_from(c, src)] &&
+	    !(src == c->cl ? c->cl_eof : c->up_eof))
+		pump_start_now(c, src);
+	if (c->state == PXC_RELAY && empty)
+		relay_flushed(c, bev);
 }
 
-/* Flush what the other side of BEV still has to write, then close. */
-static void close_after_flush(struct pxconn *c, struct bufferevent *bev)
+/* BEV failed: flush what the other side still has to write, then close. */
+void relay_side_error(struct pxconn *c, struct bufferevent *bev)
 {
 	struct bufferevent *dst = other(c, bev);
 	struct timeval tv = {RELAY_FLUSH_MS / 1000, 0};
 
+	pump_side_gone(c, bev);
 	bufferevent_free(bev);
 	if (bev == c->cl)
 		c->cl = NULL;
 	else
 		c->up = NULL;
-	if (dst == NULL || evbuffer_get_length(bufferevent_get_output(dst)) == 0) {
+	if (dst == NULL ||
+	    (evbuffer_get_length(bufferevent_get_output(dst)) == 0 && !pump_holds(c, dst))) {
 		pxconn_free(c);
 		return;
 	}
@@ -158,7 +189,7 @@ static void side_eof(struct pxconn *c, struct bufferevent *bev)
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_output(dst)) == 0)
-		flushed(c, dst);
+		relay_flushed(c, dst);
 }
 
 /* An event on the client before it is relayed: it leaves, or half-closes. */
@@ -200,7 +231,7 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF)
 		side_eof(c, bev);
 	else
-		close_after_flush(c, bev);
+		relay_side_error(c, bev);
 }
 
 void relay_hold_client(struct pxconn *c)
@@ -240,7 +271,13 @@ void relay_start(struct pxconn *c)
 	bufferevent_enable(c->up, EV_READ | EV_WRITE);
 	if (!c->cl_eof)
 		bufferevent_enable(c->cl, EV_READ | EV_WRITE);
+	/*
+	 * A request that came with the connection goes on now, not a loop turn
+	 * later. EOF and errors are left to the read event (level-triggered).
+	 */
+	if (!c->cl_eof && evbuffer_get_length(bufferevent_get_input(c->cl)) == 0)
+		evbuffer_read(bufferevent_get_input(c->cl), bufferevent_getfd(c->cl), RELAY_MAX_IO);
 	relay_move(c, c->cl);
 	if (c->cl_eof && evbuffer_get_length(out) == 0)
-		flushed(c, c->up);
+		relay_flushed(c, c->up);
 }

@@ -90,11 +90,13 @@ static void hold(struct pxsvc *svc, uint32_t id, const struct tcp4 *t)
 {
 	struct proxy *p = svc->p;
 	struct launcher_waiter *w = NULL;
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr = t->saddr};
 	struct synpkt *s;
 	int rc;
 
-	rc = launcher_wake(svc->inst, svc->syn_waiter ? NULL : woken_cb, svc,
-	                   svc->syn_waiter ? NULL : &w);
+	/* The client's address: a boot passes its per-client rate limit. */
+	rc = launcher_wake_from(svc->inst, (struct sockaddr *)&peer,
+	                        svc->syn_waiter ? NULL : woken_cb, svc, svc->syn_waiter ? NULL : &w);
 	if (w != NULL)
 		svc->syn_waiter = w;
 	if (rc == 1) {
