@@ -132,7 +132,7 @@ static void woken_cb(struct instance *inst, bool ok, void *arg)
 	conn_connect(c);
 }
 
-static void nodelay(int fd)
+void pxconn_nodelay(int fd)
 {
 	int one = 1;
 
@@ -149,7 +149,7 @@ static int upstream_socket(const struct pxconn *c)
 		return -1;
 	if (c->svc->p->mode == CONF_NET_BRIDGE)
 		setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-	nodelay(fd);
+	pxconn_nodelay(fd);
 	return fd;
 }
 
@@ -161,17 +161,14 @@ static int upstream_socket(const struct pxconn *c)
 static int upstream_connect(int fd, const struct sockaddr_in *sa)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-	int err = 0;
-	socklen_t len = sizeof(err);
 
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
 		return 1;
 	if (errno != EINPROGRESS)
 		return -1;
+	/* Writable and no error or hang-up (which would show in revents): connected. */
 	if (poll(&pfd, 1, 0) != 1 || pfd.revents != POLLOUT)
 		return 0; /* an error shows in the bufferevent's event callback */
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 || err != 0)
-		return 0;
 	return 1;
 }
 
@@ -296,7 +293,7 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockad
 	c->state = PXC_HELD;
 	svc->refs++;
 	TAILQ_INSERT_TAIL(&svc->conns, c, entry);
-	nodelay(fd);
+	/* TCP_NODELAY came from the listening socket (Linux copies it on accept). */
 	c->cl = bufferevent_socket_new(svc->p->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(svc->p->base, timer_cb, c);
 	if (c->cl == NULL || c->timer == NULL) {

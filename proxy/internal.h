@@ -151,6 +151,8 @@ void pxconn_reset(struct pxconn *c);
 bool pxconn_can_retry(const struct pxconn *c);
 void pxconn_retry(struct pxconn *c);
 void pxconn_activity(struct pxconn *c, size_t bytes);
+/* TCP_NODELAY on FD (a listening socket passes it on to what it accepts). */
+void pxconn_nodelay(int fd);
 
 /* relay.c: both ways, with watermarks, half-close and flush-then-close. */
 void relay_setcbs(struct pxconn *c);

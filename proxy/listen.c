@@ -48,6 +48,7 @@ static struct evconnlistener *listen_one(struct pxsvc *svc, uint16_t port)
 	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, LISTEN_BACKLOG) == -1)
 		goto fail;
+	pxconn_nodelay(fd);
 	ls = evconnlistener_new(svc->p->base, accept_cb, svc,
 	                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (ls == NULL)

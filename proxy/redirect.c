@@ -69,6 +69,7 @@ static int redirect_listen(struct proxy *p, uint16_t *port)
 		log_warn("proxy: listening for redirected connections");
 		return -1;
 	}
+	pxconn_nodelay(evconnlistener_get_fd(p->rd_ls));
 	*port = ntohs(sa.sin_port);
 	return 0;
 }

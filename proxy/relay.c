@@ -268,9 +268,13 @@ void relay_start(struct pxconn *c)
 	bufferevent_set_max_single_write(c->cl, RELAY_MAX_IO);
 	bufferevent_set_max_single_write(c->up, RELAY_MAX_IO);
 	c->cl_throttled = false;
-	bufferevent_enable(c->up, EV_READ | EV_WRITE);
+	/*
+	 * Writing is enabled from birth (libevent's default): enabling EV_WRITE
+	 * again would only wake the loop for an empty output.
+	 */
+	bufferevent_enable(c->up, EV_READ);
 	if (!c->cl_eof)
-		bufferevent_enable(c->cl, EV_READ | EV_WRITE);
+		bufferevent_enable(c->cl, EV_READ);
 	/*
 	 * A request that came with the connection goes on now, not a loop turn
 	 * later. EOF and errors are left to the read event (level-triggered).
