@@ -85,7 +85,7 @@ include tests/fuzz/fuzz.mk
 test: all asan unit helpers
 	@tests/run.sh
 
-bench: all
+bench: all helpers
 	@tests/bench/run.sh
 
 demo: deps all

@@ -353,6 +353,9 @@ ready() {
 		fi
 	done
 	report "ready, hold syn: a ready guest has no rule; its SYNs never reach beckon (0 added by design)"
+	# What a hop costs here: a proxy adds two process wake-ups to a new connection's path.
+	report "$(printf 'machine: one process waking another and back (pipe round trip): %s us on one CPU, %s us across CPUs' \
+		"$("$ROOT/build/helpers/wakeup_rtt" same)" "$("$ROOT/build/helpers/wakeup_rtt" cross)")"
 
 	report ""
 	wrk_rps() { # wrk_rps URL: requests/s and transfer/s
