@@ -1,8 +1,8 @@
 /*
  * Signs of use that nobody reports to the launcher: a guest's traffic, from
- * its tap's counters, and its open TCP connections, from conntrack. With
- * hold "syn" or "none" in bridge mode, connections to a ready guest never
- * pass through beckon: a quiet open connection is only visible in the
+ * its tap's counters, and its open TCP connections, from conntrack. In
+ * bridge mode, whatever the hold, connections to a ready guest never pass
+ * through beckon: a quiet open connection is only visible in the
  * host's conntrack table (for clients routed through the host; a client
  * on the bridge itself is switched, not routed, and is not seen).
  *
@@ -98,7 +98,8 @@ struct launcher_act *launcher_act_new(const struct conf *conf)
 {
 	struct launcher_act *a;
 
-	if (conf->net_mode != CONF_NET_BRIDGE || conf->hold == CONF_HOLD_PROXY)
+	/* Every hold: under "proxy" too, a ready guest is reached directly. */
+	if (conf->net_mode != CONF_NET_BRIDGE)
 		return NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;

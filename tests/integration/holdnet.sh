@@ -48,7 +48,7 @@ holdnet_svc() {
 	ns=$(holdnet_ns "$1")
 	cat <<CONF
   { name = "$2"; dns = ( "$2.svc.test" ); address = "$HNET.$1"; ports = ( 80 );
-    backend = "exec"; ready = "tcp"; boot_timeout = "${4:-5s}";
+    backend = "exec"; ready = "tcp"; boot_timeout = "${4:-5s}"; ${5:-}
     exec = { command = "ip netns exec $ns sh -c 'echo run >>$T/count.$1; sleep $3; exec busybox httpd -f -p $HNET.$1:80 -h $DOC'"; }; },
 CONF
 }

@@ -15,8 +15,9 @@ for tool in iptables iptables-restore curl busybox; do
 done
 
 holdnet_up || { not_ok "test network set up"; finish; }
-for n in 2 3 4 5; do holdnet_guest $n || { not_ok "guest namespace $n"; finish; }; done
+for n in 2 3 4 5 6; do holdnet_guest $n || { not_ok "guest namespace $n"; finish; }; done
 CHAIN=BECKON-PROXY-$HBR
+on_exit "while iptables -w -D FORWARD -m conntrack --ctstate ESTABLISHED -m comment --comment 'beckon-ct $HBR'; do :; done"
 on_exit "while iptables -w -t nat -D PREROUTING -j $CHAIN; do :; done; while iptables -w -t nat -D OUTPUT -j $CHAIN; do :; done; iptables -w -t nat -F $CHAIN; iptables -w -t nat -X $CHAIN"
 DNS_PORT=$(free_port)
 DOC=$(make_docroot guest)
@@ -29,6 +30,7 @@ sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$HBR\"; subnet
 	holdnet_svc 3 many 0.3
 	holdnet_svc 4 never 1000 1s
 	holdnet_svc 5 slow 2
+	holdnet_svc 6 quiet 0 5s 'idle_timeout = "1s"; on_idle = "destroy";'
 } | add_services "$CONF"
 
 rule_for() { iptables -w -t nat -S "$CHAIN" 2>/dev/null | grep -q -- "-d $HNET.$1/32 .*REDIRECT"; }
@@ -38,7 +40,9 @@ start_daemon "$CONF" || { not_ok "beckond starts with hold proxy in bridge mode"
 ok "beckond starts with hold proxy in bridge mode"
 check "nat chain $CHAIN, one jump from PREROUTING and OUTPUT" \
 	[ "$(jumps PREROUTING) $(jumps OUTPUT)" = "1 1" ]
-check "a rule for each guest" bash -c "[ \$(iptables -w -t nat -S $CHAIN | grep -c REDIRECT) -eq 4 ]"
+check "a rule for each guest" bash -c "[ \$(iptables -w -t nat -S $CHAIN | grep -c REDIRECT) -eq 5 ]"
+check "the conntrack counting rule is in FORWARD" \
+	[ "$(iptables -w -S FORWARD | grep -c "beckon-ct $HBR")" = 1 ]
 
 out=$(hcl curl -s -m 5 -w ' %{http_code} %{time_total}' "http://$HNET.2/")
 check "cold connection: held and relayed, 200 ($(echo $out))" \
@@ -58,6 +62,21 @@ wait_for 10 bash -c "[ \$(cat $T/c.* 2>/dev/null | grep -c .) -eq 50 ]"
 n=$(cat "$T"/c.* | grep -cx 200)
 check "50 concurrent connections: all 200 ($n)" [ "$n" -eq 50 ]
 check "50 concurrent connections: one boot ($(runs 3) runs)" [ "$(runs 3)" -eq 1 ]
+
+# A quiet open connection straight to a ready guest: only conntrack shows it.
+out=$(hcl curl -s -m 5 "http://$HNET.6/")
+check "quiet: wakes and serves ($out)" [ "$out" = "hello from guest" ]
+check "quiet: its rule is gone, connections go straight to it" \
+	wait_for 2 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.6/32'"
+hcl python3 -c 'import socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=5)
+time.sleep(4)' "$HNET.6" &
+QUIET=$!
+sleep 3
+quiet_is() { [ "$(svc_field quiet state)" = "$1" ]; }
+check "quiet: one open quiet connection: still ready after 3 s (idle_timeout 1 s)" quiet_is ready
+wait "$QUIET"
+check "quiet: closed: idle within 3 s" wait_for 3 quiet_is stopped
 
 t0=$(now_ms)
 hcl curl -s -o /dev/null -m 5 "http://$HNET.4/"
