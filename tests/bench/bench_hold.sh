@@ -373,8 +373,9 @@ ready() {
 			FAILED=1
 		fi
 	done
-	report "(wrk -t2 -c32; /big is 1 MB: busybox sends it with sendfile, the proxy copies it through"
-	report " two more TCP sockets on one thread, which is then the bottleneck: beckond ~95% CPU, in the kernel)"
+	report "(wrk -t2 -c32 on the same 2 CPUs as busybox and beckond; /big is 1 MB: busybox sends it"
+	report " with sendfile, the proxy splices it socket -> pipe -> socket after the first 32 KiB;"
+	report " busybox forks per connection and wrk opens one per request, so / is mostly connection set-up)"
 	stop
 }
 case " $PARTS " in *" ready "*) ready ;; esac
