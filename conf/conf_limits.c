@@ -44,7 +44,8 @@ static void conf_load_boot_rate(struct conf_ctx *c, struct conf *conf, const con
 	if (conf->boot_rate > 0 && conf->boot_burst == 0)
 		conf_err(c, g, "boot_rate.burst: must be at least 1 when rate is set");
 	if (conf->client_boot_rate > 0 && conf->client_boot_burst == 0)
-		conf_err(c, g, "boot_rate.client_burst: must be at least 1 when client_rate is set");
+		conf_err(c, g,
+		         "boot_rate.client_burst: must be at least 1 when client_rate is set");
 }
 
 void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)

@@ -19,7 +19,7 @@
 static void ctl_usage(void)
 {
 	fprintf(stderr, "usage: beckonctl [-s SOCKET] [--json] COMMAND [SERVICE]\n"
-			"commands: status, list, start, stop, pause, resume, reload\n");
+	                "commands: status, list, start, stop, pause, resume, reload\n");
 	exit(2);
 }
 
@@ -36,7 +36,7 @@ static int ctl_connect(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		fprintf(stderr, "beckonctl: cannot reach beckond at %s: %s\n", path,
-			strerror(errno));
+		        strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -63,7 +63,7 @@ static int ctl_write_all(int fd, const char *buf, size_t len)
 static json_t *ctl_request(const char *path, const char *cmd, const char *svc)
 {
 	json_t *req = svc ? json_pack("{s:s, s:s}", "cmd", cmd, "service", svc)
-			  : json_pack("{s:s}", "cmd", cmd);
+	                  : json_pack("{s:s}", "cmd", cmd);
 	char *text = json_dumps(req, JSON_COMPACT), *buf = malloc(CTL_MAX_REPLY);
 	json_t *reply = NULL;
 	json_error_t jerr;
@@ -119,8 +119,8 @@ static void ctl_print_row(json_t *svc)
 	struct tm tm;
 
 	json_unpack(svc, "{s:s, s:s, s:s, s:I, s:i, s:I, s:I}", "name", &name, "state", &state,
-		    "address", &addr, "uptime_ms", &up, "boots", &boots, "idle_ms", &idle,
-		    "last_activity", &last);
+	            "address", &addr, "uptime_ms", &up, "boots", &boots, "idle_ms", &idle,
+	            "last_activity", &last);
 	ctl_duration(upbuf, sizeof(upbuf), up);
 	if (last > 0) {
 		/* Idle: how long since the last query, connection or traffic; and when. */
@@ -138,8 +138,8 @@ static void ctl_print_list(json_t *reply)
 	json_t *arr = json_object_get(reply, "services"), *svc;
 	size_t i;
 
-	printf("%-20s %-10s %-16s %-9s %5s  %-9s %s\n", "NAME", "STATE", "ADDRESS", "UPTIME", "BOOTS",
-	       "IDLE", "LAST ACTIVITY");
+	printf("%-20s %-10s %-16s %-9s %5s  %-9s %s\n", "NAME", "STATE", "ADDRESS", "UPTIME",
+	       "BOOTS", "IDLE", "LAST ACTIVITY");
 	json_array_foreach(arr, i, svc) ctl_print_row(svc);
 }
 
@@ -156,7 +156,7 @@ static void ctl_print_status(json_t *reply)
 	       (long long)json_integer_value(json_object_get(reply, "uptime_s")));
 	printf("instances:");
 	json_object_foreach(states, key, n) if (json_integer_value(n) > 0)
-		printf(" %s %lld", key, (long long)json_integer_value(n));
+	    printf(" %s %lld", key, (long long)json_integer_value(n));
 	printf("\n");
 }
 
@@ -190,9 +190,9 @@ static int ctl_known(const char *cmd)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-						 {"socket", required_argument, NULL, 's'},
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
+	                                         {"socket", required_argument, NULL, 's'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	const char *path = getenv("BECKON_SOCKET"), *cmd, *svc;
 	int c, json = 0, rc;
 	json_t *reply;
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
 	svc = optind + 1 < argc ? argv[optind + 1] : NULL;
 	if (!ctl_known(cmd) || (ctl_needs_service(cmd) != (svc != NULL))) {
 		fprintf(stderr, "beckonctl: %s\n",
-			!ctl_known(cmd) ? "unknown command" : "wrong number of arguments");
+		        !ctl_known(cmd) ? "unknown command" : "wrong number of arguments");
 		ctl_usage();
 	}
 	reply = ctl_request(path, cmd, svc);
@@ -229,7 +229,7 @@ int main(int argc, char **argv)
 	}
 	if (rc != 0)
 		fprintf(stderr, "beckonctl: %s\n",
-			json_string_value(json_object_get(reply, "error")) ?: "request failed");
+		        json_string_value(json_object_get(reply, "error")) ?: "request failed");
 	json_decref(reply);
 	return rc;
 }

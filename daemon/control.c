@@ -78,7 +78,7 @@ static void control_reply(struct control_client *cl, json_t *reply)
 }
 
 static void control_error(struct control_client *cl, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void control_error(struct control_client *cl, const char *fmt, ...)
 {
 	char msg[256];
@@ -112,10 +112,10 @@ static json_t *control_instance_json(struct instance *inst)
 
 	launcher_info(inst, &in);
 	return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:i, s:b}", "name", in.name, "state",
-			 launcher_state_name(in.state), "address", in.address, "uptime_ms",
-			 (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
-			 (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity,
-			 "pid", (int)in.pid, "shell", in.shell);
+	                 launcher_state_name(in.state), "address", in.address, "uptime_ms",
+	                 (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
+	                 (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity,
+	                 "pid", (int)in.pid, "shell", in.shell);
 }
 
 static void control_list_one(struct instance *inst, void *arg)
@@ -152,11 +152,11 @@ static void control_cmd_status(struct control_client *cl)
 	for (i = 0; i < INST_NSTATES; i++)
 		json_object_set_new(states, launcher_state_name(i), json_integer(counts[i]));
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	control_reply(cl, json_pack("{s:b, s:s, s:i, s:s, s:s, s:I, s:o}", "ok", 1, "version",
-				    c->status.version, "pid", (int)getpid(), "zone",
-				    c->status.zone, "config", c->status.config, "uptime_s",
-				    (json_int_t)(now.tv_sec - c->started.tv_sec), "instances",
-				    states));
+	control_reply(cl,
+	              json_pack("{s:b, s:s, s:i, s:s, s:s, s:I, s:o}", "ok", 1, "version",
+	                        c->status.version, "pid", (int)getpid(), "zone", c->status.zone,
+	                        "config", c->status.config, "uptime_s",
+	                        (json_int_t)(now.tv_sec - c->started.tv_sec), "instances", states));
 }
 
 static void control_on_started(struct instance *inst, bool ok, void *arg)
@@ -165,8 +165,8 @@ static void control_on_started(struct instance *inst, bool ok, void *arg)
 
 	cl->waiter = NULL;
 	if (ok)
-		control_reply(cl, json_pack("{s:b, s:o}", "ok", 1, "service",
-					    control_instance_json(inst)));
+		control_reply(
+		    cl, json_pack("{s:b, s:o}", "ok", 1, "service", control_instance_json(inst)));
 	else
 		control_error(cl, "%s: boot failed", control_name(inst));
 }
@@ -182,11 +182,11 @@ static void control_cmd_start(struct control_client *cl, struct instance *inst)
 }
 
 static void control_cmd_action(struct control_client *cl, struct instance *inst,
-			       int (*action)(struct instance *), const char *verb)
+                               int (*action)(struct instance *), const char *verb)
 {
 	if (action(inst) < 0) {
 		control_error(cl, "%s: cannot %s in state %s", control_name(inst), verb,
-			      launcher_state_name(control_state(inst)));
+		              launcher_state_name(control_state(inst)));
 		return;
 	}
 	control_reply(cl, json_pack("{s:b, s:o}", "ok", 1, "service", control_instance_json(inst)));
@@ -243,7 +243,7 @@ static void control_dispatch(struct control_client *cl, const char *line)
 	else if (strcmp(cmd, "reload") == 0)
 		control_cmd_reload(cl);
 	else if (!strcmp(cmd, "start") || !strcmp(cmd, "stop") || !strcmp(cmd, "pause") ||
-		 !strcmp(cmd, "resume"))
+	         !strcmp(cmd, "resume"))
 		control_dispatch_service(cl, cmd, svc);
 	else
 		control_error(cl, "unknown command \"%s\"", cmd);
@@ -276,7 +276,7 @@ static void control_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void control_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-			      int salen, void *arg)
+                              int salen, void *arg)
 {
 	struct control *c = arg;
 	struct control_client *cl;
@@ -322,7 +322,7 @@ static int control_clear_stale(const struct sockaddr_un *sun)
 }
 
 struct control *control_new(struct event_base *base, const char *path, struct launcher *l,
-			    control_reload_fn reload, void *reload_arg)
+                            control_reload_fn reload, void *reload_arg)
 {
 	struct control *c = calloc(1, sizeof(*c));
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -344,8 +344,8 @@ struct control *control_new(struct event_base *base, const char *path, struct la
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	old = umask(0117);
 	c->listener = evconnlistener_new_bind(base, control_on_accept, c,
-					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
-					      (struct sockaddr *)&sun, sizeof(sun));
+	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+	                                      (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
 	if (!c->listener || !c->path) {
 		log_warn("control socket %s", path);

@@ -25,7 +25,7 @@ struct control_status {
  * NULL on failure (logged).
  */
 struct control *control_new(struct event_base *base, const char *path, struct launcher *l,
-			    control_reload_fn reload, void *reload_arg);
+                            control_reload_fn reload, void *reload_arg);
 
 /* Point at new objects after a reload. */
 void control_set_status(struct control *c, const struct control_status *st);

@@ -25,7 +25,7 @@ static void log_vline(const char *level, const char *fmt, va_list ap, int err)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (err)
 		fprintf(stderr, "%s.%03ldZ %s: %s: %s\n", stamp, ts.tv_nsec / 1000000, level, msg,
-			strerror(err));
+		        strerror(err));
 	else
 		fprintf(stderr, "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000, level, msg);
 }

@@ -91,7 +91,7 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 		goto rejected;
 	if (strcmp(conf->control_socket, d->conf->control_socket) != 0)
 		log_warnx("reload: control_socket changes take a restart; keeping %s",
-			  d->conf->control_socket);
+		          d->conf->control_socket);
 	if (strcmp(conf->metrics_listen.text, d->conf->metrics_listen.text) != 0 ||
 	    conf->has_metrics != d->conf->has_metrics)
 		log_warnx("reload: metrics_listen changes take a restart; keeping the old one");
@@ -201,14 +201,14 @@ static void daemon_start(struct daemon *d)
 	if (!d->control)
 		fatalx("cannot set up the control socket");
 	if (d->conf->has_metrics) {
-		d->metrics = metrics_new(d->base, &d->conf->metrics_listen, d->launcher,
-					 d->resolver);
+		d->metrics =
+		    metrics_new(d->base, &d->conf->metrics_listen, d->launcher, d->resolver);
 		if (!d->metrics)
 			fatalx("cannot serve metrics on %s", d->conf->metrics_listen.text);
 	}
 	daemon_update_status(d);
 	log_info("beckond %s: serving zone %s, %zu services, control %s", BECKON_VERSION,
-		 d->conf->zone, d->conf->nservices, d->conf->control_socket);
+	         d->conf->zone, d->conf->nservices, d->conf->control_socket);
 }
 
 static void daemon_stop(struct daemon *d)

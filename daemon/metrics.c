@@ -21,8 +21,8 @@ struct metrics {
 };
 
 static const char *metrics_rcode_names[16] = {
-	"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-	"NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15"};
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSET", "NOTAUTH", "NOTZONE",  "RCODE11",  "RCODE12", "RCODE13", "RCODE14",  "RCODE15"};
 
 static void metrics_dns(struct metrics *m, struct evbuffer *out)
 {
@@ -31,16 +31,17 @@ static void metrics_dns(struct metrics *m, struct evbuffer *out)
 
 	resolver_stats(m->resolver, &st);
 	evbuffer_add_printf(out, "# HELP beckon_dns_queries_total DNS answers sent, by rcode.\n"
-				 "# TYPE beckon_dns_queries_total counter\n");
+	                         "# TYPE beckon_dns_queries_total counter\n");
 	for (i = 0; i < 16; i++)
 		if (st.rcode[i] || i <= 5)
 			evbuffer_add_printf(out, "beckon_dns_queries_total{rcode=\"%s\"} %llu\n",
-					    metrics_rcode_names[i],
-					    (unsigned long long)st.rcode[i]);
-	evbuffer_add_printf(out, "# HELP beckon_dns_dropped_total Packets too broken to answer.\n"
-				 "# TYPE beckon_dns_dropped_total counter\n"
-				 "beckon_dns_dropped_total %llu\n",
-			    (unsigned long long)st.dropped);
+			                    metrics_rcode_names[i],
+			                    (unsigned long long)st.rcode[i]);
+	evbuffer_add_printf(out,
+	                    "# HELP beckon_dns_dropped_total Packets too broken to answer.\n"
+	                    "# TYPE beckon_dns_dropped_total counter\n"
+	                    "beckon_dns_dropped_total %llu\n",
+	                    (unsigned long long)st.dropped);
 }
 
 static void metrics_boots_one(struct instance *inst, void *arg)
@@ -49,13 +50,13 @@ static void metrics_boots_one(struct instance *inst, void *arg)
 
 	launcher_info(inst, &in);
 	evbuffer_add_printf(arg, "beckon_boots_total{service=\"%s\",result=\"ok\"} %u\n", in.name,
-			    in.boots_ok);
+	                    in.boots_ok);
 	evbuffer_add_printf(arg, "beckon_boots_total{service=\"%s\",result=\"failed\"} %u\n",
-			    in.name, in.boots_failed);
+	                    in.name, in.boots_failed);
 }
 
 static void metrics_histogram(struct evbuffer *out, const char *name, const char *help,
-			      const struct launcher_hist *h)
+                              const struct launcher_hist *h)
 {
 	uint64_t cum = 0;
 	int i;
@@ -64,11 +65,11 @@ static void metrics_histogram(struct evbuffer *out, const char *name, const char
 	for (i = 0; i < LAUNCHER_HIST_BUCKETS; i++) {
 		cum += h->counts[i];
 		evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
-				    launcher_hist_bounds[i], (unsigned long long)cum);
+		                    launcher_hist_bounds[i], (unsigned long long)cum);
 	}
 	cum += h->counts[LAUNCHER_HIST_BUCKETS];
 	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
-			    (unsigned long long)cum, name, h->sum, name, (unsigned long long)cum);
+	                    (unsigned long long)cum, name, h->sum, name, (unsigned long long)cum);
 }
 
 static void metrics_launcher(struct metrics *m, struct evbuffer *out)
@@ -78,26 +79,27 @@ static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 
 	launcher_stats(m->launcher, &st);
 	evbuffer_add_printf(out, "# HELP beckon_boots_total Boots by service and result.\n"
-				 "# TYPE beckon_boots_total counter\n");
+	                         "# TYPE beckon_boots_total counter\n");
 	launcher_foreach(m->launcher, metrics_boots_one, out);
 	metrics_histogram(out, "beckon_boot_seconds", "Boot trigger to ready, seconds.", &st.boot);
 	metrics_histogram(out, "beckon_wake_seconds", "Paused or suspended to ready, seconds.",
-			  &st.wake);
+	                  &st.wake);
 	evbuffer_add_printf(out, "# HELP beckon_instances Instances by state.\n"
-				 "# TYPE beckon_instances gauge\n");
+	                         "# TYPE beckon_instances gauge\n");
 	for (i = 0; i < INST_NSTATES; i++)
 		evbuffer_add_printf(out, "beckon_instances{state=\"%s\"} %u\n",
-				    launcher_state_name(i), st.instances[i]);
-	evbuffer_add_printf(out, "# HELP beckon_held_connections Connections held while a guest "
-				 "boots.\n# TYPE beckon_held_connections gauge\n"
-				 "beckon_held_connections %u\n",
-			    st.held_connections);
+		                    launcher_state_name(i), st.instances[i]);
+	evbuffer_add_printf(out,
+	                    "# HELP beckon_held_connections Connections held while a guest "
+	                    "boots.\n# TYPE beckon_held_connections gauge\n"
+	                    "beckon_held_connections %u\n",
+	                    st.held_connections);
 	evbuffer_add_printf(out, "# HELP beckon_boots_refused_total Boots refused, by reason "
-				 "(boot rate limits, capacity).\n"
-				 "# TYPE beckon_boots_refused_total counter\n");
+	                         "(boot rate limits, capacity).\n"
+	                         "# TYPE beckon_boots_refused_total counter\n");
 	for (i = 0; i < LAUNCHER_REFUSED_N; i++)
 		evbuffer_add_printf(out, "beckon_boots_refused_total{reason=\"%s\"} %llu\n",
-				    launcher_refusal_name(i), (unsigned long long)st.refused[i]);
+		                    launcher_refusal_name(i), (unsigned long long)st.refused[i]);
 }
 
 static void metrics_on_request(struct evhttp_request *req, void *arg)
@@ -118,7 +120,7 @@ static void metrics_on_request(struct evhttp_request *req, void *arg)
 	metrics_dns(m, out);
 	metrics_launcher(m, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "text/plain; version=0.0.4");
+	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", out);
 	evbuffer_free(out);
 }
@@ -130,7 +132,7 @@ static void metrics_on_other(struct evhttp_request *req, void *arg)
 }
 
 struct metrics *metrics_new(struct event_base *base, const struct conf_addr *addr,
-			    struct launcher *l, struct resolver *r)
+                            struct launcher *l, struct resolver *r)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	evutil_socket_t fd = -1;

@@ -10,7 +10,7 @@ struct metrics;
 
 /* Listen on ADDR. NULL on failure (logged). */
 struct metrics *metrics_new(struct event_base *base, const struct conf_addr *addr,
-			    struct launcher *l, struct resolver *r);
+                            struct launcher *l, struct resolver *r);
 
 /* Stop listening and free. NULL is fine. */
 void metrics_free(struct metrics *m);

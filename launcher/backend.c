@@ -28,7 +28,7 @@ void launcher_backend_names(char *buf, size_t len)
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
 		if (backends[i] != NULL && used < len)
 			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? " " : "",
-						 backends[i]->name);
+			                         backends[i]->name);
 }
 
 /* What backends may read of an instance. */

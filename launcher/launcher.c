@@ -283,8 +283,8 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 }
 
 /* Boot and wake times run from about a millisecond to the boot timeout. */
-const double launcher_hist_bounds[LAUNCHER_HIST_BUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+const double launcher_hist_bounds[LAUNCHER_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1,   0.25,   0.5,   1,    2.5,   5};
 
 void launcher_hist_observe(struct launcher_hist *h, double seconds)
 {

@@ -35,15 +35,15 @@ typedef void (*launcher_wait_cb)(struct instance *inst, bool ok, void *arg);
 struct instance_info {
 	const char *name;
 	enum inst_state state;
-	const char *address; /* dotted quad */
-	int64_t uptime_ms;   /* since it became ready; 0 when not running */
-	unsigned boots;		    /* boot attempts */
+	const char *address;             /* dotted quad */
+	int64_t uptime_ms;               /* since it became ready; 0 when not running */
+	unsigned boots;                  /* boot attempts */
 	unsigned boots_ok, boots_failed; /* their outcomes */
-	int64_t idle_ms;	    /* since the last activity; -1 when none yet */
-	int64_t last_activity; /* wall clock seconds; 0 when none yet */
-	pid_t pid;		    /* of the VMM or process; 0 when none */
-	unsigned held, open; /* the proxy's connections: held, relayed */
-	bool shell;          /* stopped, with a warm shell ready (warm = "shell") */
+	int64_t idle_ms;                 /* since the last activity; -1 when none yet */
+	int64_t last_activity;           /* wall clock seconds; 0 when none yet */
+	pid_t pid;                       /* of the VMM or process; 0 when none */
+	unsigned held, open;             /* the proxy's connections: held, relayed */
+	bool shell;                      /* stopped, with a warm shell ready (warm = "shell") */
 };
 
 /* Create the registry for CONF's services. NULL on failure (logged). */
@@ -70,7 +70,7 @@ struct instance *launcher_find(struct launcher *l, const char *service);
  * gets a handle for launcher_cancel while the wait is pending.
  */
 int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
-		  struct launcher_waiter **handle);
+                  struct launcher_waiter **handle);
 
 /*
  * launcher_wake for a request from CLIENT (the DNS query's source, the
@@ -81,7 +81,7 @@ int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
  * answer SERVFAIL, or reset the connection.
  */
 int launcher_wake_from(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
-		       void *arg, struct launcher_waiter **handle);
+                       void *arg, struct launcher_waiter **handle);
 
 /* Forget a pending waiter; its callback will not be called. */
 void launcher_cancel(struct launcher_waiter *w);

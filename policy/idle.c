@@ -59,7 +59,7 @@ static bool policy_evictable(const struct policy_view *v, uint64_t min_idle_ms, 
 
 /* The least recently active candidate not yet taken; -1 when none. */
 static long policy_lru(const struct policy_view *views, size_t n, const bool *taken,
-		       uint64_t min_idle_ms, int64_t now_us)
+                       uint64_t min_idle_ms, int64_t now_us)
 {
 	long best = -1;
 	size_t i;
@@ -75,15 +75,15 @@ static long policy_lru(const struct policy_view *views, size_t n, const bool *ta
 }
 
 static bool policy_fits(uint64_t count, uint64_t mem, uint64_t need, uint64_t max_instances,
-			uint64_t max_memory)
+                        uint64_t max_memory)
 {
 	return (max_instances == 0 || count + 1 <= max_instances) &&
 	       (max_memory == 0 || mem + need <= max_memory);
 }
 
 int policy_make_room(const struct policy_view *views, size_t n, uint64_t memory,
-		     uint64_t max_instances, uint64_t max_memory, uint64_t min_idle_ms,
-		     int64_t now_us, size_t *victims)
+                     uint64_t max_instances, uint64_t max_memory, uint64_t min_idle_ms,
+                     int64_t now_us, size_t *victims)
 {
 	bool taken[n > 0 ? n : 1];
 	uint64_t count = 0, mem = 0;

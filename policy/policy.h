@@ -19,9 +19,9 @@ struct policy_view {
 	enum policy_state state;
 	enum conf_on_idle on_idle;
 	uint64_t idle_timeout_ms;
-	uint64_t memory;	  /* bytes the instance holds while booting, running or paused */
+	uint64_t memory;          /* bytes the instance holds while booting, running or paused */
 	int64_t last_activity_us; /* a query, a connection, traffic; 0 when none */
-	int64_t since_us;	  /* when it entered its state */
+	int64_t since_us;         /* when it entered its state */
 	unsigned open_connections;
 };
 
@@ -52,8 +52,8 @@ enum policy_action policy_evict_action(const struct policy_view *v);
  * candidates. -1 when no choice of victims makes room.
  */
 int policy_make_room(const struct policy_view *views, size_t n, uint64_t memory,
-		     uint64_t max_instances, uint64_t max_memory, uint64_t min_idle_ms,
-		     int64_t now_us, size_t *victims);
+                     uint64_t max_instances, uint64_t max_memory, uint64_t min_idle_ms,
+                     int64_t now_us, size_t *victims);
 
 /* A token bucket: RATE tokens a second, at most BURST. */
 struct policy_bucket {
@@ -80,7 +80,7 @@ struct policy_clients {
 
 /* Take a token for the client ADDR (4 or 16 bytes). */
 bool policy_client_take(struct policy_clients *c, const void *addr, size_t len, double rate,
-			double burst, int64_t now_us);
+                        double burst, int64_t now_us);
 
 const char *policy_action_name(enum policy_action a);
 

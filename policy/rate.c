@@ -30,7 +30,7 @@ static size_t policy_hash(const uint8_t *addr, size_t len)
 }
 
 bool policy_client_take(struct policy_clients *c, const void *addr, size_t len, double rate,
-			double burst, int64_t now_us)
+                        double burst, int64_t now_us)
 {
 	uint8_t key[16] = {0};
 	size_t i = policy_hash(addr, len > 16 ? 16 : len);

@@ -8,16 +8,16 @@
 
 #include "policy.h"
 
-#define S(x) ((int64_t)(x) * 1000000)
+#define S(x) ((int64_t)(x)*1000000)
 
 static struct policy_view running(enum conf_on_idle on_idle, int64_t last_us)
 {
 	struct policy_view v = {.state = POLICY_RUNNING,
-				.on_idle = on_idle,
-				.idle_timeout_ms = 1000,
-				.memory = 16 << 20,
-				.last_activity_us = last_us,
-				.since_us = 1};
+	                        .on_idle = on_idle,
+	                        .idle_timeout_ms = 1000,
+	                        .memory = 16 << 20,
+	                        .last_activity_us = last_us,
+	                        .since_us = 1};
 	return v;
 }
 
@@ -36,9 +36,9 @@ static void test_idle_each_mode(void **state)
 		enum conf_on_idle mode;
 		enum policy_action want;
 	} cases[] = {{CONF_IDLE_PAUSE, POLICY_PAUSE},
-		     {CONF_IDLE_SUSPEND, POLICY_SUSPEND},
-		     {CONF_IDLE_SHUTDOWN, POLICY_SHUTDOWN},
-		     {CONF_IDLE_DESTROY, POLICY_DESTROY}};
+	             {CONF_IDLE_SUSPEND, POLICY_SUSPEND},
+	             {CONF_IDLE_SHUTDOWN, POLICY_SHUTDOWN},
+	             {CONF_IDLE_DESTROY, POLICY_DESTROY}};
 	size_t i;
 
 	(void)state;
@@ -102,7 +102,7 @@ static void test_only_running_goes_idle(void **state)
 static void test_make_room_lru(void **state)
 {
 	struct policy_view v[3] = {running(CONF_IDLE_PAUSE, S(5)), running(CONF_IDLE_PAUSE, S(2)),
-				   running(CONF_IDLE_PAUSE, S(8))};
+	                           running(CONF_IDLE_PAUSE, S(8))};
 	size_t victims[3];
 
 	(void)state;
@@ -117,7 +117,7 @@ static void test_make_room_lru(void **state)
 static void test_make_room_memory(void **state)
 {
 	struct policy_view v[3] = {running(CONF_IDLE_PAUSE, S(5)), running(CONF_IDLE_PAUSE, S(2)),
-				   running(CONF_IDLE_PAUSE, S(8))};
+	                           running(CONF_IDLE_PAUSE, S(8))};
 	size_t victims[3];
 
 	(void)state;
@@ -197,19 +197,19 @@ static void test_clients_separate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_idle_after_timeout),
-		cmocka_unit_test(test_idle_each_mode),
-		cmocka_unit_test(test_open_connection_never_idle),
-		cmocka_unit_test(test_traffic_keeps_alive),
-		cmocka_unit_test(test_no_activity_counts_from_state_change),
-		cmocka_unit_test(test_zero_timeout_never_idle),
-		cmocka_unit_test(test_only_running_goes_idle),
-		cmocka_unit_test(test_make_room_lru),
-		cmocka_unit_test(test_make_room_memory),
-		cmocka_unit_test(test_make_room_busy_refused),
-		cmocka_unit_test(test_make_room_paused_counts),
-		cmocka_unit_test(test_bucket),
-		cmocka_unit_test(test_clients_separate),
+	    cmocka_unit_test(test_idle_after_timeout),
+	    cmocka_unit_test(test_idle_each_mode),
+	    cmocka_unit_test(test_open_connection_never_idle),
+	    cmocka_unit_test(test_traffic_keeps_alive),
+	    cmocka_unit_test(test_no_activity_counts_from_state_change),
+	    cmocka_unit_test(test_zero_timeout_never_idle),
+	    cmocka_unit_test(test_only_running_goes_idle),
+	    cmocka_unit_test(test_make_room_lru),
+	    cmocka_unit_test(test_make_room_memory),
+	    cmocka_unit_test(test_make_room_busy_refused),
+	    cmocka_unit_test(test_make_room_paused_counts),
+	    cmocka_unit_test(test_bucket),
+	    cmocka_unit_test(test_clients_separate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -372,6 +372,17 @@ static struct pxconn *first_conn(struct fix *f)
 	return TAILQ_FIRST(&TAILQ_FIRST(&f->p->svcs)->conns);
 }
 
+/* A ready service (delay:20ms) and one connection through it: the client's fd; A the upstream's. */
+static int relayed_pair(struct fix *f, struct acc *a)
+{
+	int c;
+
+	fix_setup(f, "delay:20ms", "");
+	c = client(f);
+	assert_true(pump(f, accepted, a, 2000));
+	return c;
+}
+
 /*
  * Held, then relayed with half-close both ways: the client sends, shuts its
  * write side, and still reads the answer; the upstream sees the request and
@@ -467,9 +478,7 @@ static void test_flow_control(void **state)
 	int c;
 
 	(void)state;
-	fix_setup(&f, "delay:20ms", "");
-	c = client(&f);
-	assert_true(pump(&f, accepted, &a, 2000));
+	c = relayed_pair(&f, &a);
 	fl.fd = a.fd;
 	fl.sent = 0;
 	pump(&f, flood, &fl, 500);
@@ -545,9 +554,7 @@ static void test_bulk_spliced(void **state)
 	int c;
 
 	(void)state;
-	fix_setup(&f, "delay:20ms", "");
-	c = client(&f);
-	assert_true(pump(&f, accepted, &a, 2000));
+	c = relayed_pair(&f, &a);
 	down = (struct bulk){.wfd = a.fd, .rfd = c};
 	assert_true(pump(&f, bulk_step, &down, 5000));
 	assert_int_equal(down.got, BULK_LEN);
@@ -577,9 +584,7 @@ static void test_bulk_reset(void **state)
 	int c;
 
 	(void)state;
-	fix_setup(&f, "delay:20ms", "");
-	c = client(&f);
-	assert_true(pump(&f, accepted, &a, 2000));
+	c = relayed_pair(&f, &a);
 	down = (struct bulk){.wfd = a.fd, .rfd = c};
 	pump(&f, bulk_step, &down, 200); /* part of it */
 	assert_true(down.got > 0);
@@ -731,9 +736,7 @@ static void test_reload_keeps(void **state)
 	int c;
 
 	(void)state;
-	fix_setup(&f, "delay:20ms", "");
-	c = client(&f);
-	assert_true(pump(&f, accepted, &a, 2000));
+	c = relayed_pair(&f, &a);
 	ls = TAILQ_FIRST(&f.p->svcs)->ls[0];
 	assert_int_equal(launcher_reload(f.l, f.conf), 0);
 	assert_int_equal(proxy_reload(f.p, f.conf), 0);
