@@ -3,7 +3,7 @@
 # `make deps` installs the Debian packages the build, tests and demo need.
 
 CC       ?= cc
-PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0
+PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0 libnl-nf-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 MODULES  := conf resolver launcher proxy policy daemon

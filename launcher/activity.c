@@ -9,8 +9,9 @@
  * Conntrack tracks nothing until some rule needs it, so beckon adds one
  * that only counts (no target) to FORWARD, marked with the bridge's name,
  * and removes it at exit; a start after kill -9 replaces the old one.
- * The table is read over ctnetlink with libnl-3's core (the build links
- * libnl-3 and libnl-route, not libnl-nf), one dump for all guests.
+ * The table is read over ctnetlink with libnl-3's core, one dump for all
+ * guests, looking only at the addresses (libnl-nf's conntrack cache would
+ * make an object of every entry in the host's table).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -206,9 +206,9 @@ size_t pkt_rst(const struct tcp4 *t, uint8_t *out, size_t outlen);
 /* The TCP checksum of SEG (header and data) from SRC to DST, network order. */
 uint16_t pkt_tcp_csum(struct in_addr src, struct in_addr dst, const uint8_t *seg, size_t len);
 
-/* nfq.c: one NFQUEUE queue, over nfnetlink (libnl-3 core). */
+/* nfq.c: one NFQUEUE queue, over nfnetlink (libnl-nf). */
 struct nfq_pkt {
-	uint32_t id; /* network order, as the kernel gave it */
+	uint32_t id; /* the kernel's packet id, host order */
 	const uint8_t *payload;
 	size_t len;
 };

@@ -1,8 +1,9 @@
 /*
- * One NFQUEUE queue over nfnetlink, on libnl-3's core (nl_sock, nlmsg,
- * nla). libnl-nf wraps the same four messages, but the build links only
- * libnl-3 and libnl-route; the protocol is small enough to speak here:
- * CONFIG (bind, copy range, queue length), PACKET in, VERDICT out.
+ * One NFQUEUE queue over nfnetlink with libnl-nf: the queue is bound with
+ * nfnl_queue_create (copy range and length), queued packets are parsed
+ * with nfnlmsg_queue_msg_parse, verdicts built with
+ * nfnl_queue_msg_build_verdict. Reading is a non-blocking recv loop of our
+ * own over the socket, so that one wake takes every packet waiting.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,8 +13,10 @@
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <linux/netlink.h>
 
-#include <netlink/attr.h>
 #include <netlink/msg.h>
+#include <netlink/netfilter/nfnl.h>
+#include <netlink/netfilter/queue.h>
+#include <netlink/netfilter/queue_msg.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 
@@ -28,37 +31,20 @@ struct nfq {
 	uint8_t buf[65536] __attribute__((aligned(8)));
 };
 
-static struct nl_msg *nfq_msg(uint16_t num, uint8_t type, int flags)
-{
-	struct nfgenmsg hdr = {
-	    .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0, .res_id = htons(num)};
-	struct nl_msg *msg = nlmsg_alloc_simple((NFNL_SUBSYS_QUEUE << 8) | type, flags);
-
-	if (msg != NULL && nlmsg_append(msg, &hdr, sizeof(hdr), NLMSG_ALIGNTO) < 0) {
-		nlmsg_free(msg);
-		msg = NULL;
-	}
-	return msg;
-}
-
 /* Bind the queue: the whole of each packet up to COPY bytes, at most MAXLEN waiting. */
 static int nfq_bind(struct nfq *q, unsigned copy, unsigned maxlen)
 {
-	struct nfqnl_msg_config_cmd cmd = {.command = NFQNL_CFG_CMD_BIND, .pf = htons(AF_INET)};
-	struct nfqnl_msg_config_params params = {.copy_range = htonl(copy),
-	                                         .copy_mode = NFQNL_COPY_PACKET};
-	struct nl_msg *msg = nfq_msg(q->num, NFQNL_MSG_CONFIG, NLM_F_REQUEST);
+	struct nfnl_queue *queue = nfnl_queue_alloc();
 	int rc;
 
-	if (msg == NULL)
+	if (queue == NULL)
 		return -NLE_NOMEM;
-	if (nla_put(msg, NFQA_CFG_CMD, sizeof(cmd), &cmd) < 0 ||
-	    nla_put(msg, NFQA_CFG_PARAMS, sizeof(params), &params) < 0 ||
-	    nla_put_u32(msg, NFQA_CFG_QUEUE_MAXLEN, htonl(maxlen)) < 0) {
-		nlmsg_free(msg);
-		return -NLE_NOMEM;
-	}
-	rc = nl_send_sync(q->sk, msg); /* frees MSG, waits for the ack */
+	nfnl_queue_set_group(queue, q->num);
+	nfnl_queue_set_copy_mode(queue, NFNL_QUEUE_COPY_PACKET);
+	nfnl_queue_set_copy_range(queue, copy);
+	nfnl_queue_set_maxlen(queue, maxlen);
+	rc = nfnl_queue_create(q->sk, queue); /* waits for the kernel's ack */
+	nfnl_queue_put(queue);
 	return rc;
 }
 
@@ -67,13 +53,12 @@ struct nfq *nfq_open(uint16_t num, unsigned copy, unsigned maxlen)
 	struct nfq *q;
 	int rc, one = 1;
 
-	if ((q = calloc(1, sizeof(*q))) == NULL || (q->sk = nl_socket_alloc()) == NULL) {
+	if ((q = calloc(1, sizeof(*q))) == NULL || (q->sk = nfnl_queue_socket_alloc()) == NULL) {
 		free(q);
 		return NULL;
 	}
 	q->num = num;
-	if ((rc = nl_connect(q->sk, NETLINK_NETFILTER)) < 0 ||
-	    (rc = nfq_bind(q, copy, maxlen)) < 0) {
+	if ((rc = nfnl_connect(q->sk)) < 0 || (rc = nfq_bind(q, copy, maxlen)) < 0) {
 		log_debug("proxy: NFQUEUE %u: %s", num, nl_geterror(rc));
 		nfq_close(q);
 		return NULL;
@@ -94,20 +79,21 @@ int nfq_fd(const struct nfq *q)
 /* One message from the kernel: a queued packet, handed to FN. */
 static void nfq_one(struct nlmsghdr *nlh, void (*fn)(const struct nfq_pkt *, void *), void *arg)
 {
-	struct nlattr *tb[NFQA_MAX + 1];
-	struct nfqnl_msg_packet_hdr ph;
+	struct nfnl_queue_msg *m = NULL;
 	struct nfq_pkt pkt;
+	int len = 0;
 
 	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_QUEUE ||
 	    NFNL_MSG_TYPE(nlh->nlmsg_type) != NFQNL_MSG_PACKET ||
-	    nlmsg_parse(nlh, sizeof(struct nfgenmsg), tb, NFQA_MAX, NULL) < 0 ||
-	    tb[NFQA_PACKET_HDR] == NULL || nla_len(tb[NFQA_PACKET_HDR]) < (int)sizeof(ph))
+	    nfnlmsg_queue_msg_parse(nlh, &m) < 0)
 		return;
-	memcpy(&ph, nla_data(tb[NFQA_PACKET_HDR]), sizeof(ph));
-	pkt.id = ph.packet_id;
-	pkt.payload = tb[NFQA_PAYLOAD] ? nla_data(tb[NFQA_PAYLOAD]) : NULL;
-	pkt.len = tb[NFQA_PAYLOAD] ? (size_t)nla_len(tb[NFQA_PAYLOAD]) : 0;
-	fn(&pkt, arg);
+	if (nfnl_queue_msg_test_packetid(m)) {
+		pkt.id = nfnl_queue_msg_get_packetid(m);
+		pkt.payload = nfnl_queue_msg_get_payload(m, &len);
+		pkt.len = pkt.payload != NULL && len > 0 ? (size_t)len : 0;
+		fn(&pkt, arg);
+	}
+	nfnl_queue_msg_put(m);
 }
 
 int nfq_read(struct nfq *q, void (*fn)(const struct nfq_pkt *, void *), void *arg)
@@ -133,15 +119,25 @@ int nfq_read(struct nfq *q, void (*fn)(const struct nfq_pkt *, void *), void *ar
 
 int nfq_verdict(struct nfq *q, uint32_t id, unsigned verdict)
 {
-	struct nfqnl_msg_verdict_hdr v = {.verdict = htonl(verdict), .id = id};
-	struct nl_msg *msg = nfq_msg(q->num, NFQNL_MSG_VERDICT, NLM_F_REQUEST);
+	struct nfnl_queue_msg *m = nfnl_queue_msg_alloc();
+	struct nl_msg *msg = NULL;
 	int rc = -1;
 
-	if (msg != NULL && nla_put(msg, NFQA_VERDICT_HDR, sizeof(v), &v) == 0)
+	if (m != NULL) {
+		nfnl_queue_msg_set_group(m, q->num);
+		nfnl_queue_msg_set_family(m, AF_INET);
+		nfnl_queue_msg_set_packetid(m, id);
+		nfnl_queue_msg_set_verdict(m, verdict);
+		msg = nfnl_queue_msg_build_verdict(m);
+	}
+	/* Not nfnl_queue_msg_send_verdict: no ack is asked for, none waited for. */
+	if (msg != NULL)
 		rc = nl_send_auto(q->sk, msg) < 0 ? -1 : 0;
 	if (rc == -1)
-		log_warnx("proxy: NFQUEUE %u: verdict for packet %u not sent", q->num, ntohl(id));
+		log_warnx("proxy: NFQUEUE %u: verdict for packet %u not sent", q->num, id);
 	nlmsg_free(msg);
+	if (m != NULL)
+		nfnl_queue_msg_put(m);
 	return rc;
 }
 
