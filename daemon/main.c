@@ -255,6 +255,11 @@ int main(int argc, char **argv)
 	log_init(verbose);
 	if (conf_load(path, &d.conf, stderr) < 0)
 		return 1;
+	/* Names that hash alike: found by -n too, not only at start. */
+	if (launcher_check_names(d.conf, stderr) == -1) {
+		conf_free(d.conf);
+		return 1;
+	}
 	if (check) {
 		printf("configuration OK\n");
 		conf_free(d.conf);

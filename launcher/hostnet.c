@@ -82,9 +82,17 @@ int hn_link_change(struct nl_sock *sk, struct rtnl_link *link, const struct hn_c
 	return err;
 }
 
+/* Up to this many characters of a service's name show in its tap's name in full. */
+#define TAP_NAME_CHARS 9
+
 void hostnet_tap_name(const char *service, char out[IFNAMSIZ])
 {
-	int n = snprintf(out, IFNAMSIZ, "bk%04x", fnv1a(service) & 0xffff);
+	/* A longer name keeps 5 characters and 32 bits of hash, not 16: names
+	 * that share a long prefix (customer-0001, customer-0002...) would
+	 * otherwise meet once in 65,536 pairs. */
+	int n = strlen(service) <= TAP_NAME_CHARS
+	            ? snprintf(out, IFNAMSIZ, "bk%04x", fnv1a(service) & 0xffff)
+	            : snprintf(out, IFNAMSIZ, "bk%08x", fnv1a(service));
 
 	/* Interface names may not hold '/', ':' or white space. */
 	for (const char *s = service; *s && n < IFNAMSIZ - 1; s++, n++) {

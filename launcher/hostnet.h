@@ -9,8 +9,10 @@
  *
  * What beckon makes is marked so that a later run recognises it:
  * - a bridge beckon created carries the interface alias "beckon";
- * - taps are named "bk" + 4 hex digits (hash of the service name) + the
- *   service name cut to fit IFNAMSIZ, and carry the alias "beckon:SERVICE";
+ * - taps are named "bk" + a hash of the service name in hex + the name:
+ *   4 digits and the whole name up to 9 characters, else 8 digits and its
+ *   first 5; they carry the alias "beckon:SERVICE" (launcher_check_names
+ *   refuses two services that would share a tap or a MAC);
  * - MACs start with 02:62:6b ("bk", locally administered, unicast).
  */
 #ifndef BECKON_LAUNCHER_HOSTNET_H

@@ -1,5 +1,6 @@
 /* The instance registry: creation, reload, lookup, counts. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include "backend.h"
 #include "conf.h"
+#include "hostnet.h"
 #include "internal.h"
 #include "launcher.h"
 #include "log.h"
@@ -110,13 +112,61 @@ static bool inst_unchanged(const struct instance *old, const struct conf_service
 	       old->net_mode == conf->net_mode && old->hold == conf->hold;
 }
 
+/* One clash of services I and J of CONF: to ERRS as FILE:LINE: message, or logged. */
+static void launcher_name_clash(const struct conf *conf, size_t i, size_t j, const char *what,
+                                FILE *errs)
+{
+	const struct conf_service *a = &conf->services[i], *b = &conf->services[j];
+	char msg[512];
+
+	snprintf(msg, sizeof(msg),
+	         "%s:%d: services[%zu]: its %s would be that of services[%zu] (\"%s\", line %d), "
+	         "both being hashes of the name: rename one",
+	         conf->path ? conf->path : "config", b->line, j, what, i, a->name, a->line);
+	if (errs != NULL)
+		fprintf(errs, "%s\n", msg);
+	else
+		log_warnx("%s", msg);
+}
+
+int launcher_check_names(const struct conf *conf, FILE *errs)
+{
+	struct name_pair {
+		char tap[IFNAMSIZ];
+		uint8_t mac[6];
+	} * np;
+	size_t n = conf->nservices;
+	int rc = 0;
+
+	if (conf->net_mode != CONF_NET_BRIDGE || n < 2)
+		return 0;
+	if ((np = calloc(n, sizeof(*np))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		hostnet_tap_name(conf->services[i].name, np[i].tap);
+		hostnet_mac(conf->services[i].name, np[i].mac);
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++) {
+			if (strcmp(np[i].tap, np[j].tap) == 0)
+				launcher_name_clash(conf, i, j, "tap name", errs);
+			else if (memcmp(np[i].mac, np[j].mac, sizeof(np[i].mac)) == 0)
+				launcher_name_clash(conf, i, j, "MAC address", errs);
+			else
+				continue;
+			rc = -1;
+		}
+	free(np);
+	return rc;
+}
+
 int launcher_reload(struct launcher *l, const struct conf *conf)
 {
 	struct instance_list next = TAILQ_HEAD_INITIALIZER(next);
 	struct instance *inst, *old;
 	size_t i;
 
-	if (launcher_mkdir_p(conf->state_dir) == -1)
+	if (launcher_check_names(conf, NULL) == -1 || launcher_mkdir_p(conf->state_dir) == -1)
 		return -1;
 	/* qemu backend hook: stale QEMUs, bridge, taps of removed services. */
 	if (backend_qemu_global_init(conf) == -1)

@@ -6,6 +6,7 @@
 #define BECKON_LAUNCHER_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -58,6 +59,14 @@ int launcher_reload(struct launcher *l, const struct conf *conf);
 
 /* Stop every instance, waiting for each to end, then free everything. */
 void launcher_free(struct launcher *l);
+
+/*
+ * In bridge mode a service's tap name and MAC come from a hash of its name:
+ * -1 when two of CONF's services would share one, each such pair written
+ * to ERRS as "FILE:LINE: message" (logged when ERRS is NULL).
+ * launcher_new and launcher_reload refuse such a config.
+ */
+int launcher_check_names(const struct conf *conf, FILE *errs);
 
 /* The instance of a service by name, NULL when there is none. */
 struct instance *launcher_find(struct launcher *l, const char *service);

@@ -18,8 +18,8 @@ OUT=$ROOT/tests/bench/results/density-$(date +%Y-%m-%d).txt
 T=$(mktemp -d /tmp/bkt-dens.XXXXXX)
 NET=10.86.$((RANDOM % 250 + 1))
 BR=bkd$$
-# Service names d<i>-<pid>: the number first, because tap names keep only
-# the first 9 characters of the name (and a 16-bit hash).
+# Service names d<i>-<pid>: the number first, so that the start of the name
+# that a tap's name keeps tells them apart at a glance.
 S=$$
 MARK="guest=beckon:d[0-9]+-$S,"
 

@@ -45,7 +45,8 @@ DPID=
 cleanup() {
 	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
 	for p in $(pgrep -f "guest=beckon:bh$ID-"); do kill -9 "$p"; done
-	for l in $(ip -o link show | awk -F': ' '{print $2}' | grep -E "^bk[0-9a-f]{4}bh$ID-"); do ip link del "$l"; done
+	# beckon's taps, by their alias beckon:SERVICE
+	for l in $(ip -o link show | awk -v p="beckon:bh$ID-" '{for (i = 1; i < NF; i++) if ($i == "alias" && index($(i + 1), p) == 1) {n = $2; sub(/:$/, "", n); print n}}'); do ip link del "$l"; done
 	ip netns del "$CL" 2>/dev/null
 	ip netns del "$GNS" 2>/dev/null
 	ip link del "bkhc$ID" 2>/dev/null

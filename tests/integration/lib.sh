@@ -49,6 +49,19 @@ free_port() {
 }
 
 # wait_for SECONDS CMD...: poll CMD every 20 ms until it succeeds.
+# beckon_taps PREFIX: the taps beckon made for services whose names start
+# with PREFIX, found by their alias "beckon:SERVICE" (a tap's name is a hash
+# and at most 9 characters of the service's name). beckon_tap SERVICE: one.
+beckon_taps() {
+	ip -o link show | awk -v p="beckon:$1" -v exact="${2:-}" '{
+		for (i = 1; i < NF; i++)
+			if ($i == "alias" && (exact ? $(i + 1) == p : index($(i + 1), p) == 1)) {
+				n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); print n
+			}
+	}'
+}
+beckon_tap() { beckon_taps "$1" exact | head -1; }
+
 wait_for() {
 	local deadline=$(($(date +%s%N) + $1 * 1000000000))
 	shift

@@ -39,7 +39,7 @@ on_exit "ip link del $VETH"
 on_exit "ip link del $BR"
 # Whatever QEMU of ours might survive a failure: found by this run's marker.
 on_exit "for p in \$(pgrep -f '$GUEST_MARK'); do kill -9 \$p; done"
-on_exit "for l in \$(ip -o link show | awk -F': ' '{print \$2}' | grep -E '^bk[0-9a-f]{4}$P-'); do ip link del \$l; done"
+on_exit "for l in \$(beckon_taps $P-); do ip link del \$l; done"
 
 svc() { # svc NAME ADDRESS [KEY = VALUE; ...]; SVC_IMAGE and SVC_TIMEOUT override
 	cat <<CONF
@@ -59,9 +59,9 @@ dqa() { dig @127.0.0.1 -p "$DNS_PORT" +time=15 +tries=1 "$@"; }
 rcode() { dqa "$1.svc.test" A | sed -n 's/.*status: \([A-Z]*\).*/\1/p'; }
 qemu_of() { pgrep -f "$GUEST_MARK$1,"; }
 no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
-# Tap names are "bk", 4 hex digits and the service name cut to 9 characters.
-tap_of() { ip -o link show | awk -F': ' '{print $2}' | grep -E "^bk[0-9a-f]{4}$(echo "$P-$1" | cut -c1-9)\$" | head -1; }
-no_taps() { ! ip -o link show | awk -F': ' '{print $2}' | grep -qE "^bk[0-9a-f]{4}$P-"; }
+tap_of() { beckon_tap "$P-$1"; }
+no_taps() { [ -z "$(beckon_taps "$P-")" ]; }
+not_link() { ! ip link show "$1" >/dev/null 2>&1; }
 # The guest's page as the client in its namespace sees it: "BODY CODE".
 page() {
 	ip netns exec "$NS" curl -s --max-time "${2:-3}" -w ' %{http_code}' "http://$1/" | tr -d '\n'
@@ -238,7 +238,7 @@ check "before kill -9: api boots" [ "$(dqa +short api.svc.test A)" = "$NET.3" ]
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null
 check "after kill -9: its QEMUs die with it" wait_for 3 no_qemu
-check "after kill -9: its taps are left over" bash -c "[ -n \"\$(ip -o link show | grep -E 'bk[0-9a-f]{4}$P-')\" ]"
+check "after kill -9: its taps are left over" [ -n "$(beckon_taps "$P-")" ]
 check "after kill -9: its neighbour entries are left over" \
 	bash -c "ip neigh show dev $BR | grep -q PERMANENT"
 # A QEMU a killed beckond left running (one without our parent-death signal),
@@ -316,7 +316,8 @@ check "user mode: the log names the hostfwd port ($HP)" [ -n "$HP" ]
 check "user mode: curl to the hostfwd port right after the answer gets 200 ($got)" is_page "$got" uw
 check "user mode: console readiness works too" [ "$(dqa +short ucon.svc.test A)" = $LO.3 ]
 check "user mode: ... and it serves" serves_lo "$(hostfwd ucon)" ucon
-check "user mode: no tap, no bridge" bash -c "! ip -o link show | grep -qE 'bk[0-9a-f]{4}$P-' && ! ip link show $BR >/dev/null 2>&1"
+check "user mode: no tap" no_taps
+check "user mode: no bridge" not_link "$BR"
 ctl stop "$P-uw" >/dev/null
 wait_for 3 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^$P-uw +stopped'"
 check "user mode: a second boot keeps the hostfwd port" \

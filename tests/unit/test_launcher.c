@@ -715,6 +715,29 @@ static void test_free_leaves_nothing(void **state)
 	}
 }
 
+/*
+ * Tap names and MACs are hashes of service names: pairs found by search
+ * that share one are refused in bridge mode (a long shared prefix and the
+ * same 32 bits of hash; the same 24 bits of MAC), others pass.
+ */
+static void test_name_clash(void **state)
+{
+	struct conf_service svcs[2] = {{.name = "customer-562789"}, {.name = "customer-779192"}};
+	struct conf conf = {.net_mode = CONF_NET_BRIDGE, .services = svcs, .nservices = 2};
+
+	(void)state;
+	assert_int_equal(launcher_check_names(&conf, NULL), -1); /* the same tap */
+	svcs[0].name = "m18024";
+	svcs[1].name = "m59140";
+	assert_int_equal(launcher_check_names(&conf, NULL), -1); /* the same MAC */
+	svcs[1].name = "m59141";
+	assert_int_equal(launcher_check_names(&conf, NULL), 0);
+	svcs[0].name = "customer-562789";
+	svcs[1].name = "customer-779192";
+	conf.net_mode = CONF_NET_USER; /* no taps, no MACs on a bridge */
+	assert_int_equal(launcher_check_names(&conf, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -734,6 +757,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reentrant_callback, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_backend_not_built, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_free_leaves_nothing, fix_setup, fix_teardown),
+	    cmocka_unit_test(test_name_clash),
 	};
 
 	log_init(1);
