@@ -147,6 +147,11 @@ static void hn_sweep_link(struct nl_object *obj, void *arg)
 		return;
 	if (master != 0 && master != sw->bridge)
 		return;
+	/* A tap has carrier while a process holds it: another beckond's QEMU, say. */
+	if (rtnl_link_get_carrier(link)) {
+		log_info("hostnet: tap %s is held by a running process: left", name);
+		return;
+	}
 	if ((err = rtnl_link_delete(sw->sk, link)) < 0) {
 		log_warnx("hostnet: delete stale tap %s: %s", name, nl_geterror(err));
 		return;

@@ -165,6 +165,21 @@ check "cleanup: a second run finds nothing" [ "$(hn cleanup $BR)" = 0 ]
 check "cleanup: with the bridge missing, masterless taps still go" \
 	bash -c "ip netns exec $NS ip tuntap add bk0000new mode tap &&
 		 [ \"\$(ip netns exec $NS $HN cleanup nosuchbr 2>>$ERR)\" = 1 ]"
+# A beckon-named tap that a process holds open (another beckond's QEMU, just
+# made, not yet on its bridge): it has carrier, and stays.
+nse ip tuntap add bk0000busy mode tap
+ip netns exec "$NS" python3 -c 'import fcntl, os, struct, sys, time
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"bk0000busy", 0x0002 | 0x1000))  # TUNSETIFF: IFF_TAP|IFF_NO_PI
+print("held", flush=True)
+time.sleep(30)' >"$T/held.out" &
+HOLDER=$!
+on_exit "kill $HOLDER"
+wait_for 5 grep -q held "$T/held.out"
+check "cleanup: a tap a process holds stays (said $(hn cleanup $BR))" link_of bk0000busy
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null
+check "cleanup: ... and goes once it is let go (said $(hn cleanup $BR))" not link_of bk0000busy
 
 # --- tap and bridge removal ------------------------------------------------------
 t=$(hn tap $BR www)
