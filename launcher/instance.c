@@ -40,6 +40,10 @@ struct instance *launcher_inst_new(struct launcher *l, const struct conf_service
 	if (inst->net_mode == CONF_NET_BRIDGE)
 		hostnet_tap_name(svc->name, inst->tap);
 	inst->ops = backend_lookup(svc->backend);
+	if (inst->ops == NULL)
+		log_warnx("%s: the %s backend is not built into this beckond: its wakes will be "
+		          "refused",
+		          svc->name, conf_backend_name(svc->backend));
 	inst->state = INST_STOPPED;
 	return inst;
 fail:

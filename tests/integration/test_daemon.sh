@@ -48,6 +48,23 @@ check "a DNS port in use: exit 1" [ $rc -eq 1 ]
 check "a DNS port in use: the log says so" grep -qiE "in use|5353|$DNS_PORT" "$T/inuse.log"
 kill $HOLDER; wait $HOLDER 2>/dev/null
 
+# A backend this beckond is not built with: it starts, says so, and refuses
+# that service's wakes (SERVFAIL), not the others'.
+cp "$CONF" "$T/xen.conf"
+sed -i '$d' "$T/xen.conf" # the closing ");"
+cat >>"$T/xen.conf" <<CONF
+, { name = "xen"; dns = ( "xen.svc.test" ); address = "$NET.5"; ports = ( 80 );
+    backend = "xen"; xen = { cfg = "/etc/xen/hello.xl.cfg"; }; }
+);
+CONF
+: >"$T/xen.log"
+start_daemon "$T/xen.conf" "$T/xen.log" || { not_ok "beckond starts with a xen service"; finish; }
+check "a backend not built in: the log says so at start" \
+	grep -q 'xen: the xen backend is not built into this beckond' "$T/xen.log"
+check "a backend not built in: its name is SERVFAIL" \
+	bash -c "dig @127.0.0.1 -p $DNS_PORT +time=5 +tries=1 xen.svc.test A | grep -q 'status: SERVFAIL'"
+check "a backend not built in: SIGTERM: clean" stop_daemon
+
 # Up, and beckonctl.
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts and its control socket answers"
