@@ -71,3 +71,29 @@ holdnet_fw_cleanup() {
 	iptables -w -F "$c" 2>/dev/null
 	iptables -w -X "$c" 2>/dev/null
 }
+
+# holdnet_client_rate ADDRESS_NET: with write_conf's services 2 and 3 cold,
+# a config with the per-client boot rate (1/s, burst 1): the client's first
+# connection (to .2) boots, its next (to .3) is refused at once, without a
+# boot, and the log names the client. Refused: curl fails connecting (7) or,
+# behind the proxy, reading what was accepted (56).
+holdnet_client_rate() {
+	local net=$1 out rc t0 t1 log=$T/beckond.client-rate.log
+	write_conf ""
+	echo 'boot_rate = { rate = 0; client_rate = 1; client_burst = 1; };' >>"$CONF"
+	rm -f "$T"/count.*
+	: >"$log"
+	start_daemon "$CONF" "$log" || { not_ok "beckond starts with client_rate"; return 1; }
+	out=$(hcl curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$net.2/")
+	check "client rate: the client's first connection boots its guest ($out)" [ "$out" = 200 ]
+	t0=$(now_ms)
+	hcl curl -s -o /dev/null -m 5 "http://$net.3/"
+	rc=$?
+	t1=$(now_ms)
+	check "client rate: its next, to another cold guest, is refused at once (curl exit $rc, $((t1 - t0)) ms)" \
+		[ \( "$rc" -eq 7 -o "$rc" -eq 56 \) -a $((t1 - t0)) -lt 500 ]
+	check "client rate: that guest was not started" [ "$(runs 3)" -eq 0 ]
+	check "client rate: the log names the client" \
+		grep -q "boot refused (client_rate limit), requested by $HCNET\." "$log"
+	check "client rate: SIGTERM: clean" stop_daemon
+}

@@ -158,22 +158,6 @@ check "restart: holding works again ($out)" [ "$out" = "hello from guest" ]
 check "SIGTERM: beckond exits cleanly" stop_daemon
 check "SIGTERM: nothing left in iptables" bash -c "! iptables -w -S 2>/dev/null | grep -q -- '$CHAIN'"
 
-# 9. The per-client boot rate (1/s, burst 1) holds for SYNs as for queries.
-write_conf ""
-echo 'boot_rate = { rate = 0; client_rate = 1; client_burst = 1; };' >>"$CONF"
-rm -f "$T"/count.*
-: >"$T/beckond9.log"
-start_daemon "$CONF" "$T/beckond9.log" || { not_ok "beckond starts with client_rate"; finish; }
-out=$(hcl curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HNET.2/")
-check "client rate: the client's first SYN boots its guest ($out)" [ "$out" = 200 ]
-t0=$(now_ms)
-hcl curl -s -o /dev/null -m 5 "http://$HNET.3/"
-rc=$?
-t1=$(now_ms)
-check "client rate: its SYN to another cold guest is refused at once (curl exit $rc, $((t1 - t0)) ms)" \
-	[ "$rc" -eq 7 -a $((t1 - t0)) -lt 500 ]
-check "client rate: that guest was not started" [ "$(runs 3)" -eq 0 ]
-check "client rate: the log names the client" \
-	grep -q "boot refused (client_rate limit), requested by $HCNET\." "$T/beckond9.log"
-check "client rate: SIGTERM: clean" stop_daemon
+# 9. The per-client boot rate holds for SYNs as for queries.
+holdnet_client_rate "$HNET"
 finish

@@ -255,23 +255,6 @@ check "hold timeout: a client that never sends is reset at 1 s ($out)" \
 check "SIGTERM: beckond exits cleanly" stop_daemon
 check "SIGTERM: the proxy's listeners are closed" bash -c "! ss -Htln | grep -q '$HSNET\\.'"
 
-# 9. The per-client boot rate (1/s, burst 1) holds for connections as for queries.
-write_conf ""
-echo 'boot_rate = { rate = 0; client_rate = 1; client_burst = 1; };' >>"$CONF"
-rm -f "$T"/count.*
-: >"$T/beckond9.log"
-start_daemon "$CONF" "$T/beckond9.log" || { not_ok "beckond starts with client_rate"; finish; }
-out=$(hcl curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.2/")
-check "client rate: the client's first connection boots its guest ($out)" [ "$out" = 200 ]
-t0=$(now_ms)
-hcl curl -s -o /dev/null -m 5 "http://$HSNET.3/"
-rc=$?
-t1=$(now_ms)
-# Reset as soon as accepted: curl sees it while connecting (7) or reading (56).
-check "client rate: its next, to another cold service, is reset at once (curl exit $rc, $((t1 - t0)) ms)" \
-	[ \( "$rc" -eq 7 -o "$rc" -eq 56 \) -a $((t1 - t0)) -lt 500 ]
-check "client rate: that guest was not started" [ "$(runs 3)" -eq 0 ]
-check "client rate: the log names the client" \
-	grep -q "boot refused (client_rate limit), requested by $HCNET\." "$T/beckond9.log"
-check "client rate: SIGTERM: clean" stop_daemon
+# 9. The per-client boot rate holds for connections as for queries.
+holdnet_client_rate "$HSNET"
 finish
