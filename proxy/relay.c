@@ -275,12 +275,6 @@ void relay_start(struct pxconn *c)
 	bufferevent_enable(c->up, EV_READ);
 	if (!c->cl_eof)
 		bufferevent_enable(c->cl, EV_READ);
-	/*
-	 * A request that came with the connection goes on now, not a loop turn
-	 * later. EOF and errors are left to the read event (level-triggered).
-	 */
-	if (!c->cl_eof && evbuffer_get_length(bufferevent_get_input(c->cl)) == 0)
-		evbuffer_read(bufferevent_get_input(c->cl), bufferevent_getfd(c->cl), RELAY_MAX_IO);
 	relay_move(c, c->cl);
 	if (c->cl_eof && evbuffer_get_length(out) == 0)
 		relay_flushed(c, c->up);
