@@ -97,3 +97,40 @@ holdnet_client_rate() {
 		grep -q "boot refused (client_rate limit), requested by $HCNET\." "$log"
 	check "client rate: SIGTERM: clean" stop_daemon
 }
+
+# holdnet_limit URL N VERB: with max_held_per_service 5 and service N still
+# booting, 10 clients to URL: five are held and get 200, five are VERB
+# ("refused", "reset") at once, and N boots once.
+holdnet_limit() {
+	local url=$1 n=$2 verb=$3 okn refn
+	for i in $(seq 10); do
+		hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "$url" >"$T/l.$i" 2>&1 &
+		sleep 0.02
+	done
+	wait_for 10 bash -c "[ \$(cat $T/l.* 2>/dev/null | grep -c .) -eq 10 ]"
+	okn=$(cat "$T"/l.* | grep -c '^200 ')
+	refn=$(cat "$T"/l.* | awk '$1 == "000" && $2 < 0.5' | wc -l)
+	check "limit 5: five held connections succeed ($okn)" [ "$okn" -eq 5 ]
+	check "limit 5: five $verb at once ($refn)" [ "$refn" -eq 5 ]
+	check "limit 5: one boot" [ "$(runs "$n")" -eq 1 ]
+}
+
+# holdnet_kill9 HELD_URL NEW_URL [WHAT]: kill -9 beckond while a client to
+# HELD_URL is held: that client is told at once, and a new connection to
+# NEW_URL is refused at once (no blackhole); WHAT ends that check's name.
+holdnet_kill9() {
+	local kc rc t0 t1
+	hcl curl -s -o /dev/null -m 8 -w '%{http_code}\n' "$1" >"$T/k.out" 2>&1 &
+	kc=$!
+	sleep 0.3
+	kill -9 "$DPID"
+	wait "$DPID" 2>/dev/null
+	wait "$kc"
+	check "kill -9: the held client is told at once ($(cat "$T/k.out"))" [ "$(cat "$T/k.out")" = 000 ]
+	t0=$(now_ms)
+	hcl curl -s -o /dev/null -m 5 "$2"
+	rc=$?
+	t1=$(now_ms)
+	check "kill -9: a new connection is refused at once${3:-} (curl exit $rc, $((t1 - t0)) ms)" \
+		[ "$rc" -eq 7 -a $((t1 - t0)) -lt 500 ]
+}

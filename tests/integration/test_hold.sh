@@ -117,16 +117,7 @@ check "SIGTERM: no jump left" [ "$(jumps FORWARD) $(jumps OUTPUT)" = "0 0" ]
 # 7. The held-connection limit: 5 held, the rest reset at once.
 write_conf "max_held_per_service = 5;"
 start_daemon "$CONF" || { not_ok "beckond starts with max_held_per_service 5"; finish; }
-for i in $(seq 10); do
-	hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$HNET.6/" >"$T/l.$i" 2>&1 &
-	sleep 0.02
-done
-wait_for 10 bash -c "[ \$(cat $T/l.* 2>/dev/null | grep -c .) -eq 10 ]"
-okn=$(cat "$T"/l.* | grep -c '^200 ')
-refn=$(cat "$T"/l.* | awk '$1 == "000" && $2 < 0.5' | wc -l)
-check "limit 5: five held connections succeed ($okn)" [ "$okn" -eq 5 ]
-check "limit 5: five refused at once ($refn)" [ "$refn" -eq 5 ]
-check "limit 5: one boot" [ "$(runs 6)" -eq 1 ]
+holdnet_limit "http://$HNET.6/" 6 refused
 
 # 8. kill -9 with a connection held: no blackhole, and the next start cleans up.
 hcl curl -s -m 8 "http://$HNET.5/" >"$T/held.out" 2>&1 &

@@ -85,19 +85,7 @@ t1=$(now_ms)
 check "failed boot: the client is reset (curl exit $rc, want 56)" [ "$rc" -eq 56 ]
 check "failed boot: at about boot_timeout ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 1900 ]
 
-hcl curl -s -o /dev/null -m 8 -w '%{http_code}\n' "http://$HNET.5/" >"$T/k.out" 2>&1 &
-KC=$!
-sleep 0.3
-kill -9 "$DPID"
-wait "$DPID" 2>/dev/null
-wait "$KC"
-check "kill -9: the held client is told at once ($(cat "$T/k.out"))" [ "$(cat "$T/k.out")" = 000 ]
-t0=$(now_ms)
-hcl curl -s -o /dev/null -m 5 "http://$HNET.5/"
-rc=$?
-t1=$(now_ms)
-check "kill -9: a new connection is refused at once, no blackhole (curl exit $rc, $((t1 - t0)) ms)" \
-	[ "$rc" -eq 7 -a $((t1 - t0)) -lt 500 ]
+holdnet_kill9 "http://$HNET.5/" "http://$HNET.5/" ", no blackhole"
 iptables -w -t nat -I PREROUTING 1 -j "$CHAIN" # a duplicate jump, as a crash could leave
 start_daemon "$CONF" || { not_ok "beckond starts after kill -9"; finish; }
 check "restart: one chain, one jump each ($(jumps PREROUTING) $(jumps OUTPUT))" \

@@ -221,34 +221,13 @@ check "closed at once twice: the bytes replayed to the third connection ($out)" 
 check "the log says it connected again" grep -q 'flaky: upstream closed early, connecting again' "$DLOG"
 
 # 7. kill -9 with clients held: no blackhole (refused at once), a restart serves.
-hcl curl -s -o /dev/null -m 8 -w '%{http_code}\n' "http://$HSNET.9/" >"$T/k.out" 2>&1 &
-KC=$!
-sleep 0.3
-kill -9 "$DPID"
-wait "$DPID" 2>/dev/null
-wait "$KC"
-check "kill -9: the held client is told at once ($(cat "$T/k.out"))" [ "$(cat "$T/k.out")" = 000 ]
-t0=$(now_ms)
-hcl curl -s -o /dev/null -m 5 "http://$HSNET.2/"
-rc=$?
-t1=$(now_ms)
-check "kill -9: a new connection is refused at once (curl exit $rc, $((t1 - t0)) ms)" \
-	[ "$rc" -eq 7 -a $((t1 - t0)) -lt 500 ]
+holdnet_kill9 "http://$HSNET.9/" "http://$HSNET.2/"
 
 # 8. The limit (5 held per service) and the hold timeout (1 s).
 write_conf "max_held_per_service = 5; hold_timeout = \"1s\";"
 rm -f "$T"/count.*
 start_daemon "$CONF" || { not_ok "beckond starts with max_held_per_service 5"; finish; }
-for i in $(seq 10); do
-	hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$HSNET.8/" >"$T/l.$i" 2>&1 &
-	sleep 0.02
-done
-wait_for 10 bash -c "[ \$(cat $T/l.* 2>/dev/null | grep -c .) -eq 10 ]"
-okn=$(cat "$T"/l.* | grep -c '^200 ')
-refn=$(cat "$T"/l.* | awk '$1 == "000" && $2 < 0.5' | wc -l)
-check "limit 5: five held connections succeed ($okn)" [ "$okn" -eq 5 ]
-check "limit 5: five reset at once ($refn)" [ "$refn" -eq 5 ]
-check "limit 5: one boot" [ "$(runs 8)" -eq 1 ]
+holdnet_limit "http://$HSNET.8/" 8 reset
 out=$(hcl python3 "$T/cli.py" idle "$HSNET.9" 80 0)
 check "hold timeout: a client that never sends is reset at 1 s ($out)" \
 	python3 -c "import sys; how, t = '$out'.split(); sys.exit(not (how == 'reset' and 0.9 <= float(t) < 1.6))"
