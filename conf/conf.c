@@ -36,6 +36,7 @@ static struct conf *conf_defaults(struct conf_ctx *c, const char *path)
 	conf->max_held = 8192;
 	conf->hold_buffer = 64 * 1024;
 	conf->hold_timeout_ms = 10000;
+	conf->bypass = true;
 	conf->boot_rate = 50;
 	conf->boot_burst = 100;
 	conf->client_boot_rate = 10;

@@ -101,6 +101,9 @@ struct conf {
 	unsigned max_held;             /* held in all; default 8192 */
 	uint64_t hold_buffer;          /* bytes buffered per held connection; default 64K */
 	uint64_t hold_timeout_ms;      /* the longest a connection is held; default 10s */
+	/* User mode, hold "proxy": local connections to a ready instance skip the
+	 * proxy (an iptables DNAT to its upstream); default true. */
+	bool bypass;
 
 	/* Capacity: instances holding memory (booting, ready, paused) at once,
 	 * and their memory in all; 0 is no limit. */

@@ -37,6 +37,16 @@ int conf_get_string(struct conf_ctx *c, const config_setting_t *s, const char *l
 	return 0;
 }
 
+int conf_get_bool(struct conf_ctx *c, const config_setting_t *s, const char *label, bool *out)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		conf_err(c, s, "%s: want true or false, not %s", label, type_name(s));
+		return -1;
+	}
+	*out = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
 /* Find "NAME = literal" or "NAME: literal" in LINE; the literal's start. */
 static const char *find_literal(const char *line, const char *name)
 {

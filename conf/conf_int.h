@@ -68,6 +68,7 @@ int conf_get_string(struct conf_ctx *c, const config_setting_t *s, const char *l
                     const char **out);
 int conf_get_int(struct conf_ctx *c, const config_setting_t *s, const char *label, long long lo,
                  long long hi, long long *out);
+int conf_get_bool(struct conf_ctx *c, const config_setting_t *s, const char *label, bool *out);
 int conf_get_enum(struct conf_ctx *c, const config_setting_t *s, const char *label,
                   const char *const *names, int *out);
 int conf_get_duration(struct conf_ctx *c, const config_setting_t *s, const char *label,

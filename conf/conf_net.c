@@ -308,6 +308,8 @@ void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setti
 			net_bridge(c, conf, s);
 		} else if (strcmp(key, "subnet") == 0) {
 			net_subnet(c, conf, s);
+		} else if (strcmp(key, "bypass") == 0) {
+			conf_get_bool(c, s, "network.bypass", &conf->bypass);
 		} else if (!net_hold_limit(c, conf, s, key)) {
 			conf_err(c, s, "unknown key \"%s\"", conf_label(buf, "network", key));
 		}

@@ -1,6 +1,7 @@
 /*
  * Signs of use that nobody reports to the launcher: a guest's traffic, from
- * its tap's counters, and its open TCP connections, from conntrack. In
+ * its tap's counters, and its open TCP connections, from conntrack (in user
+ * mode, those the proxy's bypass sent straight to the instance). In
  * bridge mode, whatever the hold, connections to a ready guest never pass
  * through beckon: a quiet open connection is only visible in the
  * host's conntrack table (for clients routed through the host; a client
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <sys/wait.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
@@ -41,8 +43,10 @@ extern char **environ;
 
 struct launcher_act {
 	struct nl_sock *sk; /* NULL until the first dump */
+	uint32_t tw_s;      /* conntrack's TIME_WAIT timeout, seconds */
 	char comment[64];
-	bool rule; /* our rule is in FORWARD */
+	bool rule;    /* our rule is in FORWARD */
+	bool by_port; /* user mode: count only connections to a service's address and ports */
 	bool warned;
 };
 
@@ -95,14 +99,44 @@ static void act_rule_remove(struct launcher_act *a)
 		;
 }
 
+/* How long conntrack keeps a closed connection (TIME_WAIT), seconds. */
+static uint32_t act_tw_seconds(void)
+{
+	FILE *f = fopen("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait", "r");
+	unsigned v = 120; /* the kernel's default */
+
+	if (f != NULL) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 120;
+		fclose(f);
+	}
+	return v;
+}
+
+static struct launcher_act *act_alloc(void)
+{
+	struct launcher_act *a = calloc(1, sizeof(*a));
+
+	if (a != NULL)
+		a->tw_s = act_tw_seconds();
+	return a;
+}
+
 struct launcher_act *launcher_act_new(const struct conf *conf)
 {
 	struct launcher_act *a;
 
+	/* User mode: only the proxy's bypass reaches an instance directly, and its
+	 * nat chain makes conntrack track; no rule of our own. */
+	if (conf->net_mode != CONF_NET_BRIDGE) {
+		if (conf->hold != CONF_HOLD_PROXY || !conf->bypass || geteuid() != 0)
+			return NULL;
+		if ((a = act_alloc()) != NULL)
+			a->by_port = true;
+		return a;
+	}
 	/* Every hold: under "proxy" too, a ready guest is reached directly. */
-	if (conf->net_mode != CONF_NET_BRIDGE)
-		return NULL;
-	if ((a = calloc(1, sizeof(*a))) == NULL)
+	if ((a = act_alloc()) == NULL)
 		return NULL;
 	snprintf(a->comment, sizeof(a->comment), "beckon-ct %s", conf->bridge);
 	act_rule_remove(a); /* what a killed beckond left */
@@ -130,21 +164,54 @@ void launcher_act_free(struct launcher_act *a)
 struct act_dump {
 	struct instance **insts;
 	size_t n;
+	bool by_port;
+	uint32_t tw_s;
+	int64_t now_us;
+	int64_t closed_us; /* the entry at hand: when it closed; 0 when it is open */
 };
 
-static void act_count(struct act_dump *d, const struct nlattr *attr)
+static bool act_port_of(const struct conf_service *svc, int port)
+{
+	for (size_t i = 0; i < svc->nports; i++)
+		if (svc->ports[i] == port)
+			return true;
+	return false;
+}
+
+static void act_note(struct inst_idle *idle, int64_t closed_us)
+{
+	if (closed_us == 0)
+		idle->conntrack++;
+	else if (closed_us > idle->ct_closed_us)
+		idle->ct_closed_us = closed_us;
+}
+
+/* PORT: the entry's destination port, -1 for its source end (not matched by port). */
+static void act_count(struct act_dump *d, const struct nlattr *attr, int port)
 {
 	uint32_t addr;
 
-	if (attr == NULL)
+	if (attr == NULL || (d->by_port && port == -1))
 		return;
 	addr = nla_get_u32((struct nlattr *)attr);
 	for (size_t i = 0; i < d->n; i++)
-		if (d->insts[i]->svc->address.s_addr == addr)
-			d->insts[i]->idle.conntrack++;
+		if (d->insts[i]->svc->address.s_addr == addr &&
+		    (!d->by_port || act_port_of(d->insts[i]->svc, port)))
+			act_note(&d->insts[i]->idle, d->closed_us);
 }
 
-static bool act_established(struct nlattr *protoinfo)
+/* The original direction's destination port, -1 when it has none. */
+static int act_dport(struct nlattr *proto)
+{
+	struct nlattr *tp[CTA_PROTO_MAX + 1];
+
+	if (proto == NULL || nla_parse_nested(tp, CTA_PROTO_MAX, proto, NULL) < 0 ||
+	    tp[CTA_PROTO_DST_PORT] == NULL)
+		return -1;
+	return ntohs(nla_get_u16(tp[CTA_PROTO_DST_PORT]));
+}
+
+static int act_tcp_state(struct nlattr *protoinfo)
 {
 	struct nlattr *pi[CTA_PROTOINFO_MAX + 1], *tcp[CTA_PROTOINFO_TCP_MAX + 1];
 
@@ -152,23 +219,47 @@ static bool act_established(struct nlattr *protoinfo)
 	    pi[CTA_PROTOINFO_TCP] == NULL ||
 	    nla_parse_nested(tcp, CTA_PROTOINFO_TCP_MAX, pi[CTA_PROTOINFO_TCP], NULL) < 0 ||
 	    tcp[CTA_PROTOINFO_TCP_STATE] == NULL)
-		return false;
-	return nla_get_u8(tcp[CTA_PROTOINFO_TCP_STATE]) == TCP_CONNTRACK_ESTABLISHED;
+		return -1;
+	return nla_get_u8(tcp[CTA_PROTOINFO_TCP_STATE]);
+}
+
+/*
+ * An entry in TIME_WAIT closed (tw_s - the time it has left) ago: that is
+ * when a short connection that bypassed beckon was last in use. One second's
+ * precision, late rather than early.
+ */
+static int64_t act_closed_us(const struct act_dump *d, struct nlattr *timeout)
+{
+	uint32_t left;
+
+	if (timeout == NULL)
+		return -1;
+	left = ntohl(nla_get_u32(timeout));
+	return d->now_us - (int64_t)(d->tw_s > left ? d->tw_s - left : 0) * 1000000;
 }
 
 /* One conntrack entry: an established TCP connection counts for both ends. */
 static int act_entry(struct nl_msg *msg, void *arg)
 {
 	struct nlattr *tb[CTA_MAX + 1], *tt[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1];
+	struct act_dump *d = arg;
+	int state;
 
-	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0 ||
-	    !act_established(tb[CTA_PROTOINFO]) || tb[CTA_TUPLE_ORIG] == NULL ||
+	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0)
+		return NL_OK;
+	state = act_tcp_state(tb[CTA_PROTOINFO]);
+	if (state == TCP_CONNTRACK_ESTABLISHED)
+		d->closed_us = 0;
+	else if (state != TCP_CONNTRACK_TIME_WAIT ||
+	         (d->closed_us = act_closed_us(d, tb[CTA_TIMEOUT])) <= 0)
+		return NL_OK;
+	if (tb[CTA_TUPLE_ORIG] == NULL ||
 	    nla_parse_nested(tt, CTA_TUPLE_MAX, tb[CTA_TUPLE_ORIG], NULL) < 0 ||
 	    tt[CTA_TUPLE_IP] == NULL ||
 	    nla_parse_nested(ip, CTA_IP_MAX, tt[CTA_TUPLE_IP], NULL) < 0)
 		return NL_OK;
-	act_count(arg, ip[CTA_IP_V4_SRC]);
-	act_count(arg, ip[CTA_IP_V4_DST]);
+	act_count(arg, ip[CTA_IP_V4_SRC], -1);
+	act_count(arg, ip[CTA_IP_V4_DST], act_dport(tt[CTA_TUPLE_PROTO]));
 	return NL_OK;
 }
 
@@ -219,10 +310,14 @@ int launcher_act_conntrack(struct launcher_act *a, struct launcher *l)
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
 		inst->idle.conntrack = 0;
+		inst->idle.ct_closed_us = 0;
 		d.n++;
 	}
 	if (a == NULL || d.n == 0 || (d.insts = calloc(d.n, sizeof(*d.insts))) == NULL)
 		return -1;
+	d.by_port = a->by_port;
+	d.tw_s = a->tw_s;
+	d.now_us = launcher_now_us();
 	d.n = 0;
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{

@@ -27,6 +27,7 @@ struct inst_idle {
 	uint64_t tap_rx, tap_tx; /* the tap's counters at the last look */
 	bool tap_seen;           /* they are valid */
 	unsigned conntrack;      /* established connections at the last look */
+	int64_t ct_closed_us;    /* ... and when the latest closed one closed (0: none seen) */
 	bool warming;            /* a warm boot: pause once ready, unless woken */
 	bool shell;              /* a warm shell waits (state stopped) */
 	bool shell_ready;        /* ... and its VMM is up */

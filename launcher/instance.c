@@ -325,9 +325,15 @@ int launcher_inst_stop(struct instance *inst, bool graceful)
 
 int launcher_pause(struct instance *inst)
 {
-	if (inst->state != INST_READY || inst->ops->pause == NULL || inst->ops->pause(inst) == -1)
+	if (inst->state != INST_READY || inst->ops->pause == NULL)
 		return -1;
+	/* PAUSED first: the observer (the proxy's bypass) sends new connections
+	 * elsewhere before the instance stops answering them. */
 	launcher_inst_set_state(inst, INST_PAUSED);
+	if (inst->ops->pause(inst) == -1) {
+		launcher_inst_set_state(inst, INST_READY);
+		return -1;
+	}
 	log_info("%s: paused", inst->svc->name);
 	return 0;
 }
@@ -342,4 +348,10 @@ void launcher_activity(struct instance *inst)
 {
 	inst->activity_us = launcher_now_us();
 	inst->activity_wall = time(NULL);
+}
+
+void launcher_activity_at(struct instance *inst, int64_t us)
+{
+	inst->activity_wall = time(NULL) - (time_t)((launcher_now_us() - us) / 1000000);
+	inst->activity_us = us;
 }

@@ -85,6 +85,8 @@ struct launcher {
 #define LAUNCHER_GRACE_MS 2000
 
 int64_t launcher_now_us(void);
+/* INST was last used at US (launcher_now_us's clock), not now. */
+void launcher_activity_at(struct instance *inst, int64_t us);
 /* mkdir -p DIR, mode 0755. -1 on failure (logged). */
 int launcher_mkdir_p(const char *dir);
 

@@ -30,6 +30,7 @@ static const struct {
 } fw_kinds[] = {
     [FW_SYN] = {"filter", {"FORWARD", "OUTPUT"}},
     [FW_REDIRECT] = {"nat", {"PREROUTING", "OUTPUT"}},
+    [FW_DNAT] = {"nat", {"OUTPUT", NULL}},
 };
 
 struct fw {
@@ -62,9 +63,19 @@ static void fw_rules(FILE *f, enum fw_kind kind, const char *chain, uint16_t num
 		        chain, addr, num);
 		return;
 	}
-	for (size_t i = 0; i < t->nports; i++)
-		fprintf(f, "-A %s -d %s/32 -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
-		        chain, addr, t->ports[i], num);
+	for (size_t i = 0; i < t->nports; i++) {
+		char up[INET_ADDRSTRLEN];
+
+		if (kind == FW_REDIRECT) {
+			fprintf(f,
+			        "-A %s -d %s/32 -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
+			        chain, addr, t->ports[i], num);
+			continue;
+		}
+		inet_ntop(AF_INET, &t->up[i].sin_addr, up, sizeof(up));
+		fprintf(f, "-A %s -o lo -d %s/32 -p tcp -m tcp --dport %u -j DNAT --to-destination %s:%u\n",
+		        chain, addr, t->ports[i], up, ntohs(t->up[i].sin_port));
+	}
 }
 
 char *fw_batch(enum fw_kind kind, const char *chain, uint16_t num, const struct fw_target *t,
@@ -171,7 +182,7 @@ static int fw_jumps(const struct fw *fw, bool jump)
 	char *ins[] = {"iptables", "-w", "-t", table, "-I", NULL, "1", "-j", chain, NULL};
 	int rc = 0;
 
-	for (size_t h = 0; h < 2; h++) {
+	for (size_t h = 0; h < 2 && fw_kinds[fw->kind].hooks[h] != NULL; h++) {
 		del[5] = ins[5] = (char *)fw_kinds[fw->kind].hooks[h];
 		for (int i = 0; i < FW_JUMP_MAX && fw_run(del, NULL, true) == 0; i++)
 			;
@@ -313,8 +324,10 @@ struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain,
 	fw_set(fw, NULL, 0, true);
 	if (!fw->applied || fw_jumps(fw, true) == -1)
 		goto fail;
-	log_info("proxy: iptables chain %s (%s table), jumped to from %s and %s", chain,
-	         fw_kinds[kind].table, fw_kinds[kind].hooks[0], fw_kinds[kind].hooks[1]);
+	log_info("proxy: iptables chain %s (%s table), jumped to from %s%s%s", chain,
+	         fw_kinds[kind].table, fw_kinds[kind].hooks[0],
+	         fw_kinds[kind].hooks[1] ? " and " : "",
+	         fw_kinds[kind].hooks[1] ? fw_kinds[kind].hooks[1] : "");
 	return fw;
 fail:
 	log_warnx("proxy: cannot set up the iptables chain %s", chain);

@@ -63,7 +63,7 @@ struct pxsvc {
 	/* hold "syn" */
 	struct synpkt_list syns;
 	struct launcher_waiter *syn_waiter;
-	bool rule; /* its SYNs should be queued (not ready) */
+	bool rule; /* its connections pass through beckon (not ready); bypass: they skip it */
 };
 
 TAILQ_HEAD(pxsvc_list, pxsvc);
@@ -86,6 +86,8 @@ struct proxy {
 	int raw; /* for resets */
 	/* hold "proxy" in bridge mode */
 	struct evconnlistener *rd_ls;
+	/* hold "proxy" in user mode: p->fw DNATs to ready instances */
+	bool bypass;
 };
 
 enum pxconn_state { PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY };
@@ -189,6 +191,16 @@ void synhold_svc_gone(struct pxsvc *svc);
 int redirect_start(struct proxy *p, const char *bridge);
 void redirect_stop(struct proxy *p);
 
+/*
+ * bypass.c: hold "proxy" in user mode, local connections to ready instances
+ * DNATed past the proxy. bypass_start leaves p->fw NULL (and the proxy in
+ * the path) when it cannot: not root, no iptables.
+ */
+int bypass_start(struct proxy *p, const char *state_dir);
+void bypass_stop(struct proxy *p);
+/* Rewrite the chain; at once when a service leaves it. */
+void bypass_rules(struct proxy *p, bool sync);
+
 /* pkt.c: the TCP/IPv4 bits the SYN hold needs. */
 struct tcp4 {
 	struct in_addr saddr, daddr;
@@ -228,11 +240,13 @@ void nfq_close(struct nfq *q);
 enum fw_kind {
 	FW_SYN,      /* filter, from FORWARD and OUTPUT: SYNs to a target go to NFQUEUE num */
 	FW_REDIRECT, /* nat, from PREROUTING and OUTPUT: a target's ports go to local port num */
+	FW_DNAT,     /* nat, from OUTPUT: a target's ports, reached over lo, go to up[i] */
 };
 struct fw_target {
 	struct in_addr addr;
 	const uint16_t *ports;
 	size_t nports;
+	const struct sockaddr_in *up; /* FW_DNAT: where each port goes */
 };
 /* Make CHAIN (replacing what an earlier run left) and jump to it, once from each hook. */
 struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain, uint16_t num);

@@ -156,6 +156,10 @@ void proxy_rules(struct proxy *p, bool sync)
 
 	if (p->fw == NULL)
 		return;
+	if (p->bypass) {
+		bypass_rules(p, sync);
+		return;
+	}
 	TAILQ_FOREACH(svc, &p->svcs, entry)
 	n++;
 	if ((t = calloc(n ? n : 1, sizeof(*t))) == NULL) {
@@ -250,6 +254,8 @@ static void hold_stop(struct proxy *p)
 {
 	if (p->q != NULL)
 		synhold_stop(p);
+	else if (p->bypass)
+		bypass_stop(p);
 	else
 		redirect_stop(p);
 }
@@ -264,7 +270,8 @@ static int switch_hold(struct proxy *p, const struct conf *conf)
 		log_warnx("proxy: hold \"syn\" needs bridge mode; holding nothing");
 		want = CONF_HOLD_NONE;
 	}
-	if (p->fw != NULL && (want != p->hold || conf->net_mode != p->mode))
+	if (p->fw != NULL &&
+	    (want != p->hold || conf->net_mode != p->mode || (p->bypass && !conf->bypass)))
 		hold_stop(p);
 	p->hold = want;
 	p->mode = conf->net_mode;
@@ -272,6 +279,8 @@ static int switch_hold(struct proxy *p, const struct conf *conf)
 		return synhold_start(p, conf->bridge);
 	if (p->fw == NULL && want == CONF_HOLD_PROXY && bridge)
 		return redirect_start(p, conf->bridge);
+	if (p->fw == NULL && want == CONF_HOLD_PROXY && conf->bypass)
+		return bypass_start(p, conf->state_dir);
 	return 0;
 }
 

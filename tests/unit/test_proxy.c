@@ -162,6 +162,32 @@ static void test_fw_batch(void **state)
 	free(b);
 }
 
+/* The user-mode bypass: each port of a ready service to where it really serves, over lo only. */
+static void test_fw_batch_dnat(void **state)
+{
+	static const uint16_t ports[] = {80, 443};
+	struct sockaddr_in up[2] = {{.sin_family = AF_INET, .sin_port = htons(40001)},
+	                            {.sin_family = AF_INET, .sin_port = htons(40002)}};
+	struct fw_target t = {.ports = ports, .nports = 2, .up = up};
+	char *b;
+
+	(void)state;
+	inet_pton(AF_INET, "127.0.9.2", &t.addr);
+	inet_pton(AF_INET, "127.0.0.1", &up[0].sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &up[1].sin_addr);
+	b = fw_batch(FW_DNAT, "BECKON-DIRECT-0badf00d", 0, &t, 1);
+	assert_non_null(b);
+	assert_string_equal(b, "*nat\n"
+	                       ":BECKON-DIRECT-0badf00d - [0:0]\n"
+	                       "-A BECKON-DIRECT-0badf00d -m mark --mark 0x626b -j RETURN\n"
+	                       "-A BECKON-DIRECT-0badf00d -o lo -d 127.0.9.2/32 -p tcp -m tcp "
+	                       "--dport 80 -j DNAT --to-destination 127.0.0.1:40001\n"
+	                       "-A BECKON-DIRECT-0badf00d -o lo -d 127.0.9.2/32 -p tcp -m tcp "
+	                       "--dport 443 -j DNAT --to-destination 127.0.0.1:40002\n"
+	                       "COMMIT\n");
+	free(b);
+}
+
 static void test_exec_port(void **state)
 {
 	struct exec_vars v = {.image = "i", .address = "127.0.0.1", .port = "8123"};
@@ -756,6 +782,7 @@ int main(void)
 	    cmocka_unit_test(test_pkt_parse),
 	    cmocka_unit_test(test_pkt_rst),
 	    cmocka_unit_test(test_fw_batch),
+	    cmocka_unit_test(test_fw_batch_dnat),
 	    cmocka_unit_test(test_exec_port),
 	    cmocka_unit_test(test_hold_relay_halfclose),
 	    cmocka_unit_test(test_flow_control),

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# hold = "proxy" in user mode, once an instance is ready: local connections
+# to its address skip the proxy (network.bypass, an iptables DNAT in nat
+# OUTPUT), as bridge mode's redirect rule goes once a guest is ready.
+# Checks: no rule while cold (the proxy holds the first connection); a
+# rule once ready, and then a local connection is the instance's alone
+# (beckond holds no socket of it) while a routed client's is still relayed;
+# a quiet bypassing connection keeps the instance from going idle, and so
+# does a stream of short ones (conntrack's TIME_WAIT entries); the rule
+# goes before the instance is paused, and a connection then wakes it
+# through the proxy; SIGTERM removes the chain, a start after kill -9
+# replaces it; network.bypass = false keeps the proxy in the path.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/holdnet.sh"
+need_root "hold bypass"
+for tool in curl busybox python3 ss iptables; do
+	command -v "$tool" >/dev/null || { skip "hold bypass: $tool is not installed"; exit 0; }
+done
+
+holdnet_up || { not_ok "test network set up"; finish; }
+holdnet_addr 2 || { not_ok "host address 2"; finish; }
+DNS_PORT=$(free_port)
+DOC=$(make_docroot bypass)
+CONF=$T/beckon.conf
+on_exit "pkill -f -- '-h $DOC'"
+
+# hold.py HOST PORT FILE: connect, write "open" to FILE, stay quiet until
+# FILE is removed, then close.
+cat >"$T/hold.py" <<'EOF'
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+open(sys.argv[3], "w").write("open\n")
+while os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+s.close()
+EOF
+
+write_conf() { # write_conf EXTRA_NETWORK_KEYS
+	base_conf "$CONF"
+	sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"proxy\"; $1 };|" "$CONF"
+	add_services "$CONF" <<CONF
+  { name = "web"; dns = ( "web.svc.test" ); address = "$HSNET.2"; ports = ( 80 );
+    backend = "exec"; ready = "tcp"; idle_timeout = "1s"; on_idle = "pause";
+    exec = { command = "sh -c 'echo run >>$T/count.2; echo {port} >$T/port.2; exec busybox httpd -f -p 127.0.0.1:{port} -h $DOC'"; }; },
+CONF
+}
+
+chain() { sed -n 's/.*skip it (chain \(BECKON-DIRECT-[0-9a-f]*\)).*/\1/p' "$DLOG" | tail -1; }
+jumps() { iptables -w -t nat -S OUTPUT | grep -c -- "-j $1\$"; }
+dnat_rule() { iptables -w -t nat -S "$1" 2>/dev/null | grep -- "-d $HSNET.2/32 -o lo" | grep -c -- "-j DNAT"; }
+beckond_socks() { ss -Htnp state established | grep -c "pid=$DPID,"; }
+port_socks() { ss -Htn state established "( sport = :$1 )" | grep -c .; }
+state() { svc_field web state; }
+state_is() { [ "$(state)" = "$1" ]; }
+socks_are() { [ "$(beckond_socks)" = "$1" ]; }
+rules_are() { [ "$(dnat_rule "$C")" = "$1" ]; }
+get() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.2/"; }
+
+# hold_open WHERE FILE: a quiet connection from the host (local) or the
+# client namespace (routed), open when FILE shows up.
+hold_open() {
+	if [ "$1" = local ]; then
+		python3 "$T/hold.py" "$HSNET.2" 80 "$2" &
+	else
+		hcl python3 "$T/hold.py" "$HSNET.2" 80 "$2" &
+	fi
+	HOLD_PID=$!
+	wait_for 5 test -s "$2"
+}
+# hold_close FILE: close the quiet connection hold_open made.
+hold_close() {
+	rm -f "$1"
+	wait "$HOLD_PID"
+}
+
+# chain_cleanup CHAIN: what a beckond killed by a failed check left.
+chain_cleanup() {
+	while iptables -w -t nat -D OUTPUT -j "$1" 2>/dev/null; do :; done
+	iptables -w -t nat -F "$1" 2>/dev/null
+	iptables -w -t nat -X "$1" 2>/dev/null
+}
+
+write_conf ""
+start_daemon "$CONF" || { not_ok "beckond starts with hold proxy in user mode"; finish; }
+ok "beckond starts with hold proxy in user mode"
+C=$(chain)
+[ -n "$C" ] && on_exit "chain_cleanup $C"
+check "the log names the bypass chain ($C)" [ -n "$C" ]
+check "nat OUTPUT jumps to it once" [ "$(jumps "$C")" = 1 ]
+check "cold: no DNAT rule for the service" [ "$(dnat_rule "$C")" = 0 ]
+
+# 1. Cold: the proxy holds the connection; ready: the rule.
+out=$(get)
+check "cold local connection: held by the proxy while it boots, 200 ($out)" [ "$out" = 200 ]
+check "cold local connection: one boot" [ "$(runs 2)" = 1 ]
+PORT=$(cat "$T/port.2")
+check "ready: a DNAT rule sends $HSNET.2:80 (over lo) to 127.0.0.1:$PORT" \
+	wait_for 3 bash -c "iptables -w -t nat -S $C | grep -q -- '-d $HSNET.2/32 -o lo -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:$PORT'"
+
+# 2. A local connection skips the proxy; a routed client's does not.
+hold_open local "$T/local.open"
+check "local connection to the ready service is open" [ -s "$T/local.open" ]
+check "... and beckond holds no socket of it ($(beckond_socks))" [ "$(beckond_socks)" = 0 ]
+check "... the service's process does ($(port_socks "$PORT"))" [ "$(port_socks "$PORT")" -ge 1 ]
+hold_open routed "$T/routed.open"
+check "a routed client's connection is relayed: beckond holds both ends" \
+	wait_for 2 socks_are 2
+hold_close "$T/routed.open"
+wait_for 3 socks_are 0
+
+# 3. The idle policy sees the bypassing connection: kept past idle_timeout (1 s).
+sleep 2.5
+check "a quiet open local connection keeps it ready past idle_timeout ($(state))" [ "$(state)" = ready ]
+hold_close "$T/local.open"
+
+# 4. Closed: it goes idle (paused), and the rule went before the pause.
+check "no connection left: it goes idle (paused)" wait_for 5 state_is paused
+check "paused: its DNAT rule is gone ($(dnat_rule "$C"))" [ "$(dnat_rule "$C")" = 0 ]
+check "a local connection to the paused service wakes it through the proxy: 200" [ "$(get)" = 200 ]
+check "woken: ready again, no second boot ($(state), $(runs 2) runs)" [ "$(state)$(runs 2)" = ready1 ]
+check "woken: the rule is back" wait_for 3 rules_are 1
+
+# 5. A stream of short connections (none open at a look) keeps it ready.
+pauses() { grep -c 'web: idle: pause' "$DLOG"; }
+p0=$(pauses)
+steady=ready
+for _ in $(seq 12); do
+	[ "$(get)" = 200 ] || steady="a request failed"
+	[ "$(state)" = ready ] || steady=$(state)
+	sleep 0.25
+done
+check "short local connections every 0.25 s for 3 s keep it ready ($steady)" [ "$steady" = ready ]
+check "... it was not paused meanwhile ($(($(pauses) - p0)) idle pauses)" [ "$(pauses)" = "$p0" ]
+check "... and once they stop it goes idle" wait_for 6 state_is paused
+
+# 6. SIGTERM removes the chain; a start after kill -9 replaces it.
+check "SIGTERM: beckond exits cleanly" stop_daemon
+check "SIGTERM: no jump to the chain" [ "$(jumps "$C")" = 0 ]
+check "SIGTERM: the chain is gone" bash -c "! iptables -w -t nat -S $C 2>/dev/null"
+start_daemon "$CONF" || { not_ok "beckond starts again"; finish; }
+get >/dev/null
+wait_for 3 rules_are 1
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null
+pkill -f -- "-h $DOC"
+check "kill -9 leaves the chain and its rule" [ "$(jumps "$C")$(dnat_rule "$C")" = 11 ]
+check "kill -9: the upstream gone, a local connection is refused at once, not blackholed" \
+	bash -c "curl -s -o /dev/null -m 2 http://$HSNET.2/; [ \$? -eq 7 ]"
+start_daemon "$CONF" || { not_ok "beckond starts after kill -9"; finish; }
+check "after kill -9: one jump, no stale rule" [ "$(jumps "$C")$(dnat_rule "$C")" = 10 ]
+check "after kill -9: a local connection boots the service: 200" [ "$(get)" = 200 ]
+check "SIGTERM: clean" stop_daemon
+
+# 7. network.bypass = false: the proxy stays in the path.
+write_conf "bypass = false;"
+start_daemon "$CONF" "$T/beckond.nobypass.log" || { not_ok "beckond starts with bypass = false"; finish; }
+check "bypass = false: no bypass chain in the log" bash -c "! grep -q 'skip it (chain' '$DLOG'"
+check "bypass = false: no jump to the chain" [ "$(jumps "$C")" = 0 ]
+get >/dev/null
+hold_open local "$T/local.open"
+check "bypass = false: a local connection to the ready service is relayed" wait_for 2 socks_are 2
+hold_close "$T/local.open"
+check "SIGTERM: clean" stop_daemon
+finish
