@@ -148,6 +148,20 @@ struct launcher_act *launcher_act_new(const struct conf *conf)
 	return a;
 }
 
+bool launcher_act_fits(const struct launcher_act *a, const struct conf *conf)
+{
+	bool user = conf->net_mode != CONF_NET_BRIDGE;
+	bool want = !user || (conf->hold == CONF_HOLD_PROXY && conf->bypass && geteuid() == 0);
+	char comment[sizeof(a->comment)];
+
+	if (a == NULL || !want)
+		return a == NULL && !want;
+	if (user)
+		return a->by_port;
+	snprintf(comment, sizeof(comment), "beckon-ct %s", conf->bridge);
+	return !a->by_port && strcmp(a->comment, comment) == 0;
+}
+
 void launcher_act_free(struct launcher_act *a)
 {
 	if (a == NULL)

@@ -200,6 +200,10 @@ void launcher_idle_reload(struct launcher *l, const struct conf *conf)
 	struct instance *inst;
 
 	launcher_cap_conf(l->cap, conf);
+	if (!launcher_act_fits(l->act, conf)) { /* the mode, hold or bypass changed */
+		launcher_act_free(l->act);
+		l->act = launcher_act_new(conf);
+	}
 	/* New instances: no saved state of an earlier run or config (its QEMU
 	 * arguments may differ); warm them as their config asks. */
 	TAILQ_FOREACH(inst, &l->instances, entry)

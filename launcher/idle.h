@@ -80,14 +80,21 @@ void launcher_cap_refused(const struct launcher_cap *c, uint64_t out[LAUNCHER_RE
 
 /* activity.c */
 struct launcher_act;
-/* Conntrack is only needed when connections bypass beckon: bridge mode, hold syn or none. */
+/*
+ * Conntrack is only needed when connections bypass beckon: bridge mode
+ * (every hold), and user mode under the proxy's bypass. NULL when not.
+ */
 struct launcher_act *launcher_act_new(const struct conf *conf);
+/* Whether A (NULL too) is what launcher_act_new would make of CONF. */
+bool launcher_act_fits(const struct launcher_act *a, const struct conf *conf);
 void launcher_act_free(struct launcher_act *a);
 /* Whether INST's tap moved traffic since the last look (false without a tap). */
 bool launcher_act_tap(struct instance *inst);
 /*
  * Count the established TCP connections to or from each instance's address
- * (one conntrack dump for all) into inst->idle.conntrack. -1 when conntrack
+ * (one conntrack dump for all) into inst->idle.conntrack, and note when the
+ * latest closed one closed (TIME_WAIT) in inst->idle.ct_closed_us. In user
+ * mode only connections to the service's ports count. -1 when conntrack
  * cannot be read (counts left as they were).
  */
 int launcher_act_conntrack(struct launcher_act *a, struct launcher *l);

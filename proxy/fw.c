@@ -67,13 +67,16 @@ static void fw_rules(FILE *f, enum fw_kind kind, const char *chain, uint16_t num
 		char up[INET_ADDRSTRLEN];
 
 		if (kind == FW_REDIRECT) {
-			fprintf(f,
-			        "-A %s -d %s/32 -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
-			        chain, addr, t->ports[i], num);
+			fprintf(
+			    f,
+			    "-A %s -d %s/32 -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
+			    chain, addr, t->ports[i], num);
 			continue;
 		}
 		inet_ntop(AF_INET, &t->up[i].sin_addr, up, sizeof(up));
-		fprintf(f, "-A %s -o lo -d %s/32 -p tcp -m tcp --dport %u -j DNAT --to-destination %s:%u\n",
+		fprintf(f,
+		        "-A %s -o lo -d %s/32 -p tcp -m tcp --dport %u -j DNAT --to-destination "
+		        "%s:%u\n",
 		        chain, addr, t->ports[i], up, ntohs(t->up[i].sin_port));
 	}
 }

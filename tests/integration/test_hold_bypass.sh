@@ -9,7 +9,8 @@
 # does a stream of short ones (conntrack's TIME_WAIT entries); the rule
 # goes before the instance is paused, and a connection then wakes it
 # through the proxy; SIGTERM removes the chain, a start after kill -9
-# replaces it; network.bypass = false keeps the proxy in the path.
+# replaces it; network.bypass = false keeps the proxy in the path, and a
+# reload to true brings the bypass and its conntrack view.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/holdnet.sh"
 need_root "hold bypass"
@@ -160,5 +161,17 @@ get >/dev/null
 hold_open local "$T/local.open"
 check "bypass = false: a local connection to the ready service is relayed" wait_for 2 socks_are 2
 hold_close "$T/local.open"
+
+# 8. Reloaded with the bypass: the chain, the rule, and the idle policy's view.
+write_conf ""
+ctl reload >/dev/null
+check "reload to bypass = true: the chain is set up" wait_for 3 bash -c "grep -q 'skip it (chain $C)' '$DLOG'"
+check "reload to bypass = true: the ready service gets its rule" wait_for 3 rules_are 1
+hold_open local "$T/local.open"
+check "reload to bypass = true: a local connection skips the proxy" socks_are 0
+sleep 2.5
+check "reload to bypass = true: a quiet bypassing connection keeps it ready ($(state))" state_is ready
+hold_close "$T/local.open"
 check "SIGTERM: clean" stop_daemon
+check "SIGTERM: the chain is gone" bash -c "! iptables -w -t nat -S $C 2>/dev/null"
 finish

@@ -309,7 +309,8 @@ static void fix_setup(struct fix *f, const char *ready, const char *net_extra)
 	             "metrics_listen = \"\";\n"
 	             "dns = { zone = \"svc.test\"; ns = ( { name = \"ns1.svc.test\"; "
 	             "address = \"127.0.0.1\"; } ); };\n"
-	             "network = { mode = \"user\"; hold = \"proxy\"; %s };\n"
+	             /* These test the relay: local connections, so no bypass once ready. */
+	             "network = { mode = \"user\"; hold = \"proxy\"; bypass = false; %s };\n"
 	             "services = ( { name = \"s\"; dns = \"s.svc.test\"; address = \"%s\";"
 	             " ports = ( %u ); backend = \"exec\"; ready = \"%s\";"
 	             " exec = { command = \"sh -c 'echo {port} >%s/port; exec sleep 60'\"; };"
@@ -779,20 +780,13 @@ static void test_reload_keeps(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pkt_parse),
-	    cmocka_unit_test(test_pkt_rst),
-	    cmocka_unit_test(test_fw_batch),
-	    cmocka_unit_test(test_fw_batch_dnat),
-	    cmocka_unit_test(test_exec_port),
-	    cmocka_unit_test(test_hold_relay_halfclose),
-	    cmocka_unit_test(test_flow_control),
-	    cmocka_unit_test(test_bulk_spliced),
-	    cmocka_unit_test(test_bulk_reset),
-	    cmocka_unit_test(test_limit),
-	    cmocka_unit_test(test_hold_buffer),
-	    cmocka_unit_test(test_hold_timeout),
-	    cmocka_unit_test(test_retry_replay),
-	    cmocka_unit_test(test_reload_keeps),
+	    cmocka_unit_test(test_pkt_parse),    cmocka_unit_test(test_pkt_rst),
+	    cmocka_unit_test(test_fw_batch),     cmocka_unit_test(test_fw_batch_dnat),
+	    cmocka_unit_test(test_exec_port),    cmocka_unit_test(test_hold_relay_halfclose),
+	    cmocka_unit_test(test_flow_control), cmocka_unit_test(test_bulk_spliced),
+	    cmocka_unit_test(test_bulk_reset),   cmocka_unit_test(test_limit),
+	    cmocka_unit_test(test_hold_buffer),  cmocka_unit_test(test_hold_timeout),
+	    cmocka_unit_test(test_retry_replay), cmocka_unit_test(test_reload_keeps),
 	};
 
 	srand((unsigned)getpid());
