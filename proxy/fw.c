@@ -41,6 +41,7 @@ struct fw {
 	char *want;   /* the batch the chain should hold */
 	bool applied; /* want is what the chain holds (or is being written) */
 	bool dirty;   /* want changed while a child ran */
+	bool live;    /* set up: a failed write is tried again */
 	pid_t pid;    /* the iptables-restore running, 0 when none */
 	int out;      /* its stdout and stderr */
 	struct event *ev, *reap;
@@ -302,6 +303,8 @@ void fw_set(struct fw *fw, const struct fw_target *t, size_t n, bool sync)
 	if (sync) {
 		fw_wait(fw);
 		fw->applied = fw_restore_sync(batch) == 0;
+		if (!fw->applied && fw->live)
+			fw_spawn(fw); /* keep trying, in the background */
 	} else if (fw->pid != 0) {
 		fw->dirty = true;
 	} else {
@@ -327,6 +330,7 @@ struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain,
 	fw_set(fw, NULL, 0, true);
 	if (!fw->applied || fw_jumps(fw, true) == -1)
 		goto fail;
+	fw->live = true;
 	log_info("proxy: iptables chain %s (%s table), jumped to from %s%s%s", chain,
 	         fw_kinds[kind].table, fw_kinds[kind].hooks[0],
 	         fw_kinds[kind].hooks[1] ? " and " : "",
