@@ -239,8 +239,10 @@ static int act_tcp_state(struct nlattr *protoinfo)
 
 /*
  * An entry in TIME_WAIT closed (tw_s - the time it has left) ago: that is
- * when a short connection that bypassed beckon was last in use. One second's
- * precision, late rather than early.
+ * when a short connection that bypassed beckon was last in use. The time
+ * left comes in whole seconds, rounded down; so up to a second more may be
+ * left than it says, and the close is taken a second later: late rather
+ * than early, so that a connection a moment ago never looks a second old.
  */
 static int64_t act_closed_us(const struct act_dump *d, struct nlattr *timeout)
 {
@@ -248,7 +250,7 @@ static int64_t act_closed_us(const struct act_dump *d, struct nlattr *timeout)
 
 	if (timeout == NULL)
 		return -1;
-	left = ntohl(nla_get_u32(timeout));
+	left = ntohl(nla_get_u32(timeout)) + 1;
 	return d->now_us - (int64_t)(d->tw_s > left ? d->tw_s - left : 0) * 1000000;
 }
 
