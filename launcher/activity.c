@@ -341,6 +341,10 @@ int launcher_act_conntrack(struct launcher_act *a, struct launcher *l)
 			d.insts[d.n++] = inst;
 	}
 	rc = d.n > 0 ? act_dump(a, &d) : 0;
+	/* A connection that bypassed beckon closed lately: in use until then. */
+	for (size_t i = 0; rc == 0 && i < d.n; i++)
+		if (d.insts[i]->idle.ct_closed_us > d.insts[i]->activity_us)
+			launcher_activity_at(d.insts[i], d.insts[i]->idle.ct_closed_us);
 	free(d.insts);
 	return rc;
 }

@@ -144,13 +144,10 @@ static void idle_check(struct launcher *l, struct instance *inst, int64_t now, b
 		launcher_activity(inst);
 		return;
 	}
-	/* A connection that bypassed beckon closed lately: idle from then on. */
-	if (inst->idle.ct_closed_us > inst->activity_us) {
-		launcher_activity_at(inst, inst->idle.ct_closed_us);
-		launcher_idle_view(inst, &v);
-		if ((a = policy_idle(&v, now)) == POLICY_KEEP)
-			return;
-	}
+	/* The read may have moved its last use later (a bypassing connection's close). */
+	launcher_idle_view(inst, &v);
+	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
+		return;
 	launcher_idle_act(inst, a, "idle");
 }
 

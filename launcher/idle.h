@@ -93,9 +93,10 @@ bool launcher_act_tap(struct instance *inst);
 /*
  * Count the established TCP connections to or from each instance's address
  * (one conntrack dump for all) into inst->idle.conntrack, and note when the
- * latest closed one closed (TIME_WAIT) in inst->idle.ct_closed_us. In user
- * mode only connections to the service's ports count. -1 when conntrack
- * cannot be read (counts left as they were).
+ * latest closed one closed (TIME_WAIT) in inst->idle.ct_closed_us, which
+ * becomes its last activity when later. In user mode only connections to
+ * the service's ports count. -1 when conntrack cannot be read (counts left
+ * as they were).
  */
 int launcher_act_conntrack(struct launcher_act *a, struct launcher *l);
 

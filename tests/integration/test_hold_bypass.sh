@@ -10,7 +10,8 @@
 # goes before the instance is paused, and a connection then wakes it
 # through the proxy; SIGTERM removes the chain, a start after kill -9
 # replaces it; network.bypass = false keeps the proxy in the path, and a
-# reload to true brings the bypass and its conntrack view.
+# reload to true brings the bypass and its conntrack view; capacity's
+# eviction sees bypassing connections.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/holdnet.sh"
 need_root "hold bypass"
@@ -19,7 +20,7 @@ for tool in curl busybox python3 ss iptables; do
 done
 
 holdnet_up || { not_ok "test network set up"; finish; }
-holdnet_addr 2 || { not_ok "host address 2"; finish; }
+holdnet_addr 2 && holdnet_addr 3 || { not_ok "host addresses"; finish; }
 DNS_PORT=$(free_port)
 DOC=$(make_docroot bypass)
 CONF=$T/beckon.conf
@@ -36,13 +37,17 @@ while os.path.exists(sys.argv[3]):
 s.close()
 EOF
 
-write_conf() { # write_conf EXTRA_NETWORK_KEYS
+write_conf() { # write_conf EXTRA_NETWORK_KEYS [GLOBAL_KEYS [IDLE_TIMEOUT]]
 	base_conf "$CONF"
 	sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"proxy\"; $1 };|" "$CONF"
+	echo "${2:-}" >>"$CONF"
 	add_services "$CONF" <<CONF
   { name = "web"; dns = ( "web.svc.test" ); address = "$HSNET.2"; ports = ( 80 );
-    backend = "exec"; ready = "tcp"; idle_timeout = "1s"; on_idle = "pause";
+    backend = "exec"; ready = "tcp"; idle_timeout = "${3:-1s}"; on_idle = "pause";
     exec = { command = "sh -c 'echo run >>$T/count.2; echo {port} >$T/port.2; exec busybox httpd -f -p 127.0.0.1:{port} -h $DOC'"; }; },
+  { name = "two"; dns = ( "two.svc.test" ); address = "$HSNET.3"; ports = ( 80 );
+    backend = "exec"; ready = "tcp";
+    exec = { command = "busybox httpd -f -p 127.0.0.1:{port} -h $DOC"; }; },
 CONF
 }
 
@@ -174,4 +179,24 @@ check "reload to bypass = true: a quiet bypassing connection keeps it ready ($(s
 hold_close "$T/local.open"
 check "SIGTERM: clean" stop_daemon
 check "SIGTERM: the chain is gone" bash -c "! iptables -w -t nat -S $C 2>/dev/null"
+
+# 9. Capacity (max_instances = 1) sees bypassing connections too: web, busy
+# with one, is not evicted for "two"; once it closed (and conntrack's second
+# of doubt and the eviction's minimum idle second passed), it is.
+write_conf "" "max_instances = 1; boot_rate = { rate = 0; client_rate = 0; };" 1h
+start_daemon "$CONF" "$T/beckond.cap.log" || { not_ok "beckond starts with max_instances 1"; finish; }
+get >/dev/null
+wait_for 3 rules_are 1
+hold_open local "$T/local.open"
+sleep 1.2
+two() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.3/"; }
+out=$(two)
+check "max_instances 1, web busy with a bypassing connection: two is refused ($out)" [ "$out" = 000 ]
+check "... web was not evicted ($(state))" state_is ready
+hold_close "$T/local.open"
+sleep 2.5
+out=$(two)
+check "the connection closed: two boots and serves ($out)" [ "$out" = 200 ]
+check "... web was evicted for it" grep -q "web: evicted to make room for two" "$DLOG"
+check "SIGTERM: clean" stop_daemon
 finish
