@@ -43,7 +43,6 @@ extern char **environ;
 
 struct launcher_act {
 	struct nl_sock *sk; /* NULL until the first dump */
-	uint32_t tw_s;      /* conntrack's TIME_WAIT timeout, seconds */
 	char comment[64];
 	bool rule;    /* our rule is in FORWARD */
 	bool by_port; /* user mode: count only connections to a service's address and ports */
@@ -99,29 +98,6 @@ static void act_rule_remove(struct launcher_act *a)
 		;
 }
 
-/* How long conntrack keeps a closed connection (TIME_WAIT), seconds. */
-static uint32_t act_tw_seconds(void)
-{
-	FILE *f = fopen("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait", "r");
-	unsigned v = 120; /* the kernel's default */
-
-	if (f != NULL) {
-		if (fscanf(f, "%u", &v) != 1)
-			v = 120;
-		fclose(f);
-	}
-	return v;
-}
-
-static struct launcher_act *act_alloc(void)
-{
-	struct launcher_act *a = calloc(1, sizeof(*a));
-
-	if (a != NULL)
-		a->tw_s = act_tw_seconds();
-	return a;
-}
-
 struct launcher_act *launcher_act_new(const struct conf *conf)
 {
 	struct launcher_act *a;
@@ -131,12 +107,12 @@ struct launcher_act *launcher_act_new(const struct conf *conf)
 	if (conf->net_mode != CONF_NET_BRIDGE) {
 		if (conf->hold != CONF_HOLD_PROXY || !conf->bypass || geteuid() != 0)
 			return NULL;
-		if ((a = act_alloc()) != NULL)
+		if ((a = calloc(1, sizeof(*a))) != NULL)
 			a->by_port = true;
 		return a;
 	}
 	/* Every hold: under "proxy" too, a ready guest is reached directly. */
-	if ((a = act_alloc()) == NULL)
+	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;
 	snprintf(a->comment, sizeof(a->comment), "beckon-ct %s", conf->bridge);
 	act_rule_remove(a); /* what a killed beckond left */
@@ -179,7 +155,7 @@ struct act_dump {
 	struct instance **insts;
 	size_t n;
 	bool by_port;
-	uint32_t tw_s;
+	uint32_t tw_s, close_s; /* conntrack's timeouts of TIME_WAIT and CLOSE, seconds */
 	int64_t now_us;
 	int64_t closed_us; /* the entry at hand: when it closed; 0 when it is open */
 };
@@ -237,24 +213,42 @@ static int act_tcp_state(struct nlattr *protoinfo)
 	return nla_get_u8(tcp[CTA_PROTOINFO_TCP_STATE]);
 }
 
+/* A conntrack timeout (a sysctl), seconds; DEF when it cannot be read. */
+static uint32_t act_timeout(const char *name, uint32_t def)
+{
+	char path[128];
+	unsigned v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_%s", name);
+	if ((f = fopen(path, "r")) == NULL)
+		return def;
+	if (fscanf(f, "%u", &v) != 1)
+		v = def;
+	fclose(f);
+	return v;
+}
+
 /*
- * An entry in TIME_WAIT closed (tw_s - the time it has left) ago: that is
- * when a short connection that bypassed beckon was last in use. The time
- * left comes in whole seconds, rounded down; so up to a second more may be
- * left than it says, and the close is taken a second later: late rather
- * than early, so that a connection a moment ago never looks a second old.
+ * An entry that closed (TIME_WAIT, or CLOSE after a reset) did so (its
+ * state's timeout - the time it has left) ago: that is when a short
+ * connection that bypassed beckon was last in use. The time left comes in
+ * whole seconds, rounded down; so up to a second more may be left than it
+ * says, and the close is taken a second later: late rather than early, so
+ * that a connection a moment ago never looks a second old.
  */
-static int64_t act_closed_us(const struct act_dump *d, struct nlattr *timeout)
+static int64_t act_closed_us(const struct act_dump *d, uint32_t full, struct nlattr *timeout)
 {
 	uint32_t left;
 
 	if (timeout == NULL)
 		return -1;
 	left = ntohl(nla_get_u32(timeout)) + 1;
-	return d->now_us - (int64_t)(d->tw_s > left ? d->tw_s - left : 0) * 1000000;
+	return d->now_us - (int64_t)(full > left ? full - left : 0) * 1000000;
 }
 
-/* One conntrack entry: an established TCP connection counts for both ends. */
+/* One conntrack entry: an open TCP connection counts for both ends, a closed one's close time too.
+ */
 static int act_entry(struct nl_msg *msg, void *arg)
 {
 	struct nlattr *tb[CTA_MAX + 1], *tt[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1];
@@ -263,11 +257,15 @@ static int act_entry(struct nl_msg *msg, void *arg)
 
 	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0)
 		return NL_OK;
+	/* Open: established, or half-closed with data still flowing one way. */
 	state = act_tcp_state(tb[CTA_PROTOINFO]);
-	if (state == TCP_CONNTRACK_ESTABLISHED)
+	if (state >= TCP_CONNTRACK_ESTABLISHED && state <= TCP_CONNTRACK_LAST_ACK)
 		d->closed_us = 0;
-	else if (state != TCP_CONNTRACK_TIME_WAIT ||
-	         (d->closed_us = act_closed_us(d, tb[CTA_TIMEOUT])) <= 0)
+	else if (state != TCP_CONNTRACK_TIME_WAIT && state != TCP_CONNTRACK_CLOSE)
+		return NL_OK;
+	else if ((d->closed_us =
+	              act_closed_us(d, state == TCP_CONNTRACK_CLOSE ? d->close_s : d->tw_s,
+	                            tb[CTA_TIMEOUT])) <= 0)
 		return NL_OK;
 	if (tb[CTA_TUPLE_ORIG] == NULL ||
 	    nla_parse_nested(tt, CTA_TUPLE_MAX, tb[CTA_TUPLE_ORIG], NULL) < 0 ||
@@ -332,7 +330,8 @@ int launcher_act_conntrack(struct launcher_act *a, struct launcher *l)
 	if (a == NULL || d.n == 0 || (d.insts = calloc(d.n, sizeof(*d.insts))) == NULL)
 		return -1;
 	d.by_port = a->by_port;
-	d.tw_s = a->tw_s;
+	d.tw_s = act_timeout("time_wait", 120); /* read each time: they may be tuned */
+	d.close_s = act_timeout("close", 10);
 	d.now_us = launcher_now_us();
 	d.n = 0;
 	TAILQ_FOREACH(inst, &l->instances, entry)

@@ -131,7 +131,6 @@ static void idle_check(struct launcher *l, struct instance *inst, int64_t now, b
 		return;
 	if (inst->open + inst->held > 0 || launcher_act_tap(inst))
 		launcher_activity(inst);
-	inst->idle.conntrack = 0;
 	launcher_idle_view(inst, &v);
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
 		return;
@@ -160,6 +159,9 @@ static void idle_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Counts from an earlier tick are stale; one read this tick fills all. */
+	TAILQ_FOREACH(inst, &l->instances, entry)
+	inst->idle.conntrack = 0;
 	/* An action may stop an instance, never free it. */
 	for (inst = TAILQ_FIRST(&l->instances); inst != NULL; inst = next) {
 		next = TAILQ_NEXT(inst, entry);

@@ -60,15 +60,16 @@ void bypass_stop(struct proxy *p)
 /* Where SVC's ports go now (into UP), or false when they stay with the proxy. */
 static bool bypass_target(const struct pxsvc *svc, struct sockaddr_in *up)
 {
+	struct instance *inst = proxy_svc_inst(svc);
 	struct instance_info info;
 
-	if (svc->inst == NULL)
+	if (inst == NULL)
 		return false;
-	launcher_info(svc->inst, &info);
+	launcher_info(inst, &info);
 	if (info.state != INST_READY)
 		return false;
 	for (size_t i = 0; i < svc->nports; i++)
-		if (launcher_upstream(svc->inst, svc->ports[i], &up[i]) == -1 ||
+		if (launcher_upstream(inst, svc->ports[i], &up[i]) == -1 ||
 		    (up[i].sin_addr.s_addr == svc->address.s_addr &&
 		     up[i].sin_port == htons(svc->ports[i])))
 			return false;
@@ -96,7 +97,8 @@ void bypass_rules(struct proxy *p, bool sync)
 		bool was = svc->rule;
 
 		svc->rule = bypass_target(svc, up[n]);
-		sync = sync || (was && !svc->rule); /* before the instance is paused or stopped */
+		svc->rule_left = was && !svc->rule;
+		sync = sync || svc->rule_left; /* before the instance is paused or stopped */
 		if (!svc->rule)
 			continue;
 		t[n].addr = svc->address;
@@ -106,6 +108,12 @@ void bypass_rules(struct proxy *p, bool sync)
 		n++;
 	}
 	fw_set(p->fw, t, n, sync);
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	{
+		if (svc->rule_left)
+			log_debug("proxy: %s: its bypass rule is gone", svc->name);
+		svc->rule_left = false;
+	}
 out:
 	free(t);
 	free(up);

@@ -22,7 +22,9 @@
 #include "log.h"
 
 #define FW_REAP_MS 2
-#define FW_JUMP_MAX 64 /* duplicate jumps removed at most */
+#define FW_RETRY_MS 1000   /* after a failed write */
+#define FW_WAIT "--wait=5" /* for the xtables lock: a busy firewall stalls the loop 5 s at most */
+#define FW_JUMP_MAX 64     /* duplicate jumps removed at most */
 
 /* Where each kind of chain lives and is jumped to from. */
 static const struct {
@@ -44,7 +46,7 @@ struct fw {
 	bool live;    /* set up: a failed write is tried again */
 	pid_t pid;    /* the iptables-restore running, 0 when none */
 	int out;      /* its stdout and stderr */
-	struct event *ev, *reap;
+	struct event *ev, *reap, *retry;
 	char msg[512];
 	size_t msglen;
 };
@@ -94,6 +96,14 @@ char *fw_batch(enum fw_kind kind, const char *chain, uint16_t num, const struct 
 	fprintf(f, "*%s\n:%s - [0:0]\n", fw_kinds[kind].table, chain);
 	/* beckon's own connections to guests (probes, the proxy) pass. */
 	fprintf(f, "-A %s -m mark --mark 0x%x -j RETURN\n", chain, LAUNCHER_FWMARK);
+	/*
+	 * nf_tables tracks connections only while some rule needs conntrack: with
+	 * no NAT rule left, a connection made then would have no entry, and a NAT
+	 * rule added later would take its next packet for a new connection (and
+	 * rewrite it mid-stream). This rule, which does nothing, keeps tracking on.
+	 */
+	if (kind != FW_SYN)
+		fprintf(f, "-A %s -m conntrack --ctstate NEW\n", chain);
 	for (size_t i = 0; i < n; i++)
 		fw_rules(f, kind, chain, num, &t[i]);
 	fprintf(f, "COMMIT\n");
@@ -173,7 +183,7 @@ static int fw_run(char *const argv[], const char *input, bool quiet)
 
 static int fw_restore_sync(const char *input)
 {
-	char *argv[] = {"iptables-restore", "--noflush", "-w", NULL};
+	char *argv[] = {"iptables-restore", "--noflush", FW_WAIT, NULL};
 
 	return fw_run(argv, input, false);
 }
@@ -196,6 +206,25 @@ static int fw_jumps(const struct fw *fw, bool jump)
 	return rc;
 }
 
+/* Write the chain again in a while (a failed write). */
+static void fw_retry_later(struct fw *fw)
+{
+	struct timeval tv = {FW_RETRY_MS / 1000, (FW_RETRY_MS % 1000) * 1000};
+
+	fw->applied = false;
+	evtimer_add(fw->retry, &tv);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fw *fw = arg;
+
+	(void)fd;
+	(void)what;
+	if (fw->pid == 0 && !fw->applied)
+		fw_spawn(fw);
+}
+
 static void fw_reaped(struct fw *fw, int status)
 {
 	fw->pid = 0;
@@ -203,8 +232,9 @@ static void fw_reaped(struct fw *fw, int status)
 		fw->msg[fw->msglen] = '\0';
 		log_warnx("proxy: iptables-restore for %s failed: %s", fw->chain,
 		          fw->msglen ? strtok(fw->msg, "\n") : "no output");
-		fw->applied = false;
-		fw->dirty = true; /* write it again */
+		fw->dirty = false;
+		fw_retry_later(fw);
+		return;
 	}
 	if (fw->dirty)
 		fw_spawn(fw);
@@ -254,7 +284,7 @@ static void out_cb(evutil_socket_t fd, short what, void *arg)
 
 static void fw_spawn(struct fw *fw)
 {
-	char *argv[] = {"iptables-restore", "--noflush", "-w", NULL};
+	char *argv[] = {"iptables-restore", "--noflush", FW_WAIT, NULL};
 
 	fw->dirty = false;
 	fw->msglen = 0;
@@ -304,7 +334,7 @@ void fw_set(struct fw *fw, const struct fw_target *t, size_t n, bool sync)
 		fw_wait(fw);
 		fw->applied = fw_restore_sync(batch) == 0;
 		if (!fw->applied && fw->live)
-			fw_spawn(fw); /* keep trying, in the background */
+			fw_retry_later(fw); /* keep trying, in the background */
 	} else if (fw->pid != 0) {
 		fw->dirty = true;
 	} else {
@@ -324,7 +354,8 @@ struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain,
 	fw->out = -1;
 	snprintf(fw->chain, sizeof(fw->chain), "%s", chain);
 	if ((fw->ev = event_new(base, -1, 0, out_cb, fw)) == NULL ||
-	    (fw->reap = evtimer_new(base, reap_cb, fw)) == NULL)
+	    (fw->reap = evtimer_new(base, reap_cb, fw)) == NULL ||
+	    (fw->retry = evtimer_new(base, retry_cb, fw)) == NULL)
 		goto fail;
 	/* Replaces the chain an earlier run left, jumps and all. */
 	fw_set(fw, NULL, 0, true);
@@ -359,6 +390,8 @@ void fw_free(struct fw *fw)
 		event_free(fw->ev);
 	if (fw->reap != NULL)
 		event_free(fw->reap);
+	if (fw->retry != NULL)
+		event_free(fw->retry);
 	free(fw->want);
 	free(fw);
 }

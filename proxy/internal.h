@@ -63,7 +63,8 @@ struct pxsvc {
 	/* hold "syn" */
 	struct synpkt_list syns;
 	struct launcher_waiter *syn_waiter;
-	bool rule; /* its connections pass through beckon (not ready); bypass: they skip it */
+	bool rule;      /* its connections pass through beckon (not ready); bypass: they skip it */
+	bool rule_left; /* bypass: its rule is going now */
 };
 
 TAILQ_HEAD(pxsvc_list, pxsvc);
@@ -125,6 +126,12 @@ void proxy_count_open(struct pxsvc *svc, int delta);
 void pxsvc_unref(struct pxsvc *svc);
 /* The service whose address is ADDR, NULL when none. */
 struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr);
+/*
+ * SVC's instance, NULL when none or when a reload under way has freed it
+ * (launcher_reload frees changed services' instances before proxy_reload
+ * forgets them, and an observer call can come in between).
+ */
+struct instance *proxy_svc_inst(const struct pxsvc *svc);
 /*
  * Rewrite the firewall chain (p->fw): a rule for each service whose traffic
  * must pass through beckon now, because its instance is not ready or (proxy)
@@ -252,8 +259,8 @@ struct fw_target {
 struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain, uint16_t num);
 /*
  * The chain's rules become: beckon's own connections pass (LAUNCHER_FWMARK),
- * then one rule for each of T. Applied in the background, coalesced; with
- * SYNC, before returning.
+ * (nat chains) a rule that keeps conntrack tracking, then one rule for each of T. Applied in the
+ * background, coalesced; with SYNC, before returning.
  */
 void fw_set(struct fw *fw, const struct fw_target *t, size_t n, bool sync);
 /* The iptables-restore input for such a chain (for the tests). */

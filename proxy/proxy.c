@@ -109,6 +109,13 @@ struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr)
 	return NULL;
 }
 
+struct instance *proxy_svc_inst(const struct pxsvc *svc)
+{
+	if (svc->inst == NULL || svc->inst != launcher_find(svc->p->l, svc->name))
+		return NULL;
+	return svc->inst;
+}
+
 bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc)
 {
 	return svc->held >= p->max_held_per_service || p->st.held >= p->max_held;
@@ -132,16 +139,17 @@ void proxy_count_open(struct pxsvc *svc, int delta)
 /* Whether SVC's connections must pass through beckon now. */
 static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 {
+	struct instance *inst = proxy_svc_inst(svc);
 	struct instance_info info;
 	struct sockaddr_in sa;
 
-	if (svc->inst == NULL)
+	if (inst == NULL)
 		return false;
-	launcher_info(svc->inst, &info);
+	launcher_info(inst, &info);
 	if (info.state != INST_READY)
 		return true;
 	for (size_t i = 0; p->hold == CONF_HOLD_PROXY && i < svc->nports; i++)
-		if (launcher_upstream(svc->inst, svc->ports[i], &sa) == -1 ||
+		if (launcher_upstream(inst, svc->ports[i], &sa) == -1 ||
 		    sa.sin_addr.s_addr != svc->address.s_addr ||
 		    ntohs(sa.sin_port) != svc->ports[i])
 			return true;

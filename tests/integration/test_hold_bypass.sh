@@ -37,13 +37,27 @@ while os.path.exists(sys.argv[3]):
 s.close()
 EOF
 
+# late.py HOST PORT GO: connect, wait for the file GO, then send an HTTP
+# request on that connection; print the status code (000: none).
+cat >"$T/late.py" <<'EOF'
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.02)
+try:
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    print(s.makefile("rb").readline().split()[1].decode())
+except (OSError, IndexError):
+    print("000")
+EOF
+
 write_conf() { # write_conf EXTRA_NETWORK_KEYS [GLOBAL_KEYS [IDLE_TIMEOUT]]
 	base_conf "$CONF"
 	sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"proxy\"; $1 };|" "$CONF"
 	echo "${2:-}" >>"$CONF"
 	add_services "$CONF" <<CONF
   { name = "web"; dns = ( "web.svc.test" ); address = "$HSNET.2"; ports = ( 80 );
-    backend = "exec"; ready = "tcp"; idle_timeout = "${3:-1s}"; on_idle = "pause";
+    backend = "exec"; ready = "tcp"; idle_timeout = "${3:-2s}"; on_idle = "pause";
     exec = { command = "sh -c 'echo run >>$T/count.2; echo {port} >$T/port.2; exec busybox httpd -f -p 127.0.0.1:{port} -h $DOC'"; }; },
   { name = "two"; dns = ( "two.svc.test" ); address = "$HSNET.3"; ports = ( 80 );
     backend = "exec"; ready = "tcp";
@@ -114,15 +128,26 @@ check "a routed client's connection is relayed: beckond holds both ends" \
 hold_close "$T/routed.open"
 wait_for 3 socks_are 0
 
-# 3. The idle policy sees the bypassing connection: kept past idle_timeout (1 s).
-sleep 2.5
+# 3. The idle policy sees the bypassing connection: kept past idle_timeout (2 s).
+sleep 3.5
 check "a quiet open local connection keeps it ready past idle_timeout ($(state))" [ "$(state)" = ready ]
 hold_close "$T/local.open"
 
 # 4. Closed: it goes idle (paused), and the rule went before the pause.
-check "no connection left: it goes idle (paused)" wait_for 5 state_is paused
+check "no connection left: it goes idle (paused)" wait_for 8 state_is paused
 check "paused: its DNAT rule is gone ($(dnat_rule "$C"))" [ "$(dnat_rule "$C")" = 0 ]
-check "a local connection to the paused service wakes it through the proxy: 200" [ "$(get)" = 200 ]
+order=$(grep -E 'web: (idle: pause|its bypass rule is gone|paused)$' "$DLOG" | tail -3 | sed 's/.*web: //' | tr '\n' '|')
+check "... and it went before the pause: $order" [ "$order" = "idle: pause|its bypass rule is gone|paused|" ]
+# A connection made while no DNAT rule exists (nf_tables then tracks nothing
+# unless a rule needs it), relayed, must not be taken over by the rule that
+# comes back once the service is ready.
+python3 "$T/late.py" "$HSNET.2" 80 "$T/late.go" >"$T/late.out" &
+LP=$!
+check "a local connection to the paused service wakes it through the proxy" wait_for 5 rules_are 1
+touch "$T/late.go"
+wait "$LP"
+check "... its request, sent after the rule came back, is answered on that connection: $(cat "$T/late.out")" \
+	[ "$(cat "$T/late.out")" = 200 ]
 check "woken: ready again, no second boot ($(state), $(runs 2) runs)" [ "$(state)$(runs 2)" = ready1 ]
 check "woken: the rule is back" wait_for 3 rules_are 1
 
@@ -137,7 +162,7 @@ for _ in $(seq 12); do
 done
 check "short local connections every 0.25 s for 3 s keep it ready ($steady)" [ "$steady" = ready ]
 check "... it was not paused meanwhile ($(($(pauses) - p0)) idle pauses)" [ "$(pauses)" = "$p0" ]
-check "... and once they stop it goes idle" wait_for 6 state_is paused
+check "... and once they stop it goes idle" wait_for 8 state_is paused
 
 # 6. SIGTERM removes the chain; a start after kill -9 replaces it.
 check "SIGTERM: beckond exits cleanly" stop_daemon
@@ -172,9 +197,9 @@ write_conf ""
 ctl reload >/dev/null
 check "reload to bypass = true: the chain is set up" wait_for 3 bash -c "grep -q 'skip it (chain $C)' '$DLOG'"
 check "reload to bypass = true: the ready service gets its rule" wait_for 3 rules_are 1
-hold_open local "$T/local.open"
-check "reload to bypass = true: a local connection skips the proxy" socks_are 0
-sleep 2.5
+check "reload to bypass = true: a local connection opens" hold_open local "$T/local.open"
+check "reload to bypass = true: ... and skips the proxy" socks_are 0
+sleep 3.5
 check "reload to bypass = true: a quiet bypassing connection keeps it ready ($(state))" state_is ready
 hold_close "$T/local.open"
 check "SIGTERM: clean" stop_daemon
@@ -187,11 +212,12 @@ write_conf "" "max_instances = 1; boot_rate = { rate = 0; client_rate = 0; };" 1
 start_daemon "$CONF" "$T/beckond.cap.log" || { not_ok "beckond starts with max_instances 1"; finish; }
 get >/dev/null
 wait_for 3 rules_are 1
-hold_open local "$T/local.open"
+check "max_instances 1: a local connection to web opens" hold_open local "$T/local.open"
 sleep 1.2
 two() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.3/"; }
 out=$(two)
 check "max_instances 1, web busy with a bypassing connection: two is refused ($out)" [ "$out" = 000 ]
+check "... for capacity, says the log" grep -q "two: boot refused (capacity limit)" "$DLOG"
 check "... web was not evicted ($(state))" state_is ready
 hold_close "$T/local.open"
 sleep 2.5
