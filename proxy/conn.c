@@ -225,7 +225,10 @@ static bool guest_fresh(const struct pxconn *c, bool waking)
 
 bool pxconn_can_retry(const struct pxconn *c)
 {
-	return c->replay != NULL && c->attempts <= PXCONN_RETRIES && guest_fresh(c, false);
+	/* A client that sent nothing and left: the upstream's close answers ours. */
+	if (c->replay == NULL || (c->cl_eof && evbuffer_get_length(c->replay) == 0))
+		return false;
+	return c->attempts <= PXCONN_RETRIES && guest_fresh(c, false);
 }
 
 void pxconn_retry(struct pxconn *c)

@@ -191,6 +191,9 @@ get >/dev/null
 hold_open local "$T/local.open"
 check "bypass = false: a local connection to the ready service is relayed" wait_for 2 socks_are 2
 hold_close "$T/local.open"
+wait_for 3 socks_are 0
+check "a quiet client that leaves: its upstream is not connected again" \
+	bash -c "! grep -q 'web: upstream closed early' '$DLOG'"
 
 # 8. Reloaded with the bypass: the chain, the rule, and the idle policy's view.
 write_conf ""
