@@ -39,12 +39,15 @@ need_root() {
 	if [ "$(id -u)" -ne 0 ]; then skip "$1: needs root"; exit 0; fi
 }
 
-# A TCP and UDP port nothing listens on.
+# A TCP and UDP port no socket uses, below the kernel's ephemeral range (a
+# port from that range can be taken by any outgoing connection meanwhile).
 free_port() {
-	local p
+	local p low
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+	[ "$low" -gt 11024 ] || low=32768
 	while :; do
-		p=$((20000 + RANDOM % 30000))
-		ss -Htuln "sport = :$p" | grep -q . || { echo "$p"; return; }
+		p=$((10000 + RANDOM % (low - 10000)))
+		ss -Htuan "sport = :$p" | grep -q . || { echo "$p"; return; }
 	done
 }
 
