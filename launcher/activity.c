@@ -243,7 +243,10 @@ static int64_t act_closed_us(const struct act_dump *d, uint32_t full, struct nla
 
 	if (timeout == NULL)
 		return -1;
-	left = ntohl(nla_get_u32(timeout)) + 1;
+	/* More left than the state's timeout (retransmissions give 300 s): when is unknown. */
+	if ((left = ntohl(nla_get_u32(timeout))) >= full)
+		return -1;
+	left++;
 	return d->now_us - (int64_t)(full > left ? full - left : 0) * 1000000;
 }
 

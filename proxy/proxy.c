@@ -329,7 +329,8 @@ static int proxy_apply(struct proxy *p, const struct conf *conf, bool strict)
 			return -1;
 		log_warnx("proxy: the SYN hold could not be set up; holding nothing");
 	}
-	proxy_rules(p, false);
+	/* Bypass: the rules of services gone or changed go now, their instances are. */
+	proxy_rules(p, p->bypass);
 	return 0;
 }
 
