@@ -15,20 +15,9 @@
 HID=$$
 HBR=bkhb$HID
 HCL=bkh-c$HID
-# holdnet_net PREFIX: PREFIX.N, N picked so that no conntrack entry names
-# it: an entry an earlier run left (a client gone without a close, five days
-# ESTABLISHED) would count as an open connection to this run's guests.
-holdnet_net() {
-	local net
-	for _ in $(seq 50); do
-		net=$1.$((RANDOM % 200 + 20))
-		grep -q "=$net\." /proc/net/nf_conntrack 2>/dev/null || break
-	done
-	echo "$net"
-}
-HNET=$(holdnet_net 10.79)
-HCNET=$(holdnet_net 10.78)
-HSNET=$(holdnet_net 10.76)
+HNET=$(fresh_net 10.79)
+HCNET=$(fresh_net 10.78)
+HSNET=$(fresh_net 10.76)
 
 # hcl CMD...: run CMD in the client namespace.
 hcl() { ip netns exec "$HCL" "$@"; }

@@ -10,8 +10,8 @@
 IID=$$
 IBR=bkib$IID
 ICL=bki-c$IID
-INET=10.83.$((RANDOM % 200 + 20))
-ICNET=10.84.$((RANDOM % 200 + 20))
+INET=$(fresh_net 10.83)
+ICNET=$(fresh_net 10.84)
 
 # icl CMD...: run CMD in the client namespace.
 icl() { ip netns exec "$ICL" "$@"; }

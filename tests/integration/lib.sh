@@ -51,6 +51,19 @@ free_port() {
 	done
 }
 
+# fresh_net PREFIX: PREFIX.N (a /24 for a test's addresses), N picked so that
+# no conntrack entry names it: an entry an earlier run left (a client gone
+# without a close stays ESTABLISHED for five days) would count as an open
+# connection to this run's guests.
+fresh_net() {
+	local net
+	for _ in $(seq 50); do
+		net=$1.$((RANDOM % 200 + 20))
+		grep -q "=$net\." /proc/net/nf_conntrack 2>/dev/null || break
+	done
+	echo "$net"
+}
+
 # wait_for SECONDS CMD...: poll CMD every 20 ms until it succeeds.
 # beckon_taps PREFIX: the taps beckon made for services whose names start
 # with PREFIX, found by their alias "beckon:SERVICE" (a tap's name is a hash
