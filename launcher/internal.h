@@ -76,6 +76,7 @@ struct launcher {
 	struct launcher_hist boot_hist, wake_hist;
 	launcher_observer_fn observer;
 	void *observer_arg;
+	bool reloading;           /* launcher_reload under way: the observer is not called */
 	struct event *idle_ev;    /* idle.c: the policy's timer */
 	struct launcher_cap *cap; /* capacity.c */
 	struct launcher_act *act; /* activity.c */

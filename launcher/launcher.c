@@ -160,7 +160,8 @@ int launcher_check_names(const struct conf *conf, FILE *errs)
 	return rc;
 }
 
-int launcher_reload(struct launcher *l, const struct conf *conf)
+/* Build the new list first, so that a failure leaves the old state. */
+static int reload_apply(struct launcher *l, const struct conf *conf)
 {
 	struct instance_list next = TAILQ_HEAD_INITIALIZER(next);
 	struct instance *inst, *old;
@@ -171,7 +172,6 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 	/* qemu backend hook: stale QEMUs, bridge, taps of removed services. */
 	if (backend_qemu_global_init(conf) == -1)
 		return -1;
-	/* Build the new list first, so that a failure leaves the old state. */
 	for (i = 0; i < conf->nservices; i++) {
 		old = find_in(&l->instances, conf->services[i].name);
 		if (old != NULL && inst_unchanged(old, &conf->services[i], conf))
@@ -211,6 +211,16 @@ fail:
 		launcher_inst_destroy(inst);
 	}
 	return -1;
+}
+
+int launcher_reload(struct launcher *l, const struct conf *conf)
+{
+	int rc;
+
+	l->reloading = true;
+	rc = reload_apply(l, conf);
+	l->reloading = false;
+	return rc;
 }
 
 void launcher_free(struct launcher *l)
@@ -284,7 +294,7 @@ void launcher_inst_set_state(struct instance *inst, enum inst_state s)
 	inst->state = s;
 	if (old != s)
 		launcher_idle_state(inst, old);
-	if (old != s && inst->l->observer != NULL)
+	if (old != s && inst->l->observer != NULL && !inst->l->reloading)
 		inst->l->observer(inst, old, s, inst->l->observer_arg);
 }
 

@@ -114,7 +114,9 @@ void launcher_connections(struct instance *inst, int held, int open);
  * Called after every state change of every instance (OLD != NEW), from
  * inside the launcher: FN may read instances and call launcher_activity,
  * launcher_connections and launcher_upstream, but must not wake, stop,
- * pause or resume, reload or free.
+ * pause or resume, reload or free. Not called while launcher_reload runs:
+ * instances are freed then that the observer may still point at, and its
+ * owner looks at every instance again after a reload anyway.
  */
 typedef void (*launcher_observer_fn)(struct instance *inst, enum inst_state old,
                                      enum inst_state new, void *arg);

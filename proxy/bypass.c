@@ -60,7 +60,7 @@ void bypass_stop(struct proxy *p)
 /* Where SVC's ports go now (into UP), or false when they stay with the proxy. */
 static bool bypass_target(const struct pxsvc *svc, struct sockaddr_in *up)
 {
-	struct instance *inst = proxy_svc_inst(svc);
+	struct instance *inst = svc->inst;
 	struct instance_info info;
 
 	if (inst == NULL)

@@ -127,12 +127,6 @@ void pxsvc_unref(struct pxsvc *svc);
 /* The service whose address is ADDR, NULL when none. */
 struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr);
 /*
- * SVC's instance, NULL when none or when a reload under way has freed it
- * (launcher_reload frees changed services' instances before proxy_reload
- * forgets them, and an observer call can come in between).
- */
-struct instance *proxy_svc_inst(const struct pxsvc *svc);
-/*
  * Rewrite the firewall chain (p->fw): a rule for each service whose traffic
  * must pass through beckon now, because its instance is not ready or (proxy)
  * it serves somewhere else than its address. In the background unless SYNC.

@@ -109,13 +109,6 @@ struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr)
 	return NULL;
 }
 
-struct instance *proxy_svc_inst(const struct pxsvc *svc)
-{
-	if (svc->inst == NULL || svc->inst != launcher_find(svc->p->l, svc->name))
-		return NULL;
-	return svc->inst;
-}
-
 bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc)
 {
 	return svc->held >= p->max_held_per_service || p->st.held >= p->max_held;
@@ -139,7 +132,7 @@ void proxy_count_open(struct pxsvc *svc, int delta)
 /* Whether SVC's connections must pass through beckon now. */
 static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 {
-	struct instance *inst = proxy_svc_inst(svc);
+	struct instance *inst = svc->inst;
 	struct instance_info info;
 	struct sockaddr_in sa;
 
