@@ -6,7 +6,7 @@ CC       ?= cc
 PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0 libnl-nf-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-MODULES  := conf resolver launcher proxy policy daemon
+MODULES  := conf resolver launcher launcher/exec launcher/qemu hostnet proxy policy daemon
 INCS     := $(addprefix -I,$(MODULES))
 WARN     := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS   ?= -O2 -g
@@ -95,7 +95,7 @@ deps:
 	@tests/deps.sh
 
 format:
-	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
+	clang-format -i $(wildcard */*.c */*.h */*/*.c */*/*.h tests/*/*.c)
 
 clean:
 	rm -rf build

@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "control.h"
+#include "engine.h"
 #include "launcher.h"
 #include "log.h"
 #include "metrics.h"
@@ -27,6 +28,7 @@ struct daemon {
 	struct event_base *base;
 	struct conf *conf;
 	struct launcher *launcher;
+	struct engine *engine;
 	struct resolver *resolver;
 	struct proxy *proxy;
 	struct control *control;
@@ -190,6 +192,9 @@ static void daemon_start(struct daemon *d)
 	d->launcher = launcher_new(d->base, d->conf);
 	if (!d->launcher)
 		fatalx("cannot set up the instances");
+	d->engine = engine_new(d->base, d->launcher, d->conf);
+	if (!d->engine)
+		fatalx("cannot set up the idle policy");
 	d->resolver = resolver_new(d->base, d->conf, d->launcher);
 	if (!d->resolver)
 		fatalx("cannot set up the DNS listeners");
@@ -217,6 +222,7 @@ static void daemon_stop(struct daemon *d)
 	metrics_free(d->metrics);
 	resolver_free(d->resolver);
 	proxy_free(d->proxy);
+	engine_free(d->engine);
 	launcher_free(d->launcher);
 	event_free(d->ev_term);
 	event_free(d->ev_int);

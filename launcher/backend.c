@@ -1,10 +1,20 @@
-/* The backends built into this binary. A new backend: one file, one entry. */
+/*
+ * The backends built into this binary (a new backend: a folder, one entry
+ * here), what they may read of an instance, and what the launcher does for
+ * all of them at each config: the sweep of a killed beckond's processes and
+ * the host network of bridge mode (hostnet/).
+ */
 #include <stddef.h>
 #include <stdio.h>
 
 #include "backend.h"
+#include "exec.h"
+#include "hostnet.h"
 #include "internal.h"
-#include "qemu.h" /* qemu backend hook */
+#include "log.h"
+#include "qemu.h"
+
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 static const struct backend_ops *const backends[] = {
     [CONF_BACKEND_QEMU] = &backend_qemu_ops,
@@ -15,9 +25,56 @@ static const struct backend_ops *const backends[] = {
 
 const struct backend_ops *backend_lookup(enum conf_backend b)
 {
-	if ((size_t)b >= sizeof(backends) / sizeof(backends[0]))
+	if ((size_t)b >= NBACKENDS)
 		return NULL;
 	return backends[b];
+}
+
+/* Whether SVC's guest sits on beckon's bridge in bridge mode. */
+static bool backend_uses_bridge(const struct conf_service *svc)
+{
+	const struct backend_ops *ops = backend_lookup(svc->backend);
+
+	return ops != NULL && ops->bridge;
+}
+
+int backend_global_init(struct launcher *l, const struct conf *conf)
+{
+	size_t i;
+
+	for (i = 0; i < NBACKENDS; i++)
+		if (backends[i] != NULL)
+			proc_sweep(l, backends[i], conf->state_dir);
+	if (hostnet_sync(conf, backend_uses_bridge) == -1)
+		return -1;
+	for (i = 0; i < NBACKENDS; i++)
+		if (backends[i] != NULL && backends[i]->global_init != NULL &&
+		    backends[i]->global_init(conf) == -1)
+			return -1;
+	return 0;
+}
+
+void backend_global_fini(void)
+{
+	for (size_t i = 0; i < NBACKENDS; i++)
+		if (backends[i] != NULL && backends[i]->global_fini != NULL)
+			backends[i]->global_fini();
+	hostnet_fini();
+}
+
+const char *backend_gateway(void)
+{
+	return hostnet_gateway();
+}
+
+int backend_prefix(void)
+{
+	return hostnet_prefix();
+}
+
+int backend_bridge_up(const struct instance *inst)
+{
+	return hostnet_guest_up(inst->svc->name, inst->tap, inst->svc->address);
 }
 
 void launcher_backend_names(char *buf, size_t len)
@@ -25,7 +82,7 @@ void launcher_backend_names(char *buf, size_t len)
 	size_t i, used = 0;
 
 	buf[0] = '\0';
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+	for (i = 0; i < NBACKENDS; i++)
 		if (backends[i] != NULL && used < len)
 			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? " " : "",
 			                         backends[i]->name);

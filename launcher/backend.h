@@ -1,8 +1,11 @@
 /*
- * The backend vtable (launcher-internal). Each backend fills one ops struct,
- * in the shape of Solo5's tenders, and reports back through the
- * launcher_inst_* calls below. Adding a backend is a new backend_X.c and one
- * entry in backend.c's table.
+ * The backend vtable, and what backends share. Each backend (a folder of
+ * launcher/: exec/, qemu/) fills one ops struct, in the shape of Solo5's
+ * tenders, and reports back through the launcher_inst_* calls below; a
+ * backend that runs a process does it with the proc_* helpers (a child
+ * with its console, a pid file, a kill with a grace period, the sweep of
+ * what a killed beckond left). Adding a backend: a folder, one ops struct,
+ * one entry in backend.c's table (docs/ARCHITECTURE.md).
  */
 #ifndef BECKON_LAUNCHER_BACKEND_H
 #define BECKON_LAUNCHER_BACKEND_H
@@ -19,7 +22,22 @@ struct launcher;
 struct lchild;
 
 struct backend_ops {
-	const char *name;
+	const char *name; /* also names its pid files: <state_dir>/<service>.<name>.pid */
+	/* Its services' guests get a tap on beckon's bridge in bridge mode. */
+	bool bridge;
+	/*
+	 * Optional: at launcher_new and every reload, before instances are
+	 * made (what its services share on the host). -1 fails the reload.
+	 */
+	int (*global_init)(const struct conf *conf);
+	/* Optional: at launcher_free, once every child is gone. */
+	void (*global_fini)(void);
+	/*
+	 * Optional: whether PID, named by one of its pid files, is a process it
+	 * ran for SERVICE (a marker on its command line or in its environment):
+	 * such a process an earlier beckond left is killed at start.
+	 */
+	bool (*is_ours)(pid_t pid, const char *service);
 	/*
 	 * Start the guest (boot or restore). 0 when started: readiness is up to
 	 * the probe; -1 when it cannot start (logged, nothing left behind).
@@ -75,8 +93,14 @@ struct backend_ops {
 
 /* The ops of a backend, NULL when it is not built into this binary. */
 const struct backend_ops *backend_lookup(enum conf_backend b);
-
-extern const struct backend_ops backend_exec_ops;
+/*
+ * At launcher_new and every reload: kill what a killed beckond left (pid
+ * files that name a process of ours not running now), set up the bridge
+ * for the services that need it and take down what removed services held,
+ * then each backend's global_init. -1 on failure (logged).
+ */
+int backend_global_init(struct launcher *l, const struct conf *conf);
+void backend_global_fini(void);
 
 /* What backends may read of an instance. */
 const struct conf_service *launcher_inst_service(const struct instance *inst);
@@ -104,6 +128,12 @@ void launcher_inst_shell_ready(struct instance *inst);
 /* A resume that returned 1 (under way) ended. */
 void launcher_inst_resumed(struct instance *inst, bool ok);
 
+/* The host side of bridge networking (hostnet/): the gateway and prefix guests are given. */
+const char *backend_gateway(void);
+int backend_prefix(void);
+/* Make INST's tap (on the bridge, up) and its permanent neighbour entry. -1 when not. */
+int backend_bridge_up(const struct instance *inst);
+
 /*
  * The child registry: processes the launcher started, reaped on SIGCHLD by
  * pid (never waitpid(-1): other modules' children are theirs). Each child
@@ -113,6 +143,43 @@ struct lchild *launcher_child_add(struct instance *inst, pid_t pid);
 /* SIGTERM (+SIGCONT) now and SIGKILL after the grace period, or SIGKILL now. */
 void launcher_child_kill(struct lchild *c, bool graceful);
 int launcher_child_signal(struct lchild *c, int sig);
+/* Detach C from its instance: killed as by launcher_child_kill, reaped silently. */
+void launcher_child_abandon(struct lchild *c, bool graceful);
+
+/*
+ * A process a backend runs for an instance (proc.c): its own process
+ * group, dying with beckond, stdout and stderr into the instance's console
+ * through a pipe, a pid file while it runs.
+ */
+struct proc {
+	struct instance *inst;
+	struct lchild *child; /* NULL once reaped or abandoned */
+	int fd;               /* the console pipe's read end, -1 when closed */
+	struct event *ev;
+	/* Optional: each piece of console output, before the launcher gets it. */
+	void (*watch)(struct proc *p, const char *buf, size_t len);
+};
+/* An fd the child gets as TARGET (its close-on-exec cleared). */
+struct proc_fd {
+	int fd, target;
+};
+/*
+ * Start ARGV for INST with FDS passed on; P is filled (P->watch may be set
+ * before). 0 when running, -1 on failure (logged, nothing left behind).
+ */
+int proc_spawn(struct proc *p, struct instance *inst, char **argv, const struct proc_fd *fds,
+               size_t nfds);
+/* The process was reaped (the backend's died op): read its last words, close. */
+void proc_reaped(struct proc *p);
+/* Forget the process (the cleanup op): killed (after a grace when GRACEFUL), reaped later. */
+void proc_abandon(struct proc *p, bool graceful);
+/* SIGTERM then SIGKILL after the grace period (GRACEFUL), or SIGKILL now. */
+void proc_kill(struct proc *p, bool graceful);
+/* Send SIG to its group. -1 when it is gone. */
+int proc_signal(struct proc *p, int sig);
+/* Close the console (the process lives on without one). */
+void proc_close_console(struct proc *p);
+
 /*
  * In a forked child, before exec: its own process group, death with beckond
  * (PDEATHSIG), default signals, stdin from /dev/null, OUT as stdout and
@@ -121,25 +188,13 @@ int launcher_child_signal(struct lchild *c, int sig);
 void launcher_child_prepare(int out, pid_t parent);
 /* Close every fd from LOWEST up and exec ARGV; never returns. */
 void launcher_child_exec(char **argv, int lowest) __attribute__((noreturn));
-/* Detach C from its instance: killed as by launcher_child_kill, reaped silently. */
-void launcher_child_abandon(struct lchild *c, bool graceful);
 
-/* Exec backend helpers, exposed for the unit tests. */
-struct exec_vars {
-	const char *image, *cmdline, *tap, *mac, *address, *memory, *name;
-	const char *port; /* {port}: ports[0], or the run's own port under hold "proxy" */
-};
 /*
- * Split TEMPLATE into a NULL-terminated argv, substituting {image} and the
- * rest from VARS. Single and double quotes group words; a backslash escapes
- * the next character outside single quotes. A placeholder expands inside its
- * word as is, in quotes too, except an unquoted {cmdline}, which is split
- * into words (its own quotes honoured) like the rest of the command. Braces
- * that are no {lowercase} word ("${x}", "{ a; }") are plain text; an unknown
- * {word} is an error. NULL on an error, with the reason in ERR.
+ * Whether the NUL-separated words of /proc/PID/FILE (cmdline, environ) hold
+ * WORD (as a word, or as the start of one with PREFIX) right after the word
+ * PREV (NULL: anywhere). Every process gets BECKON_SERVICE=<service> in its
+ * environment from proc_spawn.
  */
-char **backend_exec_argv(const char *template, const struct exec_vars *vars, char *err,
-                         size_t errlen);
-void backend_exec_argv_free(char **argv);
+bool proc_has_word(pid_t pid, const char *file, const char *prev, const char *word, bool prefix);
 
 #endif

@@ -176,6 +176,16 @@ bool launcher_child_pending(struct launcher *l, const char *name)
 	return false;
 }
 
+bool launcher_child_running(struct launcher *l, pid_t pid)
+{
+	struct lchild *c;
+
+	TAILQ_FOREACH(c, &l->children, entry)
+	if (c->pid == pid)
+		return true;
+	return false;
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {0, ms * 1000000L};

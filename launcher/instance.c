@@ -1,4 +1,10 @@
-/* The state machine of one instance: wake, boot, ready, stop, pause. */
+/*
+ * The state machine of one instance. Every transition is in the table
+ * below and goes through launcher_inst_set_state, which tells the hooks;
+ * the rest of this file is what drives them: wake, boot, ready, exit,
+ * stop, pause. The ways back other than a cold boot (resume, restore,
+ * shells, warm boots) are in revive.c.
+ */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +22,40 @@
 #include "log.h"
 
 static int inst_boot(struct instance *inst);
+
+#define TO(s) (1u << (s))
+/* Every transition there is, and what makes it. */
+static const unsigned transitions[INST_NSTATES] = {
+    /* a wake boots it; a wake restores it (warm shell or not) */
+    [INST_STOPPED] = TO(INST_BOOTING),
+    /* the probe; a failure or the boot timeout; a stop (or a stop before start) */
+    [INST_BOOTING] = TO(INST_READY) | TO(INST_FAILED) | TO(INST_STOPPING) | TO(INST_STOPPED),
+    /* a pause; a stop or a suspend; the guest exits by itself */
+    [INST_READY] = TO(INST_PAUSED) | TO(INST_STOPPING) | TO(INST_STOPPED),
+    /* a resume (or a pause that failed); a stop or suspend; the guest exits */
+    [INST_PAUSED] = TO(INST_READY) | TO(INST_STOPPING) | TO(INST_STOPPED),
+    /* a wake restores it; a stop forgets the saved state */
+    [INST_SUSPENDED] = TO(INST_BOOTING) | TO(INST_STOPPED),
+    /* the run ended: suspended when its state was saved */
+    [INST_STOPPING] = TO(INST_STOPPED) | TO(INST_SUSPENDED),
+    /* a wake boots it again; a stop */
+    [INST_FAILED] = TO(INST_BOOTING) | TO(INST_STOPPED),
+};
+
+void launcher_inst_set_state(struct instance *inst, enum inst_state s)
+{
+	enum inst_state old = inst->state;
+
+	if (old == s)
+		return;
+	if (!(transitions[old] & TO(s)))
+		log_warnx("%s: %s -> %s is no transition of the state machine (a bug)",
+		          inst->svc->name, launcher_state_name(old), launcher_state_name(s));
+	inst->state = s;
+	inst->since_us = launcher_now_us();
+	revive_state(inst, old);
+	launcher_hooks_state(inst, old);
+}
 
 struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,
                                    const struct conf *conf)
@@ -45,6 +85,7 @@ struct instance *launcher_inst_new(struct launcher *l, const struct conf_service
 		          "refused",
 		          svc->name, conf_backend_name(svc->backend));
 	inst->state = INST_STOPPED;
+	inst->since_us = launcher_now_us();
 	return inst;
 fail:
 	log_warn("%s: instance", svc->name);
@@ -77,6 +118,7 @@ void launcher_inst_destroy(struct instance *inst)
 	launcher_inst_drain_waiters(inst);
 	if (inst->boot_timer != NULL)
 		event_free(inst->boot_timer);
+	free(inst->ext);
 	conf_service_free(inst->svc);
 	free(inst->state_dir);
 	free(inst);
@@ -118,7 +160,7 @@ static int inst_start(struct instance *inst)
 		fail_boot(inst, "out of memory");
 		return -1;
 	}
-	if (launcher_idle_start_backend(inst) == -1) {
+	if (revive_start_backend(inst) == -1) {
 		fail_boot(inst, "could not start");
 		return -1;
 	}
@@ -192,7 +234,7 @@ void launcher_inst_ready(struct instance *inst)
 	log_info("%s: ready in %.1f ms", inst->svc->name,
 	         (double)(inst->ready_at_us - inst->boot_start_us) / 1000.0);
 	launcher_inst_complete(inst, true);
-	launcher_idle_ready(inst); /* the boot or wake histogram; a warm boot pauses */
+	revive_ready(inst); /* the boot or wake histogram; a warm boot pauses */
 }
 
 static void describe_status(int status, char *buf, size_t len)
@@ -229,12 +271,11 @@ void launcher_inst_exited(struct instance *inst, int status)
 		break;
 	}
 	inst_end_run(inst, false);
-	launcher_inst_set_state(inst, launcher_idle_end_state(inst));
+	launcher_inst_set_state(inst, revive_end_state(inst));
 	/* Woken while stopping: boot again now. */
 	if (inst->rewake && inst_boot(inst) == -1)
 		launcher_inst_complete(inst, false);
 	inst->rewake = false;
-	launcher_idle_exited(inst);
 }
 
 void launcher_inst_failed(struct instance *inst, const char *why)
@@ -260,23 +301,23 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 	if (inst->doomed)
 		return -1;
 	launcher_activity(inst);
-	inst->idle.warming = false; /* a real request: stay up once ready */
+	inst->rv.warming = false; /* a real request: stay up once ready */
 	switch (inst->state) {
 	case INST_READY:
 		return 1;
 	case INST_PAUSED:
-		if ((rc = launcher_idle_resume(inst)) != 0)
+		if ((rc = revive_resume(inst)) != 0)
 			return rc;
 		break; /* resuming: wait for it */
 	case INST_STOPPING:
-		if (!inst->rewake && launcher_cap_admit(inst, client, false) == -1)
+		if (!inst->rewake && launcher_hooks_admit(inst, client) == -1)
 			return -1;
 		inst->rewake = true;
 		break;
 	case INST_BOOTING:
 		break;
 	default:
-		if (launcher_cap_admit(inst, client, false) == -1 || inst_boot(inst) == -1)
+		if (launcher_hooks_admit(inst, client) == -1 || inst_boot(inst) == -1)
 			return -1;
 		break;
 	}
@@ -290,6 +331,11 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 int launcher_stop(struct instance *inst)
 {
 	return launcher_inst_stop(inst, true);
+}
+
+int launcher_kill(struct instance *inst)
+{
+	return launcher_inst_stop(inst, false);
 }
 
 int launcher_inst_stop(struct instance *inst, bool graceful)
@@ -341,7 +387,7 @@ int launcher_pause(struct instance *inst)
 int launcher_resume(struct instance *inst)
 {
 	/* Done or under way (QMP "cont" answers later). */
-	return launcher_idle_resume(inst) == -1 ? -1 : 0;
+	return revive_resume(inst) == -1 ? -1 : 0;
 }
 
 void launcher_activity(struct instance *inst)
@@ -352,6 +398,8 @@ void launcher_activity(struct instance *inst)
 
 void launcher_activity_at(struct instance *inst, int64_t us)
 {
+	if (us <= inst->activity_us)
+		return;
 	inst->activity_wall = time(NULL) - (time_t)((launcher_now_us() - us) / 1000000);
 	inst->activity_us = us;
 }

@@ -1,4 +1,4 @@
-/* Launcher-internal structures, shared by the files of launcher/. */
+/* Launcher-internal structures, shared by the files of launcher/ (not its backends). */
 #ifndef BECKON_LAUNCHER_INTERNAL_H
 #define BECKON_LAUNCHER_INTERNAL_H
 
@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 
 #include "conf.h"
-#include "idle.h"
 #include "launcher.h"
 
 struct backend_ops;
@@ -29,6 +28,19 @@ struct launcher_waiter {
 	bool ok; /* the result, once on the launcher's done list */
 };
 
+/* The ways back to ready other than a cold boot (revive.c). */
+struct inst_revive {
+	bool warming;          /* a warm boot: pause once ready, unless woken */
+	bool shell;            /* a warm shell waits (state stopped or suspended) */
+	bool shell_ready;      /* ... and its VMM is up */
+	bool shell_restore;    /* ... waiting for a saved state (suspended) */
+	bool suspending;       /* its state is being saved */
+	bool saved;            /* the save succeeded: suspended once it exits */
+	bool restoring;        /* this boot restores a saved state */
+	bool resuming;         /* an asynchronous resume is under way */
+	int64_t wake_start_us; /* a wake from paused or suspended began */
+};
+
 struct instance {
 	TAILQ_ENTRY(instance) entry;
 	struct launcher *l;
@@ -39,10 +51,12 @@ struct instance {
 	char mac[18];
 	char tap[16]; /* "" in user networking */
 
-	enum inst_state state;
+	enum inst_state state; /* written only by launcher_inst_set_state */
+	int64_t since_us;      /* when it entered its state */
 	struct waiter_list waiters;
 	const struct backend_ops *ops; /* NULL: backend not built in */
 	void *priv;                    /* the backend's */
+	void *ext;                     /* the idle engine's (launcher_ext) */
 	pid_t pid;
 	struct probe *probe;
 	struct console *console;
@@ -51,17 +65,23 @@ struct instance {
 	bool doomed;         /* being freed: refuse wakes */
 	bool rewake;         /* woken while stopping: boot once stopped */
 	bool warned_backend;
+	struct inst_revive rv;
 
 	int64_t boot_start_us, ready_at_us, activity_us;
 	enum conf_hold hold;
 	unsigned held, open; /* the proxy's connections (launcher_connections) */
 	time_t activity_wall;
 	unsigned boots, boots_ok, boots_failed;
-	struct inst_idle idle; /* idle.c, capacity.c, activity.c */
 };
 
 TAILQ_HEAD(instance_list, instance);
 TAILQ_HEAD(lchild_list, lchild);
+
+struct launcher_hook_slot {
+	struct launcher_hooks h;
+	void *arg;
+	bool used;
+};
 
 struct launcher {
 	struct event_base *base;
@@ -73,36 +93,55 @@ struct launcher {
 	struct waiter_list done;
 	struct event *done_ev;
 	uint64_t boots_ok, boots_failed;
+	uint64_t refused[LAUNCHER_REFUSED_N];
 	struct launcher_hist boot_hist, wake_hist;
 	launcher_observer_fn observer;
 	void *observer_arg;
-	bool reloading;           /* launcher_reload under way: the observer is not called */
-	struct event *idle_ev;    /* idle.c: the policy's timer */
-	struct launcher_cap *cap; /* capacity.c */
-	struct launcher_act *act; /* activity.c */
+	struct launcher_hook_slot hooks[LAUNCHER_MAX_HOOKS];
+	bool reloading; /* launcher_reload under way: no state hooks are called */
 };
 
 /* Grace between SIGTERM and SIGKILL. */
 #define LAUNCHER_GRACE_MS 2000
 
-int64_t launcher_now_us(void);
-/* INST was last used at US (launcher_now_us's clock), not now. */
-void launcher_activity_at(struct instance *inst, int64_t us);
 /* mkdir -p DIR, mode 0755. -1 on failure (logged). */
 int launcher_mkdir_p(const char *dir);
 
-/* instance.c */
+/* instance.c: the state machine. */
 struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,
                                    const struct conf *conf);
 void launcher_inst_destroy(struct instance *inst);
 void launcher_inst_ready(struct instance *inst);
-/* Every state change goes through here, for the observer (launcher.c). */
+/* Every state change goes through here: the transition table, the hooks. */
 void launcher_inst_set_state(struct instance *inst, enum inst_state s);
 void launcher_inst_predecessor_gone(struct launcher *l, const char *name);
 /* Boot INST now (no admission: the caller did it). -1 when it cannot start. */
 int launcher_inst_boot(struct instance *inst);
 /* End the run of a booting, ready or paused INST (launcher_stop is graceful). */
 int launcher_inst_stop(struct instance *inst, bool graceful);
+
+/* registry.c: the hooks. */
+void launcher_hooks_state(struct instance *inst, enum inst_state old);
+int launcher_hooks_admit(struct instance *inst, const struct sockaddr *client);
+
+/* revive.c: resume, restore, shells, warm boots (the state machine calls these). */
+/* The state INST's run that ended goes to: suspended after a save, else stopped. */
+enum inst_state revive_end_state(struct instance *inst);
+/* A state change: note restores, forget a saved state no longer wanted. */
+void revive_state(struct instance *inst, enum inst_state old);
+/* A boot became ready: the histograms; a warm boot pauses. */
+void revive_ready(struct instance *inst);
+/* Start the backend for a boot: run a shell, restore, or start afresh. */
+int revive_start_backend(struct instance *inst);
+/* A wake of a paused instance: resume, maybe asynchronously. 1 ready, 0 later, -1 not. */
+int revive_resume(struct instance *inst);
+/* The path of INST's saved state: <state_dir>/<name>.state. */
+int revive_state_path(const struct instance *inst, char *buf, size_t len);
+/* A new instance: a saved state an earlier run or config left is no use. */
+void revive_forget_stale(struct instance *inst);
+
+/* proc.c: kill what OPS's pid files in DIR name that an earlier beckond left. */
+void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir);
 
 /* waiter.c */
 struct launcher_waiter *launcher_waiter_add(struct instance *inst, launcher_wait_cb cb, void *arg);
@@ -115,6 +154,8 @@ void launcher_flush_done(struct launcher *l);
 /* child.c */
 int launcher_children_init(struct launcher *l);
 bool launcher_child_pending(struct launcher *l, const char *name);
+/* Whether PID is a child this launcher runs now. */
+bool launcher_child_running(struct launcher *l, pid_t pid);
 /* Kill every child and wait (blocking, at most the grace period) until all are gone. */
 void launcher_children_shutdown(struct launcher *l);
 

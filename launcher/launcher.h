@@ -29,6 +29,15 @@ enum inst_state {
 	INST_NSTATES
 };
 
+/* Why a boot was refused. */
+enum launcher_refusal {
+	LAUNCHER_REFUSED_RATE,     /* the global boot rate (boot_rate.rate, burst) */
+	LAUNCHER_REFUSED_CLIENT,   /* the client's (boot_rate.client_rate, client_burst) */
+	LAUNCHER_REFUSED_CAPACITY, /* max_instances or max_memory, nothing idle to evict */
+	LAUNCHER_REFUSED_N
+};
+const char *launcher_refusal_name(enum launcher_refusal r);
+
 /* Called once when a wake ends: ok is true when the instance is ready. */
 typedef void (*launcher_wait_cb)(struct instance *inst, bool ok, void *arg);
 
@@ -83,11 +92,10 @@ int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
 
 /*
  * launcher_wake for a request from CLIENT (the DNS query's source, the
- * connection's peer; NULL when not known): a boot first passes the boot
- * rate limits, global and per client, and capacity (max_instances,
- * max_memory), for which idle instances are evicted, least recently used
- * first. -1 when refused (logged and counted in launcher_stats.refused):
- * answer SERVFAIL, or reset the connection.
+ * connection's peer; NULL when not known): a boot first passes the
+ * admission hooks (the idle engine's boot rate limits and capacity). -1
+ * when refused (counted in launcher_stats.refused): answer SERVFAIL, or
+ * reset the connection.
  */
 int launcher_wake_from(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
                        void *arg, struct launcher_waiter **handle);
@@ -96,12 +104,53 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 void launcher_cancel(struct launcher_waiter *w);
 
 /* Control actions. 0 when done or started, -1 when not possible now. */
-int launcher_stop(struct instance *inst);
+int launcher_stop(struct instance *inst); /* graceful: a grace period, then a kill */
+int launcher_kill(struct instance *inst); /* at once */
 int launcher_pause(struct instance *inst);
 int launcher_resume(struct instance *inst);
 
+/*
+ * Save a ready or paused INST to <state_dir>/<name>.state and end its run:
+ * it is suspended once the VMM exits (stopped when the save failed), and a
+ * wake restores it. -1 when not possible now or the backend cannot
+ * (launcher_can_suspend).
+ */
+int launcher_suspend(struct instance *inst);
+bool launcher_can_suspend(const struct instance *inst);
+
+/*
+ * Warm starts. launcher_shell: a stopped (or suspended) INST gets its VMM
+ * started with the guest not running (or waiting for the saved state), so
+ * that the next wake only runs it; 0 when started or one is there, -1 when
+ * the backend has no shells or the last run is still going away.
+ * launcher_prewarm: boot a stopped INST for nobody (no admission: the
+ * caller did it) and pause it once ready, unless a wake comes first.
+ */
+int launcher_shell(struct instance *inst);
+int launcher_prewarm(struct instance *inst);
+
 /* Note activity (a query, a connection, traffic) now. */
 void launcher_activity(struct instance *inst);
+/* INST was last used at US (launcher_now_us's clock), when later than it knew. */
+void launcher_activity_at(struct instance *inst, int64_t us);
+
+/* The monotonic clock in microseconds, as the launcher reads it. */
+int64_t launcher_now_us(void);
+enum inst_state launcher_state(const struct instance *inst);
+/* When INST last saw activity (0: never) and entered its state, launcher_now_us's clock. */
+int64_t launcher_activity_us(const struct instance *inst);
+int64_t launcher_state_since_us(const struct instance *inst);
+/* INST's tap in bridge mode, "" in user networking. */
+const char *launcher_tap(const struct instance *inst);
+/* How many instances there are. */
+size_t launcher_count(const struct launcher *l);
+
+/*
+ * One pointer of the idle engine's per instance: set with malloc'd memory
+ * holding no pointers, freed with the instance.
+ */
+void *launcher_ext(const struct instance *inst);
+void launcher_set_ext(struct instance *inst, void *ext);
 
 /*
  * The proxy's count of connections to INST changed by these deltas: HELD
@@ -114,14 +163,39 @@ void launcher_connections(struct instance *inst, int held, int open);
  * Called after every state change of every instance (OLD != NEW), from
  * inside the launcher: FN may read instances and call launcher_activity,
  * launcher_connections and launcher_upstream, but must not wake, stop,
- * pause or resume, reload or free. Not called while launcher_reload runs:
- * instances are freed then that the observer may still point at, and its
- * owner looks at every instance again after a reload anyway.
+ * pause or resume, reload or free (an observer that must act schedules it
+ * on the event loop). Not called while launcher_reload runs: instances are
+ * freed then that the observer may still point at, and its owner looks at
+ * every instance again after a reload anyway (the reloaded hook).
  */
 typedef void (*launcher_observer_fn)(struct instance *inst, enum inst_state old,
                                      enum inst_state new, void *arg);
-/* Set the one observer (FN NULL: none). */
+/* Set the proxy's observer (FN NULL: none); other watchers use launcher_add_hooks. */
 void launcher_set_observer(struct launcher *l, launcher_observer_fn fn, void *arg);
+
+/*
+ * What watches the launcher from outside it (the idle engine in policy/):
+ * the launcher calls these and nothing of theirs by name. Any may be NULL.
+ */
+struct launcher_hooks {
+	/* After every state change, as a launcher_observer_fn. */
+	launcher_observer_fn state;
+	/*
+	 * Before a boot that a wake asks for (launcher_wake_from; CLIENT NULL
+	 * when not known): 0 admits it, -1 refuses it with the reason in *WHY
+	 * (the hook logs it). May stop, pause or suspend other instances to
+	 * make room, never INST.
+	 */
+	int (*admit)(struct instance *inst, const struct sockaddr *client,
+	             enum launcher_refusal *why, void *arg);
+	/* After launcher_reload committed CONF (the hooks see it, not launcher_new's). */
+	void (*reloaded)(struct launcher *l, const struct conf *conf, void *arg);
+};
+#define LAUNCHER_MAX_HOOKS 4
+/* Add H (copied) with ARG; -1 when LAUNCHER_MAX_HOOKS are set. */
+int launcher_add_hooks(struct launcher *l, const struct launcher_hooks *h, void *arg);
+/* Remove the hooks added with ARG. */
+void launcher_remove_hooks(struct launcher *l, void *arg);
 
 /*
  * Where INST really serves PORT, one of its service's ports, for the run
@@ -155,15 +229,6 @@ struct launcher_hist {
 	double sum;
 };
 void launcher_hist_observe(struct launcher_hist *h, double seconds);
-
-/* Why a boot was refused. */
-enum launcher_refusal {
-	LAUNCHER_REFUSED_RATE,     /* the global boot rate (boot_rate.rate, burst) */
-	LAUNCHER_REFUSED_CLIENT,   /* the client's (boot_rate.client_rate, client_burst) */
-	LAUNCHER_REFUSED_CAPACITY, /* max_instances or max_memory, nothing idle to evict */
-	LAUNCHER_REFUSED_N
-};
-const char *launcher_refusal_name(enum launcher_refusal r);
 
 /* Counts for metrics. */
 struct launcher_stats {

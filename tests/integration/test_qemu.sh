@@ -265,7 +265,7 @@ start_daemon "$CONF" "$T/beckond3.log" || { not_ok "beckond starts after kill -9
 DLOG3=$T/beckond3.log
 check "restart: the stale QEMU named by its pid file is killed" \
 	bash -c "! kill -0 $STALE 2>/dev/null || [ \"\$(ps -o stat= -p $STALE)\" = Z ]"
-check "restart: the log says so" grep -q "$P-www: killing QEMU $STALE left by an earlier beckond" "$DLOG3"
+check "restart: the log says so" grep -qi "$P-www: killing qemu process $STALE left by an earlier beckond" "$DLOG3"
 check "restart: a marked process no pid file names survives" kill -0 $DECOY1
 check "restart: a pid file naming an unmarked process leaves it alone" kill -0 $DECOY2
 check "restart: that pid file is removed" [ ! -e "$T/state/$P-web.qemu.pid" ]

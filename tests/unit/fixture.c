@@ -60,6 +60,7 @@ int fix_teardown(void **state)
 	char cmd[128];
 	size_t i;
 
+	engine_free(f->engine);
 	launcher_free(f->l);
 	for (i = 0; i < FIX_MAXSVC; i++)
 		fix_svc_clear(&f->svcs[i]);
@@ -77,6 +78,8 @@ void fix_start(struct fix *f, size_t n)
 	f->conf.nservices = n;
 	f->l = launcher_new(f->base, &f->conf);
 	assert_non_null(f->l);
+	f->engine = engine_new(f->base, f->l, &f->conf);
+	assert_non_null(f->engine);
 }
 
 enum inst_state fix_state_of(struct instance *inst)

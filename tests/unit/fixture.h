@@ -13,13 +13,15 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "engine.h"
 #include "launcher.h"
 
 #define FIX_MAXSVC 4
 
 struct fix {
 	struct event_base *base;
-	struct launcher *l; /* made by fix_start */
+	struct launcher *l;    /* made by fix_start */
+	struct engine *engine; /* the idle engine over it, made by fix_start */
 	struct conf conf;
 	struct conf_service svcs[FIX_MAXSVC];
 	char dir[64]; /* a scratch directory, removed by fix_teardown */
@@ -40,7 +42,7 @@ int fix_teardown(void **state);
 /* Free the strings of S and zero it. */
 void fix_svc_clear(struct conf_service *s);
 
-/* The launcher over the first N services. */
+/* The launcher (and its idle engine) over the first N services. */
 void fix_start(struct fix *f, size_t n);
 
 enum inst_state fix_state_of(struct instance *inst);

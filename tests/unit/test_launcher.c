@@ -705,6 +705,8 @@ static void test_free_leaves_nothing(void **state)
 	assert_int_equal(launcher_wake(launcher_find(f->l, "d"), seen_cb, &late, NULL), 0);
 	launcher_foreach(f->l, foreach_cb, &n);
 	assert_int_equal(n, 4);
+	engine_free(f->engine);
+	f->engine = NULL;
 	launcher_free(f->l);
 	f->l = NULL;
 	assert_int_equal(late.calls, 1);

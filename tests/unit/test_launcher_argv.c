@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "exec.h"
 
 static const struct exec_vars vars = {
     .image = "/images/my app.elf",

@@ -27,8 +27,10 @@
 #include <event2/listener.h>
 
 #include "backend.h"
+#include "exec.h"
 #include "conf.h"
 #include "../../proxy/internal.h"
+#include "engine.h"
 #include "launcher.h"
 #include "log.h"
 #include "proxy.h"
@@ -210,6 +212,7 @@ struct fix {
 	struct event_base *base;
 	struct conf *conf;
 	struct launcher *l;
+	struct engine *engine;
 	struct proxy *p;
 	char dir[64];
 	struct sockaddr_in svc; /* where the proxy listens */
@@ -326,6 +329,7 @@ static void fix_setup(struct fix *f, const char *ready, const char *net_extra)
 	assert_int_equal(conf_load(path, &f->conf, stderr), 0);
 	assert_non_null(f->base = event_base_new());
 	assert_non_null(f->l = launcher_new(f->base, f->conf));
+	assert_non_null(f->engine = engine_new(f->base, f->l, f->conf));
 	assert_non_null(f->p = proxy_new(f->base, f->conf, f->l));
 	/* EVLOOP_ONCE must not block for long: a ticking timer. */
 	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
@@ -338,6 +342,7 @@ static void fix_teardown(struct fix *f)
 	char cmd[128];
 
 	proxy_free(f->p);
+	engine_free(f->engine);
 	launcher_free(f->l);
 	event_free(f->tick);
 	event_base_free(f->base);

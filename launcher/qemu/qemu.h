@@ -1,11 +1,12 @@
 /*
- * The QEMU backend (launcher-internal): backend_qemu.c drives one QEMU per
- * instance over QMP, qemu_host.c keeps what outlives a run (bridge, taps,
- * neighbour entries, host ports), qemu_stale.c the pid files and the
- * cleanup of what a killed beckond left, qemu_argv.c builds the command line.
+ * The QEMU backend (launcher/qemu/): qemu.c drives one QEMU per instance
+ * over QMP, qemu_save.c suspends, restores and keeps warm shells,
+ * qemu_host.c keeps the hostfwd ports of user networking, qemu_argv.c
+ * builds the command line; qmp*.c speak QMP. Pid files, the sweep of what a
+ * killed beckond left and bridge networking are shared (backend.h).
  */
-#ifndef BECKON_LAUNCHER_QEMU_H
-#define BECKON_LAUNCHER_QEMU_H
+#ifndef BECKON_LAUNCHER_QEMU_QEMU_H
+#define BECKON_LAUNCHER_QEMU_QEMU_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,17 +31,12 @@ extern const struct backend_ops backend_qemu_ops;
 #define QEMU_QMP_FD 3
 
 /*
- * Launcher hooks. At launcher_new and launcher_reload, before instances are
- * made: kill the QEMUs a previous beckond left (named by pid files under
- * state_dir and carrying our marker on their command line), clean the
- * bridge of stale taps and neighbour entries (first call only), make the
- * bridge, and tear down the taps and neighbour entries of services no longer
- * configured. Does nothing for networking when no service uses QEMU.
- * 0 on success, -1 on failure (logged).
+ * At launcher_new and every reload (the backend's global_init): forget the
+ * hostfwd ports of services gone, no longer QEMU's, or in bridge mode.
  */
-int backend_qemu_global_init(const struct conf *conf);
-/* At launcher_free, once every child is gone: taps, neighbours, bridge. */
-void backend_qemu_global_fini(void);
+int qemu_host_init(const struct conf *conf);
+/* At launcher_free (global_fini). */
+void qemu_host_fini(void);
 
 /*
  * The host side of guest port PORT of the QEMU instance INST in user
@@ -88,18 +84,8 @@ const char *qemu_accel_resolve(const char *accel, const char *kvm_path);
 /* The -machine value for MACHINE: plain "microvm" gets beckon's tuning. */
 const char *qemu_machine_value(const char *machine);
 
-/* qemu_host.c: per-service host state, kept across boots. */
-/* Make the tap and the neighbour entry of INST (bridge mode). -1 when not. */
-int qemu_host_bridge_up(const struct instance *inst);
-/* The gateway and prefix guests are given in bridge mode. */
-const char *qemu_host_gateway(void);
-int qemu_host_prefix(void);
-/* Pick (or keep) the hostfwd ports of INST (user mode). -1 when not. */
+/* qemu_host.c: pick (or keep) the hostfwd ports of INST (user mode). -1 when not. */
 int qemu_host_user_ports(const struct instance *inst, uint16_t *ports, size_t nports);
-/* Record the running QEMU PID of INST in memory and its pid file (0: gone). */
-void qemu_host_set_pid(const struct instance *inst, pid_t pid);
-/* Whether PID is a QEMU this process runs now. */
-bool qemu_host_pid_running(pid_t pid);
 
 /* The fd number a saved state to restore has in the child (-incoming fd:N). */
 #define QEMU_INCOMING_FD 4
@@ -129,11 +115,5 @@ int qemu_shell_run(struct instance *inst, const char *path);
 /* A MIGRATION event of INST's QEMU. */
 void qemu_save_event(struct instance *inst, json_t *data);
 void qemu_save_free(struct qemu_save *s);
-
-/* qemu_stale.c */
-/* Write <DIR>/<SERVICE>.qemu.pid naming PID; remove it when PID is 0. */
-void qemu_pidfile(const char *dir, const char *service, pid_t pid);
-/* Kill the QEMUs named by pid files in DIR that an earlier beckond left. */
-void qemu_stale_kill(const char *dir);
 
 #endif

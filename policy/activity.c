@@ -33,15 +33,16 @@
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 
+#include "conf.h"
+#include "engine_int.h"
 #include "hostnet.h"
-#include "internal.h"
 #include "log.h"
 
 #define ACT_RULE_MAX 32 /* copies of the rule removed at most */
 
 extern char **environ;
 
-struct launcher_act {
+struct activity {
 	struct nl_sock *sk; /* NULL until the first dump */
 	char comment[64];
 	bool rule;    /* our rule is in FORWARD */
@@ -51,25 +52,27 @@ struct launcher_act {
 
 /* ---- guest traffic -------------------------------------------------------------- */
 
-bool launcher_act_tap(struct instance *inst)
+bool activity_tap(struct instance *inst)
 {
+	struct engine_inst *ei = engine_inst(inst);
+	const char *tap = launcher_tap(inst);
 	uint64_t rx;
 	bool moved;
 
 	/* Only what the guest sends: broadcasts flooded to every tap are not its use. */
-	if (inst->tap[0] == '\0' || if_nametoindex(inst->tap) == 0 ||
-	    hostnet_tap_counters(inst->tap, &rx, NULL, NULL, NULL) == -1)
+	if (ei == NULL || tap[0] == '\0' || if_nametoindex(tap) == 0 ||
+	    hostnet_tap_counters(tap, &rx, NULL, NULL, NULL) == -1)
 		return false;
-	moved = inst->idle.tap_seen && rx != inst->idle.tap_rx;
-	inst->idle.tap_rx = rx;
-	inst->idle.tap_seen = true;
+	moved = ei->tap_seen && rx != ei->tap_rx;
+	ei->tap_rx = rx;
+	ei->tap_seen = true;
 	return moved;
 }
 
 /* ---- the conntrack rule ---------------------------------------------------------- */
 
 /* Run iptables with the rule's match and ACTION (-A, -D, -C); its exit status. */
-static int act_iptables(const struct launcher_act *a, const char *action)
+static int act_iptables(const struct activity *a, const char *action)
 {
 	char *argv[] = {"iptables", "-w",        (char *)action, "FORWARD",
 	                "-m",       "conntrack", "--ctstate",    "ESTABLISHED",
@@ -92,15 +95,15 @@ static int act_iptables(const struct launcher_act *a, const char *action)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void act_rule_remove(struct launcher_act *a)
+static void act_rule_remove(struct activity *a)
 {
 	for (int i = 0; i < ACT_RULE_MAX && act_iptables(a, "-D") == 0; i++)
 		;
 }
 
-struct launcher_act *launcher_act_new(const struct conf *conf)
+struct activity *activity_new(const struct conf *conf)
 {
-	struct launcher_act *a;
+	struct activity *a;
 
 	/* User mode: only the proxy's bypass reaches an instance directly, and its
 	 * nat chain makes conntrack track; no rule of our own. */
@@ -124,7 +127,7 @@ struct launcher_act *launcher_act_new(const struct conf *conf)
 	return a;
 }
 
-bool launcher_act_fits(const struct launcher_act *a, const struct conf *conf)
+bool activity_fits(const struct activity *a, const struct conf *conf)
 {
 	bool user = conf->net_mode != CONF_NET_BRIDGE;
 	bool want = !user || (conf->hold == CONF_HOLD_PROXY && conf->bypass && geteuid() == 0);
@@ -138,7 +141,7 @@ bool launcher_act_fits(const struct launcher_act *a, const struct conf *conf)
 	return !a->by_port && strcmp(a->comment, comment) == 0;
 }
 
-void launcher_act_free(struct launcher_act *a)
+void activity_free(struct activity *a)
 {
 	if (a == NULL)
 		return;
@@ -153,7 +156,9 @@ void launcher_act_free(struct launcher_act *a)
 
 struct act_dump {
 	struct instance **insts;
-	size_t n;
+	const struct conf_service **svcs;
+	struct engine_inst **eis;
+	size_t n, max;
 	bool by_port;
 	uint32_t tw_s, close_s; /* conntrack's timeouts of TIME_WAIT and CLOSE, seconds */
 	int64_t now_us;
@@ -168,7 +173,7 @@ static bool act_port_of(const struct conf_service *svc, int port)
 	return false;
 }
 
-static void act_note(struct inst_idle *idle, int64_t closed_us)
+static void act_note(struct engine_inst *idle, int64_t closed_us)
 {
 	if (closed_us == 0)
 		idle->conntrack++;
@@ -185,9 +190,9 @@ static void act_count(struct act_dump *d, const struct nlattr *attr, int port)
 		return;
 	addr = nla_get_u32((struct nlattr *)attr);
 	for (size_t i = 0; i < d->n; i++)
-		if (d->insts[i]->svc->address.s_addr == addr &&
-		    (!d->by_port || act_port_of(d->insts[i]->svc, port)))
-			act_note(&d->insts[i]->idle, d->closed_us);
+		if (d->svcs[i]->address.s_addr == addr &&
+		    (!d->by_port || act_port_of(d->svcs[i], port)))
+			act_note(d->eis[i], d->closed_us);
 }
 
 /* The original direction's destination port, -1 when it has none. */
@@ -280,7 +285,7 @@ static int act_entry(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-static struct nl_sock *act_sock(struct launcher_act *a)
+static struct nl_sock *act_sock(struct activity *a)
 {
 	if (a->sk != NULL)
 		return a->sk;
@@ -295,7 +300,7 @@ static struct nl_sock *act_sock(struct launcher_act *a)
 	return a->sk;
 }
 
-static int act_dump(struct launcher_act *a, struct act_dump *d)
+static int act_dump(struct activity *a, struct act_dump *d)
 {
 	struct nfgenmsg hdr = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
 	struct nl_sock *sk = act_sock(a);
@@ -318,35 +323,50 @@ static int act_dump(struct launcher_act *a, struct act_dump *d)
 	return 0;
 }
 
-int launcher_act_conntrack(struct launcher_act *a, struct launcher *l)
+/* Reset every instance's counts; a ready or paused one is looked for in the dump. */
+static void act_collect(struct instance *inst, void *arg)
+{
+	struct engine_inst *ei = engine_inst(inst);
+	struct act_dump *d = arg;
+	enum inst_state s = launcher_state(inst);
+
+	if (ei == NULL)
+		return;
+	ei->conntrack = 0;
+	ei->ct_closed_us = 0;
+	if ((s != INST_READY && s != INST_PAUSED) || d->n == d->max)
+		return;
+	d->insts[d->n] = inst;
+	d->svcs[d->n] = launcher_service(inst);
+	d->eis[d->n++] = ei;
+}
+
+int activity_conntrack(struct activity *a, struct launcher *l)
 {
 	struct act_dump d = {0};
-	struct instance *inst;
-	int rc;
+	int rc = -1;
 
-	TAILQ_FOREACH(inst, &l->instances, entry)
-	{
-		inst->idle.conntrack = 0;
-		inst->idle.ct_closed_us = 0;
-		d.n++;
-	}
-	if (a == NULL || d.n == 0 || (d.insts = calloc(d.n, sizeof(*d.insts))) == NULL)
-		return -1;
+	d.max = launcher_count(l);
+	d.insts = calloc(d.max + 1, sizeof(*d.insts));
+	d.svcs = calloc(d.max + 1, sizeof(*d.svcs));
+	d.eis = calloc(d.max + 1, sizeof(*d.eis));
+	if (d.insts == NULL || d.svcs == NULL || d.eis == NULL)
+		goto done;
+	launcher_foreach(l, act_collect, &d);
+	if (a == NULL || d.max == 0)
+		goto done;
 	d.by_port = a->by_port;
 	d.tw_s = act_timeout("time_wait", 120); /* read each time: they may be tuned */
 	d.close_s = act_timeout("close", 10);
 	d.now_us = launcher_now_us();
-	d.n = 0;
-	TAILQ_FOREACH(inst, &l->instances, entry)
-	{
-		if (inst->state == INST_READY || inst->state == INST_PAUSED)
-			d.insts[d.n++] = inst;
-	}
 	rc = d.n > 0 ? act_dump(a, &d) : 0;
 	/* A connection that bypassed beckon closed lately: in use until then. */
 	for (size_t i = 0; rc == 0 && i < d.n; i++)
-		if (d.insts[i]->idle.ct_closed_us > d.insts[i]->activity_us)
-			launcher_activity_at(d.insts[i], d.insts[i]->idle.ct_closed_us);
+		if (d.eis[i]->ct_closed_us != 0)
+			launcher_activity_at(d.insts[i], d.eis[i]->ct_closed_us);
+done:
 	free(d.insts);
+	free(d.svcs);
+	free(d.eis);
 	return rc;
 }

@@ -1,7 +1,9 @@
 /*
- * The QEMU backend's start-of-day cleanup: QEMUs a killed beckond left are
- * found by their pid files under state_dir and killed only when their
- * command line carries beckon's marker. Real processes stand in for QEMU:
+ * The launcher's start-of-day sweep (at launcher_new and every reload):
+ * processes a killed beckond left are found by their pid files under
+ * state_dir (<service>.<backend>.pid) and killed only when they carry their
+ * backend's marker: QEMU's on its command line, exec's (BECKON_SERVICE) in
+ * its environment. Real processes stand in for them:
  * this test binary re-executed with the marker in its argv (one execve, so
  * the command line is final once it shows; an interpreter reached through a
  * shim such as pyenv's re-execs and briefly has none). User networking.
@@ -21,13 +23,25 @@
 
 #include <cmocka.h>
 
+#include <event2/event.h>
+
 #include "conf.h"
-#include "qemu.h"
+#include "launcher.h"
 
 struct fix {
 	char dir[64];
 	struct conf conf;
+	struct event_base *base;
+	struct launcher *l;
 };
+
+/* The sweep as at start (launcher_new), then as at a reload. */
+static int sweep(struct fix *f)
+{
+	if (f->l == NULL)
+		return (f->l = launcher_new(f->base, &f->conf)) != NULL ? 0 : -1;
+	return launcher_reload(f->l, &f->conf);
+}
 
 static int setup(void **state)
 {
@@ -37,6 +51,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	f->conf.state_dir = f->dir;
 	f->conf.net_mode = CONF_NET_USER;
+	assert_non_null(f->base = event_base_new());
 	*state = f;
 	return 0;
 }
@@ -46,7 +61,8 @@ static int teardown(void **state)
 	struct fix *f = *state;
 	char cmd[128];
 
-	backend_qemu_global_fini();
+	launcher_free(f->l);
+	event_base_free(f->base);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
@@ -55,17 +71,24 @@ static int teardown(void **state)
 
 #define STAND_IN "qemu-stand-in"
 
-/* A process whose command line is STAND_IN ARGS; it sleeps 30 s. */
-static pid_t spawn(const char *a1, const char *a2)
+/* A process whose command line is STAND_IN ARGS, with ENV (or none); it sleeps 30 s. */
+static pid_t spawn_env(const char *a1, const char *a2, const char *env)
 {
+	char *envp[] = {(char *)env, NULL};
+	char *argv[] = {STAND_IN, (char *)a1, (char *)a2, NULL};
 	pid_t pid = fork();
 
 	assert_true(pid != -1);
 	if (pid == 0) {
-		execl("/proc/self/exe", STAND_IN, a1, a2, (char *)NULL);
+		execve("/proc/self/exe", argv, env != NULL ? envp : envp + 1);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const char *a1, const char *a2)
+{
+	return spawn_env(a1, a2, NULL);
 }
 
 /* Wait until PID's command line is in place (python has exec'd). */
@@ -135,7 +158,7 @@ static void test_stale_killed(void **state)
 	wait_cmdline(stale, "guest=beckon:www,");
 	snprintf(buf, sizeof(buf), "%d\n", (int)stale);
 	write_file(f, "www.qemu.pid", buf);
-	assert_int_equal(backend_qemu_global_init(&f->conf), 0);
+	assert_int_equal(sweep(f), 0);
 	assert_true(killed(stale));
 	assert_false(exists(f, "www.qemu.pid"));
 }
@@ -163,7 +186,7 @@ static void test_unmarked_left_alone(void **state)
 	write_file(f, "lo.qemu.pid", buf);
 	snprintf(buf, sizeof(buf), "%d", (int)prefix);
 	write_file(f, "prefix.qemu.pid", buf);
-	assert_int_equal(backend_qemu_global_init(&f->conf), 0);
+	assert_int_equal(sweep(f), 0);
 	usleep(20000);
 	assert_true(alive(other));
 	assert_true(alive(plain));
@@ -185,23 +208,61 @@ static void test_unmarked_left_alone(void **state)
 static void test_junk_pid_files(void **state)
 {
 	struct fix *f = *state;
+	char missing[128];
 
 	write_file(f, "a.qemu.pid", "not a number\n");
 	write_file(f, "b.qemu.pid", "");
 	write_file(f, "c.qemu.pid", "2147483646\n"); /* no such process */
 	write_file(f, ".qemu.pid", "1\n");           /* no service name: not ours to read */
 	write_file(f, "www.console", "1\n");         /* not a pid file */
-	assert_int_equal(backend_qemu_global_init(&f->conf), 0);
+	assert_int_equal(sweep(f), 0);
 	assert_false(exists(f, "a.qemu.pid"));
 	assert_false(exists(f, "b.qemu.pid"));
 	assert_false(exists(f, "c.qemu.pid"));
 	assert_true(exists(f, ".qemu.pid"));
 	assert_true(exists(f, "www.console"));
 	/* Init (as at a reload) finds nothing more; a missing state_dir is fine. */
-	assert_int_equal(backend_qemu_global_init(&f->conf), 0);
-	f->conf.state_dir = "/nonexistent/beckon-state";
-	assert_int_equal(backend_qemu_global_init(&f->conf), 0);
+	assert_int_equal(sweep(f), 0);
+	snprintf(missing, sizeof(missing), "%s/not/yet", f->dir);
+	f->conf.state_dir = missing;
+	assert_int_equal(sweep(f), 0);
 	f->conf.state_dir = f->dir;
+}
+
+/* exec's marker is BECKON_SERVICE=<service> in the environment, the whole word. */
+static void test_exec_marker(void **state)
+{
+	struct fix *f = *state;
+	pid_t ours = spawn_env("exec", "job", "BECKON_SERVICE=job");
+	pid_t longer = spawn_env("exec", "job2", "BECKON_SERVICE=job2");
+	pid_t plain = spawn("exec", "plain");
+	char buf[32];
+
+	wait_cmdline(ours, "job");
+	wait_cmdline(longer, "job2");
+	wait_cmdline(plain, "plain");
+	snprintf(buf, sizeof(buf), "%d\n", (int)ours);
+	write_file(f, "job.exec.pid", buf);
+	snprintf(buf, sizeof(buf), "%d\n", (int)longer);
+	write_file(f, "job.exec.pid.not", buf); /* not a pid file */
+	write_file(f, "jo.exec.pid", buf);      /* names job2's process: not ours */
+	snprintf(buf, sizeof(buf), "%d\n", (int)plain);
+	write_file(f, "plain.exec.pid", buf);
+	/* A QEMU pid file naming the exec process: QEMU's marker is not there. */
+	snprintf(buf, sizeof(buf), "%d\n", (int)ours);
+	write_file(f, "job.qemu.pid", buf);
+	assert_int_equal(sweep(f), 0);
+	assert_true(killed(ours));
+	usleep(20000);
+	assert_true(alive(longer));
+	assert_true(alive(plain));
+	assert_false(exists(f, "job.exec.pid"));
+	assert_false(exists(f, "jo.exec.pid"));
+	assert_true(exists(f, "job.exec.pid.not"));
+	kill(longer, SIGKILL);
+	kill(plain, SIGKILL);
+	killed(longer);
+	killed(plain);
 }
 
 int main(int argc, char **argv)
@@ -210,6 +271,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_stale_killed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmarked_left_alone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_junk_pid_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exec_marker, setup, teardown),
 	};
 
 	if (argc == 3 && strcmp(argv[0], STAND_IN) == 0) {

@@ -9,6 +9,7 @@
 
 #include "argvec.h"
 #include "backend.h"
+#include "exec.h"
 
 struct argv_build {
 	struct argvec av;

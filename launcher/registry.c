@@ -1,4 +1,4 @@
-/* The instance registry: creation, reload, lookup, counts. */
+/* The instance registry: creation, reload, lookup, counts, and the hooks. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +14,23 @@
 #include "internal.h"
 #include "launcher.h"
 #include "log.h"
-#include "qemu.h" /* qemu backend hooks */
 
 static const char *const state_names[INST_NSTATES] = {
     [INST_STOPPED] = "stopped", [INST_BOOTING] = "booting",     [INST_READY] = "ready",
     [INST_PAUSED] = "paused",   [INST_SUSPENDED] = "suspended", [INST_STOPPING] = "stopping",
     [INST_FAILED] = "failed",
 };
+
+static const char *const refusal_names[LAUNCHER_REFUSED_N] = {
+    [LAUNCHER_REFUSED_RATE] = "rate",
+    [LAUNCHER_REFUSED_CLIENT] = "client_rate",
+    [LAUNCHER_REFUSED_CAPACITY] = "capacity",
+};
+
+const char *launcher_refusal_name(enum launcher_refusal r)
+{
+	return (unsigned)r < LAUNCHER_REFUSED_N ? refusal_names[r] : "?";
+}
 
 const char *launcher_state_name(enum inst_state s)
 {
@@ -83,8 +93,6 @@ struct launcher *launcher_new(struct event_base *base, const struct conf *conf)
 	if ((l->done_ev = event_new(base, -1, 0, done_cb, l)) == NULL)
 		goto fail;
 	if (launcher_children_init(l) == -1)
-		goto fail;
-	if (launcher_idle_init(l, conf) == -1)
 		goto fail;
 	if (launcher_reload(l, conf) == -1)
 		goto fail;
@@ -169,8 +177,8 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 
 	if (launcher_check_names(conf, NULL) == -1 || launcher_mkdir_p(conf->state_dir) == -1)
 		return -1;
-	/* qemu backend hook: stale QEMUs, bridge, taps of removed services. */
-	if (backend_qemu_global_init(conf) == -1)
+	/* What a killed beckond left, the bridge, the taps of removed services. */
+	if (backend_global_init(l, conf) == -1)
 		return -1;
 	for (i = 0; i < conf->nservices; i++) {
 		old = find_in(&l->instances, conf->services[i].name);
@@ -179,6 +187,8 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 		if ((inst = launcher_inst_new(l, &conf->services[i], conf)) == NULL)
 			goto fail;
 		TAILQ_INSERT_TAIL(&next, inst, entry);
+		/* Its QEMU arguments may differ from those of the saved state's run. */
+		revive_forget_stale(inst);
 	}
 	/* Commit: move kept instances over in config order, drop the rest. */
 	for (i = 0; i < conf->nservices; i++) {
@@ -203,7 +213,6 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 		launcher_inst_destroy(old);
 	}
 	TAILQ_CONCAT(&l->instances, &next, entry);
-	launcher_idle_reload(l, conf);
 	return 0;
 fail:
 	while ((inst = TAILQ_FIRST(&next)) != NULL) {
@@ -220,6 +229,9 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 	l->reloading = true;
 	rc = reload_apply(l, conf);
 	l->reloading = false;
+	for (size_t i = 0; rc == 0 && i < LAUNCHER_MAX_HOOKS; i++)
+		if (l->hooks[i].used && l->hooks[i].h.reloaded != NULL)
+			l->hooks[i].h.reloaded(l, conf, l->hooks[i].arg);
 	return rc;
 }
 
@@ -230,7 +242,6 @@ void launcher_free(struct launcher *l)
 	if (l == NULL)
 		return;
 	launcher_flush_done(l);
-	launcher_idle_fini(l);
 	/* A waiter called back below cannot start anything new. */
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	inst->doomed = true;
@@ -239,7 +250,7 @@ void launcher_free(struct launcher *l)
 		launcher_inst_destroy(inst);
 	}
 	launcher_children_shutdown(l);
-	backend_qemu_global_fini(); /* qemu backend hook: taps, neighbours, bridge */
+	backend_global_fini(); /* taps, neighbours, bridge */
 	if (l->sigchld != NULL)
 		event_free(l->sigchld);
 	if (l->done_ev != NULL)
@@ -272,8 +283,7 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	st->boots_failed = l->boots_failed;
 	st->boot = l->boot_hist;
 	st->wake = l->wake_hist;
-	if (l->cap != NULL)
-		launcher_cap_refused(l->cap, st->refused);
+	memcpy(st->refused, l->refused, sizeof(st->refused));
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
 		st->instances[inst->state]++;
@@ -287,15 +297,53 @@ void launcher_set_observer(struct launcher *l, launcher_observer_fn fn, void *ar
 	l->observer_arg = arg;
 }
 
-void launcher_inst_set_state(struct instance *inst, enum inst_state s)
+int launcher_add_hooks(struct launcher *l, const struct launcher_hooks *h, void *arg)
 {
-	enum inst_state old = inst->state;
+	for (size_t i = 0; i < LAUNCHER_MAX_HOOKS; i++) {
+		if (l->hooks[i].used)
+			continue;
+		l->hooks[i] = (struct launcher_hook_slot){.h = *h, .arg = arg, .used = true};
+		return 0;
+	}
+	return -1;
+}
 
-	inst->state = s;
-	if (old != s)
-		launcher_idle_state(inst, old);
-	if (old != s && inst->l->observer != NULL && !inst->l->reloading)
-		inst->l->observer(inst, old, s, inst->l->observer_arg);
+void launcher_remove_hooks(struct launcher *l, void *arg)
+{
+	for (size_t i = 0; i < LAUNCHER_MAX_HOOKS; i++)
+		if (l->hooks[i].used && l->hooks[i].arg == arg)
+			l->hooks[i].used = false;
+}
+
+void launcher_hooks_state(struct instance *inst, enum inst_state old)
+{
+	struct launcher *l = inst->l;
+
+	if (l->reloading)
+		return;
+	for (size_t i = 0; i < LAUNCHER_MAX_HOOKS; i++)
+		if (l->hooks[i].used && l->hooks[i].h.state != NULL)
+			l->hooks[i].h.state(inst, old, inst->state, l->hooks[i].arg);
+	if (l->observer != NULL)
+		l->observer(inst, old, inst->state, l->observer_arg);
+}
+
+int launcher_hooks_admit(struct instance *inst, const struct sockaddr *client)
+{
+	struct launcher *l = inst->l;
+	enum launcher_refusal why;
+
+	for (size_t i = 0; i < LAUNCHER_MAX_HOOKS; i++) {
+		if (!l->hooks[i].used || l->hooks[i].h.admit == NULL)
+			continue;
+		why = LAUNCHER_REFUSED_CAPACITY;
+		if (l->hooks[i].h.admit(inst, client, &why, l->hooks[i].arg) == -1) {
+			if ((unsigned)why < LAUNCHER_REFUSED_N)
+				l->refused[why]++;
+			return -1;
+		}
+	}
+	return 0;
 }
 
 void launcher_connections(struct instance *inst, int held, int open)
@@ -339,7 +387,7 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->pid = inst->pid;
 	info->held = inst->held;
 	info->open = inst->open;
-	info->shell = inst->idle.shell && inst->idle.shell_ready;
+	info->shell = inst->rv.shell && inst->rv.shell_ready;
 }
 
 /* Boot and wake times run from about a millisecond to the boot timeout. */
@@ -354,4 +402,45 @@ void launcher_hist_observe(struct launcher_hist *h, double seconds)
 		i++;
 	h->counts[i]++;
 	h->sum += seconds;
+}
+
+enum inst_state launcher_state(const struct instance *inst)
+{
+	return inst->state;
+}
+
+int64_t launcher_activity_us(const struct instance *inst)
+{
+	return inst->activity_us;
+}
+
+int64_t launcher_state_since_us(const struct instance *inst)
+{
+	return inst->since_us;
+}
+
+const char *launcher_tap(const struct instance *inst)
+{
+	return inst->tap;
+}
+
+size_t launcher_count(const struct launcher *l)
+{
+	const struct instance *inst;
+	size_t n = 0;
+
+	TAILQ_FOREACH(inst, &l->instances, entry)
+	n++;
+	return n;
+}
+
+void *launcher_ext(const struct instance *inst)
+{
+	return inst->ext;
+}
+
+void launcher_set_ext(struct instance *inst, void *ext)
+{
+	free(inst->ext);
+	inst->ext = ext;
 }

@@ -1,6 +1,6 @@
 /*
- * The QEMU backend: one qemu-system-x86_64 per running instance, in its own
- * process group. Its serial console and its own messages come through one
+ * The QEMU backend: one qemu-system-x86_64 per running instance, run with
+ * proc_spawn. Its serial console and its own messages come through one
  * pipe (stdout and stderr, -serial stdio) into the launcher's console; QMP
  * runs over a socketpair (qmp_attach), so there is no socket path to wait
  * for. The guest starts running at once (no -S): QMP comes up beside it and
@@ -31,11 +31,9 @@
 #define USER_GATEWAY "10.0.2.2"
 
 struct qemu_run {
+	struct proc proc; /* first: the console watch finds the run from it */
 	struct instance *inst;
-	struct lchild *child;
 	struct qmp *qmp;
-	int fd; /* read end of the console pipe */
-	struct event *ev;
 	struct event *quit_timer;
 	int64_t t0_us; /* start() began */
 	int fdsock;    /* a dup of our end of QMP, to pass fds with SCM_RIGHTS */
@@ -66,19 +64,10 @@ static const char *svc_name(const struct qemu_run *r)
 
 /* ---- console ------------------------------------------------------------------ */
 
-static void con_close(struct qemu_run *r)
-{
-	if (r->ev != NULL)
-		event_free(r->ev);
-	if (r->fd != -1)
-		close(r->fd);
-	r->ev = NULL;
-	r->fd = -1;
-}
-
 /* For the timing breakdown: when the guest says "READY <us>" (it comes a byte at a time). */
-static void watch_ready(struct qemu_run *r, const char *buf, size_t len)
+static void watch_ready(struct proc *p, const char *buf, size_t len)
 {
+	struct qemu_run *r = (struct qemu_run *)p;
 	size_t i;
 
 	for (i = 0; i < len && !r->saw_ready; i++) {
@@ -95,43 +84,6 @@ static void watch_ready(struct qemu_run *r, const char *buf, size_t len)
 			          since_ms(r), r->line + 6);
 		}
 	}
-}
-
-static void console_data(struct qemu_run *r, const char *buf, size_t len)
-{
-	watch_ready(r, buf, len);
-	launcher_inst_console(r->inst, buf, len);
-}
-
-/* Read what the pipe holds now. */
-static void con_drain(struct qemu_run *r)
-{
-	char buf[4096];
-	ssize_t n;
-
-	while (r->fd != -1) {
-		n = read(r->fd, buf, sizeof(buf));
-		if (n > 0)
-			console_data(r, buf, (size_t)n);
-		else if (n == -1 && errno == EINTR)
-			continue;
-		else
-			return;
-	}
-}
-
-static void console_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct qemu_run *r = arg;
-	char buf[4096];
-	ssize_t n;
-
-	(void)what;
-	n = read(fd, buf, sizeof(buf));
-	if (n > 0)
-		console_data(r, buf, (size_t)n);
-	else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-		con_close(r); /* QEMU lives on without a console */
 }
 
 /* ---- QMP ---------------------------------------------------------------------- */
@@ -194,7 +146,7 @@ static const struct qmp_cbs qemu_qmp_cbs = {
 
 static void run_free(struct qemu_run *r)
 {
-	con_close(r);
+	proc_close_console(&r->proc);
 	if (r->qmp != NULL)
 		qmp_free(r->qmp);
 	if (r->fdsock != -1)
@@ -202,29 +154,8 @@ static void run_free(struct qemu_run *r)
 	qemu_save_free(r->save);
 	if (r->quit_timer != NULL)
 		event_free(r->quit_timer);
-	qemu_host_set_pid(r->inst, 0);
 	launcher_inst_set_priv(r->inst, NULL);
 	free(r);
-}
-
-/*
- * In the child: QMP on fd QEMU_QMP_FD, a state to restore (IN, or -1) on
- * QEMU_INCOMING_FD, OUT as stdout and stderr, then exec.
- */
-static void qemu_child(char **argv, int out, int qmp, int in, pid_t parent)
-{
-	int keep = in != -1 ? QEMU_INCOMING_FD : QEMU_QMP_FD;
-
-	launcher_child_prepare(out, parent);
-	if (qmp != QEMU_QMP_FD)
-		dup2(qmp, QEMU_QMP_FD);
-	fcntl(QEMU_QMP_FD, F_SETFD, 0);
-	if (in != -1) {
-		if (in != QEMU_INCOMING_FD)
-			dup2(in, QEMU_INCOMING_FD);
-		fcntl(QEMU_INCOMING_FD, F_SETFD, 0);
-	}
-	launcher_child_exec(argv, keep + 1);
 }
 
 /* The network part of the command line: tap and bridge, or hostfwd ports. */
@@ -235,9 +166,9 @@ static int net_args(struct instance *inst, struct qemu_argv_in *in, uint16_t *ho
 	in->tap = launcher_inst_tap(inst);
 	if (*in->tap) {
 		in->guest_ip = launcher_inst_address(inst);
-		in->gateway = qemu_host_gateway();
-		in->prefix = qemu_host_prefix();
-		return qemu_host_bridge_up(inst);
+		in->gateway = backend_gateway();
+		in->prefix = backend_prefix();
+		return backend_bridge_up(inst);
 	}
 	in->guest_ip = USER_GUEST_IP;
 	in->gateway = USER_GATEWAY;
@@ -285,36 +216,16 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	return argv;
 }
 
-/* The child could not be tracked: do not leave it behind. */
-static void qemu_untracked(pid_t pid)
-{
-	kill(-pid, SIGKILL);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
-/* Parent side once forked: track the child, talk QMP, read the console. */
-static int run_attach(struct qemu_run *r, pid_t pid, int qmp_fd)
+/* Once running: talk QMP, watch for the guest's readiness line. */
+static void run_attach(struct qemu_run *r, int qmp_fd)
 {
 	struct event_base *base = launcher_inst_base(r->inst);
 
-	if ((r->child = launcher_child_add(r->inst, pid)) == NULL) {
-		log_warn("%s: qemu", svc_name(r));
-		qemu_untracked(pid);
-		close(qmp_fd);
-		return -1;
-	}
-	qemu_host_set_pid(r->inst, pid);
-	launcher_inst_set_pid(r->inst, pid);
 	launcher_inst_set_priv(r->inst, r);
 	/* Without QMP the guest still runs; stop falls back to signals. */
 	r->fdsock = fcntl(qmp_fd, F_DUPFD_CLOEXEC, 0);
 	if ((r->qmp = qmp_attach(base, qmp_fd, &qemu_qmp_cbs, r)) == NULL)
 		log_warnx("%s: qmp: cannot attach", svc_name(r));
-	if ((r->ev = event_new(base, r->fd, EV_READ | EV_PERSIST, console_cb, r)) == NULL ||
-	    event_add(r->ev, NULL) == -1)
-		log_warnx("%s: qemu console: cannot watch", svc_name(r));
-	return 0;
 }
 
 static int qemu_start(struct instance *inst)
@@ -327,47 +238,38 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 	const char *incoming = defer               ? "defer"
 	                       : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR
 	                                           : NULL;
-	const char *name = launcher_inst_service(inst)->name;
 	uint16_t host_ports[CONF_MAX_PORTS];
+	struct proc_fd fds[2] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}};
 	struct qemu_run *r = NULL;
-	int p[2] = {-1, -1}, sv[2] = {-1, -1};
+	int sv[2] = {-1, -1};
 	char **argv = NULL;
-	pid_t pid, self = getpid();
 	int64_t t0 = now_us();
 
 	if ((argv = build_argv(inst, host_ports, paused, incoming)) == NULL)
 		return -1;
-	if ((r = calloc(1, sizeof(*r))) == NULL || pipe2(p, O_CLOEXEC) == -1 ||
-	    fcntl(p[0], F_SETFL, O_NONBLOCK) == -1 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 || (pid = fork()) == -1)
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("%s: qemu", launcher_inst_service(inst)->name);
 		goto fail;
-	if (pid == 0)
-		qemu_child(argv, p[1], sv[1], incoming_fd, self);
-	setpgid(pid, pid); /* also here: signals may be sent before the child runs */
-	close(p[1]);
-	close(sv[1]);
-	qemu_argv_free(argv);
+	}
+	fds[0].fd = sv[1];
 	r->inst = inst;
-	r->fd = p[0];
 	r->fdsock = -1;
 	r->shell = paused || defer;
 	r->t0_us = t0;
-	if (run_attach(r, pid, sv[0]) == -1) {
-		con_close(r);
-		free(r);
-		return -1;
-	}
-	log_debug("%s: qemu pid %d spawned +%.1f ms", name, (int)pid, since_ms(r));
+	r->proc.watch = watch_ready;
+	if (proc_spawn(&r->proc, inst, argv, fds, incoming_fd != -1 ? 2 : 1) == -1)
+		goto fail;
+	close(sv[1]);
+	qemu_argv_free(argv);
+	run_attach(r, sv[0]);
+	log_debug("%s: qemu spawned +%.1f ms", svc_name(r), since_ms(r));
 	return 0;
 fail:
-	log_warn("%s: qemu", name);
 	qemu_argv_free(argv);
-	for (int i = 0; i < 2; i++) {
-		if (p[i] != -1)
-			close(p[i]);
+	for (int i = 0; i < 2; i++)
 		if (sv[i] != -1)
 			close(sv[i]);
-	}
 	free(r);
 	return -1;
 }
@@ -378,11 +280,11 @@ static void quit_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (r->child == NULL)
+	if (r->proc.child == NULL)
 		return;
 	log_info("%s: QEMU still there %d ms after quit, killing it", svc_name(r),
 	         QEMU_QUIT_GRACE_MS);
-	launcher_child_kill(r->child, false);
+	proc_kill(&r->proc, false);
 }
 
 static void qemu_stop(struct instance *inst, bool graceful)
@@ -390,23 +292,23 @@ static void qemu_stop(struct instance *inst, bool graceful)
 	struct qemu_run *r = launcher_inst_priv(inst);
 	struct timeval tv = {QEMU_QUIT_GRACE_MS / 1000, (QEMU_QUIT_GRACE_MS % 1000) * 1000};
 
-	if (r == NULL || r->child == NULL)
+	if (r == NULL || r->proc.child == NULL)
 		return;
 	if (!graceful || r->qmp == NULL || r->quit_timer != NULL ||
 	    qmp_command(r->qmp, "quit", NULL, NULL, NULL) == -1) {
-		launcher_child_kill(r->child, graceful);
+		proc_kill(&r->proc, graceful);
 		return;
 	}
 	if ((r->quit_timer = evtimer_new(launcher_inst_base(inst), quit_timer_cb, r)) == NULL ||
 	    evtimer_add(r->quit_timer, &tv) == -1)
-		launcher_child_kill(r->child, true);
+		proc_kill(&r->proc, true);
 }
 
 static int qemu_command(struct instance *inst, const char *cmd)
 {
 	struct qemu_run *r = launcher_inst_priv(inst);
 
-	if (r == NULL || r->child == NULL || r->qmp == NULL) {
+	if (r == NULL || r->proc.child == NULL || r->qmp == NULL) {
 		log_warnx("%s: qmp %s: no QMP connection", launcher_inst_service(inst)->name, cmd);
 		return -1;
 	}
@@ -430,7 +332,7 @@ static int qemu_resume(struct instance *inst)
 {
 	struct qemu_run *r = launcher_inst_priv(inst);
 
-	if (r == NULL || r->child == NULL || r->qmp == NULL) {
+	if (r == NULL || r->proc.child == NULL || r->qmp == NULL) {
 		log_warnx("%s: qmp cont: no QMP connection", launcher_inst_service(inst)->name);
 		return -1;
 	}
@@ -441,7 +343,7 @@ struct qmp *qemu_run_qmp(const struct instance *inst)
 {
 	const struct qemu_run *r = launcher_inst_priv(inst);
 
-	return r != NULL && r->child != NULL ? r->qmp : NULL;
+	return r != NULL && r->proc.child != NULL ? r->qmp : NULL;
 }
 
 int qemu_run_fdsock(const struct instance *inst)
@@ -468,8 +370,7 @@ static void qemu_died(struct instance *inst, int status)
 	struct qemu_run *r = launcher_inst_priv(inst);
 
 	if (r != NULL) {
-		r->child = NULL; /* freed by the registry */
-		con_drain(r);    /* QEMU's last words: why it exited */
+		proc_reaped(&r->proc); /* QEMU's last words: why it exited */
 		run_free(r);
 	}
 	launcher_inst_exited(inst, status);
@@ -482,8 +383,7 @@ static void qemu_cleanup(struct instance *inst, bool graceful)
 	if (r == NULL)
 		return;
 	/* SIGTERM makes QEMU shut down as quit would. */
-	if (r->child != NULL)
-		launcher_child_abandon(r->child, graceful);
+	proc_abandon(&r->proc, graceful);
 	run_free(r);
 }
 
@@ -527,8 +427,21 @@ static int qemu_upstream(const struct instance *inst, uint16_t port, struct sock
 	return backend_qemu_hostfwd(inst, port, sa);
 }
 
+/* qemu_argv's marker: -name guest=beckon:<service>,... */
+static bool qemu_is_ours(pid_t pid, const char *service)
+{
+	char want[CONF_SERVICE_NAME_MAX + 32];
+
+	snprintf(want, sizeof(want), "guest=beckon:%s,", service);
+	return proc_has_word(pid, "cmdline", "-name", want, true);
+}
+
 const struct backend_ops backend_qemu_ops = {
     .name = "qemu",
+    .bridge = true,
+    .global_init = qemu_host_init,
+    .global_fini = qemu_host_fini,
+    .is_ours = qemu_is_ours,
     .start = qemu_start,
     .stop = qemu_stop,
     .pause = qemu_pause,

@@ -15,12 +15,16 @@
  *   refuses two services that would share a tap or a MAC);
  * - MACs start with 02:62:6b ("bk", locally administered, unicast).
  */
-#ifndef BECKON_LAUNCHER_HOSTNET_H
-#define BECKON_LAUNCHER_HOSTNET_H
+#ifndef BECKON_HOSTNET_H
+#define BECKON_HOSTNET_H
 
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+struct conf;
+struct conf_service;
 
 #define HOSTNET_MAC_STRLEN 18 /* "xx:xx:xx:xx:xx:xx" and NUL */
 
@@ -84,5 +88,26 @@ int hostnet_cleanup_stale(const char *bridge);
  */
 int hostnet_tap_counters(const char *tap, uint64_t *rx_bytes, uint64_t *tx_bytes,
                          uint64_t *rx_packets, uint64_t *tx_packets);
+
+/* ---- bridge mode for a whole config (hostnet_svc.c) ---- */
+
+/*
+ * At start and every reload: in bridge mode, when a service USES the
+ * bridge, make it (sweeping once what an earlier run left on it); take
+ * down the taps and neighbour entries of services gone, moved or no longer
+ * using it; with none left using it, remove the bridge beckon made.
+ * 0 on success, -1 when the bridge cannot be set up (logged).
+ */
+int hostnet_sync(const struct conf *conf, bool (*uses)(const struct conf_service *));
+/* At exit: every tap and neighbour entry made, and the bridge. */
+void hostnet_fini(void);
+/* The gateway (the bridge's address) and prefix guests are given. */
+const char *hostnet_gateway(void);
+int hostnet_prefix(void);
+/*
+ * SERVICE's guest at ADDR gets its tap TAP (on the bridge, up; kept across
+ * boots) and a permanent neighbour entry for its MAC. -1 when not (logged).
+ */
+int hostnet_guest_up(const char *service, const char *tap, struct in_addr addr);
 
 #endif

@@ -1,0 +1,282 @@
+/*
+ * The idle engine: a timer looks at every running instance, gathers what
+ * shows it is in use (queries and connections reported by the resolver and
+ * the proxy, its tap's traffic, established connections in conntrack),
+ * asks policy_idle, and carries out what it says through the launcher's
+ * public calls. The cheap signs are read at every tick; conntrack only
+ * when an instance would otherwise go idle.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "engine_int.h"
+#include "log.h"
+
+#define IDLE_TICK_MS 100
+
+struct engine_inst *engine_inst(struct instance *inst)
+{
+	struct engine_inst *ei = launcher_ext(inst);
+
+	if (ei == NULL && (ei = calloc(1, sizeof(*ei))) != NULL)
+		launcher_set_ext(inst, ei);
+	return ei;
+}
+
+static enum policy_state engine_pstate(enum inst_state s)
+{
+	switch (s) {
+	case INST_BOOTING:
+		return POLICY_BOOTING;
+	case INST_READY:
+		return POLICY_RUNNING;
+	case INST_PAUSED:
+		return POLICY_PAUSED;
+	case INST_SUSPENDED:
+		return POLICY_SAVED;
+	default:
+		return POLICY_DOWN;
+	}
+}
+
+void engine_view(struct instance *inst, struct policy_view *v)
+{
+	const struct conf_service *svc = launcher_service(inst);
+	struct engine_inst *ei = engine_inst(inst);
+	struct instance_info info;
+
+	launcher_info(inst, &info);
+	memset(v, 0, sizeof(*v));
+	v->state = engine_pstate(info.state);
+	v->on_idle = svc->on_idle;
+	v->idle_timeout_ms = svc->idle_timeout_ms;
+	v->memory = svc->memory;
+	v->last_activity_us = launcher_activity_us(inst);
+	v->since_us = launcher_state_since_us(inst);
+	v->open_connections = info.open + info.held + (ei != NULL ? ei->conntrack : 0);
+}
+
+/* Stop INST for the policy; a warm service gets its shell or pause back. */
+static int engine_stop(struct instance *inst, bool graceful, bool rewarm)
+{
+	struct engine_inst *ei = engine_inst(inst);
+
+	if ((graceful ? launcher_stop(inst) : launcher_kill(inst)) == -1)
+		return -1;
+	if (ei != NULL)
+		ei->rewarm = rewarm && launcher_service(inst)->warm != CONF_WARM_NONE;
+	return 0;
+}
+
+static int engine_suspend(struct instance *inst, bool idle)
+{
+	struct engine_inst *ei = engine_inst(inst);
+	enum inst_state s = launcher_state(inst);
+
+	if (s != INST_READY && s != INST_PAUSED)
+		return -1;
+	if (!launcher_can_suspend(inst)) {
+		log_info("%s: the %s backend cannot suspend: shutting down instead",
+		         launcher_service(inst)->name,
+		         conf_backend_name(launcher_service(inst)->backend));
+		return launcher_stop(inst);
+	}
+	if (launcher_suspend(inst) == -1)
+		return -1;
+	/* warm = "shell": a restore shell waits for the saved state. */
+	if (ei != NULL)
+		ei->rewarm = idle && launcher_service(inst)->warm == CONF_WARM_SHELL;
+	return 0;
+}
+
+int engine_act(struct instance *inst, enum policy_action action, const char *why)
+{
+	const char *name = launcher_service(inst)->name;
+	bool idle = strcmp(why, "idle") == 0;
+	int rc = -1;
+
+	if (action == POLICY_KEEP)
+		return 0;
+	log_info("%s: %s: %s", name, why, policy_action_name(action));
+	switch (action) {
+	case POLICY_PAUSE:
+		rc = launcher_pause(inst);
+		break;
+	case POLICY_SUSPEND:
+		rc = engine_suspend(inst, idle);
+		break;
+	case POLICY_SHUTDOWN:
+		rc = engine_stop(inst, true, idle);
+		break;
+	case POLICY_DESTROY:
+		rc = engine_stop(inst, false, idle);
+		break;
+	case POLICY_KEEP:
+		break;
+	}
+	if (rc == -1)
+		log_warnx("%s: %s failed", name, policy_action_name(action));
+	return rc;
+}
+
+/*
+ * One instance at a tick. Open connections the proxy holds or relays count
+ * as activity while they last, so the idle time runs from their end.
+ */
+static void engine_check(struct engine *e, struct instance *inst, int64_t now, bool *ct_read)
+{
+	struct engine_inst *ei = engine_inst(inst);
+	struct instance_info info;
+	struct policy_view v;
+	enum policy_action a;
+
+	launcher_info(inst, &info);
+	if (info.state != INST_READY || ei == NULL)
+		return;
+	if (info.open + info.held > 0 || activity_tap(inst))
+		launcher_activity(inst);
+	engine_view(inst, &v);
+	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
+		return;
+	/* Idle by every cheap sign: a quiet open connection shows only in conntrack. */
+	if (!*ct_read) {
+		activity_conntrack(e->act, e->l);
+		*ct_read = true;
+	}
+	if (ei->conntrack > 0) {
+		launcher_activity(inst);
+		return;
+	}
+	/* The read may have moved its last use later (a bypassing connection's close). */
+	engine_view(inst, &v);
+	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
+		return;
+	engine_act(inst, a, "idle");
+}
+
+struct engine_tick {
+	struct engine *e;
+	int64_t now;
+	bool ct_read;
+};
+
+static void engine_clear_ct(struct instance *inst, void *arg)
+{
+	struct engine_inst *ei = engine_inst(inst);
+
+	(void)arg;
+	if (ei != NULL)
+		ei->conntrack = 0;
+}
+
+static void engine_check_cb(struct instance *inst, void *arg)
+{
+	struct engine_tick *t = arg;
+
+	engine_check(t->e, inst, t->now, &t->ct_read);
+}
+
+static void engine_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine_tick t = {.e = arg, .now = launcher_now_us()};
+
+	(void)fd;
+	(void)what;
+	/* Counts from an earlier tick are stale; one read this tick fills all. */
+	launcher_foreach(t.e->l, engine_clear_ct, NULL);
+	/* An action may stop an instance, never free it. */
+	launcher_foreach(t.e->l, engine_check_cb, &t);
+}
+
+/* ---- the launcher's hooks -------------------------------------------------------- */
+
+static void engine_state_hook(struct instance *inst, enum inst_state old, enum inst_state new,
+                              void *arg)
+{
+	struct engine *e = arg;
+	struct engine_inst *ei = engine_inst(inst);
+
+	(void)old;
+	if (ei == NULL)
+		return;
+	if (new == INST_READY)
+		ei->tap_seen = false; /* a new baseline for the traffic counters */
+	/* Never from inside the launcher: warm it from the loop. */
+	if (ei->rewarm && (new == INST_STOPPED || new == INST_SUSPENDED))
+		event_active(e->warm_ev, 0, 0);
+}
+
+static int engine_admit_hook(struct instance *inst, const struct sockaddr *client,
+                             enum launcher_refusal *why, void *arg)
+{
+	return admit_boot(arg, inst, client, false, why);
+}
+
+static void engine_reloaded_hook(struct launcher *l, const struct conf *conf, void *arg)
+{
+	struct engine *e = arg;
+
+	(void)l;
+	admit_conf(e->admit, conf);
+	if (!activity_fits(e->act, conf)) { /* the mode, hold or bypass changed */
+		activity_free(e->act);
+		e->act = activity_new(conf);
+	}
+	warm_new(e);
+}
+
+static const struct launcher_hooks engine_hooks = {
+    .state = engine_state_hook,
+    .admit = engine_admit_hook,
+    .reloaded = engine_reloaded_hook,
+};
+
+static void engine_warm_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	warm_pass(arg);
+}
+
+struct engine *engine_new(struct event_base *base, struct launcher *l, const struct conf *conf)
+{
+	struct timeval tv = {0, IDLE_TICK_MS * 1000};
+	struct engine *e;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		goto fail;
+	e->base = base;
+	e->l = l;
+	if ((e->admit = admit_new()) == NULL)
+		goto fail;
+	admit_conf(e->admit, conf);
+	e->act = activity_new(conf);
+	if ((e->tick = event_new(base, -1, EV_PERSIST, engine_tick_cb, e)) == NULL ||
+	    event_add(e->tick, &tv) == -1 ||
+	    (e->warm_ev = event_new(base, -1, 0, engine_warm_cb, e)) == NULL ||
+	    launcher_add_hooks(l, &engine_hooks, e) == -1)
+		goto fail;
+	warm_new(e);
+	return e;
+fail:
+	log_warnx("cannot set up the idle policy");
+	engine_free(e);
+	return NULL;
+}
+
+void engine_free(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	launcher_remove_hooks(e->l, e);
+	if (e->tick != NULL)
+		event_free(e->tick);
+	if (e->warm_ev != NULL)
+		event_free(e->warm_ev);
+	admit_free(e->admit);
+	activity_free(e->act);
+	free(e);
+}

@@ -1,0 +1,91 @@
+/*
+ * The idle engine's parts (policy-internal):
+ * - engine.c: the timer, the views, the idle actions, the launcher hooks;
+ * - admit.c: admission before a boot (rate limits, make-room eviction);
+ * - activity.c: guest traffic (tap counters) and open connections
+ *   (conntrack), for the guests whose connections bypass beckon;
+ * - warm.c: the warm pools (shells, paused guests).
+ */
+#ifndef BECKON_POLICY_ENGINE_INT_H
+#define BECKON_POLICY_ENGINE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "engine.h"
+#include "launcher.h"
+#include "policy.h"
+
+struct conf;
+
+/* What the engine keeps of each instance (launcher_ext). */
+struct engine_inst {
+	uint64_t tap_rx;      /* the tap's counter at the last look */
+	bool tap_seen;        /* it is valid */
+	unsigned conntrack;   /* established connections at the last look */
+	int64_t ct_closed_us; /* ... and when the latest closed one closed (0: none seen) */
+	bool rewarm;          /* stopped by the idle policy: make it warm again */
+};
+
+struct engine {
+	struct event_base *base;
+	struct launcher *l;
+	struct event *tick;
+	struct event *warm_ev; /* a warm pass, out of the launcher's hooks */
+	struct admit *admit;
+	struct activity *act;
+};
+
+/* engine.c */
+/* INST's engine data, made on first use; NULL when out of memory. */
+struct engine_inst *engine_inst(struct instance *inst);
+/* The policy's view of INST. */
+void engine_view(struct instance *inst, struct policy_view *v);
+/* Carry out ACTION on INST now (pause, suspend, shutdown, destroy). 0 when started. */
+int engine_act(struct instance *inst, enum policy_action action, const char *why);
+
+/* admit.c */
+struct admit;
+struct admit *admit_new(void);
+void admit_free(struct admit *a);
+void admit_conf(struct admit *a, const struct conf *conf);
+/*
+ * Admit a boot of INST for CLIENT (NULL: beckon's own, no client limit):
+ * room is made by evicting idle instances, least recently used first. 0
+ * when it may boot now, -1 when refused (logged, rate-limited; *WHY says
+ * why). WARM: a warm start: no rate limit, no eviction.
+ */
+int admit_boot(struct engine *e, struct instance *inst, const struct sockaddr *client, bool warm,
+               enum launcher_refusal *why);
+
+/* activity.c */
+struct activity;
+/*
+ * Conntrack is only needed when connections bypass beckon: bridge mode
+ * (every hold), and user mode under the proxy's bypass. NULL when not.
+ */
+struct activity *activity_new(const struct conf *conf);
+/* Whether A (NULL too) is what activity_new would make of CONF. */
+bool activity_fits(const struct activity *a, const struct conf *conf);
+void activity_free(struct activity *a);
+/* Whether INST's tap moved traffic since the last look (false without a tap). */
+bool activity_tap(struct instance *inst);
+/*
+ * Count the established TCP connections to or from each instance's address
+ * (one conntrack dump for all) into its engine_inst.conntrack, and note
+ * when the latest closed one closed (TIME_WAIT) in ct_closed_us, which
+ * becomes its last activity when later. In user mode only connections to
+ * the service's ports count. -1 when conntrack cannot be read.
+ */
+int activity_conntrack(struct activity *a, struct launcher *l);
+
+/* warm.c */
+/* Make a warm shell or a warm paused guest for INST when its config asks. */
+void warm_make(struct engine *e, struct instance *inst);
+/* Warm every instance not yet booted (at start and after a reload). */
+void warm_new(struct engine *e);
+/* The warm pass: instances the idle policy stopped get warm again. */
+void warm_pass(struct engine *e);
+
+#endif
