@@ -6,7 +6,7 @@ CC       ?= cc
 PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0 libnl-nf-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-MODULES  := conf resolver launcher launcher/exec launcher/qemu hostnet proxy policy daemon
+MODULES  := common conf resolver launcher launcher/exec launcher/qemu hostnet proxy policy daemon
 INCS     := $(addprefix -I,$(MODULES))
 WARN     := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS   ?= -O2 -g
@@ -15,7 +15,7 @@ LIBS     := $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRCS := $(filter-out daemon/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
-CTL_SRCS := $(wildcard ctl/*.c) daemon/log.c
+CTL_SRCS := $(wildcard ctl/*.c) common/log.c
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 # Two flavours of every object: plain in build/obj, sanitized in build/asan/obj.

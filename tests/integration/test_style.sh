@@ -5,9 +5,19 @@
 . "$(dirname "$0")/lib.sh"
 command -v clang-format >/dev/null || { skip "style: clang-format is not installed"; exit 0; }
 cd "$ROOT"
-files=$(git ls-files '*.c' '*.h' 2>/dev/null) || files=$(ls */*.c */*.h tests/*/*.c)
+files=$(git ls-files '*.c' '*.h' 2>/dev/null) || files=$(ls */*.c */*.h */*/*.c */*/*.h tests/*/*.c)
 bad=$(for f in $files; do clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || echo "$f"; done)
 check "every C file ($(echo "$files" | wc -w)) is clang-formatted${bad:+ (not: $(echo $bad))}" [ -z "$bad" ]
+# docs/ARCHITECTURE.md: no two folders call each other.
+if [ -d build/obj/launcher ]; then
+	layers=$(python3 tests/tools/layers.py build/obj 2>&1)
+	check "no two folders call each other${layers:+ ($(echo "$layers" | grep '^cycle' | tr '\n' ';'))}" \
+		bash -c "python3 tests/tools/layers.py build/obj >/dev/null"
+	check "the launcher calls nothing in policy/ or proxy/" \
+		bash -c "! echo '$layers' | grep -E '^launcher ->.*(policy|proxy)'"
+else
+	not_ok "no two folders call each other: build/obj is not built"
+fi
 for page in daemon/beckond.8 ctl/beckonctl.8 conf/beckon.conf.5; do
 	check "man page $page renders without warnings" \
 		bash -c "[ -f '$page' ] && [ -z \"\$(groff -man -ww -z '$page' 2>&1)\" ]"
