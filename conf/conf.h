@@ -39,12 +39,14 @@ struct conf_ns {
 };
 
 struct conf_qemu {
-	char *machine; /* default "microvm" */
-	char *accel;   /* "auto" | "kvm" | "tcg"; default "auto" */
-	char *cpu;     /* default "max" */
-	char *nic;     /* default "virtio-net-device" */
-	char *disk;    /* NULL when none */
-	char **args;   /* extra arguments */
+	char *machine;  /* default "microvm" */
+	char *accel;    /* "auto" | "kvm" | "tcg"; default "auto" */
+	char *cpu;      /* default "max" */
+	char *nic;      /* NULL: virtio-net-device on microvm, virtio-net-pci otherwise */
+	char *disk;     /* a second disk; NULL when none */
+	char *initrd;   /* with boot "kernel"; NULL when none */
+	bool boot_disk; /* boot = "disk": the image is a disk to boot from, not a kernel */
+	char **args;    /* extra arguments */
 	size_t nargs;
 };
 
@@ -64,6 +66,7 @@ struct conf_service {
 	enum conf_ready ready;
 	char *ready_arg;         /* http path or console regex; NULL otherwise */
 	uint64_t ready_delay_ms; /* for delay: */
+	char *fail_re;           /* fail = "console:REGEX": a boot fails at a matching line; NULL */
 	uint64_t idle_timeout_ms;
 	enum conf_on_idle on_idle;
 	enum conf_warm warm;

@@ -261,6 +261,26 @@ static int k_accel(struct conf_ctx *c, struct conf_build *b, const config_settin
 	return 0;
 }
 
+static int k_fail(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                  const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_fail(c, s, label, &b->svc);
+}
+
+static int k_boot(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                  const char *label, size_t off)
+{
+	static const char *const boots[] = {"kernel", "disk", NULL};
+	int v;
+
+	(void)off;
+	if (conf_get_enum(c, s, label, boots, &v) == -1)
+		return -1;
+	b->svc.qemu.boot_disk = v == 1;
+	return 0;
+}
+
 static int k_args(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                   const char *label, size_t off)
 {
@@ -311,6 +331,7 @@ static const struct key_def keys[] = {
     {NULL, "vcpus", CONF_SK_VCPUS, k_vcpus, 0},
     {NULL, "boot_timeout", CONF_SK_BOOT_TIMEOUT, k_boot_timeout, 0},
     {NULL, "ready", CONF_SK_READY, k_ready, 0},
+    {NULL, "fail", CONF_SK_FAIL, k_fail, 0},
     {NULL, "idle_timeout", CONF_SK_IDLE_TIMEOUT, k_idle_timeout, 0},
     {NULL, "on_idle", CONF_SK_ON_IDLE, k_on_idle, 0},
     {NULL, "warm", CONF_SK_WARM, k_warm, 0},
@@ -319,6 +340,8 @@ static const struct key_def keys[] = {
     {"qemu", "cpu", CONF_SK_QEMU_CPU, k_str, OFF(qemu.cpu)},
     {"qemu", "nic", CONF_SK_QEMU_NIC, k_str, OFF(qemu.nic)},
     {"qemu", "disk", CONF_SK_QEMU_DISK, k_str, OFF(qemu.disk)},
+    {"qemu", "initrd", CONF_SK_QEMU_INITRD, k_str, OFF(qemu.initrd)},
+    {"qemu", "boot", CONF_SK_QEMU_BOOT, k_boot, 0},
     {"qemu", "args", CONF_SK_QEMU_ARGS, k_args, 0},
     {"libvirt", "uri", CONF_SK_LIBVIRT_URI, k_str, OFF(libvirt_uri)},
     {"libvirt", "xml", CONF_SK_LIBVIRT_XML, k_str, OFF(libvirt_xml)},

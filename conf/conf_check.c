@@ -87,21 +87,36 @@ static void check_backend(struct conf_ctx *c, const struct conf_build *b)
 		         conf_backend_name(s->backend), need);
 }
 
-/* A VM's image is read by the VMM: it must be a readable file now. */
-static void check_image(struct conf_ctx *c, const struct conf_build *b)
+/* A file the VMM reads (KEY, named WHAT): it must be a readable file now. */
+static void check_file(struct conf_ctx *c, const struct conf_build *b, enum conf_skey key,
+                       const char *what, const char *path)
 {
-	const char *img = b->svc.image;
 	struct stat st;
 
-	if (!usable(b, CONF_SK_IMAGE) || b->bad[CONF_SK_BACKEND] ||
-	    b->svc.backend == CONF_BACKEND_EXEC)
+	if (!usable(b, key))
 		return;
-	if (stat(img, &st) == -1 || access(img, R_OK) == -1)
-		conf_err(c, b->src[CONF_SK_IMAGE], "%s.image: cannot read \"%s\": %s", b->label,
-		         img, strerror(errno));
+	if (stat(path, &st) == -1 || access(path, R_OK) == -1)
+		conf_err(c, b->src[key], "%s.%s: cannot read \"%s\": %s", b->label, what, path,
+		         strerror(errno));
 	else if (!S_ISREG(st.st_mode))
-		conf_err(c, b->src[CONF_SK_IMAGE], "%s.image: \"%s\" is not a regular file",
-		         b->label, img);
+		conf_err(c, b->src[key], "%s.%s: \"%s\" is not a regular file", b->label, what,
+		         path);
+}
+
+/* A VM's image (and initrd) are read by the VMM. */
+static void check_image(struct conf_ctx *c, const struct conf_build *b)
+{
+	if (b->bad[CONF_SK_BACKEND] || b->svc.backend == CONF_BACKEND_EXEC)
+		return;
+	check_file(c, b, CONF_SK_IMAGE, "image", b->svc.image);
+	if (b->svc.backend != CONF_BACKEND_QEMU)
+		return;
+	check_file(c, b, CONF_SK_QEMU_INITRD, "qemu.initrd", b->svc.qemu.initrd);
+	if (b->svc.qemu.boot_disk && b->src[CONF_SK_QEMU_INITRD] != NULL)
+		conf_err(c, b->src[CONF_SK_QEMU_INITRD],
+		         "%s.qemu.initrd: goes with boot = \"kernel\", not \"disk\" (a disk boots "
+		         "its own)",
+		         b->label);
 }
 
 /* The tcp and http probes connect to the first port. */

@@ -83,6 +83,8 @@ int conf_get_dns_name(struct conf_ctx *c, const config_setting_t *s, const char 
 /* The ready key into SVC's ready, ready_arg and ready_delay_ms. */
 int conf_get_ready(struct conf_ctx *c, const config_setting_t *s, const char *label,
                    struct conf_service *svc);
+int conf_get_fail(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                  struct conf_service *svc);
 int conf_want_group(struct conf_ctx *c, const config_setting_t *s, const char *label);
 /*
  * A list or array of at least one element, or (when SINGLE_OK) a single
@@ -109,6 +111,7 @@ enum conf_skey {
 	CONF_SK_VCPUS,
 	CONF_SK_BOOT_TIMEOUT,
 	CONF_SK_READY,
+	CONF_SK_FAIL,
 	CONF_SK_IDLE_TIMEOUT,
 	CONF_SK_ON_IDLE,
 	CONF_SK_WARM,
@@ -117,6 +120,8 @@ enum conf_skey {
 	CONF_SK_QEMU_CPU,
 	CONF_SK_QEMU_NIC,
 	CONF_SK_QEMU_DISK,
+	CONF_SK_QEMU_INITRD,
+	CONF_SK_QEMU_BOOT,
 	CONF_SK_QEMU_ARGS,
 	CONF_SK_LIBVIRT_URI,
 	CONF_SK_LIBVIRT_XML,

@@ -1,4 +1,4 @@
-/* The ready key: "tcp", "http:/path", "console:REGEX" or "delay:100ms". */
+/* The ready key: "tcp", "http:/path", "console:REGEX" or "delay:100ms"; the fail key. */
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +50,30 @@ static int ready_form(struct conf_ctx *c, struct conf_service *svc, const config
 bad_path:
 	conf_err(c, s, "%s: bad HTTP path in \"%s\" (want e.g. \"http:/health\")", label, v);
 	return -1;
+}
+
+int conf_get_fail(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                  struct conf_service *svc)
+{
+	regex_t re;
+	char msg[128];
+	const char *v;
+	int err;
+
+	if (conf_get_string(c, s, label, &v) == -1)
+		return -1;
+	if (strncmp(v, "console:", 8) != 0 || v[8] == '\0') {
+		conf_err(c, s, "%s: bad value \"%s\" (want \"console:REGEX\")", label, v);
+		return -1;
+	}
+	if ((err = regcomp(&re, v + 8, REG_EXTENDED | REG_NOSUB)) != 0) {
+		regerror(err, &re, msg, sizeof(msg));
+		conf_err(c, s, "%s: bad regular expression \"%s\": %s", label, v + 8, msg);
+		return -1;
+	}
+	regfree(&re);
+	conf_set_str(c, &svc->fail_re, v + 8);
+	return 0;
 }
 
 int conf_get_ready(struct conf_ctx *c, const config_setting_t *s, const char *label,

@@ -67,6 +67,8 @@ void conf_service_clear(struct conf_service *svc)
 	free(svc->qemu.cpu);
 	free(svc->qemu.nic);
 	free(svc->qemu.disk);
+	free(svc->qemu.initrd);
+	free(svc->fail_re);
 	free_strv(svc->qemu.args, svc->qemu.nargs);
 	free(svc->libvirt_uri);
 	free(svc->libvirt_xml);
@@ -118,10 +120,10 @@ struct conf_service *conf_service_dup(const struct conf_service *svc)
 	if (d == NULL)
 		return NULL;
 	*d = *svc;
-	char **strs[] = {&d->name,         &d->image,       &d->cmdline,     &d->ready_arg,
-	                 &d->qemu.machine, &d->qemu.accel,  &d->qemu.cpu,    &d->qemu.nic,
-	                 &d->qemu.disk,    &d->libvirt_uri, &d->libvirt_xml, &d->xen_cfg,
-	                 &d->exec_command};
+	char **strs[] = {&d->name,         &d->image,        &d->cmdline,     &d->ready_arg,
+	                 &d->qemu.machine, &d->qemu.accel,   &d->qemu.cpu,    &d->qemu.nic,
+	                 &d->qemu.disk,    &d->qemu.initrd,  &d->libvirt_uri, &d->libvirt_xml,
+	                 &d->xen_cfg,      &d->exec_command, &d->fail_re};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (!dup_str(strs[i]))
 			ok = false;
@@ -162,6 +164,7 @@ static bool qemu_eq(const struct conf_qemu *a, const struct conf_qemu *b)
 {
 	return str_eq(a->machine, b->machine) && str_eq(a->accel, b->accel) &&
 	       str_eq(a->cpu, b->cpu) && str_eq(a->nic, b->nic) && str_eq(a->disk, b->disk) &&
+	       str_eq(a->initrd, b->initrd) && a->boot_disk == b->boot_disk &&
 	       strv_eq(a->args, a->nargs, b->args, b->nargs);
 }
 
@@ -175,8 +178,8 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       a->backend == b->backend && a->memory == b->memory && a->vcpus == b->vcpus &&
 	       a->boot_timeout_ms == b->boot_timeout_ms && a->ready == b->ready &&
 	       str_eq(a->ready_arg, b->ready_arg) && a->ready_delay_ms == b->ready_delay_ms &&
-	       a->idle_timeout_ms == b->idle_timeout_ms && a->on_idle == b->on_idle &&
-	       a->warm == b->warm && qemu_eq(&a->qemu, &b->qemu) &&
+	       str_eq(a->fail_re, b->fail_re) && a->idle_timeout_ms == b->idle_timeout_ms &&
+	       a->on_idle == b->on_idle && a->warm == b->warm && qemu_eq(&a->qemu, &b->qemu) &&
 	       str_eq(a->libvirt_uri, b->libvirt_uri) && str_eq(a->libvirt_xml, b->libvirt_xml) &&
 	       str_eq(a->xen_cfg, b->xen_cfg) && str_eq(a->exec_command, b->exec_command);
 }
@@ -206,7 +209,6 @@ void conf_build_init(struct conf_ctx *c, struct conf_build *b)
 	s->qemu.machine = conf_strdup(c, "microvm");
 	s->qemu.accel = conf_strdup(c, "auto");
 	s->qemu.cpu = conf_strdup(c, "max");
-	s->qemu.nic = conf_strdup(c, "virtio-net-device");
 }
 
 void conf_build_copy(struct conf_ctx *c, struct conf_build *dst, const struct conf_build *src)

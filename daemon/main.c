@@ -261,8 +261,9 @@ int main(int argc, char **argv)
 	log_init(verbose);
 	if (conf_load(path, &d.conf, stderr) < 0)
 		return 1;
-	/* Names that hash alike: found by -n too, not only at start. */
-	if (launcher_check_names(d.conf, stderr) == -1) {
+	/* Names that hash alike, unknown placeholders: found by -n too, not only at start. */
+	if (launcher_check_names(d.conf, stderr) == -1 ||
+	    launcher_check_templates(d.conf, check ? stderr : NULL) == -1) {
 		conf_free(d.conf);
 		return 1;
 	}

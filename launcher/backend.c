@@ -35,7 +35,7 @@ static bool backend_uses_bridge(const struct conf_service *svc)
 {
 	const struct backend_ops *ops = backend_lookup(svc->backend);
 
-	return ops != NULL && ops->bridge;
+	return ops != NULL && ops->bridge != NULL && ops->bridge(svc);
 }
 
 int backend_global_init(struct launcher *l, const struct conf *conf)

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <netinet/in.h>
 
@@ -23,8 +24,11 @@ struct lchild;
 
 struct backend_ops {
 	const char *name; /* also names its pid files: <state_dir>/<service>.<name>.pid */
-	/* Its services' guests get a tap on beckon's bridge in bridge mode. */
-	bool bridge;
+	/*
+	 * Optional: whether SVC's guest gets a tap on beckon's bridge (and a
+	 * permanent neighbour entry) in bridge mode; NULL: never.
+	 */
+	bool (*bridge)(const struct conf_service *svc);
 	/*
 	 * Optional: at launcher_new and every reload, before instances are
 	 * made (what its services share on the host). -1 fails the reload.
@@ -38,6 +42,12 @@ struct backend_ops {
 	 * such a process an earlier beckond left is killed at start.
 	 */
 	bool (*is_ours)(pid_t pid, const char *service);
+	/*
+	 * Optional: check SVC's templates (placeholders) at load. -1 on an
+	 * error, written to ERRS (never NULL) after WHERE ("FILE:LINE:
+	 * services[N]"); a note that is no error may be written too.
+	 */
+	int (*check)(const struct conf_service *svc, FILE *errs, const char *where);
 	/*
 	 * Start the guest (boot or restore). 0 when started: readiness is up to
 	 * the probe; -1 when it cannot start (logged, nothing left behind).
@@ -128,6 +138,46 @@ void launcher_inst_shell_ready(struct instance *inst);
 /* A resume that returned 1 (under way) ended. */
 void launcher_inst_resumed(struct instance *inst, bool ok);
 
+/*
+ * What templates' placeholders expand to (vars.c): {image} {cmdline} {tap}
+ * {mac} {address} {prefix} {netmask} {gateway} {dns} {memory} {name}
+ * {port}. NULL is "".
+ */
+struct backend_vars {
+	const char *image, *cmdline, *tap, *mac, *address, *prefix, *netmask, *gateway, *dns;
+	const char *memory, *name;
+	const char *port; /* {port}: ports[0], or the run's own port under hold "proxy" */
+};
+/* Room for the values backend_vars_fill formats. */
+struct backend_vars_buf {
+	char memory[24], port[8], prefix[4], netmask[16];
+};
+/*
+ * INST's values: bridge mode's address, prefix, gateway and DNS (the
+ * bridge's address), or in user networking the service address alone
+ * (prefix 32, no gateway). A backend overrides what it knows better
+ * (QEMU's user networking: backend_vars_net).
+ */
+void backend_vars_fill(const struct instance *inst, struct backend_vars *v,
+                       struct backend_vars_buf *b);
+void backend_vars_net(struct backend_vars *v, struct backend_vars_buf *b, const char *address,
+                      int prefix, const char *gateway, const char *dns);
+/*
+ * TMPL with its placeholders replaced (no {cmdline}: that is the template);
+ * braces that are no {lowercase} word, or follow a "$", are plain text.
+ * malloc'd; NULL on an unknown placeholder, the reason in ERR.
+ */
+char *backend_expand(const char *tmpl, const struct backend_vars *v, char *err, size_t errlen);
+/* A value for every placeholder, for checks. */
+void backend_vars_dummy(struct backend_vars *v);
+/* The check op's part for cmdline: its placeholders are known. */
+int backend_check_cmdline(const struct conf_service *svc, FILE *errs, const char *where);
+/* The length of the placeholder at S ({word}, not after a "$" since START), 0 when none. */
+size_t backend_placeholder_at(const char *s, const char *start);
+/* The value of the LEN-long placeholder at S, NULL when unknown; *IS_CMDLINE for {cmdline}. */
+const char *backend_placeholder(const char *s, size_t len, const struct backend_vars *v,
+                                bool *is_cmdline);
+
 /* The host side of bridge networking (hostnet/): the gateway and prefix guests are given. */
 const char *backend_gateway(void);
 int backend_prefix(void);
@@ -154,7 +204,8 @@ void launcher_child_abandon(struct lchild *c, bool graceful);
 struct proc {
 	struct instance *inst;
 	struct lchild *child; /* NULL once reaped or abandoned */
-	int fd;               /* the console pipe's read end, -1 when closed */
+	pid_t pid;
+	int fd; /* the console pipe's read end, -1 when closed */
 	struct event *ev;
 	/* Optional: each piece of console output, before the launcher gets it. */
 	void (*watch)(struct proc *p, const char *buf, size_t len);

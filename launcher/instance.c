@@ -126,15 +126,18 @@ void launcher_inst_destroy(struct instance *inst)
 
 static void fail_boot(struct instance *inst, const char *why)
 {
-	const char *last = inst->console ? console_last_line(inst->console) : "";
+	char said[1024] = "", path[4096] = "";
 
+	if (inst->console != NULL)
+		console_describe(inst->console, said, sizeof(said));
+	console_path(inst, path, sizeof(path));
 	inst->l->boots_failed++;
 	inst->boots_failed++;
 	launcher_inst_set_state(inst, INST_FAILED);
-	if (*last)
-		log_info("%s: boot failed: %s; last output: \"%s\"", inst->svc->name, why, last);
+	if (*said)
+		log_info("%s: boot failed: %s; console %s: %s", inst->svc->name, why, path, said);
 	else
-		log_info("%s: boot failed: %s", inst->svc->name, why);
+		log_info("%s: boot failed: %s; console %s (empty)", inst->svc->name, why, path);
 	inst_end_run(inst, false);
 	launcher_inst_complete(inst, false);
 }
@@ -362,6 +365,8 @@ int launcher_inst_stop(struct instance *inst, bool graceful)
 		inst->ops->stop(inst, graceful);
 		return 0;
 	case INST_SUSPENDED:
+	case INST_FAILED:
+		log_info("%s: stopped (was %s)", inst->svc->name, launcher_state_name(inst->state));
 		launcher_inst_set_state(inst, INST_STOPPED);
 		return 0;
 	default:

@@ -163,6 +163,10 @@ void launcher_children_shutdown(struct launcher *l);
 struct console *console_open(struct instance *inst);
 void console_feed(struct instance *inst, const char *buf, size_t len);
 const char *console_last_line(const struct console *c);
+/* What a failed boot's log line quotes: the lines that look like errors, and the last. */
+void console_describe(const struct console *c, char *buf, size_t len);
+/* <state_dir>/<name>.console. -1 when it does not fit. */
+int console_path(const struct instance *inst, char *buf, size_t len);
 void console_close(struct console *c);
 
 /* probe.c: readiness; calls launcher_inst_ready (as its last act) when ready. */

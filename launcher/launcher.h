@@ -77,6 +77,14 @@ void launcher_free(struct launcher *l);
  */
 int launcher_check_names(const struct conf *conf, FILE *errs);
 
+/*
+ * Every service's templates (cmdline, exec.command): an unknown
+ * placeholder is an error, written to ERRS as "FILE:LINE: message" (logged
+ * when ERRS is NULL); notes for the reader only go to ERRS. -1 on an error.
+ * launcher_new and launcher_reload refuse such a config.
+ */
+int launcher_check_templates(const struct conf *conf, FILE *errs);
+
 /* The instance of a service by name, NULL when there is none. */
 struct instance *launcher_find(struct launcher *l, const char *service);
 

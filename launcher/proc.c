@@ -145,8 +145,7 @@ int proc_spawn(struct proc *p, struct instance *inst, char **argv, const struct 
 		return -1;
 	}
 	proc_pidfile(inst, pid);
-	inst->pid = pid;
-	log_debug("%s: %s pid %d", inst->svc->name, inst->ops->name, (int)pid);
+	inst->pid = p->pid = pid;
 	return 0;
 fail:
 	log_warn("%s: %s", inst->svc->name, inst->ops->name);

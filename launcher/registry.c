@@ -175,7 +175,8 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 	struct instance *inst, *old;
 	size_t i;
 
-	if (launcher_check_names(conf, NULL) == -1 || launcher_mkdir_p(conf->state_dir) == -1)
+	if (launcher_check_names(conf, NULL) == -1 || launcher_check_templates(conf, NULL) == -1 ||
+	    launcher_mkdir_p(conf->state_dir) == -1)
 		return -1;
 	/* What a killed beckond left, the bridge, the taps of removed services. */
 	if (backend_global_init(l, conf) == -1)

@@ -59,21 +59,8 @@ void engine_view(struct instance *inst, struct policy_view *v)
 	v->open_connections = info.open + info.held + (ei != NULL ? ei->conntrack : 0);
 }
 
-/* Stop INST for the policy; a warm service gets its shell or pause back. */
-static int engine_stop(struct instance *inst, bool graceful, bool rewarm)
+static int engine_suspend(struct instance *inst)
 {
-	struct engine_inst *ei = engine_inst(inst);
-
-	if ((graceful ? launcher_stop(inst) : launcher_kill(inst)) == -1)
-		return -1;
-	if (ei != NULL)
-		ei->rewarm = rewarm && launcher_service(inst)->warm != CONF_WARM_NONE;
-	return 0;
-}
-
-static int engine_suspend(struct instance *inst, bool idle)
-{
-	struct engine_inst *ei = engine_inst(inst);
 	enum inst_state s = launcher_state(inst);
 
 	if (s != INST_READY && s != INST_PAUSED)
@@ -84,39 +71,39 @@ static int engine_suspend(struct instance *inst, bool idle)
 		         conf_backend_name(launcher_service(inst)->backend));
 		return launcher_stop(inst);
 	}
-	if (launcher_suspend(inst) == -1)
-		return -1;
-	/* warm = "shell": a restore shell waits for the saved state. */
-	if (ei != NULL)
-		ei->rewarm = idle && launcher_service(inst)->warm == CONF_WARM_SHELL;
-	return 0;
+	return launcher_suspend(inst);
 }
 
 int engine_act(struct instance *inst, enum policy_action action, const char *why)
 {
 	const char *name = launcher_service(inst)->name;
-	bool idle = strcmp(why, "idle") == 0;
+	struct engine_inst *ei = engine_inst(inst);
 	int rc = -1;
 
 	if (action == POLICY_KEEP)
 		return 0;
+	/* Evicted to make room: no warm copy takes the room back. */
+	if (ei != NULL)
+		ei->evicting = strcmp(why, "idle") != 0;
 	log_info("%s: %s: %s", name, why, policy_action_name(action));
 	switch (action) {
 	case POLICY_PAUSE:
 		rc = launcher_pause(inst);
 		break;
 	case POLICY_SUSPEND:
-		rc = engine_suspend(inst, idle);
+		rc = engine_suspend(inst);
 		break;
 	case POLICY_SHUTDOWN:
-		rc = engine_stop(inst, true, idle);
+		rc = launcher_stop(inst);
 		break;
 	case POLICY_DESTROY:
-		rc = engine_stop(inst, false, idle);
+		rc = launcher_kill(inst);
 		break;
 	case POLICY_KEEP:
 		break;
 	}
+	if (ei != NULL)
+		ei->evicting = false;
 	if (rc == -1)
 		log_warnx("%s: %s failed", name, policy_action_name(action));
 	return rc;
@@ -204,6 +191,13 @@ static void engine_state_hook(struct instance *inst, enum inst_state old, enum i
 		return;
 	if (new == INST_READY)
 		ei->tap_seen = false; /* a new baseline for the traffic counters */
+	/*
+	 * A run ended on purpose (idle, beckonctl stop, a suspend): warm again
+	 * once down. Not after an eviction, nor a crash (ready to stopped at
+	 * once): a guest that keeps crashing is not booted over and over.
+	 */
+	if (new == INST_STOPPING)
+		ei->rewarm = !ei->evicting && launcher_service(inst)->warm != CONF_WARM_NONE;
 	/* Never from inside the launcher: warm it from the loop. */
 	if (ei->rewarm && (new == INST_STOPPED || new == INST_SUSPENDED))
 		event_active(e->warm_ev, 0, 0);

@@ -25,7 +25,8 @@ struct engine_inst {
 	bool tap_seen;        /* it is valid */
 	unsigned conntrack;   /* established connections at the last look */
 	int64_t ct_closed_us; /* ... and when the latest closed one closed (0: none seen) */
-	bool rewarm;          /* stopped by the idle policy: make it warm again */
+	bool rewarm;          /* stopping (idle, beckonctl stop): make it warm again once down */
+	bool evicting;        /* ... but not when evicted to make room */
 };
 
 struct engine {

@@ -2,8 +2,9 @@
  * The warm pools: a service with warm = "shell" keeps its VMM started with
  * the guest not yet running (a restore shell once suspended); one with
  * warm = "paused" is booted at start and paused once ready. Made at start,
- * after a reload for new services, and again after the idle policy stopped
- * or suspended the instance; each through the launcher's public calls.
+ * after a reload for new services, and again after a run ended on purpose
+ * (idle, beckonctl stop, suspend; not an eviction or a crash); each through
+ * the launcher's public calls.
  */
 #include "conf.h"
 #include "engine_int.h"

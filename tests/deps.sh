@@ -8,8 +8,18 @@ libconfig-dev libjansson-dev libnl-3-dev libnl-route-3-dev libnl-nf-3-dev libcmo
 bind9-dnsutils knot-dnsutils dnsperf nsd busybox curl iproute2 iptables tcpdump wrk
 qemu-system-x86 psmisc procps python3"
 for f in */deps.txt; do [ -f "$f" ] && pkgs="$pkgs $(grep -v '^#' "$f")"; done
+# A package wanted for one command is not installed when something else
+# already provides that command (busybox-static provides busybox, and
+# installing busybox would make apt remove it): make deps never removes.
+provides() {
+	case "$1" in
+	busybox) command -v busybox >/dev/null ;;
+	*) return 1 ;;
+	esac
+}
 missing=
 for p in $pkgs; do
+	provides "$p" && continue
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
@@ -20,6 +30,8 @@ fi
 echo "make deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# --no-remove: should a package still conflict with one installed, fail
+# rather than take the user's package away.
+apt-get install -y -qq --no-install-recommends --no-remove $missing >/dev/null
 # nsd is only a benchmark peer: it must not hold port 53 after install.
 systemctl disable --now nsd >/dev/null 2>&1 || true

@@ -37,6 +37,16 @@ static bool exec_owns_port(const struct instance *inst)
 	return launcher_inst_hold(inst) == CONF_HOLD_PROXY && launcher_inst_tap(inst)[0] == '\0';
 }
 
+/*
+ * A command that opens {tap} (a Solo5 tender, QEMU run by hand) gets it made
+ * on the bridge; one that serves on the host or in a namespace of its own
+ * has no use for it (and a neighbour entry for its address would misroute).
+ */
+static bool exec_bridge(const struct conf_service *svc)
+{
+	return svc->exec_command != NULL && strstr(svc->exec_command, "{tap}") != NULL;
+}
+
 static uint16_t exec_own_port(const char *name)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -57,28 +67,27 @@ static uint16_t exec_own_port(const char *name)
 static char **exec_argv(struct instance *inst, uint16_t port)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
-	char memory[32], err[128], portstr[8] = "";
-	struct exec_vars v = {
-	    .image = svc->image,
-	    .cmdline = svc->cmdline,
-	    .tap = launcher_inst_tap(inst),
-	    .mac = launcher_inst_mac(inst),
-	    .address = launcher_inst_address(inst),
-	    .memory = memory,
-	    .name = svc->name,
-	    .port = portstr,
-	};
-	char **argv;
+	struct backend_vars v;
+	struct backend_vars_buf vb;
+	char err[128], *cmdline = NULL;
+	char **argv = NULL;
 
-	if (port != 0)
-		snprintf(portstr, sizeof(portstr), "%u", port);
-	snprintf(memory, sizeof(memory), "%llu", (unsigned long long)(svc->memory >> 20));
 	if (svc->exec_command == NULL) {
 		log_warnx("%s: exec backend without exec.command", svc->name);
 		return NULL;
 	}
+	backend_vars_fill(inst, &v, &vb);
+	if (port != 0)
+		snprintf(vb.port, sizeof(vb.port), "%u", port);
+	if (svc->cmdline != NULL &&
+	    (cmdline = backend_expand(svc->cmdline, &v, err, sizeof(err))) == NULL) {
+		log_warnx("%s: cmdline: %s", svc->name, err);
+		return NULL;
+	}
+	v.cmdline = cmdline;
 	if ((argv = backend_exec_argv(svc->exec_command, &v, err, sizeof(err))) == NULL)
 		log_warnx("%s: exec.command: %s", svc->name, err);
+	free(cmdline);
 	return argv;
 }
 
@@ -91,6 +100,12 @@ static int exec_start(struct instance *inst)
 	char **argv;
 	int rc;
 
+	/* Bridge mode: the tap the command opens ({tap}) is there, on the bridge. */
+	if (launcher_inst_tap(inst)[0] != '\0' && exec_bridge(svc) &&
+	    backend_bridge_up(inst) == -1) {
+		log_warnx("%s: host networking failed", svc->name);
+		return -1;
+	}
 	if ((own && port == 0) || (argv = exec_argv(inst, port)) == NULL)
 		return -1;
 	if (own && svc->exec_command != NULL && strstr(svc->exec_command, "{port}") == NULL)
@@ -111,6 +126,7 @@ static int exec_start(struct instance *inst)
 		return -1;
 	}
 	launcher_inst_set_priv(inst, r);
+	log_debug("%s: exec pid %d", svc->name, (int)r->proc.pid);
 	return 0;
 }
 
@@ -200,6 +216,24 @@ static int exec_upstream(const struct instance *inst, uint16_t port, struct sock
 	return 0;
 }
 
+/* cmdline and exec.command: known placeholders, quotes that close. */
+static int exec_check(const struct conf_service *svc, FILE *errs, const char *where)
+{
+	struct backend_vars v;
+	char err[128], **argv;
+	int rc = backend_check_cmdline(svc, errs, where);
+
+	if (svc->exec_command == NULL)
+		return rc;
+	backend_vars_dummy(&v);
+	if ((argv = backend_exec_argv(svc->exec_command, &v, err, sizeof(err))) == NULL) {
+		fprintf(errs, "%s.exec.command: %s\n", where, err);
+		return -1;
+	}
+	backend_exec_argv_free(argv);
+	return rc;
+}
+
 /* proc_spawn's environment marker names the service. */
 static bool exec_is_ours(pid_t pid, const char *service)
 {
@@ -211,8 +245,9 @@ static bool exec_is_ours(pid_t pid, const char *service)
 
 const struct backend_ops backend_exec_ops = {
     .name = "exec",
-    .bridge = false,
+    .bridge = exec_bridge,
     .is_ours = exec_is_ours,
+    .check = exec_check,
     .start = exec_start,
     .stop = exec_stop,
     .pause = exec_pause,

@@ -68,54 +68,23 @@ static void ab_end_word(struct argv_build *b)
 	b->started = false;
 }
 
-/* The value of the placeholder at S ("{name}..."), its length in *LEN. */
-static const char *placeholder(const char *s, const struct exec_vars *v, size_t *len,
-                               bool *is_cmdline)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-	} keys[] = {
-	    {"{image}", offsetof(struct exec_vars, image)},
-	    {"{cmdline}", offsetof(struct exec_vars, cmdline)},
-	    {"{tap}", offsetof(struct exec_vars, tap)},
-	    {"{mac}", offsetof(struct exec_vars, mac)},
-	    {"{address}", offsetof(struct exec_vars, address)},
-	    {"{memory}", offsetof(struct exec_vars, memory)},
-	    {"{name}", offsetof(struct exec_vars, name)},
-	    {"{port}", offsetof(struct exec_vars, port)},
-	};
-	const char *val;
-	size_t i;
-
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (strncmp(s, keys[i].key, strlen(keys[i].key)) != 0)
-			continue;
-		*len = strlen(keys[i].key);
-		*is_cmdline = i == 1;
-		val = *(const char *const *)((const char *)v + keys[i].off);
-		return val ? val : "";
-	}
-	return NULL;
-}
-
-static void split(struct argv_build *b, const char *s, const struct exec_vars *v);
+static void split(struct argv_build *b, const char *s, const struct backend_vars *v);
 
 /* A "{": a placeholder, or plain text when not one ("${x}", "{ cmd; }"). */
 static const char *expand(struct argv_build *b, const char *s, const char *start,
-                          const struct exec_vars *v, bool quoted)
+                          const struct backend_vars *v, bool quoted)
 {
 	const char *val;
-	size_t len, n = strspn(s + 1, "abcdefghijklmnopqrstuvwxyz");
+	size_t len = backend_placeholder_at(s, start);
 	bool is_cmdline;
 
-	if (v == NULL || (s > start && s[-1] == '$') || n == 0 || s[n + 1] != '}') {
+	if (v == NULL || len == 0) {
 		ab_putc(b, *s);
 		return s + 1;
 	}
-	if ((val = placeholder(s, v, &len, &is_cmdline)) == NULL) {
+	if ((val = backend_placeholder(s, len, v, &is_cmdline)) == NULL) {
 		char msg[80];
-		snprintf(msg, sizeof(msg), "unknown placeholder %.*s", (int)n + 2, s);
+		snprintf(msg, sizeof(msg), "unknown placeholder %.*s", (int)len, s);
 		ab_fail(b, msg);
 		return s + 1;
 	}
@@ -131,7 +100,7 @@ static const char *expand(struct argv_build *b, const char *s, const char *start
  * Placeholders are substituted inside quotes too, single ones included: the
  * config string is in double quotes, so single quotes are what is written.
  */
-static void split(struct argv_build *b, const char *s, const struct exec_vars *v)
+static void split(struct argv_build *b, const char *s, const struct backend_vars *v)
 {
 	const char *start = s;
 	char quote = 0;
@@ -161,7 +130,7 @@ static void split(struct argv_build *b, const char *s, const struct exec_vars *v
 		ab_fail(b, "unterminated quote");
 }
 
-char **backend_exec_argv(const char *template, const struct exec_vars *vars, char *err,
+char **backend_exec_argv(const char *template, const struct backend_vars *vars, char *err,
                          size_t errlen)
 {
 	struct argv_build b = {.err = err, .errlen = errlen};

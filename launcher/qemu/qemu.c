@@ -29,6 +29,7 @@
 #define QEMU_QUIT_GRACE_MS 2000   /* after QMP quit, before SIGKILL */
 #define USER_GUEST_IP "10.0.2.15" /* QEMU user networking's defaults */
 #define USER_GATEWAY "10.0.2.2"
+#define USER_DNS "10.0.2.3"
 
 struct qemu_run {
 	struct proc proc; /* first: the console watch finds the run from it */
@@ -164,17 +165,26 @@ static int net_args(struct instance *inst, struct qemu_argv_in *in, uint16_t *ho
 	const struct conf_service *svc = launcher_inst_service(inst);
 
 	in->tap = launcher_inst_tap(inst);
-	if (*in->tap) {
-		in->guest_ip = launcher_inst_address(inst);
-		in->gateway = backend_gateway();
-		in->prefix = backend_prefix();
+	if (*in->tap)
 		return backend_bridge_up(inst);
-	}
-	in->guest_ip = USER_GUEST_IP;
-	in->gateway = USER_GATEWAY;
-	in->prefix = 24;
 	in->host_ports = host_ports;
 	return qemu_host_user_ports(inst, host_ports, svc->nports);
+}
+
+/* The cmdline, its placeholders expanded: in user networking the guest is QEMU's 10.0.2.15. */
+static char *cmdline_of(struct instance *inst)
+{
+	const struct conf_service *svc = launcher_inst_service(inst);
+	struct backend_vars v;
+	struct backend_vars_buf vb;
+	char err[128], *s;
+
+	backend_vars_fill(inst, &v, &vb);
+	if (launcher_inst_tap(inst)[0] == '\0')
+		backend_vars_net(&v, &vb, USER_GUEST_IP, 24, USER_GATEWAY, USER_DNS);
+	if ((s = backend_expand(svc->cmdline ? svc->cmdline : "", &v, err, sizeof(err))) == NULL)
+		log_warnx("%s: cmdline: %s", svc->name, err);
+	return s;
 }
 
 static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused,
@@ -186,7 +196,6 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	    .binary = bin && *bin ? bin : QEMU_BINARY,
 	    .name = svc->name,
 	    .image = svc->image,
-	    .cmdline = svc->cmdline,
 	    .q = &svc->qemu,
 	    .memory = svc->memory,
 	    .vcpus = svc->vcpus,
@@ -197,8 +206,8 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	    .paused = paused,
 	    .incoming = incoming,
 	};
-	char err[128];
-	char **argv;
+	char err[128], *cmdline;
+	char **argv = NULL;
 
 	if ((in.accel = qemu_accel_resolve(svc->qemu.accel, "/dev/kvm")) == NULL) {
 		log_warnx("%s: qemu.accel \"%s\" is not auto, kvm or tcg", svc->name,
@@ -209,10 +218,14 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 		log_warnx("%s: qemu: host networking failed", svc->name);
 		return NULL;
 	}
+	if ((cmdline = cmdline_of(inst)) == NULL)
+		return NULL;
+	in.cmdline = cmdline;
 	if ((argv = qemu_argv(&in, err, sizeof(err))) == NULL)
 		log_warnx("%s: qemu command line: %s", svc->name, err);
 	else
 		log_debug("%s: qemu under %s", svc->name, in.accel);
+	free(cmdline);
 	return argv;
 }
 
@@ -263,7 +276,7 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 	close(sv[1]);
 	qemu_argv_free(argv);
 	run_attach(r, sv[0]);
-	log_debug("%s: qemu spawned +%.1f ms", svc_name(r), since_ms(r));
+	log_debug("%s: qemu pid %d spawned +%.1f ms", svc_name(r), (int)r->proc.pid, since_ms(r));
 	return 0;
 fail:
 	qemu_argv_free(argv);
@@ -427,6 +440,29 @@ static int qemu_upstream(const struct instance *inst, uint16_t port, struct sock
 	return backend_qemu_hostfwd(inst, port, sa);
 }
 
+static bool qemu_bridge(const struct conf_service *svc)
+{
+	(void)svc;
+	return true;
+}
+
+/*
+ * The cmdline's placeholders; and a note for a config written when beckon
+ * still appended the hello guest's words to every command line.
+ */
+static int qemu_check(const struct conf_service *svc, FILE *errs, const char *where)
+{
+	const char *c = svc->cmdline ? svc->cmdline : "";
+
+	if (!svc->qemu.boot_disk && strstr(c, "{address}") == NULL && strstr(c, "ip=") == NULL)
+		fprintf(errs,
+		        "%s: note: beckon adds nothing to the guest's command line; a guest that "
+		        "reads its address there (beckon's hello guest does) wants cmdline = "
+		        "\"ip={address}/{prefix} gw={gateway} name={name} port={port}\"\n",
+		        where);
+	return backend_check_cmdline(svc, errs, where);
+}
+
 /* qemu_argv's marker: -name guest=beckon:<service>,... */
 static bool qemu_is_ours(pid_t pid, const char *service)
 {
@@ -438,10 +474,11 @@ static bool qemu_is_ours(pid_t pid, const char *service)
 
 const struct backend_ops backend_qemu_ops = {
     .name = "qemu",
-    .bridge = true,
+    .bridge = qemu_bridge,
     .global_init = qemu_host_init,
     .global_fini = qemu_host_fini,
     .is_ours = qemu_is_ours,
+    .check = qemu_check,
     .start = qemu_start,
     .stop = qemu_stop,
     .pause = qemu_pause,

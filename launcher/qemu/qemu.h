@@ -50,16 +50,14 @@ struct qemu_argv_in {
 	const char *binary;
 	const char *name; /* the service */
 	const char *image;
-	const char *cmdline; /* the user's; the network words follow it */
+	const char *cmdline; /* the user's, placeholders expanded; nothing is added */
 	const struct conf_qemu *q;
 	const char *accel; /* resolved: "kvm" or "tcg" */
 	uint64_t memory;   /* bytes */
 	int vcpus;
 	const char *mac;
-	const char *tap; /* bridge mode; NULL or "" for user networking */
-	const char *guest_ip, *gateway;
-	int prefix;
-	const uint16_t *ports; /* guest ports; ports[0] goes to the guest as port= */
+	const char *tap;       /* bridge mode; NULL or "" for user networking */
+	const uint16_t *ports; /* guest ports, forwarded in user networking */
 	size_t nports;
 	const uint16_t *host_ports; /* user networking: the hostfwd of each port */
 	int qmp_fd;

@@ -102,19 +102,6 @@ static void add_cpu(struct argvec *a, const char *cpu, const char *accel)
 		vec_str(a, cpu);
 }
 
-/* The guest's network words after the user's cmdline. */
-static void add_append(struct argvec *a, const struct qemu_argv_in *in)
-{
-	const char *sep = in->cmdline && *in->cmdline ? " " : "";
-	char port[16] = "";
-
-	if (in->nports > 0)
-		snprintf(port, sizeof(port), " port=%u", in->ports[0]);
-	vec_str(a, "-append");
-	vec_fmt(a, "%s%sip=%s/%d gw=%s name=%s%s", in->cmdline ? in->cmdline : "", sep,
-	        in->guest_ip, in->prefix, in->gateway, in->name, port);
-}
-
 static void add_netdev(struct argvec *a, const struct qemu_argv_in *in)
 {
 	char *s = NULL, *next;
@@ -142,24 +129,71 @@ static void add_netdev(struct argvec *a, const struct qemu_argv_in *in)
 	argvec_add(a, s);
 }
 
-/* virtio-blk of the NIC's bus kind: "-pci" NICs get the PCI one. */
-static void add_disk(struct argvec *a, const struct qemu_argv_in *in)
+/* The NIC: qemu.nic, else virtio over the machine's bus (mmio on microvm, PCI otherwise). */
+static const char *nic_of(const struct qemu_argv_in *in)
 {
-	const char *nic = in->q->nic, *dot = strrchr(in->q->disk, '.');
-	size_t n = strlen(nic);
-	bool pci = n > 4 && strcmp(nic + n - 4, "-pci") == 0;
-	char *file = opt_escape(in->q->disk);
+	if (in->q->nic != NULL && *in->q->nic)
+		return in->q->nic;
+	return is_microvm(qemu_machine_value(in->q->machine)) ? "virtio-net-device"
+	                                                      : "virtio-net-pci";
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/*
+ * A disk PATH as drive ID: virtio-blk of the NIC's bus kind ("-pci" NICs get
+ * the PCI one); BOOT: the boot device, opened as a snapshot (the guest's
+ * writes never reach the image) or, an .iso, as a read-only CD.
+ */
+static void add_drive(struct argvec *a, const struct qemu_argv_in *in, const char *path,
+                      const char *id, bool boot)
+{
+	bool pci = ends_with(nic_of(in), "-pci"), iso = boot && ends_with(path, ".iso");
+	char *file = opt_escape(path);
 
 	if (file == NULL) {
 		a->failed = true;
 		return;
 	}
 	vec_str(a, "-drive");
-	vec_fmt(a, "file=%s,format=%s,if=none,id=d0", file,
-	        dot && strcmp(dot, ".qcow2") == 0 ? "qcow2" : "raw");
+	if (iso)
+		vec_fmt(a, "file=%s,format=raw,if=none,id=%s,media=cdrom,readonly=on", file, id);
+	else
+		vec_fmt(a, "file=%s,format=%s,if=none,id=%s%s", file,
+		        ends_with(path, ".qcow2") ? "qcow2" : "raw", id,
+		        boot ? ",snapshot=on" : "");
 	vec_str(a, "-device");
-	vec_fmt(a, "%s,drive=d0", pci ? "virtio-blk-pci" : "virtio-blk-device");
+	vec_fmt(a, "%s,drive=%s%s",
+	        iso   ? "ide-cd"
+	        : pci ? "virtio-blk-pci"
+	              : "virtio-blk-device",
+	        id, boot ? ",bootindex=0" : "");
 	free(file);
+}
+
+/* What boots: -kernel (with its initrd and cmdline) or a disk. */
+static void add_boot(struct argvec *a, const struct qemu_argv_in *in)
+{
+	if (in->q->boot_disk) {
+		add_drive(a, in, in->image, "boot", true);
+		return;
+	}
+	vec_str(a, "-kernel");
+	vec_str(a, in->image);
+	if (in->q->initrd != NULL && *in->q->initrd) {
+		vec_str(a, "-initrd");
+		vec_str(a, in->q->initrd);
+	}
+	/* The cmdline as written, placeholders expanded: nothing of beckon's added. */
+	if (in->cmdline != NULL && *in->cmdline) {
+		vec_str(a, "-append");
+		vec_str(a, in->cmdline);
+	}
 }
 
 static void add_machine(struct argvec *a, const struct qemu_argv_in *in)
@@ -192,8 +226,12 @@ static int check_in(const struct qemu_argv_in *in, char *err, size_t errlen)
 		why = "no accelerator";
 	else if ((in->tap == NULL || *in->tap == '\0') && in->nports > 0 && in->host_ports == NULL)
 		why = "user networking without host ports";
-	else if (in->guest_ip == NULL || in->gateway == NULL || in->mac == NULL)
-		why = "no guest address";
+	else if (in->mac == NULL)
+		why = "no MAC address";
+	else if (in->q->boot_disk && is_microvm(qemu_machine_value(in->q->machine)))
+		why = "boot = \"disk\" needs a machine with firmware (pc, q35): microvm boots "
+		      "-kernel "
+		      "only";
 	if (why != NULL)
 		snprintf(err, errlen, "%s", why);
 	return why ? -1 : 0;
@@ -215,9 +253,7 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 	vec_str(&a, "-display");
 	vec_str(&a, "none");
 	add_machine(&a, in);
-	vec_str(&a, "-kernel");
-	vec_str(&a, in->image);
-	add_append(&a, in);
+	add_boot(&a, in);
 	vec_str(&a, "-serial");
 	vec_str(&a, "stdio");
 	vec_str(&a, "-chardev");
@@ -226,9 +262,9 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 	vec_str(&a, "chardev=qmp,mode=control");
 	add_netdev(&a, in);
 	vec_str(&a, "-device");
-	vec_fmt(&a, "%s,netdev=n0,mac=%s", in->q->nic ? in->q->nic : "virtio-net-device", in->mac);
+	vec_fmt(&a, "%s,netdev=n0,mac=%s", nic_of(in), in->mac);
 	if (in->q->disk != NULL && *in->q->disk)
-		add_disk(&a, in);
+		add_drive(&a, in, in->q->disk, "d0", false);
 	for (i = 0; i < in->q->nargs; i++)
 		vec_str(&a, in->q->args[i]);
 	if (in->paused)

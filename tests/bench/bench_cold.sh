@@ -36,7 +36,8 @@ conf() {
 		bench_conf_head "$1"
 		cat <<EOF
 services = ( { name = "bc$$-www"; dns = ( "www.svc.test" ); address = "$addr"; ports = ( 80 );
-               image = "$IMG"; ready = "$3"; boot_timeout = "5s"; qemu = { accel = "$2"; }; } );
+               image = "$IMG"; ready = "$3";
+               cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}"; boot_timeout = "5s"; qemu = { accel = "$2"; }; } );
 EOF
 	} >"$T/beckon.conf"
 }

@@ -42,7 +42,7 @@ bench_check bench_density
 {
 	bench_conf_head bridge
 	cat <<EOF
-defaults = { image = "$IMG"; memory = "$MEM"; warm = "paused"; on_idle = "pause";
+defaults = { image = "$IMG"; cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}"; memory = "$MEM"; warm = "paused"; on_idle = "pause";
              idle_timeout = "1s"; boot_timeout = "60s"; qemu = { accel = "$ACCEL"; }; };
 services = (
 EOF

@@ -219,7 +219,7 @@ conf() {
 	keys="backend = \"exec\"; exec = { command = \"$cmd\"; };"
 	if [ "${3:-exec}" = qemu ]; then
 		[ "$mode" = bridge ] && addr=$NET.3
-		keys="backend = \"qemu\"; image = \"$IMG\";"
+		keys="backend = \"qemu\"; image = \"$IMG\"; cmdline = \"ip={address}/{prefix} gw={gateway} name={name} port={port}\";"
 		[ "$mode" = user ] && keys="$keys ready = \"console:READY\";"
 	fi
 	cat >"$T/beckon.conf" <<EOF

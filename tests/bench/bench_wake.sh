@@ -32,7 +32,7 @@ bench_check bench_wake
 conf() { # conf ACCEL
 	svc() { # svc KIND N KEYS
 		echo "  { name = \"$P-$1\"; dns = ( \"$1.svc.test\" ); address = \"$NET.$2\"; ports = ( 80 );"
-		echo "    image = \"$IMG\"; qemu = { accel = \"$ACCEL\"; }; $3 },"
+		echo "    image = \"$IMG\"; cmdline = \"ip={address}/{prefix} gw={gateway} name={name} port={port}\"; qemu = { accel = \"$ACCEL\"; }; $3 },"
 	}
 	ACCEL=$1
 	{

@@ -28,7 +28,9 @@ idlenet_fw_cleanup() {
 }
 
 # The QEMU accelerator: TEST_ACCEL, else KVM when /dev/kvm opens, else TCG.
+# The hello guest reads its network and name from its command line.
 idle_qemu_keys() {
+	echo 'cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}";'
 	if [ -n "${TEST_ACCEL:-}" ]; then
 		echo "qemu = { accel = \"$TEST_ACCEL\"; };"
 	fi

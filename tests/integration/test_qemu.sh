@@ -44,7 +44,8 @@ on_exit "for l in \$(beckon_taps $P-); do ip link del \$l; done"
 svc() { # svc NAME ADDRESS [KEY = VALUE; ...]; SVC_IMAGE and SVC_TIMEOUT override
 	cat <<CONF
   { name = "$P-$1"; dns = ( "$1.svc.test" ); address = "$2"; ports = ( 80 );
-    image = "${SVC_IMAGE:-$IMG}"; boot_timeout = "${SVC_TIMEOUT:-$TIMEOUT}"; $QEMU_KEYS ${3:-} },
+    image = "${SVC_IMAGE:-$IMG}"; cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}";
+    boot_timeout = "${SVC_TIMEOUT:-$TIMEOUT}"; $QEMU_KEYS ${3:-} },
 CONF
 }
 write_conf() { # write_conf MODE SERVICES...
@@ -195,7 +196,7 @@ rc=$(rcode bad)
 t1=$(now_ms)
 check "not a kernel: SERVFAIL ($rc, $((t1 - t0)) ms)" [ "$rc" = SERVFAIL -a $((t1 - t0)) -lt 3000 ]
 check "not a kernel: the log has QEMU's reason" \
-	grep -qE "$P-bad: boot failed: exited \(status 1\); last output: \".*(kernel|ELF|PVH|load)" "$DLOG"
+	grep -qE "$P-bad: boot failed: exited \(status 1\); console $T/state/$P-bad.console: .*(kernel|ELF|PVH|load)" "$DLOG"
 check "not a kernel: no QEMU of it left" bash -c "! pgrep -f '$GUEST_MARK''bad,' >/dev/null"
 check "not a kernel: no pid file left" [ ! -e "$T/state/$P-bad.qemu.pid" ]
 

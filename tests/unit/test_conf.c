@@ -374,8 +374,10 @@ static void test_defaults(void **state)
 	assert_string_equal(s->qemu.machine, "microvm");
 	assert_string_equal(s->qemu.accel, "auto");
 	assert_string_equal(s->qemu.cpu, "max");
-	assert_string_equal(s->qemu.nic, "virtio-net-device");
+	assert_null(s->qemu.nic); /* by the machine: virtio-net-device on microvm */
 	assert_null(s->qemu.disk);
+	assert_null(s->qemu.initrd);
+	assert_false(s->qemu.boot_disk);
 	assert_int_equal(s->qemu.nargs, 0);
 	assert_null(s->libvirt_uri);
 	assert_null(s->libvirt_xml);
@@ -487,7 +489,8 @@ static void test_full(void **state)
 	        "  ready = \"console:^listening on [0-9]+$\"; idle_timeout = \"5m\";\n"
 	        "  on_idle = \"shutdown\"; warm = \"shell\";\n"
 	        "  qemu = { machine = \"pc\"; accel = \"tcg\"; cpu = \"host\"; nic = \"e1000\";\n"
-	        "           disk = \"/d.raw\"; args = ( \"-x\" ); };\n"
+	        "           disk = \"/d.raw\"; args = ( \"-x\" ); boot = \"kernel\";\n"
+	        "           initrd = \"%s/kernel.img\"; };\n"
 	        "  libvirt = { uri = \"qemu:///session\"; xml = \"/x.xml\"; };\n"
 	        "  xen = { cfg = \"/x.cfg\"; };\n"
 	        "  exec = { command = \"run {image}\"; };\n"
@@ -496,7 +499,7 @@ static void test_full(void **state)
 	        "  backend = \"exec\"; ready = \"delay:1h\"; on_idle = \"destroy\";\n"
 	        "  warm = \"paused\"; exec = { command = \"x\"; };\n"
 	        "} );\n",
-	        tmpdir) > 0);
+	        tmpdir, tmpdir) > 0);
 	c = load_good(text);
 	free(text);
 	assert_string_equal(c->state_dir, "/tmp/st");
@@ -539,6 +542,8 @@ static void test_full(void **state)
 	assert_string_equal(s->qemu.cpu, "host");
 	assert_string_equal(s->qemu.nic, "e1000");
 	assert_string_equal(s->qemu.disk, "/d.raw");
+	assert_non_null(strstr(s->qemu.initrd, "/kernel.img"));
+	assert_false(s->qemu.boot_disk);
 	assert_string_equal(s->qemu.args[0], "-x");
 	assert_string_equal(s->libvirt_uri, "qemu:///session");
 	assert_string_equal(s->libvirt_xml, "/x.xml");

@@ -1,8 +1,9 @@
-/* The exec backend's command template: quoting, words, placeholders. */
+/* Templates: the exec backend's command (quoting, words) and every backend's placeholders. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -10,7 +11,7 @@
 #include "backend.h"
 #include "exec.h"
 
-static const struct exec_vars vars = {
+static const struct backend_vars vars = {
     .image = "/images/my app.elf",
     .cmdline = "--ipv4=10.0.0.2/24 'two words' \"x y\"",
     .tap = "bk1234www",
@@ -21,7 +22,7 @@ static const struct exec_vars vars = {
 };
 
 /* Split TEMPLATE and compare with the NULL-terminated EXPECT. */
-static void expect_argv(const struct exec_vars *v, const char *template, const char **expect)
+static void expect_argv(const struct backend_vars *v, const char *template, const char **expect)
 {
 	char err[128] = "";
 	char **argv = backend_exec_argv(template, v, err, sizeof(err));
@@ -83,7 +84,7 @@ static void test_placeholders(void **state)
 
 static void test_empty_values(void **state)
 {
-	struct exec_vars v = vars;
+	struct backend_vars v = vars;
 
 	(void)state;
 	v.cmdline = "";
@@ -108,12 +109,75 @@ static void test_errors(void **state)
 	expect_error("", "empty command");
 }
 
+/* A string template (a cmdline): placeholders replaced, nothing else touched. */
+static void expect_expand(const char *tmpl, const char *want)
+{
+	struct backend_vars v;
+	struct backend_vars_buf b;
+	char err[128] = "", *s;
+
+	memset(&v, 0, sizeof(v));
+	backend_vars_net(&v, &b, "10.77.0.2", 24, "10.77.0.1", "10.77.0.53");
+	v.mac = "02:62:6b:00:00:01";
+	v.name = "www";
+	v.port = "80";
+	v.image = "/i.elf";
+	v.memory = "16";
+	v.tap = "bk1234www";
+	if ((s = backend_expand(tmpl, &v, err, sizeof(err))) == NULL)
+		fail_msg("%s: %s", tmpl, err);
+	assert_string_equal(s, want);
+	free(s);
+}
+
+static void test_expand(void **state)
+{
+	struct backend_vars v = {0};
+	char err[128] = "";
+
+	(void)state;
+	expect_expand("ip={address}/{prefix} gw={gateway} name={name} port={port}",
+	              "ip=10.77.0.2/24 gw=10.77.0.1 name=www port=80");
+	expect_expand("netdev.ip={address}/{prefix}:{gateway} --",
+	              "netdev.ip=10.77.0.2/24:10.77.0.1 --");
+	expect_expand("{netmask} {dns} {mac} {tap} {image} {memory}",
+	              "255.255.255.0 10.77.0.53 02:62:6b:00:00:01 bk1234www /i.elf 16");
+	/* Not placeholders: as written. */
+	expect_expand("${address} {Address} {} { x } 'q' \\",
+	              "${address} {Address} {} { x } 'q' \\");
+	expect_expand("", "");
+	/* Unknown, and {cmdline} (that is the template itself). */
+	assert_null(backend_expand("x {adress}", &v, err, sizeof(err)));
+	assert_non_null(strstr(err, "unknown placeholder {adress}"));
+	assert_null(backend_expand("{cmdline}", &v, err, sizeof(err)));
+	assert_non_null(strstr(err, "{cmdline}"));
+}
+
+/* The netmask of each prefix. */
+static void test_netmask(void **state)
+{
+	struct backend_vars v;
+	struct backend_vars_buf b;
+
+	(void)state;
+	backend_vars_net(&v, &b, "a", 16, "g", "d");
+	assert_string_equal(v.netmask, "255.255.0.0");
+	assert_string_equal(v.prefix, "16");
+	backend_vars_net(&v, &b, "a", 32, "g", "d");
+	assert_string_equal(v.netmask, "255.255.255.255");
+	backend_vars_net(&v, &b, "a", 0, "g", "d");
+	assert_string_equal(v.netmask, "0.0.0.0");
+	backend_vars_net(&v, &b, "a", 25, "g", "d");
+	assert_string_equal(v.netmask, "255.255.255.128");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_plain_words),  cmocka_unit_test(test_quotes),
 	    cmocka_unit_test(test_placeholders), cmocka_unit_test(test_empty_values),
-	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_errors),       cmocka_unit_test(test_expand),
+	    cmocka_unit_test(test_netmask),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

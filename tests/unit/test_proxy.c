@@ -194,7 +194,7 @@ static void test_fw_batch_dnat(void **state)
 
 static void test_exec_port(void **state)
 {
-	struct exec_vars v = {.image = "i", .address = "127.0.0.1", .port = "8123"};
+	struct backend_vars v = {.image = "i", .address = "127.0.0.1", .port = "8123"};
 	char err[128];
 	char **argv = backend_exec_argv("httpd -p {address}:{port}", &v, err, sizeof(err));
 

@@ -27,16 +27,13 @@ static int setup(void **state)
 	    .binary = "qemu-system-x86_64",
 	    .name = "www",
 	    .image = "/img/hello.elf",
-	    .cmdline = "",
+	    .cmdline = "ip=10.77.0.2/24 gw=10.77.0.1 name=www port=80",
 	    .q = &q,
 	    .accel = "kvm",
 	    .memory = 16 << 20,
 	    .vcpus = 1,
 	    .mac = "02:62:6b:01:02:03",
 	    .tap = "bk1a2bwww",
-	    .guest_ip = "10.77.0.2",
-	    .gateway = "10.77.0.1",
-	    .prefix = 24,
 	    .ports = ports,
 	    .nports = 1,
 	    .qmp_fd = 3,
@@ -82,6 +79,8 @@ static char *value_of(const char *flag)
 	qemu_argv_free(argv);
 	return v;
 }
+
+static void expect_error(const char *msg);
 
 static void expect_flag(const char *flag, const char *want)
 {
@@ -140,29 +139,54 @@ static void test_user(void **state)
 {
 	(void)state;
 	in.tap = "";
-	in.guest_ip = "10.0.2.15";
-	in.gateway = "10.0.2.2";
 	in.nports = 2;
 	in.host_ports = host_ports;
 	expect_flag("-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:40080-:80,"
 	                       "hostfwd=tcp:127.0.0.1:48080-:8080");
-	expect_flag("-append", "ip=10.0.2.15/24 gw=10.0.2.2 name=www port=80");
 	in.tap = NULL;
 	in.nports = 0;
 	expect_flag("-netdev", "user,id=n0");
-	expect_flag("-append", "ip=10.0.2.15/24 gw=10.0.2.2 name=www");
 }
 
 static void test_cmdline(void **state)
 {
 	(void)state;
-	/* The user's words first, one argv word whatever it holds. */
+	/* The cmdline as given (expanded by the caller), one argv word, nothing added. */
 	in.cmdline = "debug 'quoted' $HOME";
-	expect_flag("-append",
-	            "debug 'quoted' $HOME ip=10.77.0.2/24 gw=10.77.0.1 name=www port=80");
-	in.prefix = 16;
-	in.nports = 0;
-	expect_flag("-append", "debug 'quoted' $HOME ip=10.77.0.2/16 gw=10.77.0.1 name=www");
+	expect_flag("-append", "debug 'quoted' $HOME");
+	/* No cmdline: no -append at all, no network words of beckon's. */
+	in.cmdline = "";
+	expect_flag("-append", NULL);
+	in.cmdline = NULL;
+	expect_flag("-append", NULL);
+}
+
+/* -kernel with an initrd; a disk to boot from instead, never written. */
+static void test_boot(void **state)
+{
+	(void)state;
+	q.initrd = "/img/initrd.cpio";
+	expect_flag("-kernel", "/img/hello.elf");
+	expect_flag("-initrd", "/img/initrd.cpio");
+	q.initrd = NULL;
+	expect_flag("-initrd", NULL);
+	q.machine = "pc";
+	q.nic = NULL;
+	q.boot_disk = true;
+	expect_flag("-kernel", NULL);
+	expect_flag("-append", NULL);
+	expect_flag("-drive", "file=/img/hello.elf,format=raw,if=none,id=boot,snapshot=on");
+	expect_flag("-device", "virtio-blk-pci,drive=boot,bootindex=0");
+	in.image = "/img/nanos.qcow2";
+	expect_flag("-drive", "file=/img/nanos.qcow2,format=qcow2,if=none,id=boot,snapshot=on");
+	in.image = "/img/hello.iso";
+	expect_flag("-drive",
+	            "file=/img/hello.iso,format=raw,if=none,id=boot,media=cdrom,readonly=on");
+	expect_flag("-device", "ide-cd,drive=boot,bootindex=0");
+	/* microvm has no firmware to boot a disk. */
+	q.machine = "microvm";
+	expect_error(
+	    "boot = \"disk\" needs a machine with firmware (pc, q35): microvm boots -kernel only");
 }
 
 static void test_machine(void **state)
@@ -176,6 +200,13 @@ static void test_machine(void **state)
 	expect_flag("-M", "pc");
 	expect_flag("-global", NULL);
 	expect_flag("-device", "virtio-net-pci,netdev=n0,mac=02:62:6b:01:02:03");
+	/* No qemu.nic: virtio over the machine's bus. */
+	q.nic = NULL;
+	q.machine = "q35";
+	expect_flag("-device", "virtio-net-pci,netdev=n0,mac=02:62:6b:01:02:03");
+	q.machine = "microvm";
+	expect_flag("-device", "virtio-net-device,netdev=n0,mac=02:62:6b:01:02:03");
+	q.nic = "virtio-net-pci";
 	q.machine = "microvmx";
 	expect_flag("-global", NULL);
 	assert_string_equal(qemu_machine_value(NULL), qemu_machine_value("microvm"));
@@ -290,8 +321,8 @@ static void test_errors(void **state)
 	in.tap = "";
 	expect_error("user networking without host ports");
 	setup(NULL);
-	in.guest_ip = NULL;
-	expect_error("no guest address");
+	in.mac = NULL;
+	expect_error("no MAC address");
 }
 
 static void test_accel(void **state)
@@ -312,6 +343,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_bridge, setup),
 	    cmocka_unit_test_setup(test_user, setup),
 	    cmocka_unit_test_setup(test_cmdline, setup),
+	    cmocka_unit_test_setup(test_boot, setup),
 	    cmocka_unit_test_setup(test_machine, setup),
 	    cmocka_unit_test_setup(test_cpu, setup),
 	    cmocka_unit_test_setup(test_sizes, setup),
