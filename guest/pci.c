@@ -95,6 +95,8 @@ uintptr_t pci_bar(pci_bdf f, unsigned n, bool *io)
 unsigned pci_next_cap(pci_bdf f, unsigned pos)
 {
 	if (!pos)
-		return (pci_read16(f, PCI_STATUS) & PCI_STATUS_CAPS) ? pci_read8(f, PCI_CAP_PTR) & 0xfc : 0;
+		return (pci_read16(f, PCI_STATUS) & PCI_STATUS_CAPS)
+		           ? pci_read8(f, PCI_CAP_PTR) & 0xfc
+		           : 0;
 	return pci_read8(f, pos + 1) & 0xfc;
 }

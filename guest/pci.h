@@ -31,7 +31,7 @@ void pci_write16(pci_bdf f, unsigned off, uint16_t v);
 bool pci_find(uint16_t vendor, bool (*match)(uint16_t device, pci_bdf f), pci_bdf *out);
 /* BAR n's address: an I/O port base or a memory address; 0 when unset or above 4 GiB. */
 uintptr_t pci_bar(pci_bdf f, unsigned n, bool *io);
-/* The first capability at or after config offset *pos (0: the start of the list); its offset, 0 at the end. */
+/* The capability after the one at pos (pos 0: the first); its config offset, 0 at the end. */
 unsigned pci_next_cap(pci_bdf f, unsigned pos);
 
 #endif

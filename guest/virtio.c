@@ -251,7 +251,8 @@ void virtio_kick(struct virtio_dev *dev, struct virtq *q)
 
 void virtq_layout(struct virtq *q, struct virtq_mem *mem, uint16_t num, uint16_t index)
 {
-	uintptr_t used = sizeof(struct virtq_desc) * num + sizeof(struct virtq_avail) + 2u * num + 2;
+	uintptr_t used =
+	    sizeof(struct virtq_desc) * num + sizeof(struct virtq_avail) + 2u * num + 2;
 
 	q->desc = (struct virtq_desc *)mem->bytes;
 	q->avail = (struct virtq_avail *)(mem->bytes + sizeof(struct virtq_desc) * num);

@@ -64,8 +64,8 @@ enum virtio_transport {
 };
 
 struct virtio_dev {
-	uintptr_t base; /* mmio registers, legacy I/O port base, or modern common config */
-	unsigned irq;   /* the GSI of its interrupt; 0 when it has none (polled) */
+	uintptr_t base;   /* mmio registers, legacy I/O port base, or modern common config */
+	unsigned irq;     /* the GSI of its interrupt; 0 when it has none (polled) */
 	uint32_t version; /* 1 legacy, 2 modern */
 	enum virtio_transport transport;
 	/* modern virtio-pci only: */
@@ -96,7 +96,8 @@ void virtio_kick(struct virtio_dev *dev, struct virtq *q);
 /* virtio_pci.c, behind the functions above. */
 bool virtio_pci_find(uint32_t id, struct virtio_dev *dev);
 int virtio_pci_begin(struct virtio_dev *dev, uint64_t want);
-int virtio_pci_queue(struct virtio_dev *dev, struct virtq *q, uint16_t index, struct virtq_mem *mem);
+int virtio_pci_queue(struct virtio_dev *dev, struct virtq *q, uint16_t index,
+                     struct virtq_mem *mem);
 void virtio_pci_ready(struct virtio_dev *dev);
 uint32_t virtio_pci_config32(struct virtio_dev *dev, unsigned off);
 uint16_t virtio_pci_config16(struct virtio_dev *dev, unsigned off);

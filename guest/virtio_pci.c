@@ -107,6 +107,7 @@ static bool virtio_pci_modern(pci_bdf f, struct virtio_dev *dev)
 bool virtio_pci_find(uint32_t id, struct virtio_dev *dev)
 {
 	pci_bdf f;
+	uint16_t cmd;
 	uint8_t line;
 	bool io;
 
@@ -115,9 +116,8 @@ bool virtio_pci_find(uint32_t id, struct virtio_dev *dev)
 		return false;
 	apic_quiet_pic(); /* firmware ran before us: a PIT tick may be latched */
 	/* I/O and memory decoding, bus mastering (the device DMAs the rings), INTx on. */
-	pci_write16(f, PCI_COMMAND,
-	            (uint16_t)((pci_read16(f, PCI_COMMAND) | PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER) &
-	                       ~PCI_CMD_INTX_OFF));
+	cmd = pci_read16(f, PCI_COMMAND) | PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER;
+	pci_write16(f, PCI_COMMAND, cmd & (uint16_t)~PCI_CMD_INTX_OFF);
 	line = pci_read8(f, PCI_INTERRUPT_LINE);
 	/* 0 and 0xff: no firmware routed the pin; we poll instead. */
 	dev->irq = (line && line < 24) ? line : 0;
@@ -209,7 +209,8 @@ int virtio_pci_queue(struct virtio_dev *d, struct virtq *q, uint16_t index, stru
 		return -1;
 	virtq_layout(q, mem, (uint16_t)MIN(max, VIRTQ_WANT), index);
 	mmio_write16(d->base + C_QUEUE_SIZE, q->num);
-	q->notify = d->notify + (uintptr_t)mmio_read16(d->base + C_QUEUE_NOTIFY_OFF) * d->notify_mul;
+	q->notify =
+	    d->notify + (uintptr_t)mmio_read16(d->base + C_QUEUE_NOTIFY_OFF) * d->notify_mul;
 	wr64(d->base + C_QUEUE_DESC, q->desc);
 	wr64(d->base + C_QUEUE_DRIVER, q->avail);
 	wr64(d->base + C_QUEUE_DEVICE, q->used);
