@@ -1,7 +1,8 @@
 #!/bin/sh
 # mkiso.sh OUT ELF [WORDS]: a BIOS-bootable GRUB image (an ISO 9660 that also
 # boots as a hard disk) whose grub.cfg boots ELF at once through multiboot2
-# with WORDS as its command line.  Built by "make guest-iso"; a test that
+# with WORDS as its command line, followed by any words QEMU passes in an
+# SMBIOS OEM string (below).  Built by "make guest-iso"; a test that
 # wants another command line makes its own image (GUEST_ISO=... and
 # GUEST_ISO_CMDLINE=... on make's command line).
 set -eu
@@ -23,11 +24,19 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/hello-iso.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/root/boot/grub"
 cp "$elf" "$dir/root/boot/hello.elf"
+# More words can come from QEMU without remaking the image, as the last SMBIOS
+# OEM string: -smbios type=11,value=hello.cmdline=WORDS (GRUB's smbios reads
+# the string numbered by the byte at offset 4, the count).  They follow the
+# image's words, so they win.
 cat >"$dir/root/boot/grub/grub.cfg" <<CFG
 set timeout=0
 set default=0
 menuentry hello {
-	multiboot2 /boot/hello.elf $words
+	extra=
+	if smbios --type 11 --get-string 4 --set oem; then
+		regexp --set 1:extra '^hello\.cmdline=(.*)\$' "\$oem"
+	fi
+	multiboot2 /boot/hello.elf $words \$extra
 	boot
 }
 CFG

@@ -4,8 +4,9 @@
 #   -M pc  with virtio-net-pci (transitional, so the modern interface) and with
 #          disable-modern=on (the legacy I/O-port interface), booted by -kernel (PVH);
 #   -M q35 with virtio-net-pci on the root bus, and behind a pcie-root-port;
-#   build/hello.iso-style GRUB images (make guest-iso, multiboot2), its command
-#          line in grub.cfg, as an IDE disk and as a CD-ROM under -M pc;
+#   a GRUB image (make guest-iso, multiboot2), its command line in grub.cfg,
+#          as an IDE disk and as a CD-ROM under -M pc, and with more words
+#          from an SMBIOS OEM string (-smbios type=11);
 #   -M microvm with virtio-mmio, as before.
 # QEMU user networking with a host forward to the guest's port 80, so no
 # root is needed.  TCG unless GUEST_ACCEL says otherwise.  Prints "ok - ..."
@@ -146,6 +147,12 @@ else
 		vm_start isocd -M pc -drive "file=$ISO,format=raw,if=ide,media=cdrom" \
 			-device "virtio-net-pci,netdev=n0,mac=$MAC"
 		serves isocd isoguest "pc, GRUB image as a CD-ROM"
+
+		# The same image, more words from QEMU (they follow grub.cfg's, so they win).
+		vm_start isosmbios -M pc -drive "file=$ISO,format=raw,if=ide" \
+			-smbios "type=11,value=hello.cmdline=name=fromqemu" \
+			-device "virtio-net-pci,netdev=n0,mac=$MAC"
+		serves isosmbios fromqemu "pc, GRUB image, name from -smbios type=11 (no new image)"
 	fi
 fi
 
