@@ -72,6 +72,24 @@ void apic_route_gsi(unsigned gsi, uint8_t vector)
 	ioapic_write(base, 0x10 + 2 * pin, 0x8000 | vector);
 }
 
+/*
+ * On pc and q35 SeaBIOS leaves the PIT ticking into the 8259 and LINT0 in
+ * ExtINT mode.  A tick that arrives before apic_init masks LINT0 stays
+ * latched as a pending interrupt in QEMU's TCG CPU; masking LINT0 does not
+ * clear it, and the first sti then takes a vector that does not exist
+ * (a #GP with error code 0xfffffff2).  Lowering the 8259's output while
+ * LINT0 is still ExtINT does clear it: so open LINT0, mask both 8259s,
+ * close LINT0 again.  Only the firmware-booted (PCI) path needs this;
+ * microvm boots without firmware and keeps its few VM exits.
+ */
+void apic_quiet_pic(void)
+{
+	mmio_write32(LAPIC + LAPIC_LVT_LINT0, 0x700); /* ExtINT, unmasked */
+	outb(0xa1, 0xff);
+	outb(0x21, 0xff);
+	mmio_write32(LAPIC + LAPIC_LVT_LINT0, LVT_MASKED);
+}
+
 void apic_timer_start(uint32_t count)
 {
 	mmio_write32(LAPIC + LAPIC_TIMER_INIT, count);

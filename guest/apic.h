@@ -18,6 +18,11 @@ void apic_route_gsi(unsigned gsi, uint8_t vector);
 bool apic_has_ioapic2(void);
 /* One-shot LAPIC timer: count ticks at the bus clock (1 GHz in QEMU and KVM); 0 stops it. */
 void apic_timer_start(uint32_t count);
+/*
+ * Mask the 8259s after firmware ran (pc, q35): see apic.c.  Call with
+ * interrupts off, after apic_init.
+ */
+void apic_quiet_pic(void);
 /* Stop the legacy PIT's periodic tick (we never use it). */
 void apic_quiet_pit(void);
 /* The LAPIC timer's current count. */

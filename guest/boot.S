@@ -1,10 +1,13 @@
 /*
- * boot.S: PVH entry.  A PVH loader (QEMU -kernel on microvm, Firecracker,
- * Xen) starts us in 32-bit protected mode, paging off, %ebx pointing at a
- * struct hvm_start_info.  We record the TSC first (so "microseconds since
- * entry" means what it says), identity-map the low 4 GiB with 2 MiB pages,
- * enter long mode and call guest_main().  No SSE is ever enabled: the nested
- * KVM here dies on SSE/XSAVE, and the C code is built -mgeneral-regs-only.
+ * boot.S: PVH and multiboot2 entries.  A PVH loader (QEMU -kernel, Firecracker,
+ * Xen) starts us at pvh_start in 32-bit protected mode, paging off, %ebx
+ * pointing at a struct hvm_start_info.  A multiboot2 loader (GRUB's
+ * "multiboot2" command) starts us at mb2_start in the same mode with %eax
+ * holding 0x36d76289 and %ebx pointing at its boot information.  We record
+ * the TSC first (so "microseconds since entry" means what it says),
+ * identity-map the low 4 GiB with 2 MiB pages, enter long mode and call
+ * guest_main().  No SSE is ever enabled: the nested KVM here dies on
+ * SSE/XSAVE, and the C code is built -mgeneral-regs-only.
  */
 
 #define CR0_PE		0x00000001
@@ -17,6 +20,33 @@
 #define PTE_PWT		0x008
 #define PTE_PCD		0x010
 #define PTE_PS		0x080
+
+#define MB2_MAGIC	0xe85250d6	/* in the header */
+#define MB2_BOOTED	0x36d76289	/* in %eax at entry */
+#define MB2_ARCH_I386	0		/* 32-bit protected mode */
+#define MB2_HDR_LEN	(mb2_header_end - mb2_header)
+
+/*
+ * The multiboot2 header: 8-byte aligned in the first 32 KiB of the file
+ * (link.ld puts it first).  The entry address tag sends GRUB to mb2_start;
+ * the ELF's own entry stays pvh_start.  QEMU's -kernel looks for multiboot
+ * (version 1) headers only, so this one does not change how -kernel boots us.
+ */
+	.section .multiboot2, "a"
+	.balign 8
+mb2_header:
+	.long MB2_MAGIC
+	.long MB2_ARCH_I386
+	.long MB2_HDR_LEN
+	.long -(MB2_MAGIC + MB2_ARCH_I386 + MB2_HDR_LEN)
+	.balign 8
+	.word 3, 0		/* entry address tag */
+	.long 12
+	.long mb2_start
+	.balign 8
+	.word 0, 0		/* end tag */
+	.long 8
+mb2_header_end:
 
 /* XEN_ELFNOTE_PHYS32_ENTRY (18): where a PVH loader jumps in 32-bit mode. */
 	.section .note.Xen, "a", @note
@@ -37,7 +67,23 @@ pvh_start:
 	movl %eax, boot_tsc
 	movl %edx, boot_tsc + 4
 	movl %ebx, boot_start_info
+	movl $0, boot_mb2_info
+	jmp boot_common
 
+	.globl mb2_start
+mb2_start:
+	cli
+	movl %eax, %esi
+	rdtsc
+	movl %eax, boot_tsc
+	movl %edx, boot_tsc + 4
+	movl $0, boot_start_info
+	xorl %eax, %eax
+	cmpl $MB2_BOOTED, %esi
+	cmovel %ebx, %eax
+	movl %eax, boot_mb2_info
+
+boot_common:
 	/* PML4[0] -> PDPT; PDPT[0..3] -> the four page directories. */
 	movl $pdpt + (PTE_P | PTE_W), pml4
 	movl $pd + (PTE_P | PTE_W), %eax
@@ -116,8 +162,9 @@ boot_stack:
 	.skip 16384
 boot_stack_top:
 	.balign 8
-	.globl boot_tsc, boot_start_info
+	.globl boot_tsc, boot_start_info, boot_mb2_info
 boot_tsc:	.skip 8
 boot_start_info: .skip 4
+boot_mb2_info:	.skip 4
 
 	.section .note.GNU-stack, "", @progbits

@@ -31,3 +31,21 @@ build/guest/hello.debug.elf: $(GUEST_OBJS) guest/link.ld
 
 build/hello.elf: build/guest/hello.debug.elf
 	$(GUEST_OBJCOPY) --strip-all $< $@
+
+# A GRUB disk image booting hello.elf through multiboot2 (guest/mkiso.sh;
+# needs grub-mkrescue, so not part of "make guest").  GUEST_ISO_CMDLINE
+# becomes the guest's command line in grub.cfg; GUEST_ISO puts the image
+# elsewhere (a test's own directory, with its own command line).
+GUEST_ISO         ?= build/hello.iso
+GUEST_ISO_CMDLINE ?=
+
+.PHONY: guest-iso guest-iso-force
+guest-iso: $(GUEST_ISO)
+
+# Remembers the command line the image was made with: a new one remakes it.
+$(GUEST_ISO).cmdline: guest-iso-force
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(GUEST_ISO_CMDLINE)' | cmp -s - $@ || printf '%s\n' '$(GUEST_ISO_CMDLINE)' >$@
+
+$(GUEST_ISO): build/hello.elf $(GUEST_ISO).cmdline guest/mkiso.sh
+	sh guest/mkiso.sh $@ build/hello.elf '$(GUEST_ISO_CMDLINE)'

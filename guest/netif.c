@@ -18,6 +18,7 @@
 #define TXQ 1
 #define RX_BUFS 64
 #define RX_BUFS_EARLY 16 /* posted before READY; the rest right after */
+#define TX_BUFS 128      /* at most this many frames in flight, whatever the ring size */
 #define BUF_SIZE 2048
 
 struct netif {
@@ -25,9 +26,10 @@ struct netif {
 	struct virtq rx, tx;
 	unsigned hdr_len;   /* 12 with VERSION_1, 10 for legacy */
 	uint16_t rx_posted; /* rx buffers handed to the device so far */
-	uint16_t tx_fresh;  /* tx descriptors never used yet: [tx_fresh, tx.num) */
+	uint16_t tx_fresh;  /* tx descriptors never used yet: [tx_fresh, tx_max) */
+	uint16_t tx_max;    /* MIN(tx.num, TX_BUFS) */
 	uint16_t tx_free;   /* used-and-returned tx descriptors, kept on a stack */
-	uint16_t tx_stack[VIRTQ_MAX];
+	uint16_t tx_stack[TX_BUFS];
 	uint16_t tx_cur; /* handed out by netif_tx_alloc, queued by netif_tx_send */
 	bool rx_dirty, tx_dirty;
 	volatile bool irq;
@@ -36,7 +38,7 @@ struct netif {
 static struct netif nif;
 static struct virtq_mem netif_rxq, netif_txq;
 static uint8_t netif_rxbuf[RX_BUFS][BUF_SIZE] __attribute__((aligned(64)));
-static uint8_t netif_txbuf[VIRTQ_MAX][BUF_SIZE] __attribute__((aligned(64)));
+static uint8_t netif_txbuf[TX_BUFS][BUF_SIZE] __attribute__((aligned(64)));
 
 __attribute__((interrupt)) static void netif_isr(struct cpu_frame *f)
 {
@@ -51,9 +53,9 @@ static void netif_rx_give(uint16_t id)
 {
 	struct virtq *q = &nif.rx;
 
-	q->mem->avail.ring[q->mem->avail.idx % q->num] = id;
+	q->avail->ring[q->avail->idx % q->num] = id;
 	barrier();
-	q->mem->avail.idx++;
+	q->avail->idx++;
 	nif.rx_dirty = true;
 }
 
@@ -69,12 +71,12 @@ static void netif_rx_post(uint16_t n)
 
 	n = (uint16_t)MIN(n, q->num);
 	for (i = nif.rx_posted; i < n; i++) {
-		q->mem->desc[i].addr = (uintptr_t)netif_rxbuf[i];
-		q->mem->desc[i].len = BUF_SIZE;
-		q->mem->desc[i].flags = VIRTQ_DESC_F_WRITE;
-		q->mem->avail.ring[q->mem->avail.idx % q->num] = i;
+		q->desc[i].addr = (uintptr_t)netif_rxbuf[i];
+		q->desc[i].len = BUF_SIZE;
+		q->desc[i].flags = VIRTQ_DESC_F_WRITE;
+		q->avail->ring[q->avail->idx % q->num] = i;
 		barrier();
-		q->mem->avail.idx++;
+		q->avail->idx++;
 	}
 	if (n > nif.rx_posted)
 		nif.rx_dirty = true;
@@ -100,14 +102,17 @@ int netif_init(const char *cmdline, uint8_t mac[6])
 	    virtio_queue(&nif.dev, &nif.tx, TXQ, &netif_txq) < 0)
 		return -1;
 	netif_rx_post(RX_BUFS_EARLY);
-	nif.tx.mem->avail.flags = VRING_AVAIL_F_NO_INTERRUPT;
+	nif.tx.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	nif.tx_max = (uint16_t)MIN(nif.tx.num, TX_BUFS);
 	/* Two reads rather than six byte reads: each is a VM exit. */
 	m0 = virtio_config32(&nif.dev, 0);
 	m1 = virtio_config16(&nif.dev, 4);
 	memcpy(mac, &m0, 4);
 	memcpy(mac + 4, &m1, 2);
-	cpu_set_vector(VEC_NET, netif_isr);
-	apic_route_gsi(nif.dev.irq, VEC_NET);
+	if (nif.dev.irq) {
+		cpu_set_vector(VEC_NET, netif_isr);
+		apic_route_gsi(nif.dev.irq, VEC_NET);
+	}
 	virtio_ready(&nif.dev);
 	return 0;
 }
@@ -117,9 +122,9 @@ static void netif_tx_reclaim(void)
 {
 	struct virtq *q = &nif.tx;
 
-	while (q->last_used != q->mem->used.idx) {
+	while (q->last_used != q->used->idx) {
 		barrier();
-		nif.tx_stack[nif.tx_free++] = (uint16_t)q->mem->used.ring[q->last_used % q->num].id;
+		nif.tx_stack[nif.tx_free++] = (uint16_t)q->used->ring[q->last_used % q->num].id;
 		q->last_used++;
 	}
 }
@@ -128,11 +133,11 @@ uint8_t *netif_tx_alloc(void)
 {
 	uint16_t id;
 
-	if (!nif.tx_free && nif.tx_fresh == nif.tx.num)
+	if (!nif.tx_free && nif.tx_fresh == nif.tx_max)
 		netif_tx_reclaim();
 	if (nif.tx_free)
 		id = nif.tx_stack[--nif.tx_free];
-	else if (nif.tx_fresh < nif.tx.num)
+	else if (nif.tx_fresh < nif.tx_max)
 		id = nif.tx_fresh++;
 	else
 		return NULL;
@@ -148,12 +153,12 @@ void netif_tx_send(uint8_t *frame, size_t len)
 
 	(void)frame; /* it is netif_txbuf[id] + hdr_len, handed out by netif_tx_alloc */
 	memset(buf, 0, nif.hdr_len);
-	q->mem->desc[id].addr = (uintptr_t)buf;
-	q->mem->desc[id].len = (uint32_t)(nif.hdr_len + len);
-	q->mem->desc[id].flags = 0;
-	q->mem->avail.ring[q->mem->avail.idx % q->num] = id;
+	q->desc[id].addr = (uintptr_t)buf;
+	q->desc[id].len = (uint32_t)(nif.hdr_len + len);
+	q->desc[id].flags = 0;
+	q->avail->ring[q->avail->idx % q->num] = id;
 	barrier();
-	q->mem->avail.idx++;
+	q->avail->idx++;
 	nif.tx_dirty = true;
 }
 
@@ -164,10 +169,10 @@ void netif_poll(void)
 	uint8_t *buf;
 
 	/* While we are busy the device need not interrupt us (netif_rx_arm undoes it). */
-	q->mem->avail.flags = VRING_AVAIL_F_NO_INTERRUPT;
-	while (q->last_used != q->mem->used.idx) {
+	q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	while (q->last_used != q->used->idx) {
 		barrier();
-		e = &q->mem->used.ring[q->last_used % q->num];
+		e = &q->used->ring[q->last_used % q->num];
 		q->last_used++;
 		if (e->id >= RX_BUFS)
 			continue;
@@ -194,9 +199,9 @@ bool netif_rx_arm(void)
 {
 	struct virtq *q = &nif.rx;
 
-	q->mem->avail.flags = 0;
+	q->avail->flags = 0;
 	cpu_mb(); /* the flag must be visible before we look at the ring again */
-	return q->last_used != q->mem->used.idx;
+	return q->last_used != q->used->idx;
 }
 
 bool netif_take_irq(void)
@@ -205,4 +210,9 @@ bool netif_take_irq(void)
 
 	nif.irq = false;
 	return f;
+}
+
+bool netif_polled(void)
+{
+	return !nif.dev.irq;
 }

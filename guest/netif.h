@@ -26,5 +26,7 @@ void netif_flush(void);
 bool netif_rx_arm(void);
 /* True if the NIC raised its interrupt since the last call. */
 bool netif_take_irq(void);
+/* True if the NIC has no interrupt (no firmware routed its PCI pin): the caller polls. */
+bool netif_polled(void);
 
 #endif

@@ -23,13 +23,48 @@ struct hvm_start_info {
 
 #define HVM_START_MAGIC 0x336ec578
 
-extern uint32_t boot_start_info; /* boot.S: %ebx at entry */
+/* A multiboot2 information tag; the tags follow an 8-byte header, each 8-byte aligned. */
+struct mb2_tag {
+	uint32_t type; /* 0 ends the list */
+	uint32_t size; /* of this tag, header included */
+};
+
+#define MB2_TAG_CMDLINE 1
+#define MB2_INFO_MAX 0x10000 /* we stop looking for the command line this far in */
+
+extern uint32_t boot_start_info; /* boot.S: %ebx at the PVH entry */
+extern uint32_t boot_mb2_info;   /* boot.S: %ebx at the multiboot2 entry */
 
 void guest_main(void);
+
+/*
+ * The command line GRUB passes (its "multiboot2 FILE WORDS..." line; GRUB
+ * may or may not include FILE, a word the parser ignores).  The info block
+ * can lie anywhere below 4 GiB: call this after cpu_init, whose page-fault
+ * handler maps what boot.S did not.
+ */
+static const char *start_mb2_cmdline(void)
+{
+	const uint8_t *info = (const void *)(uintptr_t)boot_mb2_info;
+	uint32_t total = *(const uint32_t *)info, off;
+	const struct mb2_tag *t;
+
+	for (off = 8; off + sizeof(*t) <= MIN(total, MB2_INFO_MAX); off += (t->size + 7) & ~7u) {
+		t = (const void *)(info + off);
+		if (t->type == 0 || t->size < sizeof(*t))
+			break;
+		if (t->type == MB2_TAG_CMDLINE && t->size > sizeof(*t))
+			return (const char *)(t + 1);
+	}
+	return "";
+}
 
 static const char *start_cmdline(void)
 {
 	const struct hvm_start_info *si = (const void *)(uintptr_t)boot_start_info;
+
+	if (boot_mb2_info)
+		return start_mb2_cmdline();
 
 	if (!si || si->magic != HVM_START_MAGIC || !si->cmdline_paddr ||
 	    si->cmdline_paddr >= 0x100000000ULL)
@@ -53,6 +88,8 @@ static void start_loop(void)
 		netif_poll();
 		now = timer_now_us();
 		next = start_earliest(tcp_timer(now), arp_timer(now));
+		if (netif_polled()) /* no NIC interrupt: look again in a millisecond */
+			next = start_earliest(next, now + 1000);
 		netif_flush();
 		timer_arm(next);
 		if (netif_rx_arm())
@@ -67,9 +104,10 @@ static void start_loop(void)
 
 void guest_main(void)
 {
-	const char *cmdline = start_cmdline();
+	const char *cmdline;
 
 	cpu_init();
+	cmdline = start_cmdline();
 	apic_init();
 	timer_init();
 	net_config_parse(cmdline);

@@ -1,8 +1,10 @@
 /*
- * virtio.c: the virtio-mmio transport.  microvm puts its transports at
+ * virtio.c: the virtio-mmio transport, and the entry points that hand PCI
+ * devices to virtio_pci.c.  microvm puts its transports at
  * 0xfeb00000 + n * 0x200 and appends "virtio_mmio.device=512@ADDR:IRQ" for
  * the used ones to the command line only sometimes, so we read that when it
  * is there (Firecracker always passes it) and probe the slots otherwise.
+ * Without either, the device is looked for on PCI (QEMU pc and q35).
  */
 #include "cpu.h"
 #include "apic.h"
@@ -134,8 +136,9 @@ bool virtio_find(const char *cmdline, uint32_t id, struct virtio_dev *dev)
 			goto found;
 		}
 	}
-	return false;
+	return virtio_pci_find(id, dev);
 found:
+	dev->transport = VIRTIO_MMIO;
 	dev->version = rd(dev, R_VERSION);
 	return dev->version == 1 || dev->version == 2;
 }
@@ -144,6 +147,8 @@ int virtio_begin(struct virtio_dev *dev, uint64_t want)
 {
 	uint64_t have;
 
+	if (dev->transport != VIRTIO_MMIO)
+		return virtio_pci_begin(dev, want);
 	wr(dev, R_STATUS, 0);
 	wr(dev, R_STATUS, S_ACK | S_DRIVER);
 	wr(dev, R_DEV_FEATURES_SEL, 0);
@@ -178,23 +183,22 @@ int virtio_queue(struct virtio_dev *dev, struct virtq *q, uint16_t index, struct
 {
 	uint32_t max;
 
+	if (dev->transport != VIRTIO_MMIO)
+		return virtio_pci_queue(dev, q, index, mem);
 	wr(dev, R_QUEUE_SEL, index);
 	max = rd(dev, R_QUEUE_NUM_MAX);
 	if (max == 0)
 		return -1;
-	q->mem = mem;
-	q->num = (uint16_t)MIN(max, VIRTQ_MAX);
-	q->last_used = 0;
-	q->index = index;
+	virtq_layout(q, mem, (uint16_t)MIN(max, VIRTQ_WANT), index);
 	wr(dev, R_QUEUE_NUM, q->num);
 	if (dev->version == 1) {
 		wr(dev, R_QUEUE_ALIGN, 4096);
 		wr(dev, R_QUEUE_PFN, (uint32_t)((uintptr_t)mem >> 12));
 		return 0;
 	}
-	virtio_wr64(dev, R_QUEUE_DESC, mem->desc);
-	virtio_wr64(dev, R_QUEUE_AVAIL, &mem->avail);
-	virtio_wr64(dev, R_QUEUE_USED, &mem->used);
+	virtio_wr64(dev, R_QUEUE_DESC, q->desc);
+	virtio_wr64(dev, R_QUEUE_AVAIL, q->avail);
+	virtio_wr64(dev, R_QUEUE_USED, q->used);
 	wr(dev, R_QUEUE_READY, 1);
 	return 0;
 }
@@ -203,28 +207,57 @@ void virtio_ready(struct virtio_dev *dev)
 {
 	uint32_t s = S_ACK | S_DRIVER | S_DRIVER_OK;
 
+	if (dev->transport != VIRTIO_MMIO) {
+		virtio_pci_ready(dev);
+		return;
+	}
 	wr(dev, R_STATUS, dev->version == 2 ? s | S_FEATURES_OK : s);
 }
 
 uint32_t virtio_config32(struct virtio_dev *dev, unsigned off)
 {
+	if (dev->transport != VIRTIO_MMIO)
+		return virtio_pci_config32(dev, off);
 	return rd(dev, R_CONFIG + off);
 }
 
 uint16_t virtio_config16(struct virtio_dev *dev, unsigned off)
 {
+	if (dev->transport != VIRTIO_MMIO)
+		return virtio_pci_config16(dev, off);
 	return *(volatile uint16_t *)(dev->base + R_CONFIG + off);
 }
 
 /* Acknowledge both causes (used buffers, config change) blind: one VM exit, not two. */
 CPU_ISR_SAFE void virtio_irq_ack(struct virtio_dev *dev)
 {
+	if (dev->transport != VIRTIO_MMIO) {
+		virtio_pci_irq_ack(dev);
+		return;
+	}
 	wr(dev, R_IRQ_ACK, 3);
 }
 
 void virtio_kick(struct virtio_dev *dev, struct virtq *q)
 {
 	cpu_mb(); /* the avail index must be visible before we read the used flags */
-	if (!(q->mem->used.flags & VRING_USED_F_NO_NOTIFY))
+	if (q->used->flags & VRING_USED_F_NO_NOTIFY)
+		return;
+	if (dev->transport == VIRTIO_MMIO)
 		wr(dev, R_QUEUE_NOTIFY, q->index);
+	else
+		virtio_pci_notify(dev, q);
+}
+
+void virtq_layout(struct virtq *q, struct virtq_mem *mem, uint16_t num, uint16_t index)
+{
+	uintptr_t used =
+	    sizeof(struct virtq_desc) * num + sizeof(struct virtq_avail) + 2u * num + 2;
+
+	q->desc = (struct virtq_desc *)mem->bytes;
+	q->avail = (struct virtq_avail *)(mem->bytes + sizeof(struct virtq_desc) * num);
+	q->used = (struct virtq_used *)(mem->bytes + ((used + 4095) & ~(uintptr_t)4095));
+	q->num = num;
+	q->last_used = 0;
+	q->index = index;
 }
