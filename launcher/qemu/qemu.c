@@ -171,20 +171,49 @@ static int net_args(struct instance *inst, struct qemu_argv_in *in, uint16_t *ho
 	return qemu_host_user_ports(inst, host_ports, svc->nports);
 }
 
-/* The cmdline, its placeholders expanded: in user networking the guest is QEMU's 10.0.2.15. */
-static char *cmdline_of(struct instance *inst)
+/*
+ * The cmdline and qemu.args with their placeholders expanded (into X, freed
+ * with templates_free): in user networking the guest is QEMU's 10.0.2.15.
+ */
+struct qemu_templates {
+	char *cmdline;
+	char **args;
+	size_t nargs;
+};
+
+static void templates_free(struct qemu_templates *x)
+{
+	free(x->cmdline);
+	for (size_t i = 0; i < x->nargs; i++)
+		free(x->args[i]);
+	free(x->args);
+}
+
+static int templates_expand(struct instance *inst, struct qemu_templates *x)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
 	struct backend_vars v;
 	struct backend_vars_buf vb;
-	char err[128], *s;
+	char err[128];
 
+	memset(x, 0, sizeof(*x));
 	backend_vars_fill(inst, &v, &vb);
 	if (launcher_inst_tap(inst)[0] == '\0')
 		backend_vars_net(&v, &vb, USER_GUEST_IP, 24, USER_GATEWAY, USER_DNS);
-	if ((s = backend_expand(svc->cmdline ? svc->cmdline : "", &v, err, sizeof(err))) == NULL)
+	if ((x->cmdline = backend_expand(svc->cmdline ? svc->cmdline : "", &v, err, sizeof(err))) ==
+	    NULL) {
 		log_warnx("%s: cmdline: %s", svc->name, err);
-	return s;
+		return -1;
+	}
+	if (svc->qemu.nargs > 0 && (x->args = calloc(svc->qemu.nargs, sizeof(*x->args))) == NULL)
+		return -1;
+	for (; x->nargs < svc->qemu.nargs; x->nargs++)
+		if ((x->args[x->nargs] =
+		         backend_expand(svc->qemu.args[x->nargs], &v, err, sizeof(err))) == NULL) {
+			log_warnx("%s: qemu.args: %s", svc->name, err);
+			return -1;
+		}
+	return 0;
 }
 
 static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused,
@@ -206,7 +235,9 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	    .paused = paused,
 	    .incoming = incoming,
 	};
-	char err[128], *cmdline;
+	struct conf_qemu q = svc->qemu;
+	struct qemu_templates x;
+	char err[128];
 	char **argv = NULL;
 
 	if ((in.accel = qemu_accel_resolve(svc->qemu.accel, "/dev/kvm")) == NULL) {
@@ -218,14 +249,18 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 		log_warnx("%s: qemu: host networking failed", svc->name);
 		return NULL;
 	}
-	if ((cmdline = cmdline_of(inst)) == NULL)
+	if (templates_expand(inst, &x) == -1) {
+		templates_free(&x);
 		return NULL;
-	in.cmdline = cmdline;
+	}
+	in.cmdline = x.cmdline;
+	q.args = x.args;
+	in.q = &q;
 	if ((argv = qemu_argv(&in, err, sizeof(err))) == NULL)
 		log_warnx("%s: qemu command line: %s", svc->name, err);
 	else
 		log_debug("%s: qemu under %s", svc->name, in.accel);
-	free(cmdline);
+	templates_free(&x);
 	return argv;
 }
 
@@ -446,6 +481,24 @@ static bool qemu_bridge(const struct conf_service *svc)
 	return true;
 }
 
+/* qemu.args take the placeholders too. */
+static int qemu_check_args(const struct conf_service *svc, FILE *errs, const char *where)
+{
+	struct backend_vars v;
+	char err[128], *s;
+	int rc = 0;
+
+	backend_vars_dummy(&v);
+	for (size_t i = 0; i < svc->qemu.nargs; i++) {
+		if ((s = backend_expand(svc->qemu.args[i], &v, err, sizeof(err))) == NULL) {
+			fprintf(errs, "%s.qemu.args[%zu]: %s\n", where, i, err);
+			rc = -1;
+		}
+		free(s);
+	}
+	return rc;
+}
+
 /*
  * The cmdline's placeholders; and a note for a config written when beckon
  * still appended the hello guest's words to every command line.
@@ -460,7 +513,10 @@ static int qemu_check(const struct conf_service *svc, FILE *errs, const char *wh
 		        "reads its address there (beckon's hello guest does) wants cmdline = "
 		        "\"ip={address}/{prefix} gw={gateway} name={name} port={port}\"\n",
 		        where);
-	return backend_check_cmdline(svc, errs, where);
+	return backend_check_cmdline(svc, errs, where) == 0 &&
+	               qemu_check_args(svc, errs, where) == 0
+	           ? 0
+	           : -1;
 }
 
 /* qemu_argv's marker: -name guest=beckon:<service>,... */
