@@ -1,7 +1,12 @@
 /*
- * Signs of use that nobody reports to the launcher: a guest's traffic, from
- * its tap's counters, and its open TCP connections, from conntrack (in user
- * mode, those the proxy's bypass sent straight to the instance). In
+ * Signs of use that nobody reports to the launcher, all from conntrack:
+ * a guest's open TCP connections, when its latest closed one closed, and
+ * when it last exchanged UDP or ICMP with a client (in user mode, only the
+ * TCP connections the proxy's bypass sent straight to the instance). What
+ * a guest sends by itself does not count: multicast and broadcast (mDNS,
+ * MLD, router solicitations, NetBIOS) are skipped here, and ARP and
+ * neighbour discovery never reach conntrack; IPv6 is not read at all (a
+ * tap's byte counters, used before, counted all of it). In
  * bridge mode, whatever the hold, connections to a ready guest never pass
  * through beckon: a quiet open connection is only visible in the
  * host's conntrack table (for clients routed through the host; a client
@@ -24,6 +29,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <sys/wait.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -45,29 +51,11 @@ extern char **environ;
 struct activity {
 	struct nl_sock *sk; /* NULL until the first dump */
 	char comment[64];
-	bool rule;    /* our rule is in FORWARD */
-	bool by_port; /* user mode: count only connections to a service's address and ports */
+	bool rule;      /* our rule is in FORWARD */
+	bool by_port;   /* user mode: count only connections to a service's address and ports */
+	uint32_t bcast; /* bridge mode: the subnet's broadcast address (host order) */
 	bool warned;
 };
-
-/* ---- guest traffic -------------------------------------------------------------- */
-
-bool activity_tap(struct instance *inst)
-{
-	struct engine_inst *ei = engine_inst(inst);
-	const char *tap = launcher_tap(inst);
-	uint64_t rx;
-	bool moved;
-
-	/* Only what the guest sends: broadcasts flooded to every tap are not its use. */
-	if (ei == NULL || tap[0] == '\0' || if_nametoindex(tap) == 0 ||
-	    hostnet_tap_counters(tap, &rx, NULL, NULL, NULL) == -1)
-		return false;
-	moved = ei->tap_seen && rx != ei->tap_rx;
-	ei->tap_rx = rx;
-	ei->tap_seen = true;
-	return moved;
-}
 
 /* ---- the conntrack rule ---------------------------------------------------------- */
 
@@ -118,6 +106,8 @@ struct activity *activity_new(const struct conf *conf)
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;
 	snprintf(a->comment, sizeof(a->comment), "beckon-ct %s", conf->bridge);
+	a->bcast =
+	    ntohl(conf->subnet.s_addr) | (conf->prefix >= 32 ? 0 : 0xffffffffu >> conf->prefix);
 	act_rule_remove(a); /* what a killed beckond left */
 	if (act_iptables(a, "-A") == 0)
 		a->rule = true;
@@ -161,6 +151,8 @@ struct act_dump {
 	size_t n, max;
 	bool by_port;
 	uint32_t tw_s, close_s; /* conntrack's timeouts of TIME_WAIT and CLOSE, seconds */
+	uint32_t udp_s, udp_stream_s, icmp_s; /* ... of UDP (unanswered, answered) and ICMP */
+	uint32_t bcast;                       /* the bridge subnet's broadcast, 0 in user mode */
 	int64_t now_us;
 	int64_t closed_us; /* the entry at hand: when it closed; 0 when it is open */
 };
@@ -218,14 +210,14 @@ static int act_tcp_state(struct nlattr *protoinfo)
 	return nla_get_u8(tcp[CTA_PROTOINFO_TCP_STATE]);
 }
 
-/* A conntrack timeout (a sysctl), seconds; DEF when it cannot be read. */
+/* A conntrack timeout (the sysctl nf_conntrack_NAME), seconds; DEF when it cannot be read. */
 static uint32_t act_timeout(const char *name, uint32_t def)
 {
 	char path[128];
 	unsigned v;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_%s", name);
+	snprintf(path, sizeof(path), "/proc/sys/net/netfilter/nf_conntrack_%s", name);
 	if ((f = fopen(path, "r")) == NULL)
 		return def;
 	if (fscanf(f, "%u", &v) != 1)
@@ -255,33 +247,93 @@ static int64_t act_closed_us(const struct act_dump *d, uint32_t full, struct nla
 	return d->now_us - (int64_t)(full > left ? full - left : 0) * 1000000;
 }
 
-/* One conntrack entry: an open TCP connection counts for both ends, a closed one's close time too.
+/* A UDP or ICMP flow's last packet: its timeout starts again at each. */
+static int64_t act_seen_us(const struct act_dump *d, uint32_t full, struct nlattr *timeout)
+{
+	uint32_t left;
+
+	if (timeout == NULL)
+		return -1;
+	if ((left = ntohl(nla_get_u32(timeout))) >= full)
+		return d->now_us; /* a moment ago */
+	return d->now_us - (int64_t)(full - left - 1) * 1000000;
+}
+
+/* Whether ADDR (network order) is no one client: multicast, or a broadcast. */
+static bool act_group_addr(const struct act_dump *d, struct nlattr *attr)
+{
+	uint32_t a = attr != NULL ? ntohl(nla_get_u32(attr)) : 0;
+
+	return (a & 0xf0000000u) == 0xe0000000u || a == 0xffffffffu || (d->bcast && a == d->bcast);
+}
+
+/*
+ * When an entry of PROTO was last used: 0 for an open TCP connection, the
+ * time for a closed one or a UDP or ICMP flow, -1 when it does not count.
+ */
+static int64_t act_entry_time(const struct act_dump *d, struct nlattr **tb, int proto)
+{
+	uint32_t status = tb[CTA_STATUS] ? ntohl(nla_get_u32(tb[CTA_STATUS])) : 0;
+	int state;
+
+	if (proto == IPPROTO_TCP) {
+		/* Open: established, or half-closed with data still flowing one way. */
+		state = act_tcp_state(tb[CTA_PROTOINFO]);
+		if (state >= TCP_CONNTRACK_ESTABLISHED && state <= TCP_CONNTRACK_LAST_ACK)
+			return 0;
+		if (state != TCP_CONNTRACK_TIME_WAIT && state != TCP_CONNTRACK_CLOSE)
+			return -1;
+		return act_closed_us(d, state == TCP_CONNTRACK_CLOSE ? d->close_s : d->tw_s,
+		                     tb[CTA_TIMEOUT]);
+	}
+	/* Bridge mode only: user mode counts the bypass's TCP connections alone. */
+	if (d->by_port)
+		return -1;
+	if (proto == IPPROTO_UDP)
+		return act_seen_us(d, (status & IPS_ASSURED) ? d->udp_stream_s : d->udp_s,
+		                   tb[CTA_TIMEOUT]);
+	if (proto == IPPROTO_ICMP)
+		return act_seen_us(d, d->icmp_s, tb[CTA_TIMEOUT]);
+	return -1;
+}
+
+/* The original direction's protocol number, -1 when it has none. */
+static int act_proto(struct nlattr *proto)
+{
+	struct nlattr *tp[CTA_PROTO_MAX + 1];
+
+	if (proto == NULL || nla_parse_nested(tp, CTA_PROTO_MAX, proto, NULL) < 0 ||
+	    tp[CTA_PROTO_NUM] == NULL)
+		return -1;
+	return nla_get_u8(tp[CTA_PROTO_NUM]);
+}
+
+/*
+ * One conntrack entry: an open TCP connection counts for both ends; a
+ * closed one's close time, and a UDP or ICMP flow's last packet, are a last
+ * use. A flow to a group address (multicast, broadcast) is no client's.
  */
 static int act_entry(struct nl_msg *msg, void *arg)
 {
 	struct nlattr *tb[CTA_MAX + 1], *tt[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1];
 	struct act_dump *d = arg;
-	int state;
+	int proto;
 
-	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0)
-		return NL_OK;
-	/* Open: established, or half-closed with data still flowing one way. */
-	state = act_tcp_state(tb[CTA_PROTOINFO]);
-	if (state >= TCP_CONNTRACK_ESTABLISHED && state <= TCP_CONNTRACK_LAST_ACK)
-		d->closed_us = 0;
-	else if (state != TCP_CONNTRACK_TIME_WAIT && state != TCP_CONNTRACK_CLOSE)
-		return NL_OK;
-	else if ((d->closed_us =
-	              act_closed_us(d, state == TCP_CONNTRACK_CLOSE ? d->close_s : d->tw_s,
-	                            tb[CTA_TIMEOUT])) <= 0)
-		return NL_OK;
-	if (tb[CTA_TUPLE_ORIG] == NULL ||
+	if (nlmsg_parse(nlmsg_hdr(msg), sizeof(struct nfgenmsg), tb, CTA_MAX, NULL) < 0 ||
+	    tb[CTA_TUPLE_ORIG] == NULL ||
 	    nla_parse_nested(tt, CTA_TUPLE_MAX, tb[CTA_TUPLE_ORIG], NULL) < 0 ||
 	    tt[CTA_TUPLE_IP] == NULL ||
 	    nla_parse_nested(ip, CTA_IP_MAX, tt[CTA_TUPLE_IP], NULL) < 0)
 		return NL_OK;
+	proto = act_proto(tt[CTA_TUPLE_PROTO]);
+	if (proto != IPPROTO_TCP && act_group_addr(d, ip[CTA_IP_V4_DST]))
+		return NL_OK;
+	if ((d->closed_us = act_entry_time(d, tb, proto)) < 0 ||
+	    (d->closed_us == 0 && proto != IPPROTO_TCP))
+		return NL_OK;
 	act_count(arg, ip[CTA_IP_V4_SRC], -1);
-	act_count(arg, ip[CTA_IP_V4_DST], act_dport(tt[CTA_TUPLE_PROTO]));
+	act_count(arg, ip[CTA_IP_V4_DST],
+	          proto == IPPROTO_TCP ? act_dport(tt[CTA_TUPLE_PROTO]) : -1);
 	return NL_OK;
 }
 
@@ -356,8 +408,12 @@ int activity_conntrack(struct activity *a, struct launcher *l)
 	if (a == NULL || d.max == 0)
 		goto done;
 	d.by_port = a->by_port;
-	d.tw_s = act_timeout("time_wait", 120); /* read each time: they may be tuned */
-	d.close_s = act_timeout("close", 10);
+	d.tw_s = act_timeout("tcp_timeout_time_wait", 120); /* read each time: they may be tuned */
+	d.close_s = act_timeout("tcp_timeout_close", 10);
+	d.udp_s = act_timeout("udp_timeout", 30);
+	d.udp_stream_s = act_timeout("udp_timeout_stream", 120);
+	d.icmp_s = act_timeout("icmp_timeout", 30);
+	d.bcast = a->by_port ? 0 : a->bcast;
 	d.now_us = launcher_now_us();
 	rc = d.n > 0 ? act_dump(a, &d) : 0;
 	/* A connection that bypassed beckon closed lately: in use until then. */

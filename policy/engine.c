@@ -1,7 +1,7 @@
 /*
  * The idle engine: a timer looks at every running instance, gathers what
  * shows it is in use (queries and connections reported by the resolver and
- * the proxy, its tap's traffic, established connections in conntrack),
+ * the proxy; in conntrack, its connections and flows with clients),
  * asks policy_idle, and carries out what it says through the launcher's
  * public calls. The cheap signs are read at every tick; conntrack only
  * when an instance would otherwise go idle.
@@ -123,7 +123,7 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 	launcher_info(inst, &info);
 	if (info.state != INST_READY || ei == NULL)
 		return;
-	if (info.open + info.held > 0 || activity_tap(inst))
+	if (info.open + info.held > 0)
 		launcher_activity(inst);
 	engine_view(inst, &v);
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
@@ -189,8 +189,6 @@ static void engine_state_hook(struct instance *inst, enum inst_state old, enum i
 	(void)old;
 	if (ei == NULL)
 		return;
-	if (new == INST_READY)
-		ei->tap_seen = false; /* a new baseline for the traffic counters */
 	/*
 	 * A run ended on purpose (idle, beckonctl stop, a suspend): warm again
 	 * once down. Not after an eviction, nor a crash (ready to stopped at

@@ -2,8 +2,8 @@
  * The idle engine's parts (policy-internal):
  * - engine.c: the timer, the views, the idle actions, the launcher hooks;
  * - admit.c: admission before a boot (rate limits, make-room eviction);
- * - activity.c: guest traffic (tap counters) and open connections
- *   (conntrack), for the guests whose connections bypass beckon;
+ * - activity.c: a guest's traffic with clients, from conntrack (TCP
+ *   connections, UDP and ICMP flows), for those that bypass beckon;
  * - warm.c: the warm pools (shells, paused guests).
  */
 #ifndef BECKON_POLICY_ENGINE_INT_H
@@ -21,10 +21,9 @@ struct conf;
 
 /* What the engine keeps of each instance (launcher_ext). */
 struct engine_inst {
-	uint64_t tap_rx;      /* the tap's counter at the last look */
-	bool tap_seen;        /* it is valid */
 	unsigned conntrack;   /* established connections at the last look */
-	int64_t ct_closed_us; /* ... and when the latest closed one closed (0: none seen) */
+	int64_t ct_closed_us; /* ... and when the latest closed one closed, or a UDP or ICMP flow
+	                       * last moved (0: none seen) */
 	bool rewarm;          /* stopping (idle, beckonctl stop): make it warm again once down */
 	bool evicting;        /* ... but not when evicted to make room */
 };
@@ -70,8 +69,6 @@ struct activity *activity_new(const struct conf *conf);
 /* Whether A (NULL too) is what activity_new would make of CONF. */
 bool activity_fits(const struct activity *a, const struct conf *conf);
 void activity_free(struct activity *a);
-/* Whether INST's tap moved traffic since the last look (false without a tap). */
-bool activity_tap(struct instance *inst);
 /*
  * Count the established TCP connections to or from each instance's address
  * (one conntrack dump for all) into its engine_inst.conntrack, and note

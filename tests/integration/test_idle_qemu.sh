@@ -2,12 +2,13 @@
 # The idle policy with QEMU hello guests in bridge mode, hold "syn", and
 # idle_timeout = 1s. The client is a network namespace routed through the
 # host, as a remote client would be: its connections to a ready guest never
-# pass through beckon, so only the guest's tap counters and conntrack show
+# pass through beckon, so only conntrack shows
 # that the guest is in use.
 # - pause, shutdown, destroy: the idle guest ends in the right state; a DNS
 #   query and a bare connection (a held SYN) each wake it and get the page;
 # - one open, quiet TCP connection keeps a guest up (conntrack);
-# - steady traffic without DNS queries keeps a guest up (tap counters);
+# - steady traffic without DNS queries keeps a guest up (conntrack: the
+#   close times of its short connections);
 # - beckon's conntrack rule is there while it runs and gone after it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
@@ -75,7 +76,7 @@ check "quiet: one open quiet connection: still ready after 3 s (idle_timeout 1 s
 wait $HOLD
 check "quiet: closed: idle within 3 s" wait_for 3 state_is quiet stopped
 
-# Steady traffic from the client, no DNS: the tap's counters move.
+# Steady traffic from the client, no DNS: conntrack has each connection's close.
 check "busy: wakes and serves" serves busy
 for i in $(seq 12); do serves busy || echo "request $i" >>"$T/busy.err"; sleep 0.25; done
 check "busy: 12 requests over 3 s, no DNS: still ready" state_is busy ready
