@@ -250,6 +250,10 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 	vec_str(&a, "-no-user-config");
 	vec_str(&a, "-nodefaults");
 	vec_str(&a, "-no-reboot");
+	/* A guest that panics and halts (Linux, through pvpanic) ends QEMU, so
+	 * that its boot fails now rather than at boot_timeout. */
+	vec_str(&a, "-action");
+	vec_str(&a, "panic=exit-failure");
 	vec_str(&a, "-display");
 	vec_str(&a, "none");
 	add_machine(&a, in);
@@ -265,6 +269,8 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 	vec_fmt(&a, "%s,netdev=n0,mac=%s", nic_of(in), in->mac);
 	if (in->q->disk != NULL && *in->q->disk)
 		add_drive(&a, in, in->q->disk, "d0", false);
+	vec_str(&a, "-device");
+	vec_str(&a, "pvpanic");
 	for (i = 0; i < in->q->nargs; i++)
 		vec_str(&a, in->q->args[i]);
 	if (in->paused)

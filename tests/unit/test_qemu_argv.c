@@ -104,6 +104,8 @@ static void test_bridge(void **state)
 	                             "-no-user-config",
 	                             "-nodefaults",
 	                             "-no-reboot",
+	                             "-action",
+	                             "panic=exit-failure",
 	                             "-display",
 	                             "none",
 	                             "-M",
@@ -132,6 +134,8 @@ static void test_bridge(void **state)
 	                             "tap,id=n0,ifname=bk1a2bwww,script=no,downscript=no",
 	                             "-device",
 	                             "virtio-net-device,netdev=n0,mac=02:62:6b:01:02:03",
+	                             "-device",
+	                             "pvpanic",
 	                             NULL});
 }
 
