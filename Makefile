@@ -4,19 +4,29 @@
 
 CC       ?= cc
 PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0 libnl-nf-3.0
+MODULES  := common conf resolver launcher launcher/exec launcher/qemu hostnet proxy policy daemon
+# The libvirt backend is built where libvirt-dev (and libxml2-dev) are installed.
+HAVE_LIBVIRT := $(shell pkg-config --exists libvirt libxml-2.0 2>/dev/null && echo yes)
+ifeq ($(HAVE_LIBVIRT),yes)
+PKGS     += libvirt libxml-2.0
+MODULES  += launcher/libvirt
+DEFS     += -DHAVE_LIBVIRT
+endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-MODULES  := common conf resolver launcher launcher/exec launcher/qemu hostnet proxy policy daemon
 INCS     := $(addprefix -I,$(MODULES))
 WARN     := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE $(INCS) $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE $(DEFS) $(INCS) $(PKG_CFLAGS) -MMD -MP
 LIBS     := $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRCS := $(filter-out daemon/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
 CTL_SRCS := $(wildcard ctl/*.c) common/log.c
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+ifneq ($(HAVE_LIBVIRT),yes)
+UNIT_SRCS := $(filter-out tests/unit/test_libvirt%,$(UNIT_SRCS))
+endif
 
 # Two flavours of every object: plain in build/obj, sanitized in build/asan/obj.
 obj  = $(patsubst %.c,build/obj/%.o,$(1))

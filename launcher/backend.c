@@ -13,12 +13,18 @@
 #include "internal.h"
 #include "log.h"
 #include "qemu.h"
+#ifdef HAVE_LIBVIRT
+#include "virt.h"
+#define BACKEND_LIBVIRT (&backend_libvirt_ops)
+#else
+#define BACKEND_LIBVIRT NULL /* libvirt-dev was missing at build time */
+#endif
 
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 static const struct backend_ops *const backends[] = {
     [CONF_BACKEND_QEMU] = &backend_qemu_ops,
-    [CONF_BACKEND_LIBVIRT] = NULL,
+    [CONF_BACKEND_LIBVIRT] = BACKEND_LIBVIRT,
     [CONF_BACKEND_XEN] = NULL,
     [CONF_BACKEND_EXEC] = &backend_exec_ops,
 };

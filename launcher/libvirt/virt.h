@@ -1,0 +1,133 @@
+/*
+ * The libvirt backend (launcher/libvirt/): libvirt.c fills the backend ops,
+ * libvirt_job.c runs libvirt's blocking calls on worker threads and posts
+ * their completions (and libvirt's events) back to beckon's loop,
+ * libvirt_conn.c keeps one connection per URI, libvirt_xml.c writes the
+ * domain XML (or expands the user's). Domains are transient and named
+ * beckon-<service>: beckon touches no other.
+ */
+#ifndef BECKON_LAUNCHER_LIBVIRT_LIBVIRT_H
+#define BECKON_LAUNCHER_LIBVIRT_LIBVIRT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "conf.h"
+
+struct backend_ops;
+struct backend_vars;
+struct event_base;
+
+extern const struct backend_ops backend_libvirt_ops;
+
+/* Every domain beckon makes is named LIBVIRT_PREFIX<service>. */
+#define LIBVIRT_PREFIX "beckon-"
+#define LIBVIRT_NAME_MAX (CONF_SERVICE_NAME_MAX + 16)
+
+/* ---- libvirt_xml.c: the domain XML, no I/O but the user's file ---------------- */
+
+struct libvirt_xml_in {
+	const char *name;    /* the domain's */
+	const char *type;    /* "kvm" or "qemu" (TCG) */
+	const char *machine; /* NULL: "microvm" */
+	const char *kernel;  /* an absolute path */
+	const char *initrd;  /* NULL when none */
+	const char *cmdline; /* placeholders expanded; NULL or "" for none */
+	uint64_t memory;     /* bytes */
+	int vcpus;
+	const char *tap, *mac; /* tap NULL or "": no NIC */
+};
+
+/* The domain XML for IN, malloc'd; NULL when out of memory. */
+char *libvirt_xml_domain(const struct libvirt_xml_in *in);
+/* S with &, <, >, ' and " as entities, malloc'd; NULL when out of memory. */
+char *libvirt_xml_escape(const char *s);
+/* "kvm" when /dev/kvm (KVM_PATH) opens read-write, else "qemu"; ACCEL "kvm"/"tcg" forces. */
+const char *libvirt_xml_type(const char *accel, const char *kvm_path);
+
+/*
+ * The user's domain XML TEXT with its placeholders replaced by V's values
+ * (V's cmdline, expanded, for {cmdline}), escaped for XML, and the domain renamed NAME (beckon's
+ * name: it touches no other domain). malloc'd; NULL on an error, the reason in ERR
+ * ("LINE: message" for XML that does not parse).
+ */
+char *libvirt_xml_user(const char *text, const struct backend_vars *v, const char *name, char *err,
+                       size_t errlen);
+/* The contents of PATH, malloc'd; NULL with the reason in ERR. */
+char *libvirt_xml_read(const char *path, char *err, size_t errlen);
+
+/* ---- libvirt_job.c: the worker threads --------------------------------------- */
+
+struct libvirt_job;
+/* On a worker: the blocking part, with the connection to the job's URI (NULL: none). */
+typedef void (*libvirt_job_fn)(struct libvirt_job *j, virConnectPtr c);
+/* On beckon's loop, once run: the job is freed after. */
+typedef void (*libvirt_done_fn)(struct libvirt_job *j);
+
+struct libvirt_job {
+	struct libvirt_job *next;
+	char key[LIBVIRT_NAME_MAX]; /* jobs with one key run one at a time, in order */
+	char *uri;                  /* NULL: libvirt's default */
+	libvirt_job_fn run;         /* NULL: only done (an event) */
+	libvirt_done_fn done;       /* NULL: nothing to do after */
+	uint64_t serial;            /* the run it is for (libvirt.c) */
+	/* What the job takes and gives. */
+	char *xml, *path;
+	unsigned flags;
+	int op;
+	int rc, id, detail;
+	void *console; /* a console the job opened (libvirt_console_close) */
+	char *data;    /* console bytes */
+	size_t len;
+	char err[512];
+};
+
+/* A new job for KEY on URI (copied), zeroed otherwise; NULL when out of memory. */
+struct libvirt_job *libvirt_job_new(const char *key, const char *uri);
+void libvirt_job_free(struct libvirt_job *j);
+/* Start the threads and libvirt's event loop once; -1 when not possible (logged). */
+int libvirt_jobs_init(void);
+/* Have completions delivered on BASE (the first call counts). -1 when not. */
+int libvirt_jobs_attach(struct event_base *base);
+/* Queue J for a worker (or, with no run, straight for done on the loop). */
+void libvirt_job_queue(struct libvirt_job *j);
+/* From any thread: hand J to beckon's loop for its done. */
+void libvirt_job_post(struct libvirt_job *j);
+/* Wait (at most MS) until no job is queued or running, then deliver what is posted. */
+void libvirt_jobs_drain(int ms);
+
+/* ---- libvirt_conn.c: connections, events, consoles --------------------------- */
+
+/*
+ * The connection to URI (NULL: the default), opened on first use (the first
+ * use of a URI also destroys the beckon-* domains an earlier beckond left
+ * there); NULL with libvirt's message in ERR. Called on workers only.
+ */
+virConnectPtr libvirt_conn_get(const char *uri, char *err, size_t errlen);
+/* Close every connection (at the end). */
+void libvirt_conn_close_all(void);
+/* libvirt's last error on this thread, or WHAT. */
+const char *libvirt_conn_error(const char *what);
+/*
+ * Open DOM's console as a non-blocking stream whose bytes are posted as
+ * console jobs for SERIAL (op LIBVIRT_EV_CONSOLE). NULL when it cannot
+ * (a run without a console still runs).
+ */
+void *libvirt_console_open(virConnectPtr c, virDomainPtr dom, uint64_t serial);
+/* Close a console from libvirt_console_open, from any thread. */
+void libvirt_console_close(void *console);
+
+/* What the event jobs libvirt_conn.c posts carry in op (their key: the domain). */
+enum libvirt_event {
+	LIBVIRT_EV_LIFECYCLE = 100, /* rc: virDomainEventType, detail, id: the domain's */
+	LIBVIRT_EV_CONSOLE,         /* data, len: console bytes; len 0: the console ended */
+};
+/* Where libvirt.c takes events: set once. */
+void libvirt_conn_set_event_done(libvirt_done_fn fn);
+
+#endif
