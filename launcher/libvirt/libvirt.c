@@ -34,8 +34,9 @@ struct lv_run {
 	struct instance *inst;
 	char dom[LIBVIRT_NAME_MAX];
 	char *uri;
-	int id;            /* the domain's, -1 until the start completes */
-	int early_stop_id; /* a STOPPED event that came before the start completed */
+	int id;                                  /* the domain's, -1 until started */
+	char uuid[VIR_UUID_STRING_BUFLEN];       /* the domain's, "" until started */
+	char early_stop[VIR_UUID_STRING_BUFLEN]; /* stopped before the start completed */
 	void *console;
 	bool shell, saving, ended;
 	int64_t t0_us;
@@ -72,7 +73,7 @@ static struct lv_run *libvirt_run_new(struct instance *inst)
 	}
 	r->serial = next_serial++;
 	r->inst = inst;
-	r->id = r->early_stop_id = -1;
+	r->id = -1;
 	r->t0_us = lv_now_us();
 	snprintf(r->dom, sizeof(r->dom), LIBVIRT_PREFIX "%s", svc->name);
 	r->next = runs;
@@ -158,6 +159,7 @@ static virDomainPtr libvirt_lookup(struct libvirt_job *j, virConnectPtr c)
 static void libvirt_w_started(struct libvirt_job *j, virConnectPtr c, virDomainPtr d)
 {
 	j->id = (int)virDomainGetID(d);
+	virDomainGetUUIDString(d, j->uuid);
 	j->console = libvirt_console_open(c, d, j->serial);
 	if (!(j->flags & LIBVIRT_SHELL) && virDomainResume(d) == -1) {
 		snprintf(j->err, sizeof(j->err), "resume: %s", libvirt_conn_error("failed"));
@@ -235,7 +237,7 @@ static void libvirt_w_stop(struct libvirt_job *j, virConnectPtr c)
 		j->rc = 0; /* gone already */
 		return;
 	}
-	j->id = (int)virDomainGetID(d);
+	virDomainGetUUIDString(d, j->uuid);
 	if (j->flags && virDomainShutdown(d) == 0 && libvirt_w_wait_gone(d, LIBVIRT_GRACE_MS))
 		j->rc = 0;
 	else if (virDomainDestroy(d) == 0 || virDomainIsActive(d) != 1)
@@ -272,9 +274,10 @@ static void libvirt_d_started(struct libvirt_job *j)
 		return;
 	}
 	r->id = j->id;
+	snprintf(r->uuid, sizeof(r->uuid), "%s", j->uuid);
 	log_debug("%s: domain %s (id %d) %s +%.1f ms", lv_svc(r->inst), r->dom, r->id,
 	          r->shell ? "created paused" : "running", (double)(lv_now_us() - r->t0_us) / 1e3);
-	if (r->early_stop_id == r->id)
+	if (strcmp(r->early_stop, r->uuid) == 0)
 		libvirt_run_died(r, W_EXITCODE(1, 0), "stopped as it started");
 	else if (r->shell)
 		launcher_inst_shell_ready(r->inst);
@@ -346,7 +349,7 @@ static void libvirt_d_stop(struct libvirt_job *j)
 		return;
 	}
 	/* Gone: its STOPPED event may be lost with a dropped connection. */
-	if (j->id == -1 || j->id == r->id)
+	if (j->uuid[0] == '\0' || strcmp(j->uuid, r->uuid) == 0)
 		libvirt_run_died(r, W_EXITCODE(0, 0), "stopped");
 }
 
@@ -378,11 +381,12 @@ static void libvirt_ev_stopped(struct lv_run *r, const struct libvirt_job *j)
 	char how[64];
 	int status;
 
-	if (r->id == -1) {
-		r->early_stop_id = j->id; /* the start's completion is still coming */
+	if (r->uuid[0] == '\0') {
+		/* The start's completion is still coming. */
+		snprintf(r->early_stop, sizeof(r->early_stop), "%s", j->uuid);
 		return;
 	}
-	if (j->id != r->id || r->saving || r->ended)
+	if (strcmp(j->uuid, r->uuid) != 0 || r->saving || r->ended)
 		return;
 	snprintf(how, sizeof(how), "%s (libvirt event)", libvirt_stopped_how(j->detail, &status));
 	libvirt_run_died(r, status, how);
@@ -405,7 +409,7 @@ static void libvirt_ev_lifecycle(const struct libvirt_job *j)
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		/* Ours come while the launcher says paused, saves while saving. */
-		if (s == INST_READY && !r->saving && j->id == r->id)
+		if (s == INST_READY && !r->saving && strcmp(j->uuid, r->uuid) == 0)
 			log_warnx("%s: domain %s was paused behind beckon's back (detail %d)",
 			          lv_svc(r->inst), r->dom, j->detail);
 		break;
@@ -448,13 +452,14 @@ static char *libvirt_user_xml(const struct conf_service *svc, struct backend_var
                               const char *dom)
 {
 	char err[512], *text, *xml;
+	int line;
 
 	if ((text = libvirt_xml_read(svc->libvirt_xml, err, sizeof(err))) == NULL) {
 		log_warnx("%s: libvirt.xml: %s", svc->name, err);
 		return NULL;
 	}
-	if ((xml = libvirt_xml_user(text, v, dom, err, sizeof(err))) == NULL)
-		log_warnx("%s: libvirt.xml: %s:%s", svc->name, svc->libvirt_xml, err);
+	if ((xml = libvirt_xml_user(text, v, dom, &line, err, sizeof(err))) == NULL)
+		log_warnx("%s: libvirt.xml: %s:%d: %s", svc->name, svc->libvirt_xml, line, err);
 	free(text);
 	return xml;
 }
@@ -715,7 +720,7 @@ static int libvirt_check(const struct conf_service *svc, FILE *errs, const char 
 {
 	struct backend_vars v;
 	char err[512], *text, *xml;
-	int rc = backend_check_cmdline(svc, errs, where);
+	int line, rc = backend_check_cmdline(svc, errs, where);
 
 	if (svc->libvirt_xml == NULL)
 		return rc;
@@ -724,8 +729,13 @@ static int libvirt_check(const struct conf_service *svc, FILE *errs, const char 
 		return -1;
 	}
 	backend_vars_dummy(&v);
-	if ((xml = libvirt_xml_user(text, &v, LIBVIRT_PREFIX "check", err, sizeof(err))) == NULL) {
-		fprintf(errs, "%s.libvirt.xml: %s:%s\n", where, svc->libvirt_xml, err);
+	if ((xml = libvirt_xml_user(text, &v, LIBVIRT_PREFIX "check", &line, err, sizeof(err))) ==
+	    NULL) {
+		if (line > 0)
+			fprintf(errs, "%s.libvirt.xml: %s:%d: %s\n", where, svc->libvirt_xml, line,
+			        err);
+		else
+			fprintf(errs, "%s.libvirt.xml: %s: %s\n", where, svc->libvirt_xml, err);
 		rc = -1;
 	}
 	free(xml);

@@ -87,6 +87,7 @@ static int lifecycle_cb(virConnectPtr c, virDomainPtr dom, int event, int detail
 	j->rc = event;
 	j->detail = detail;
 	j->id = (int)virDomainGetID(dom);
+	virDomainGetUUIDString(dom, j->uuid);
 	j->done = event_done;
 	libvirt_job_post(j);
 	return 0;

@@ -176,11 +176,21 @@ static int xml_vars_escape(const struct backend_vars *v, struct backend_vars *ou
 	return 0;
 }
 
-/* Set the domain's <name> to NAME, adding it when missing. */
+/*
+ * Set the domain's <name> to NAME, adding it when missing; drop its <uuid>:
+ * each run's gets a fresh one, which tells its events from an older run's.
+ */
 static int xml_rename(xmlNodePtr root, const char *name)
 {
-	xmlNodePtr n;
+	xmlNodePtr n, uuid = NULL;
 
+	for (n = root->children; n != NULL; n = n->next)
+		if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST "uuid") == 0)
+			uuid = n;
+	if (uuid != NULL) {
+		xmlUnlinkNode(uuid);
+		xmlFreeNode(uuid);
+	}
 	for (n = root->children; n != NULL; n = n->next)
 		if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST "name") == 0)
 			break;
@@ -191,27 +201,43 @@ static int xml_rename(xmlNodePtr root, const char *name)
 	return 0;
 }
 
-static xmlDocPtr xml_parse(const char *text, char *err, size_t errlen)
-{
-	xmlDocPtr doc;
-	const xmlError *e;
+/* The first error libxml2 reports: its last is often a consequence ("Premature end"). */
+struct xml_first_error {
+	int line;
+	char msg[256];
+};
 
-	xmlResetLastError();
+static void xml_error_cb(void *arg, xmlErrorPtr e)
+{
+	struct xml_first_error *fe = arg;
+
+	if (fe->msg[0] != '\0' || e == NULL || e->level < XML_ERR_ERROR)
+		return;
+	fe->line = e->line;
+	snprintf(fe->msg, sizeof(fe->msg), "%s", e->message ? e->message : "not XML");
+	fe->msg[strcspn(fe->msg, "\n")] = '\0'; /* libxml2 ends its messages with one */
+}
+
+static xmlDocPtr xml_parse(const char *text, int *line, char *err, size_t errlen)
+{
+	struct xml_first_error fe = {0, ""};
+	xmlNodePtr root;
+	xmlDocPtr doc;
+
+	xmlSetStructuredErrorFunc(&fe, xml_error_cb);
 	doc = xmlReadMemory(text, (int)strlen(text), "domain.xml", NULL,
 	                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc != NULL && xmlDocGetRootElement(doc) != NULL &&
-	    xmlStrcmp(xmlDocGetRootElement(doc)->name, BAD_CAST "domain") == 0)
+	xmlSetStructuredErrorFunc(NULL, NULL);
+	root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
+	if (root != NULL && xmlStrcmp(root->name, BAD_CAST "domain") == 0)
 		return doc;
-	if (doc != NULL) {
-		snprintf(err, errlen, "%d: the root element is not <domain>",
-		         xmlDocGetRootElement(doc) ? xmlDocGetRootElement(doc)->line : 1);
+	*line = root != NULL ? root->line : fe.line;
+	snprintf(err, errlen, "%s",
+	         root != NULL ? "the root element is not <domain>"
+	         : fe.msg[0]  ? fe.msg
+	                      : "not XML");
+	if (doc != NULL)
 		xmlFreeDoc(doc);
-		return NULL;
-	}
-	e = xmlGetLastError();
-	snprintf(err, errlen, "%d: %s", e ? e->line : 0,
-	         e && e->message ? e->message : "not XML\n");
-	err[strcspn(err, "\n")] = '\0'; /* libxml2 ends its messages with one */
 	return NULL;
 }
 
@@ -256,8 +282,8 @@ static char *xml_expand(const char *text, const struct backend_vars *v, const ch
 	return buf;
 }
 
-char *libvirt_xml_user(const char *text, const struct backend_vars *v, const char *name, char *err,
-                       size_t errlen)
+char *libvirt_xml_user(const char *text, const struct backend_vars *v, const char *name, int *line,
+                       char *err, size_t errlen)
 {
 	char *own[sizeof(*v) / sizeof(char *)] = {0}, *expanded = NULL, *out = NULL;
 	struct backend_vars ev;
@@ -265,13 +291,14 @@ char *libvirt_xml_user(const char *text, const struct backend_vars *v, const cha
 	xmlChar *mem = NULL;
 	int len = 0;
 
+	*line = 0;
 	if (xml_vars_escape(v, &ev, own) == -1) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if ((expanded = xml_expand(text, &ev, ev.cmdline, err, errlen)) == NULL)
 		goto fail;
-	if ((doc = xml_parse(expanded, err, errlen)) == NULL)
+	if ((doc = xml_parse(expanded, line, err, errlen)) == NULL)
 		goto fail;
 	if (xml_rename(xmlDocGetRootElement(doc), name) == -1) {
 		snprintf(err, errlen, "out of memory");

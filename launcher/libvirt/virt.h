@@ -52,12 +52,13 @@ const char *libvirt_xml_type(const char *accel, const char *kvm_path);
 
 /*
  * The user's domain XML TEXT with its placeholders replaced by V's values
- * (V's cmdline, expanded, for {cmdline}), escaped for XML, and the domain renamed NAME (beckon's
- * name: it touches no other domain). malloc'd; NULL on an error, the reason in ERR
- * ("LINE: message" for XML that does not parse).
+ * (V's cmdline, expanded, for {cmdline}), escaped for XML, the domain
+ * renamed NAME (beckon's: it touches no other domain) and its <uuid>
+ * dropped. malloc'd; NULL on an error, the reason in ERR, and in *LINE
+ * the line of XML that does not parse (else 0).
  */
-char *libvirt_xml_user(const char *text, const struct backend_vars *v, const char *name, char *err,
-                       size_t errlen);
+char *libvirt_xml_user(const char *text, const struct backend_vars *v, const char *name, int *line,
+                       char *err, size_t errlen);
 /* The contents of PATH, malloc'd; NULL with the reason in ERR. */
 char *libvirt_xml_read(const char *path, char *err, size_t errlen);
 
@@ -84,6 +85,8 @@ struct libvirt_job {
 	void *console; /* a console the job opened (libvirt_console_close) */
 	char *data;    /* console bytes */
 	size_t len;
+	char uuid[VIR_UUID_STRING_BUFLEN]; /* the domain's: tells a run's events from an older one's
+	                                    */
 	char err[512];
 };
 
@@ -124,7 +127,7 @@ void libvirt_console_close(void *console);
 
 /* What the event jobs libvirt_conn.c posts carry in op (their key: the domain). */
 enum libvirt_event {
-	LIBVIRT_EV_LIFECYCLE = 100, /* rc: virDomainEventType, detail, id: the domain's */
+	LIBVIRT_EV_LIFECYCLE = 100, /* rc: virDomainEventType, detail, uuid: the domain's */
 	LIBVIRT_EV_CONSOLE,         /* data, len: console bytes; len 0: the console ended */
 };
 /* Where libvirt.c takes events: set once. */
