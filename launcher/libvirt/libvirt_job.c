@@ -166,10 +166,18 @@ static int jobs_threads(void)
 	return 0;
 }
 
+/* libvirt prints every error to stderr by default: beckon logs those it cares about. */
+static void libvirt_error_quiet(void *arg, virErrorPtr e)
+{
+	(void)arg;
+	log_debug("libvirt: %s", e != NULL && e->message ? e->message : "error");
+}
+
 int libvirt_jobs_init(void)
 {
 	if (started)
 		return 0;
+	virSetErrorFunc(NULL, libvirt_error_quiet);
 	if (virInitialize() == -1 || virEventRegisterDefaultImpl() == -1) {
 		log_warnx("libvirt: cannot initialise: %s", libvirt_conn_error("?"));
 		return -1;
