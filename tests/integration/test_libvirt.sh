@@ -98,7 +98,9 @@ cat >"$T/own.xml" <<'EOF'
 EOF
 
 write_conf "$(svc www $NET.2)" "$(LVKEYS="xml = \"$T/own.xml\";" svc own $NET.3)" \
-	"$(svc bad $NET.4 'qemu = { machine = "no-such-machine"; };')"
+	"$(svc bad $NET.4 'qemu = { machine = "no-such-machine"; };')" \
+	"$(svc con $NET.7 'ready = "console:^READY";')" \
+	"$(svc fails $NET.8 'fail = "console:^READY";')"
 check "beckond -n accepts the config" bash -c "'$BECKOND' -n -c '$CONF' | grep -qx 'configuration OK'"
 start_daemon "$CONF" || { not_ok "beckond starts with libvirt services"; finish; }
 ok "beckond starts with libvirt services in bridge mode"
@@ -163,12 +165,38 @@ check "... libvirt's message in the log" \
 check "... the boot failed" state_is bad failed
 check "... nothing defined" bash -c "! virsh -q -c '$LV_URI' list --all --name | grep -q '$(dom bad)'"
 
-# 6. SIGTERM: every domain beckon made is gone.
+# 6. The console through virDomainOpenConsole: readiness, and the fail pattern.
+check "console:REGEX: ready once the guest says READY" [ "$(dqa +short con.svc.test A)" = "$NET.7" ]
+check "console:REGEX: ... it serves" serves $NET.7 con
+check "fail = console:REGEX: SERVFAIL" [ "$(rcode fails)" = SERVFAIL ]
+check "fail = console:REGEX: the log quotes the line" \
+	grep -q "$P-fails: boot failed: the console matched fail = \"console:^READY\"" "$DLOG"
+check "fail = console:REGEX: its domain is gone" wait_for 20 eval '[ -z "$(lv_domains "$(dom fails)")" ]'
+
+# 7. libvirtd restarts under beckond: ready guests serve on, boots work again.
+kill "$LV_PID"
+wait "$LV_PID" 2>/dev/null
+check "libvirtd restart: beckond notices the connection went" \
+	wait_for 20 grep -q "libvirt $LV_URI: connection lost" "$DLOG"
+check "libvirtd restart: www serves on meanwhile" serves $NET.2 www
+check "libvirtd restart: DNS answers for the ready guest meanwhile" [ "$(dqa +short www.svc.test A)" = "$NET.2" ]
+libvirtd_up || not_ok "libvirtd starts again"
+check "libvirtd restart: it has taken www's domain back" [ "$(lv_state "$(dom www)")" = running ]
+ctl stop "$P-con" >/dev/null
+check "libvirtd restart: a stop goes through the new connection" wait_for 30 state_is con stopped
+check "libvirtd restart: ... and its domain is gone" eval '[ -z "$(lv_domains "$(dom con)")" ]'
+check "libvirtd restart: a boot works again" [ "$(dqa +short con.svc.test A)" = "$NET.7" ]
+check "libvirtd restart: ... it serves" serves $NET.7 con
+virsh_lv destroy "$(dom con)" >/dev/null
+check "libvirtd restart: events come on the new connection (virsh destroy noticed)" \
+	wait_for 10 state_is con stopped
+
+# 8. SIGTERM: every domain beckon made is gone.
 check "SIGTERM: beckond exits 0 with no sanitizer report" stop_daemon
 check "SIGTERM: no beckon domain left" no_domains
 check "SIGTERM: no tap left" [ -z "$(beckon_taps "$P-")" ]
 
-# 7. kill -9, then a restart destroys what the last one left.
+# 9. kill -9, then a restart destroys what the last one left.
 : >"$T/beckond2.log"
 start_daemon "$CONF" "$T/beckond2.log" || { not_ok "beckond starts again"; finish; }
 client_up >/dev/null 2>&1
@@ -191,7 +219,7 @@ check "restart: the client gets the page" serves $NET.2 www
 check "restart: SIGTERM: exit 0, clean" stop_daemon
 check "restart: no beckon domain left" no_domains
 
-# 8. Bad input at load: XML that does not parse, an unknown placeholder.
+# 10. Bad input at load: XML that does not parse, an unknown placeholder.
 printf '<domain type="qemu">\n  <name>x</name>\n  <os><kernel>{image}</os>\n</domain>\n' >"$T/broken.xml"
 printf '<domain type="qemu"><name>{nosuch}</name></domain>\n' >"$T/unknown.xml"
 write_conf "$(LVKEYS="xml = \"$T/broken.xml\";" svc broken $NET.5)" \
