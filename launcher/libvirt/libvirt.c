@@ -714,6 +714,8 @@ static void libvirt_global_fini(void)
 		return;
 	libvirt_jobs_drain(LIBVIRT_DRAIN_MS);
 	libvirt_conn_close_all();
+	/* Events that came meanwhile: nobody wants them, but they are freed. */
+	libvirt_jobs_drain(0);
 }
 
 /* cmdline, and libvirt.xml: readable, known placeholders, XML that parses. */

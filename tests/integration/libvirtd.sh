@@ -3,7 +3,9 @@
 # libvirtd_up: starts libvirtd (Debian 12: libvirt 9.0) as root in a mount
 # namespace of its own, with tmpfs and bind mounts over /run/libvirt,
 # /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and /etc/libvirt,
-# so that nothing of the host's libvirt is read or written. Its sockets are
+# so that nothing of the host's libvirt is read or written.
+# /run/libvirt is a directory of the test's, not a tmpfs: a restarted libvirtd
+# finds the domains it ran there. Its sockets are
 # in $T/lv/sock, outside the namespace's mounts, for beckond and virsh:
 # LV_URI names them. It shares the host's network namespace: the taps
 # beckon makes are the ones its QEMUs open.
@@ -54,7 +56,7 @@ libvirtd_script() {
 	cat <<EOF
 set -e
 mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvirt
-mount -t tmpfs tmpfs /run/libvirt
+mount --bind "$LV/run" /run/libvirt
 mount --bind "$LV/lib" /var/lib/libvirt
 mount --bind "$LV/cache" /var/cache/libvirt
 mount --bind "$LV/log" /var/log/libvirt

@@ -100,7 +100,7 @@ EOF
 write_conf "$(svc www $NET.2)" "$(LVKEYS="xml = \"$T/own.xml\";" svc own $NET.3)" \
 	"$(svc bad $NET.4 'qemu = { machine = "no-such-machine"; };')" \
 	"$(svc con $NET.7 'ready = "console:^READY";')" \
-	"$(svc fails $NET.8 'fail = "console:^READY";')"
+	"$(svc fails $NET.8 'ready = "console:NEVER"; fail = "console:^READY";')"
 check "beckond -n accepts the config" bash -c "'$BECKOND' -n -c '$CONF' | grep -qx 'configuration OK'"
 start_daemon "$CONF" || { not_ok "beckond starts with libvirt services"; finish; }
 ok "beckond starts with libvirt services in bridge mode"
