@@ -271,7 +271,7 @@ check "an answer waiting for a boot stays pending through a reload" [ "$(cat "$T
 write_conf "$DEAD_PORT" "\"127.0.0.1:$DNS_PORT\", \"127.0.0.1:$NEW_PORT\"" ', "new.svc.test"'
 kill -HUP "$DPID"
 check "reload: the new listen address answers" \
-	wait_for 5 bash -c "[ \"\$(dig @127.0.0.1 -p $NEW_PORT +time=1 +tries=1 +short new.svc.test A)\" = $NET.2 ]"
+	wait_for 15 bash -c "[ \"\$(dig @127.0.0.1 -p $NEW_PORT +time=1 +tries=1 +short new.svc.test A)\" = $NET.2 ]"
 check "reload: the kept listen address answers the new name" [ "$(dq +short new.svc.test A)" = "$NET.2" ]
 check "reload: the removed listen address is closed" \
 	bash -c "! dig @::1 -p $DNS_PORT +time=1 +tries=1 svc.test SOA >/dev/null"

@@ -60,7 +60,7 @@ t0=$(now_ms)
 ans=$(dq +short never.svc.test A)
 t1=$(now_ms)
 check "DNS answers at once for a cold guest ($((t1 - t0)) ms)" [ "$ans" = "$HNET.4" -a $((t1 - t0)) -lt 300 ]
-check "the answer started its boot" wait_for 2 bash -c "[ -s $T/count.4 ]"
+check "the answer started its boot" wait_for 15 bash -c "[ -s $T/count.4 ]"
 hcl tcpdump -i eth0 -nn -l -c 20 "tcp dst port 80 and dst host $HNET.2 and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" >"$T/syns" 2>/dev/null &
 TCPD=$!
 on_exit "kill $TCPD"
@@ -76,14 +76,14 @@ check "exactly one SYN was sent ($nsyn)" [ "$nsyn" -eq 1 ]
 check "connect took about the boot, well under the 1 s retransmit (${tc}s)" \
 	python3 -c "import sys; sys.exit(not 0.25 <= $tc < 0.9)"
 check "one boot" [ "$(runs 2)" -eq 1 ]
-check "the ready guest's rule is gone" wait_for 2 bash -c "! iptables -w -S $CHAIN | grep -q -- '-d $HNET.2/32'"
+check "the ready guest's rule is gone" wait_for 15 bash -c "! iptables -w -S $CHAIN | grep -q -- '-d $HNET.2/32'"
 check "the others keep theirs" rule_for 3
 out=$(hcl curl -s -m 2 -w ' %{time_connect}' "http://$HNET.2/")
 check "a ready guest answers directly (${out##* }s)" python3 -c "import sys; sys.exit(not ${out##* } < 0.1)"
 
 # 3. Pause: the rule comes back; a SYN resumes the guest.
 check "pause one" bash -c "'$BECKONCTL' -s '$DSOCK' pause one >/dev/null"
-check "a paused guest's rule is back" wait_for 2 rule_for 2
+check "a paused guest's rule is back" wait_for 15 rule_for 2
 out=$(hcl curl -s -m 3 -w ' %{http_code}' "http://$HNET.2/")
 check "a SYN to a paused guest resumes it ($out)" [ "${out##* }" = 200 ]
 check "one is ready again, still one boot" [ "$(field one state) $(runs 2)" = "ready 1" ]
@@ -122,7 +122,7 @@ holdnet_limit "http://$HNET.6/" 6 refused
 # 8. kill -9 with a connection held: no blackhole, and the next start cleans up.
 hcl curl -s -m 8 "http://$HNET.5/" >"$T/held.out" 2>&1 &
 HELD=$!
-wait_for 3 bash -c "[ \$(cat $T/count.5 2>/dev/null | wc -l) -ge 1 ]"
+wait_for 15 bash -c "[ \$(cat $T/count.5 2>/dev/null | wc -l) -ge 1 ]"
 sleep 0.2
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null

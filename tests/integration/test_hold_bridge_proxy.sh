@@ -50,7 +50,7 @@ check "cold connection: held and relayed, 200 ($(echo $out))" \
 check "cold connection: it took about the boot (${out##* }s)" \
 	python3 -c "import sys; sys.exit(not 0.25 <= ${out##* } < 2)"
 check "one boot" [ "$(runs 2)" -eq 1 ]
-check "the ready guest's rule is gone" wait_for 2 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.2/32'"
+check "the ready guest's rule is gone" wait_for 15 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.2/32'"
 check "the others keep theirs" rule_for 3
 out=$(hcl curl -s -m 2 -w ' %{http_code}' "http://$HNET.2/")
 check "a ready guest is reached directly ($(echo $out))" [ "${out##* }" = 200 ]
@@ -67,7 +67,7 @@ check "50 concurrent connections: one boot ($(runs 3) runs)" [ "$(runs 3)" -eq 1
 out=$(hcl curl -s -m 5 "http://$HNET.6/")
 check "quiet: wakes and serves ($out)" [ "$out" = "hello from guest" ]
 check "quiet: its rule is gone, connections go straight to it" \
-	wait_for 2 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.6/32'"
+	wait_for 15 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.6/32'"
 hcl python3 -c 'import socket, sys, time
 s = socket.create_connection((sys.argv[1], 80), timeout=5)
 time.sleep(4)' "$HNET.6" &

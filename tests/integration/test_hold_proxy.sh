@@ -201,7 +201,7 @@ for i in 1 2 3; do
 done
 sleep 0.4
 check "held connections in the metrics ($(held_metric))" [ "$(held_metric)" = 3 ]
-wait_for 4 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
+wait_for 15 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
 t0=$(now_ms)
 hcl curl -s -o /dev/null -m 5 "http://$HSNET.5/"
 rc=$?

@@ -67,7 +67,7 @@ cycle() { # cycle NAME IDLE_STATE
 	check "$name: a DNS query answers with its address" [ "$(dq +short "$name.svc.test" A)" = "$(addr "$name")" ]
 	check "$name: the client gets the page" serves "$name"
 	pid=$(field "$name" pid)
-	check "$name: idle after 1 s: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle after 1 s: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: the log says idle: ${3}" grep -q "$name: idle: $3" "$DLOG"
 	if [ "$want" = paused ]; then
 		check "$name: paused is SIGSTOP (process state T)" \
@@ -81,7 +81,7 @@ cycle() { # cycle NAME IDLE_STATE
 	else
 		check "$name: a new process" [ "$(field "$name" pid)" != "$pid" ]
 	fi
-	check "$name: idle again: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle again: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: a connection alone wakes it and gets the page" serves "$name"
 	check "$name: ready" state_is "$name" ready
 }
@@ -108,10 +108,10 @@ check "busy: wakes" serves busy
 for i in $(seq 10); do serves busy || echo "busy: request $i failed" >>"$T/busy.err"; sleep 0.3; done
 check "busy: 10 requests over 3 s, no DNS: still ready" state_is busy ready
 check "busy: ... every request served" [ ! -e "$T/busy.err" ]
-check "busy: idle once the traffic stops" wait_for 3 state_is busy stopped
+check "busy: idle once the traffic stops" wait_for 15 state_is busy stopped
 
 # 4. warm = "paused": booted at start, then paused; a query only resumes it.
-check "wp: booted at start and paused" wait_for 5 state_is wp paused
+check "wp: booted at start and paused" wait_for 15 state_is wp paused
 check "wp: one boot" [ "$(field wp boots)" = 1 ]
 check "wp: a query resumes it and the client gets the page" \
 	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +short wp.svc.test A)\" = $(addr wp) ] &&

@@ -44,17 +44,17 @@ cycle() { # cycle NAME IDLE_STATE ACTION
 		[ "$(dq +short "$name.svc.test" A)" = "$(addr "$name")" ]
 	check "$name: the client's connection is held until the guest serves" serves "$name"
 	pid=$(field "$name" pid)
-	check "$name: idle after 1 s: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle after 1 s: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: the log says idle: $3" grep -q "$P-$name: idle: $3" "$DLOG"
 	if [ "$want" = paused ]; then
 		check "$name: its QEMU is still there" [ "$(qemu_of "$name")" = "$pid" ]
 	else
-		check "$name: its QEMU is gone" wait_for 3 bash -c "! kill -0 $pid 2>/dev/null"
+		check "$name: its QEMU is gone" wait_for 15 bash -c "! kill -0 $pid 2>/dev/null"
 	fi
 	check "$name: a DNS query wakes it" [ "$(dq +short "$name.svc.test" A)" = "$(addr "$name")" ]
 	check "$name: ... and the client gets the page" serves "$name"
 	check "$name: ready again" state_is "$name" ready
-	check "$name: idle again: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle again: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: a connection alone (a held SYN) wakes it and gets the page" serves "$name"
 	check "$name: ready" state_is "$name" ready
 }

@@ -39,12 +39,12 @@ for i in 1 2 3; do get / >/dev/null; done
 check "three requests: the guest counts 3" [ "$(get /count)" = 3 ]
 PID=$(field pid)
 
-check "idle after 1 s: suspended" wait_for 5 state_is suspended
+check "idle after 1 s: suspended" wait_for 15 state_is suspended
 check "the log says idle: suspend, then state saved, then suspended" \
 	bash -c "grep -q '$P-u: idle: suspend' '$DLOG' && grep -qE '$P-u: state saved in [0-9.]+ ms' '$DLOG' &&
 		 grep -q '$P-u: suspended' '$DLOG'"
 check "the state file is there ($(stat -c %s "$STATE" 2>/dev/null) bytes)" [ -s "$STATE" ]
-check "its QEMU is gone" wait_for 3 bash -c "! kill -0 $PID 2>/dev/null"
+check "its QEMU is gone" wait_for 15 bash -c "! kill -0 $PID 2>/dev/null"
 check "no QEMU of it runs" no_qemu
 
 # A DNS query restores it.
@@ -61,25 +61,25 @@ get / >/dev/null
 check "one more request: 4" [ "$(get /count)" = 4 ]
 
 # A connection alone restores it.
-check "idle again: suspended" wait_for 5 state_is suspended
+check "idle again: suspended" wait_for 15 state_is suspended
 check "a bare connection (held SYN) restores it: the count is still 4" [ "$(get /count)" = 4 ]
 check "ready, three boots" [ "$(field state) $(field boots)" = "ready 3" ]
 n=$(metric beckon_wake_seconds_count)
 check "the restores are in beckon_wake_seconds ($n)" [ "${n:-0}" -ge 2 ]
 
 # A state file that cannot be restored: the next wake boots afresh.
-check "idle again: suspended" wait_for 5 state_is suspended
+check "idle again: suspended" wait_for 15 state_is suspended
 echo "not a QEMU state" >"$STATE"
 check "a broken state file: the query fails (SERVFAIL) or boots afresh" \
 	bash -c "dig @127.0.0.1 -p $DNS_PORT +time=10 +tries=1 u.svc.test A | grep -qE 'status: (NOERROR|SERVFAIL)'"
-check "... the log says the restore failed" wait_for 6 grep -q "$P-u: saved state removed (the restore failed)" "$DLOG"
+check "... the log says the restore failed" wait_for 15 grep -q "$P-u: saved state removed (the restore failed)" "$DLOG"
 check "... the next query boots afresh and the client gets the page" \
 	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +time=10 +tries=1 +short u.svc.test A)\" = $INET.2 ] &&
 		 ip netns exec $ICL curl -s --max-time 5 http://$INET.2/ | grep -q 'hello from $P-u'"
 check "... a fresh guest: the count starts again" [ "$(get /count)" = 1 ]
 
 # beckonctl stop of a suspended service forgets the state.
-check "idle again: suspended" wait_for 5 state_is suspended
+check "idle again: suspended" wait_for 15 state_is suspended
 check "beckonctl stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $P-u >/dev/null"
 check "stopped, the state file removed" bash -c "[ ! -e '$STATE' ]"
 check "stopped" state_is stopped
