@@ -119,9 +119,13 @@ holdnet_limit() {
 # HELD_URL is held: that client is told at once, and a new connection to
 # NEW_URL is refused at once (no blackhole); WHAT ends that check's name.
 holdnet_kill9() {
-	local kc rc t0 t1
+	local kc rc t0 t1 n r0
+	n=${1%/} n=${n##*.} # the held guest's N
+	r0=$(runs "$n")
 	hcl curl -s -o /dev/null -m 8 -w '%{http_code}\n' "$1" >"$T/k.out" 2>&1 &
 	kc=$!
+	# Held once its boot has started (curl's start alone can take a while here).
+	wait_for 20 bash -c "[ \$(cat $T/count.$n 2>/dev/null | wc -l) -gt $r0 ]"
 	sleep 0.3
 	kill -9 "$DPID"
 	wait "$DPID" 2>/dev/null

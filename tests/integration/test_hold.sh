@@ -61,10 +61,10 @@ ans=$(dq +short never.svc.test A)
 t1=$(now_ms)
 check "DNS answers at once for a cold guest ($((t1 - t0)) ms)" [ "$ans" = "$HNET.4" -a $((t1 - t0)) -lt 300 ]
 check "the answer started its boot" wait_for 15 bash -c "[ -s $T/count.4 ]"
-hcl tcpdump -i eth0 -nn -l -c 20 "tcp dst port 80 and dst host $HNET.2 and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" >"$T/syns" 2>/dev/null &
+hcl tcpdump -i eth0 -nn -l -c 20 "tcp dst port 80 and dst host $HNET.2 and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" >"$T/syns" 2>"$T/syns.err" &
 TCPD=$!
 on_exit "kill $TCPD"
-sleep 0.5 # tcpdump attaches
+wait_for 20 grep -q "listening on" "$T/syns.err" # tcpdump attaches
 out=$(hcl curl -s -m 5 -w ' %{http_code} %{time_connect}' "http://$HNET.2/")
 sleep 0.2
 kill "$TCPD" 2>/dev/null

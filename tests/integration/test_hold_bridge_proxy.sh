@@ -68,14 +68,18 @@ out=$(hcl curl -s -m 5 "http://$HNET.6/")
 check "quiet: wakes and serves ($out)" [ "$out" = "hello from guest" ]
 check "quiet: its rule is gone, connections go straight to it" \
 	wait_for 15 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.6/32'"
+# Open until killed; says so once connected (python's start is slow under load).
 hcl python3 -c 'import socket, sys, time
 s = socket.create_connection((sys.argv[1], 80), timeout=5)
-time.sleep(4)' "$HNET.6" &
+print("open", flush=True); time.sleep(600)' "$HNET.6" >"$T/quiet.out" &
 QUIET=$!
-sleep 3
+on_exit "kill $QUIET"
+wait_for 20 grep -q open "$T/quiet.out"
+sleep 3 # past idle_timeout on purpose
 quiet_is() { [ "$(svc_field quiet state)" = "$1" ]; }
 check "quiet: one open quiet connection: still ready after 3 s (idle_timeout 1 s)" quiet_is ready
-wait "$QUIET"
+kill "$QUIET"
+wait "$QUIET" 2>/dev/null
 check "quiet: closed: idle within 3 s" wait_for 3 quiet_is stopped
 
 t0=$(now_ms)

@@ -199,8 +199,8 @@ check "slow reader gone mid-transfer: beckond holds no connection ($(tcp_conns))
 for i in 1 2 3; do
 	hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$HSNET.5/" >"$T/f.$i" 2>&1 &
 done
-sleep 0.4
-check "held connections in the metrics ($(held_metric))" [ "$(held_metric)" = 3 ]
+held_is() { [ "$(held_metric)" = "$1" ]; }
+check "held connections in the metrics ($(held_metric))" wait_for 15 held_is 3
 wait_for 15 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
 t0=$(now_ms)
 hcl curl -s -o /dev/null -m 5 "http://$HSNET.5/"
