@@ -8,15 +8,24 @@ cd "$(dirname "$0")/.."
 runs=${BUSY_RUNS:-3}
 case $runs in '' | *[!0-9]*) echo "BUSY_RUNS must be a number" >&2; exit 2 ;; esac
 
-hogs=()
+hogs=() run=
 stop_hogs() {
 	[ ${#hogs[@]} -gt 0 ] || return 0
 	kill "${hogs[@]}" 2>/dev/null
 	wait "${hogs[@]}" 2>/dev/null
 	hogs=()
 }
+# A run cut short: its test script first (timeout passes SIGTERM on, and
+# the script's own cleanup runs), then run.sh.
+stop_run() {
+	[ -n "$run" ] || return 0
+	pkill -TERM -P "$run" 2>/dev/null
+	kill -TERM "$run" 2>/dev/null
+	wait "$run" 2>/dev/null
+	run=
+}
 # However the runs end (a failure, Ctrl-C, make killed): no hog left behind.
-trap stop_hogs EXIT
+trap 'stop_run; stop_hogs' EXIT
 trap 'exit 130' INT TERM HUP
 
 if command -v stress-ng >/dev/null; then
@@ -34,8 +43,12 @@ rm -rf build/test-logs-busy
 mkdir -p build/test-logs-busy
 for i in $(seq "$runs"); do
 	out=build/test-logs-busy/run-$i.out
-	tests/run.sh >"$out" 2>&1
+	# In the background: a signal is handled at once, not after the run.
+	tests/run.sh >"$out" 2>&1 &
+	run=$!
+	wait "$run"
 	rc=$?
+	run=
 	cp -r build/test-logs "build/test-logs-busy/run-$i"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
 	if [ -z "$line" ]; then

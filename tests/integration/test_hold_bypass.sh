@@ -74,6 +74,12 @@ state() { svc_field web state; }
 state_is() { [ "$(state)" = "$1" ]; }
 socks_are() { [ "$(beckond_socks)" = "$1" ]; }
 rules_are() { [ "$(dnat_rule "$C")" = "$1" ]; }
+# why_not: what a failed rule or socket check saw (once failed twice under load).
+why_not() {
+	iptables -w -t nat -S "$C" 2>&1 | sed 's/^/# rules: /'
+	ss -Htnp state established | grep "pid=$DPID," | sed 's/^/# beckond: /'
+	grep 'web' "$DLOG" | tail -8 | sed 's/^/# log: /'
+}
 get() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.2/"; }
 
 # hold_open WHERE FILE: a quiet connection from the host (local) or the
@@ -150,6 +156,7 @@ check "... its request, sent after the rule came back, is answered on that conne
 	[ "$(cat "$T/late.out")" = 200 ]
 check "woken: ready again, no second boot ($(state), $(runs 2) runs)" [ "$(state)$(runs 2)" = ready1 ]
 check "woken: the rule is back" wait_for 15 rules_are 1
+rules_are 1 || why_not
 
 # 5. A stream of short connections (none open at a look) keeps it ready.
 pauses() { grep -c 'web: idle: pause' "$DLOG"; }
@@ -202,6 +209,7 @@ check "reload to bypass = true: the chain is set up" wait_for 15 bash -c "grep -
 check "reload to bypass = true: the ready service gets its rule" wait_for 15 rules_are 1
 check "reload to bypass = true: a local connection opens" hold_open local "$T/local.open"
 check "reload to bypass = true: ... and skips the proxy" socks_are 0
+socks_are 0 || why_not
 sleep 3.5
 check "reload to bypass = true: a quiet bypassing connection keeps it ready ($(state))" state_is ready
 hold_close "$T/local.open"
