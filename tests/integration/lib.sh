@@ -63,12 +63,14 @@ free_port() {
 # fresh_net PREFIX: PREFIX.N (a /24 for a test's addresses), N picked so that
 # no conntrack entry names it: an entry an earlier run left (a client gone
 # without a close stays ESTABLISHED for five days) would count as an open
-# connection to this run's guests.
+# connection to this run's guests. Nor may an address on the host: another
+# test run on this machine may be using NET right now.
 fresh_net() {
 	local net
 	for _ in $(seq 50); do
 		net=$1.$((RANDOM % 200 + 20))
-		grep -q "=$net\." /proc/net/nf_conntrack 2>/dev/null || break
+		grep -q "=$net\." /proc/net/nf_conntrack 2>/dev/null && continue
+		ip -o -4 addr show | grep -q " $net\." || break
 	done
 	echo "$net"
 }
