@@ -76,7 +76,8 @@ socks_are() { [ "$(beckond_socks)" = "$1" ]; }
 rules_are() { [ "$(dnat_rule "$C")" = "$1" ]; }
 # why_not: what a failed rule or socket check saw (once failed twice under load).
 why_not() {
-	iptables -w -t nat -S "$C" 2>&1 | sed 's/^/# rules: /'
+	iptables -w -t nat -L "$C" -v -n 2>&1 | sed 's/^/# rules: /'
+	iptables -w -t nat -S OUTPUT 2>&1 | sed 's/^/# OUTPUT: /'
 	ss -Htnp state established | grep "pid=$DPID," | sed 's/^/# beckond: /'
 	grep 'web' "$DLOG" | tail -8 | sed 's/^/# log: /'
 }
@@ -127,6 +128,7 @@ check "ready: a DNAT rule sends $HSNET.2:80 (over lo) to 127.0.0.1:$PORT" \
 hold_open local "$T/local.open"
 check "local connection to the ready service is open" [ -s "$T/local.open" ]
 check "... and beckond holds no socket of it ($(beckond_socks))" [ "$(beckond_socks)" = 0 ]
+socks_are 0 || why_not
 check "... the service's process does ($(port_socks "$PORT"))" [ "$(port_socks "$PORT")" -ge 1 ]
 hold_open routed "$T/routed.open"
 check "a routed client's connection is relayed: beckond holds both ends" \
