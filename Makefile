@@ -95,6 +95,11 @@ include tests/fuzz/fuzz.mk
 test: all asan unit helpers
 	@tests/run.sh
 
+# The same with two CPU hogs beside it, BUSY_RUNS times (default 3).
+.PHONY: test-busy
+test-busy: all asan unit helpers
+	@tests/busy.sh
+
 bench: all helpers
 	@tests/bench/run.sh
 

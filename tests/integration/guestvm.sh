@@ -57,7 +57,8 @@ guest_boot() {
 		-device "virtio-net-device,netdev=n0,mac=$GUEST_MAC" "$@" \
 		</dev/null >/dev/null 2>"$T/qemu.err" &
 	QEMU_PID=$!
-	for _ in $(seq 1 100); do
+	# 30 s: TCG on a busy machine; READY usually comes within milliseconds.
+	for _ in $(seq 1 600); do
 		grep -q '^READY [0-9]*$' "$T/console" 2>/dev/null && return 0
 		kill -0 "$QEMU_PID" 2>/dev/null || return 1
 		sleep 0.05

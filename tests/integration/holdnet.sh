@@ -42,15 +42,26 @@ holdnet_ns() { echo "bkh-g$1-$HID"; }
 
 # holdnet_svc N NAME DELAY [BOOT_TIMEOUT]: an exec service standing in for
 # guest N: its namespace runs "sleep DELAY; busybox httpd" (docroot $DOC) on
-# $HNET.N:80; each run is counted in $T/count.N (see runs).
+# $HNET.N:80; each run is counted in $T/count.N (see runs). DELAY "go":
+# until the test makes $T/go.N (see holdnet_wait).
 holdnet_svc() {
 	local ns
 	ns=$(holdnet_ns "$1")
 	cat <<CONF
   { name = "$2"; dns = ( "$2.svc.test" ); address = "$HNET.$1"; ports = ( 80 );
     backend = "exec"; ready = "tcp"; boot_timeout = "${4:-5s}"; ${5:-}
-    exec = { command = "ip netns exec $ns sh -c 'echo run >>$T/count.$1; sleep $3; exec busybox httpd -f -p $HNET.$1:80 -h $DOC'"; }; },
+    exec = { command = "ip netns exec $ns sh -c 'echo run >>$T/count.$1; $(holdnet_wait "$1" "$3"); exec busybox httpd -f -p $HNET.$1:80 -h $DOC'"; }; },
 CONF
+}
+
+# holdnet_wait N DELAY: the shell words a guest N waits with: "sleep DELAY",
+# or with DELAY "go" a wait for $T/go.N.
+holdnet_wait() {
+	if [ "$2" = go ]; then
+		echo "until [ -e $T/go.$1 ]; do sleep 0.05; done"
+	else
+		echo "sleep $2"
+	fi
 }
 
 # runs N: how many times service N was started ($T/count.N).
@@ -98,16 +109,20 @@ holdnet_client_rate() {
 	check "client rate: SIGTERM: clean" stop_daemon
 }
 
-# holdnet_limit URL N VERB: with max_held_per_service 5 and service N still
+# holdnet_limit URL N VERB: with max_held_per_service 5 and service N (DELAY "go") still
 # booting, 10 clients to URL: five are held and get 200, five are VERB
 # ("refused", "reset") at once, and N boots once.
 holdnet_limit() {
 	local url=$1 n=$2 verb=$3 okn refn
 	for i in $(seq 10); do
-		hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "$url" >"$T/l.$i" 2>&1 &
+		hcl curl -s -o /dev/null -m 30 -w '%{http_code} %{time_total}\n' "$url" >"$T/l.$i" 2>&1 &
 		sleep 0.02
 	done
-	wait_for 10 bash -c "[ \$(cat $T/l.* 2>/dev/null | grep -c .) -eq 10 ]"
+	# Guest N (DELAY "go") serves once five were turned away: however slowly
+	# ten curls start here, the guest is still booting for all of them.
+	wait_for 30 bash -c "[ \$(cat $T/l.* 2>/dev/null | grep -c .) -ge 5 ]"
+	touch "$T/go.$n"
+	wait_for 30 bash -c "[ \$(cat $T/l.* 2>/dev/null | grep -c .) -eq 10 ]"
 	okn=$(cat "$T"/l.* | grep -c '^200 ')
 	refn=$(cat "$T"/l.* | awk '$1 == "000" && $2 < 0.5' | wc -l)
 	check "limit 5: five held connections succeed ($okn)" [ "$okn" -eq 5 ]
@@ -119,9 +134,13 @@ holdnet_limit() {
 # HELD_URL is held: that client is told at once, and a new connection to
 # NEW_URL is refused at once (no blackhole); WHAT ends that check's name.
 holdnet_kill9() {
-	local kc rc t0 t1
+	local kc rc t0 t1 n r0
+	n=${1%/} n=${n##*.} # the held guest's N
+	r0=$(runs "$n")
 	hcl curl -s -o /dev/null -m 8 -w '%{http_code}\n' "$1" >"$T/k.out" 2>&1 &
 	kc=$!
+	# Held once its boot has started (curl's start alone can take a while here).
+	wait_for 20 bash -c "[ \$(cat $T/count.$n 2>/dev/null | wc -l) -gt $r0 ]"
 	sleep 0.3
 	kill -9 "$DPID"
 	wait "$DPID" 2>/dev/null

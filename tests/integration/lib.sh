@@ -33,6 +33,15 @@ _run_cleanup() {
 trap _run_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# No foreground command may hang a test: beckonctl waits on the daemon with
+# no deadline of its own, and curl has none unless given --max-time. A
+# wedged daemon then fails a check instead.
+printf '#!/bin/sh\nexec timeout -k 5 60 "%s" "$@"\n' "$BECKONCTL" >"$T/beckonctl"
+chmod +x "$T/beckonctl"
+BECKONCTL=$T/beckonctl
+echo 'max-time = 60' >"$T/.curlrc"
+export CURL_HOME=$T
+
 finish() { exit "$FAILED"; }
 
 need_root() {
@@ -54,12 +63,14 @@ free_port() {
 # fresh_net PREFIX: PREFIX.N (a /24 for a test's addresses), N picked so that
 # no conntrack entry names it: an entry an earlier run left (a client gone
 # without a close stays ESTABLISHED for five days) would count as an open
-# connection to this run's guests.
+# connection to this run's guests. Nor may an address on the host: another
+# test run on this machine may be using NET right now.
 fresh_net() {
 	local net
 	for _ in $(seq 50); do
 		net=$1.$((RANDOM % 200 + 20))
-		grep -q "=$net\." /proc/net/nf_conntrack 2>/dev/null || break
+		grep -q "=$net\." /proc/net/nf_conntrack 2>/dev/null && continue
+		ip -o -4 addr show | grep -q " $net\." || break
 	done
 	echo "$net"
 }
@@ -97,7 +108,8 @@ start_daemon() {
 	"$BECKOND" -c "$conf" -v >>"$DLOG" 2>&1 &
 	DPID=$!
 	on_exit "kill -9 $DPID"
-	if ! wait_for 10 "$BECKONCTL" -s "$DSOCK" status; then
+	# Generous: ASan and a busy machine slow the start a lot.
+	if ! wait_for 30 "$BECKONCTL" -s "$DSOCK" status; then
 		echo "# beckond did not come up; log:"
 		sed 's/^/# /' "$DLOG" | tail -20
 		return 1
@@ -105,11 +117,12 @@ start_daemon() {
 }
 
 # stop_daemon: SIGTERM, wait for the exit; fails when it does not exit in
-# 10 s, exits non-zero, or a sanitizer reported anything.
+# 30 s (LeakSanitizer's scan at exit is slow on a busy machine), exits
+# non-zero, or a sanitizer reported anything.
 stop_daemon() {
 	local rc
 	kill -TERM "$DPID" 2>/dev/null || return 1
-	for _ in $(seq 500); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.02; done
+	wait_for 30 bash -c "! kill -0 $DPID"
 	if kill -0 "$DPID" 2>/dev/null; then
 		echo "# beckond did not exit on SIGTERM"
 		return 1

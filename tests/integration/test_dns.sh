@@ -259,10 +259,10 @@ check "TCP: a query waiting for a boot does not hold up the next one on its conn
 python3 "$T/dns.py" tcp_cancel "$DNS_PORT"
 sleep 1.5
 check "a TCP connection closed while its answer waited: the boot went on, the server is fine" \
-	bash -c "kill -0 $DPID && [ \"\$(dig @127.0.0.1 -p $DNS_PORT +time=3 +tries=1 +short slow2.svc.test A)\" = $NET.4 ]"
+	bash -c "kill -0 $DPID && [ \"\$(dig @127.0.0.1 -p $DNS_PORT +time=10 +tries=1 +short slow2.svc.test A)\" = $NET.4 ]"
 dq +short slow3.svc.test A >"$T/slow3.out" &
 asker=$!
-sleep 0.3
+wait_for 20 grep -q "slow3: booting" "$DLOG" # the answer is pending
 kill -HUP "$DPID"
 wait "$asker"
 check "an answer waiting for a boot stays pending through a reload" [ "$(cat "$T/slow3.out")" = "$NET.5" ]
@@ -271,7 +271,7 @@ check "an answer waiting for a boot stays pending through a reload" [ "$(cat "$T
 write_conf "$DEAD_PORT" "\"127.0.0.1:$DNS_PORT\", \"127.0.0.1:$NEW_PORT\"" ', "new.svc.test"'
 kill -HUP "$DPID"
 check "reload: the new listen address answers" \
-	wait_for 5 bash -c "[ \"\$(dig @127.0.0.1 -p $NEW_PORT +time=1 +tries=1 +short new.svc.test A)\" = $NET.2 ]"
+	wait_for 15 bash -c "[ \"\$(dig @127.0.0.1 -p $NEW_PORT +time=1 +tries=1 +short new.svc.test A)\" = $NET.2 ]"
 check "reload: the kept listen address answers the new name" [ "$(dq +short new.svc.test A)" = "$NET.2" ]
 check "reload: the removed listen address is closed" \
 	bash -c "! dig @::1 -p $DNS_PORT +time=1 +tries=1 svc.test SOA >/dev/null"

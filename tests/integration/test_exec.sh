@@ -90,15 +90,15 @@ check "never ready: after about boot_timeout ($((t1 - t0)) ms)" \
 check "never ready: state failed" [ "$(field never state)" = failed ]
 check "never ready: the log says why" grep -q 'never: boot failed: not ready within 1000 ms' "$DLOG"
 NEVERPID=$(cat "$T/never.pid" 2>/dev/null)
-check "never ready: its process is gone" wait_for 2 bash -c "[ -n '$NEVERPID' ] && ! kill -0 $NEVERPID"
-check "never ready: no process of it left (pgrep)" wait_for 2 none_left "$T/never.pid"
+check "never ready: its process is gone" wait_for 15 bash -c "[ -n '$NEVERPID' ] && ! kill -0 $NEVERPID"
+check "never ready: no process of it left (pgrep)" wait_for 15 none_left "$T/never.pid"
 
 # 4. A process that dies is noticed, and the next query starts it again.
 check "crash: the first query answers" [ "$(dq +short crash.svc.test A)" = "$NET.5" ]
 CRASHPID=$(field crash pid)
 check "crash: it has a pid" [ "${CRASHPID:-0}" -gt 0 ]
 kill -9 "$CRASHPID"
-check "crash: beckonctl list shows it stopped" wait_for 3 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^crash +stopped'"
+check "crash: beckonctl list shows it stopped" wait_for 15 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^crash +stopped'"
 check "crash: the log says how it ended" grep -q 'crash: exited (killed by signal 9' "$DLOG"
 check "crash: the next query starts it again" [ "$(dq +short crash.svc.test A)" = "$NET.5" ]
 check "crash: ready again with a new process, two boots" \
@@ -110,7 +110,7 @@ check "pause slow" bash -c "'$BECKONCTL' -s '$DSOCK' pause slow >/dev/null"
 check "slow is paused" [ "$(field slow state)" = paused ]
 dq +time=1 stuck.svc.test A >/dev/null 2>&1 &
 STUCKDIG=$!
-check "stuck is booting" wait_for 3 bash -c "[ -s '$T/stuck.pid' ]"
+check "stuck is booting" wait_for 15 bash -c "[ -s '$T/stuck.pid' ]"
 PIDS="$(field slow pid) $(field counted pid) $(field crash pid) $(cat "$T/stuck.pid")"
 check "SIGTERM: beckond exits 0 with no sanitizer report" stop_daemon
 for p in $PIDS; do
@@ -127,5 +127,5 @@ CRASHPID=$(field crash pid)
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null
 check "kill -9 of beckond: its service process goes too" \
-	wait_for 3 bash -c "[ -n '$CRASHPID' ] && ! kill -0 $CRASHPID 2>/dev/null"
+	wait_for 15 bash -c "[ -n '$CRASHPID' ] && ! kill -0 $CRASHPID 2>/dev/null"
 finish

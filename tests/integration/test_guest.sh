@@ -40,10 +40,11 @@ check "image is under 64 KiB ($size bytes)" test "$size" -lt 65536
 # Watch ARP from the start: the guest announces itself and asks for its gateway.
 if command -v tcpdump >/dev/null; then
 	# Not through inns(): a backgrounded function is a subshell and $! would be its pid.
-	ip netns exec "$NS" tcpdump -l -n -i "$TAP" arp </dev/null >"$T/arp" 2>/dev/null &
+	ip netns exec "$NS" tcpdump -l -n -i "$TAP" arp </dev/null >"$T/arp" 2>"$T/arp.err" &
 	DUMP_PID=$!
 	on_exit stop_dump
-	sleep 0.3
+	# Capturing once it says so (a fixed wait missed the guest's first ARP under load).
+	wait_for 20 grep -q "listening on" "$T/arp.err"
 fi
 
 # ---- boot ----

@@ -50,7 +50,7 @@ check "cold connection: held and relayed, 200 ($(echo $out))" \
 check "cold connection: it took about the boot (${out##* }s)" \
 	python3 -c "import sys; sys.exit(not 0.25 <= ${out##* } < 2)"
 check "one boot" [ "$(runs 2)" -eq 1 ]
-check "the ready guest's rule is gone" wait_for 2 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.2/32'"
+check "the ready guest's rule is gone" wait_for 15 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.2/32'"
 check "the others keep theirs" rule_for 3
 out=$(hcl curl -s -m 2 -w ' %{http_code}' "http://$HNET.2/")
 check "a ready guest is reached directly ($(echo $out))" [ "${out##* }" = 200 ]
@@ -67,16 +67,24 @@ check "50 concurrent connections: one boot ($(runs 3) runs)" [ "$(runs 3)" -eq 1
 out=$(hcl curl -s -m 5 "http://$HNET.6/")
 check "quiet: wakes and serves ($out)" [ "$out" = "hello from guest" ]
 check "quiet: its rule is gone, connections go straight to it" \
-	wait_for 2 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.6/32'"
-hcl python3 -c 'import socket, sys, time
-s = socket.create_connection((sys.argv[1], 80), timeout=5)
-time.sleep(4)' "$HNET.6" &
+	wait_for 15 bash -c "! iptables -w -t nat -S $CHAIN | grep -q -- '-d $HNET.6/32'"
+# Open once $T/quiet.open shows up (python's start is slow under load),
+# closed when the test removes it.
+hcl python3 -c 'import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+open(sys.argv[3], "w").write("open\n")
+while os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+s.close()' "$HNET.6" 80 "$T/quiet.open" &
 QUIET=$!
-sleep 3
+wait_for 20 test -s "$T/quiet.open"
+sleep 3 # past idle_timeout on purpose
 quiet_is() { [ "$(svc_field quiet state)" = "$1" ]; }
 check "quiet: one open quiet connection: still ready after 3 s (idle_timeout 1 s)" quiet_is ready
+rm -f "$T/quiet.open"
 wait "$QUIET"
-check "quiet: closed: idle within 3 s" wait_for 3 quiet_is stopped
+# Generous: idle_timeout is 1 s; a busy machine has taken over 3 s to show it.
+check "quiet: closed: idle soon after (within 10 s)" wait_for 10 quiet_is stopped
 
 t0=$(now_ms)
 hcl curl -s -o /dev/null -m 5 "http://$HNET.4/"

@@ -74,6 +74,13 @@ state() { svc_field web state; }
 state_is() { [ "$(state)" = "$1" ]; }
 socks_are() { [ "$(beckond_socks)" = "$1" ]; }
 rules_are() { [ "$(dnat_rule "$C")" = "$1" ]; }
+# why_not: what a failed rule or socket check saw (once failed twice under load).
+why_not() {
+	iptables -w -t nat -L "$C" -v -n 2>&1 | sed 's/^/# rules: /'
+	iptables -w -t nat -S OUTPUT 2>&1 | sed 's/^/# OUTPUT: /'
+	ss -Htnp state established | grep "pid=$DPID," | sed 's/^/# beckond: /'
+	grep 'web' "$DLOG" | tail -8 | sed 's/^/# log: /'
+}
 get() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.2/"; }
 
 # hold_open WHERE FILE: a quiet connection from the host (local) or the
@@ -85,7 +92,7 @@ hold_open() {
 		hcl python3 "$T/hold.py" "$HSNET.2" 80 "$2" &
 	fi
 	HOLD_PID=$!
-	wait_for 5 test -s "$2"
+	wait_for 15 test -s "$2"
 }
 # hold_close FILE: close the quiet connection hold_open made.
 hold_close() {
@@ -115,18 +122,19 @@ check "cold local connection: held by the proxy while it boots, 200 ($out)" [ "$
 check "cold local connection: one boot" [ "$(runs 2)" = 1 ]
 PORT=$(cat "$T/port.2")
 check "ready: a DNAT rule sends $HSNET.2:80 (over lo) to 127.0.0.1:$PORT" \
-	wait_for 3 bash -c "iptables -w -t nat -S $C | grep -q -- '-d $HSNET.2/32 -o lo -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:$PORT'"
+	wait_for 15 bash -c "iptables -w -t nat -S $C | grep -q -- '-d $HSNET.2/32 -o lo -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:$PORT'"
 
 # 2. A local connection skips the proxy; a routed client's does not.
 hold_open local "$T/local.open"
 check "local connection to the ready service is open" [ -s "$T/local.open" ]
 check "... and beckond holds no socket of it ($(beckond_socks))" [ "$(beckond_socks)" = 0 ]
+socks_are 0 || why_not
 check "... the service's process does ($(port_socks "$PORT"))" [ "$(port_socks "$PORT")" -ge 1 ]
 hold_open routed "$T/routed.open"
 check "a routed client's connection is relayed: beckond holds both ends" \
-	wait_for 2 socks_are 2
+	wait_for 15 socks_are 2
 hold_close "$T/routed.open"
-wait_for 3 socks_are 0
+wait_for 15 socks_are 0
 
 # 3. The idle policy sees the bypassing connection: kept past idle_timeout (2 s).
 sleep 3.5
@@ -134,7 +142,7 @@ check "a quiet open local connection keeps it ready past idle_timeout ($(state))
 hold_close "$T/local.open"
 
 # 4. Closed: it goes idle (paused), and the rule went before the pause.
-check "no connection left: it goes idle (paused)" wait_for 8 state_is paused
+check "no connection left: it goes idle (paused)" wait_for 15 state_is paused
 check "paused: its DNAT rule is gone ($(dnat_rule "$C"))" [ "$(dnat_rule "$C")" = 0 ]
 order=$(grep -E 'web: (idle: pause|its bypass rule is gone|paused)$' "$DLOG" | tail -3 | sed 's/.*web: //' | tr '\n' '|')
 check "... and it went before the pause: $order" [ "$order" = "idle: pause|its bypass rule is gone|paused|" ]
@@ -143,13 +151,14 @@ check "... and it went before the pause: $order" [ "$order" = "idle: pause|its b
 # comes back once the service is ready.
 python3 "$T/late.py" "$HSNET.2" 80 "$T/late.go" >"$T/late.out" &
 LP=$!
-check "a local connection to the paused service wakes it through the proxy" wait_for 5 rules_are 1
+check "a local connection to the paused service wakes it through the proxy" wait_for 15 rules_are 1
 touch "$T/late.go"
 wait "$LP"
 check "... its request, sent after the rule came back, is answered on that connection: $(cat "$T/late.out")" \
 	[ "$(cat "$T/late.out")" = 200 ]
 check "woken: ready again, no second boot ($(state), $(runs 2) runs)" [ "$(state)$(runs 2)" = ready1 ]
-check "woken: the rule is back" wait_for 3 rules_are 1
+check "woken: the rule is back" wait_for 15 rules_are 1
+rules_are 1 || why_not
 
 # 5. A stream of short connections (none open at a look) keeps it ready.
 pauses() { grep -c 'web: idle: pause' "$DLOG"; }
@@ -162,7 +171,7 @@ for _ in $(seq 12); do
 done
 check "short local connections every 0.25 s for 3 s keep it ready ($steady)" [ "$steady" = ready ]
 check "... it was not paused meanwhile ($(($(pauses) - p0)) idle pauses)" [ "$(pauses)" = "$p0" ]
-check "... and once they stop it goes idle" wait_for 8 state_is paused
+check "... and once they stop it goes idle" wait_for 15 state_is paused
 
 # 6. SIGTERM removes the chain; a start after kill -9 replaces it.
 check "SIGTERM: beckond exits cleanly" stop_daemon
@@ -170,7 +179,7 @@ check "SIGTERM: no jump to the chain" [ "$(jumps "$C")" = 0 ]
 check "SIGTERM: the chain is gone" bash -c "! iptables -w -t nat -S $C 2>/dev/null"
 start_daemon "$CONF" || { not_ok "beckond starts again"; finish; }
 get >/dev/null
-wait_for 3 rules_are 1
+wait_for 15 rules_are 1
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null
 pkill -f -- "-h $DOC"
@@ -189,19 +198,20 @@ check "bypass = false: no bypass chain in the log" bash -c "! grep -q 'skip it (
 check "bypass = false: no jump to the chain" [ "$(jumps "$C")" = 0 ]
 get >/dev/null
 hold_open local "$T/local.open"
-check "bypass = false: a local connection to the ready service is relayed" wait_for 2 socks_are 2
+check "bypass = false: a local connection to the ready service is relayed" wait_for 15 socks_are 2
 hold_close "$T/local.open"
-wait_for 3 socks_are 0
+wait_for 15 socks_are 0
 check "a quiet client that leaves: its upstream is not connected again" \
 	bash -c "! grep -q 'web: upstream closed early' '$DLOG'"
 
 # 8. Reloaded with the bypass: the chain, the rule, and the idle policy's view.
 write_conf ""
 ctl reload >/dev/null
-check "reload to bypass = true: the chain is set up" wait_for 3 bash -c "grep -q 'skip it (chain $C)' '$DLOG'"
-check "reload to bypass = true: the ready service gets its rule" wait_for 3 rules_are 1
+check "reload to bypass = true: the chain is set up" wait_for 15 bash -c "grep -q 'skip it (chain $C)' '$DLOG'"
+check "reload to bypass = true: the ready service gets its rule" wait_for 15 rules_are 1
 check "reload to bypass = true: a local connection opens" hold_open local "$T/local.open"
 check "reload to bypass = true: ... and skips the proxy" socks_are 0
+socks_are 0 || why_not
 sleep 3.5
 check "reload to bypass = true: a quiet bypassing connection keeps it ready ($(state))" state_is ready
 hold_close "$T/local.open"
@@ -214,7 +224,7 @@ check "SIGTERM: the chain is gone" bash -c "! iptables -w -t nat -S $C 2>/dev/nu
 write_conf "" "max_instances = 1; boot_rate = { rate = 0; client_rate = 0; };" 1h
 start_daemon "$CONF" "$T/beckond.cap.log" || { not_ok "beckond starts with max_instances 1"; finish; }
 get >/dev/null
-wait_for 3 rules_are 1
+wait_for 15 rules_are 1
 check "max_instances 1: a local connection to web opens" hold_open local "$T/local.open"
 sleep 1.2
 two() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.3/"; }

@@ -115,8 +115,8 @@ svc() { # svc N NAME PORT COMMAND [READY] [BOOT_TIMEOUT]
     exec = { command = "$4"; }; },
 CONF
 }
-httpd() { # httpd N DELAY: a counted busybox httpd after DELAY
-	echo "sh -c 'echo run >>$T/count.$1; sleep $2; exec busybox httpd -f -p 127.0.0.1:{port} -h $DOC'"
+httpd() { # httpd N DELAY: a counted busybox httpd after DELAY (see holdnet_wait)
+	echo "sh -c 'echo run >>$T/count.$1; $(holdnet_wait "$1" "$2"); exec busybox httpd -f -p 127.0.0.1:{port} -h $DOC'"
 }
 
 write_conf() { # write_conf EXTRA_NETWORK_KEYS
@@ -130,7 +130,7 @@ write_conf() { # write_conf EXTRA_NETWORK_KEYS
 		svc 5 never 80 "sleep 1000" tcp 1s
 		svc 6 early 80 "$(httpd 6 0.25)" "delay:10ms"
 		svc 7 flaky 9000 "env FLAKY=2 python3 $T/srv.py {port} 0"
-		svc 8 lim 80 "$(httpd 8 0.6)"
+		svc 8 lim 80 "$(httpd 8 go)"
 		svc 9 quiet 80 "$(httpd 9 3)"
 	} | add_services "$CONF"
 }
@@ -199,9 +199,9 @@ check "slow reader gone mid-transfer: beckond holds no connection ($(tcp_conns))
 for i in 1 2 3; do
 	hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$HSNET.5/" >"$T/f.$i" 2>&1 &
 done
-sleep 0.4
-check "held connections in the metrics ($(held_metric))" [ "$(held_metric)" = 3 ]
-wait_for 4 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
+held_is() { [ "$(held_metric)" = "$1" ]; }
+check "held connections in the metrics ($(held_metric))" wait_for 15 held_is 3
+wait_for 15 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
 t0=$(now_ms)
 hcl curl -s -o /dev/null -m 5 "http://$HSNET.5/"
 rc=$?
@@ -223,11 +223,15 @@ check "the log says it connected again" grep -q 'flaky: upstream closed early, c
 # 7. kill -9 with clients held: no blackhole (refused at once), a restart serves.
 holdnet_kill9 "http://$HSNET.9/" "http://$HSNET.2/"
 
-# 8. The limit (5 held per service) and the hold timeout (1 s).
-write_conf "max_held_per_service = 5; hold_timeout = \"1s\";"
+# 8. The limit (5 held per service), then the hold timeout (1 s; not
+# during the limit, whose held clients wait for the test).
+write_conf "max_held_per_service = 5;"
 rm -f "$T"/count.*
 start_daemon "$CONF" || { not_ok "beckond starts with max_held_per_service 5"; finish; }
 holdnet_limit "http://$HSNET.8/" 8 reset
+check "limit: SIGTERM: clean" stop_daemon
+write_conf "max_held_per_service = 5; hold_timeout = \"1s\";"
+start_daemon "$CONF" || { not_ok "beckond starts with hold_timeout 1s"; finish; }
 out=$(hcl python3 "$T/cli.py" idle "$HSNET.9" 80 0)
 check "hold timeout: a client that never sends is reset at 1 s ($out)" \
 	python3 -c "import sys; how, t = '$out'.split(); sys.exit(not (how == 'reset' and 0.9 <= float(t) < 1.6))"

@@ -118,7 +118,7 @@ PY
 nse python3 "$T/tapio.py" "$tap" "$T/attached" >"$T/tapio.out" &
 tapio=$!
 on_exit "kill $tapio"
-wait_for 5 test -e "$T/attached"
+wait_for 15 test -e "$T/attached"
 sleep 0.2 # the port goes to forwarding once the tap has carrier
 nse ping -c 3 -i 0.2 -W 0.2 10.99.7.2 >/dev/null 2>&1
 wait "$tapio"
@@ -175,7 +175,7 @@ print("held", flush=True)
 time.sleep(30)' >"$T/held.out" &
 HOLDER=$!
 on_exit "kill $HOLDER"
-wait_for 5 grep -q held "$T/held.out"
+wait_for 15 grep -q held "$T/held.out"
 check "cleanup: a tap a process holds stays (said $(hn cleanup $BR))" link_of bk0000busy
 kill "$HOLDER"
 wait "$HOLDER" 2>/dev/null

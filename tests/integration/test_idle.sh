@@ -54,11 +54,18 @@ addr() { sed -n "s/.*\"$1\".*address = \"\([0-9.]*\)\".*/\1/p" "$CONF"; }
 state_is() { [ "$(field "$1" state)" = "$2" ]; }
 page() { curl -s --max-time 5 "http://$(addr "$1"):$PORT/"; }
 serves() { [ "$(page "$1")" = "hello from idle" ]; }
-# hold SERVICE SECONDS: a connection through the proxy that sends nothing.
+# hold SERVICE FILE: a connection through the proxy that sends nothing, open
+# once FILE shows up (python's start is slow under load), closed when FILE
+# is removed. Sets HOLD.
 hold() {
-	python3 -c 'import socket, sys, time
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-time.sleep(float(sys.argv[3]))' "$(addr "$1")" "$PORT" "$2" &
+	python3 -c 'import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+open(sys.argv[3], "w").write("open\n")
+while os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+s.close()' "$(addr "$1")" "$PORT" "$2" &
+	HOLD=$!
+	wait_for 20 test -s "$2"
 }
 
 # 1. Each on_idle mode: the state it ends in, then a DNS wake and a connection wake.
@@ -67,7 +74,7 @@ cycle() { # cycle NAME IDLE_STATE
 	check "$name: a DNS query answers with its address" [ "$(dq +short "$name.svc.test" A)" = "$(addr "$name")" ]
 	check "$name: the client gets the page" serves "$name"
 	pid=$(field "$name" pid)
-	check "$name: idle after 1 s: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle after 1 s: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: the log says idle: ${3}" grep -q "$name: idle: $3" "$DLOG"
 	if [ "$want" = paused ]; then
 		check "$name: paused is SIGSTOP (process state T)" \
@@ -81,7 +88,7 @@ cycle() { # cycle NAME IDLE_STATE
 	else
 		check "$name: a new process" [ "$(field "$name" pid)" != "$pid" ]
 	fi
-	check "$name: idle again: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle again: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: a connection alone wakes it and gets the page" serves "$name"
 	check "$name: ready" state_is "$name" ready
 }
@@ -95,23 +102,24 @@ check "the wake histogram counts the resumes" \
 
 # 2. One open, quiet connection: never idle; idle once it closes.
 check "quiet: wakes" serves quiet
-hold quiet 3.5
-HOLD=$!
-sleep 2.5
+hold quiet "$T/quiet.open"
+sleep 2.5 # past idle_timeout on purpose
 check "quiet: with one open quiet connection, still ready after 2.5 s (idle_timeout 1 s)" \
 	state_is quiet ready
+rm -f "$T/quiet.open"
 wait $HOLD
-check "quiet: once the connection closes, idle within 2.5 s" wait_for 3 state_is quiet stopped
+# Generous: idle_timeout is 1 s; a busy machine has taken over 3 s to show it.
+check "quiet: once the connection closes, idle soon after (within 10 s)" wait_for 10 state_is quiet stopped
 
 # 3. Steady traffic and no DNS query: never idle.
 check "busy: wakes" serves busy
 for i in $(seq 10); do serves busy || echo "busy: request $i failed" >>"$T/busy.err"; sleep 0.3; done
 check "busy: 10 requests over 3 s, no DNS: still ready" state_is busy ready
 check "busy: ... every request served" [ ! -e "$T/busy.err" ]
-check "busy: idle once the traffic stops" wait_for 3 state_is busy stopped
+check "busy: idle once the traffic stops" wait_for 15 state_is busy stopped
 
 # 4. warm = "paused": booted at start, then paused; a query only resumes it.
-check "wp: booted at start and paused" wait_for 5 state_is wp paused
+check "wp: booted at start and paused" wait_for 15 state_is wp paused
 check "wp: one boot" [ "$(field wp boots)" = 1 ]
 check "wp: a query resumes it and the client gets the page" \
 	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +short wp.svc.test A)\" = $(addr wp) ] &&

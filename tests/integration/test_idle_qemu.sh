@@ -45,17 +45,17 @@ cycle() { # cycle NAME IDLE_STATE ACTION
 		[ "$(dq +short "$name.svc.test" A)" = "$(addr "$name")" ]
 	check "$name: the client's connection is held until the guest serves" serves "$name"
 	pid=$(field "$name" pid)
-	check "$name: idle after 1 s: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle after 1 s: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: the log says idle: $3" grep -q "$P-$name: idle: $3" "$DLOG"
 	if [ "$want" = paused ]; then
 		check "$name: its QEMU is still there" [ "$(qemu_of "$name")" = "$pid" ]
 	else
-		check "$name: its QEMU is gone" wait_for 3 bash -c "! kill -0 $pid 2>/dev/null"
+		check "$name: its QEMU is gone" wait_for 15 bash -c "! kill -0 $pid 2>/dev/null"
 	fi
 	check "$name: a DNS query wakes it" [ "$(dq +short "$name.svc.test" A)" = "$(addr "$name")" ]
 	check "$name: ... and the client gets the page" serves "$name"
 	check "$name: ready again" state_is "$name" ready
-	check "$name: idle again: $want" wait_for 4 state_is "$name" "$want"
+	check "$name: idle again: $want" wait_for 15 state_is "$name" "$want"
 	check "$name: a connection alone (a held SYN) wakes it and gets the page" serves "$name"
 	check "$name: ready" state_is "$name" ready
 }
@@ -67,21 +67,28 @@ check "ds: destroy kills QEMU" grep -q "$P-ds: idle: destroy" "$DLOG"
 
 # One open, quiet connection from the client straight to the guest.
 check "quiet: wakes and serves" serves quiet
-icl python3 -c 'import socket, sys, time
-s = socket.create_connection((sys.argv[1], 80), timeout=5)
-time.sleep(4)' "$(addr quiet)" &
+# Open once $T/quiet.open shows up, closed when the test removes it.
+icl python3 -c 'import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+open(sys.argv[3], "w").write("open\n")
+while os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+s.close()' "$(addr quiet)" 80 "$T/quiet.open" &
 HOLD=$!
-sleep 3
+wait_for 20 test -s "$T/quiet.open"
+sleep 3 # past idle_timeout on purpose
 check "quiet: one open quiet connection: still ready after 3 s (idle_timeout 1 s)" state_is quiet ready
+rm -f "$T/quiet.open"
 wait $HOLD
-check "quiet: closed: idle within 3 s" wait_for 3 state_is quiet stopped
+# Generous: idle_timeout is 1 s; a busy machine can take seconds to show it.
+check "quiet: closed: idle soon after (within 10 s)" wait_for 10 state_is quiet stopped
 
 # Steady traffic from the client, no DNS: conntrack has each connection's close.
 check "busy: wakes and serves" serves busy
 for i in $(seq 12); do serves busy || echo "request $i" >>"$T/busy.err"; sleep 0.25; done
 check "busy: 12 requests over 3 s, no DNS: still ready" state_is busy ready
 check "busy: every request served" [ ! -e "$T/busy.err" ]
-check "busy: traffic over: idle within 3 s" wait_for 3 state_is busy stopped
+check "busy: traffic over: idle soon after (within 10 s)" wait_for 10 state_is busy stopped
 
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
 check "SIGTERM: no QEMU left" no_qemu

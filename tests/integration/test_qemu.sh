@@ -152,7 +152,7 @@ check "the same QEMU throughout" [ "$(qemu_of www)" = "$WWWPID" ]
 
 # 5. kill -9 of a guest's QEMU: noticed, and the next query boots it again.
 kill -9 "$WWWPID"
-check "kill -9 of QEMU: www is stopped" wait_for 3 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^$P-www +stopped'"
+check "kill -9 of QEMU: www is stopped" wait_for 15 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^$P-www +stopped'"
 check "kill -9 of QEMU: the log says how it ended" grep -q "$P-www: exited (killed by signal 9" "$DLOG"
 check "kill -9 of QEMU: its pid file is gone" [ ! -e "$T/state/$P-www.qemu.pid" ]
 check "kill -9 of QEMU: the tap is kept for the next boot" bash -c "ip link show '$TAP' >/dev/null"
@@ -165,7 +165,7 @@ check "it serves again" serves $NET.2 www
 APIPID=$(field api pid)
 t0=$(now_ms)
 ctl stop "$P-api" >/dev/null
-check "stop: api is stopped" wait_for 3 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^$P-api +stopped'"
+check "stop: api is stopped" wait_for 15 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^$P-api +stopped'"
 t1=$(now_ms)
 check "stop: its QEMU is gone, by quit, quickly ($((t1 - t0)) ms)" \
 	bash -c "! kill -0 $APIPID 2>/dev/null && [ $((t1 - t0)) -lt 1500 ]"
@@ -188,7 +188,7 @@ check "never ready: SERVFAIL ($rc)" [ "$rc" = SERVFAIL ]
 check "never ready: after about boot_timeout ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 1900 -a $((t1 - t0)) -lt 4000 ]
 check "never ready: the log says why" grep -q "$P-never: boot failed: not ready within 2000 ms" "$DLOG"
 check "never ready: state failed" [ "$(field never state)" = failed ]
-check "never ready: no QEMU of it left" wait_for 3 bash -c "! pgrep -f '$GUEST_MARK''never,' >/dev/null"
+check "never ready: no QEMU of it left" wait_for 15 bash -c "! pgrep -f '$GUEST_MARK''never,' >/dev/null"
 
 # 8. An image that is not a kernel: QEMU says so, SERVFAIL at once.
 t0=$(now_ms)
@@ -210,8 +210,8 @@ write_conf bridge \
 	"$(SVC_TIMEOUT=2s svc never $NET.5 'ready = "console:NEVER";')" \
 	"$(SVC_IMAGE=$T/notkernel.elf svc bad $NET.6)"
 kill -HUP "$DPID"
-check "reload without web: its QEMU is gone" wait_for 5 bash -c "! kill -0 $WEBPID 2>/dev/null"
-check "reload without web: its tap is gone" wait_for 2 bash -c "! ip link show '$WEBTAP' >/dev/null 2>&1"
+check "reload without web: its QEMU is gone" wait_for 15 bash -c "! kill -0 $WEBPID 2>/dev/null"
+check "reload without web: its tap is gone" wait_for 15 bash -c "! ip link show '$WEBTAP' >/dev/null 2>&1"
 check "reload without web: its neighbour entry is gone" [ -z "$(ip neigh show dev $BR $NET.4)" ]
 check "reload without web: www runs on, same QEMU" [ "$(field www state) $(field www pid)" = "ready $WWWPID" ]
 check "reload without web: www still serves" serves $NET.2 www
@@ -238,7 +238,7 @@ check "before kill -9: www boots" [ "$(dqa +short www.svc.test A)" = "$NET.2" ]
 check "before kill -9: api boots" [ "$(dqa +short api.svc.test A)" = "$NET.3" ]
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null
-check "after kill -9: its QEMUs die with it" wait_for 3 no_qemu
+check "after kill -9: its QEMUs die with it" wait_for 15 no_qemu
 check "after kill -9: its taps are left over" [ -n "$(beckon_taps "$P-")" ]
 check "after kill -9: its neighbour entries are left over" \
 	bash -c "ip neigh show dev $BR | grep -q PERMANENT"
@@ -320,7 +320,7 @@ check "user mode: ... and it serves" serves_lo "$(hostfwd ucon)" ucon
 check "user mode: no tap" no_taps
 check "user mode: no bridge" not_link "$BR"
 ctl stop "$P-uw" >/dev/null
-wait_for 3 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^$P-uw +stopped'"
+wait_for 15 bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^$P-uw +stopped'"
 check "user mode: a second boot keeps the hostfwd port" \
 	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +time=15 +tries=1 +short uw.svc.test A)\" = $LO.2 ] && [ \"\$(grep -c '$P-uw: user networking' '$DLOG')\" = 1 ]"
 check "user mode: ... and serves there" serves_lo "$HP" uw

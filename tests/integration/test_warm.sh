@@ -32,7 +32,7 @@ state_is() { [ "$(field "$1" state)" = "$2" ]; }
 serves() { [[ "$(icl curl -s --max-time 5 "http://$1/")" =~ ^"hello from $P-$2 " ]]; }
 
 # warm = "shell"
-check "sh: a warm shell is made at start" wait_for 5 grep -q "$P-sh: warm shell ready" "$DLOG"
+check "sh: a warm shell is made at start" wait_for 15 grep -q "$P-sh: warm shell ready" "$DLOG"
 SHELL1=$(qemu_of sh)
 check "sh: its QEMU runs ($SHELL1), state stopped, no boot yet" \
 	bash -c "[ -n '$SHELL1' ] && [ \"\$('$BECKONCTL' -s '$DSOCK' list | awk '\$1==\"$P-sh\"{print \$2, \$5}')\" = 'stopped 0' ]"
@@ -43,7 +43,7 @@ check "sh: ready, one boot, run by the shell's own QEMU" \
 	[ "$(field sh state) $(field sh boots) $(field sh pid)" = "ready 1 $SHELL1" ]
 check "sh: the log says the shell ran" grep -q "$P-sh: ready in" "$DLOG"
 check "sh: idle: destroyed, and a new shell is made" \
-	wait_for 5 bash -c "[ \"\$(grep -c '$P-sh: warm shell ready' '$DLOG')\" = 2 ]"
+	wait_for 15 bash -c "[ \"\$(grep -c '$P-sh: warm shell ready' '$DLOG')\" = 2 ]"
 SHELL2=$(qemu_of sh)
 check "sh: a new QEMU for the new shell ($SHELL2)" bash -c "[ -n '$SHELL2' ] && [ '$SHELL2' != '$SHELL1' ]"
 check "sh: stopped with its shell" state_is sh stopped
@@ -51,22 +51,22 @@ check "sh: a connection alone wakes the shell and gets the page" serves "$INET.2
 check "sh: run by the second shell's QEMU" [ "$(field sh pid) $(field sh boots)" = "$SHELL2 2" ]
 
 # warm = "paused"
-check "wp: booted at start, then paused" wait_for 5 state_is wp paused
+check "wp: booted at start, then paused" wait_for 15 state_is wp paused
 check "wp: one boot" [ "$(field wp boots)" = 1 ]
 WPPID=$(field wp pid)
 check "wp: a DNS query answers" [ "$(dq +short wp.svc.test A)" = "$INET.3" ]
 check "wp: the client gets the page" serves "$INET.3" wp
 check "wp: resumed, not booted again" [ "$(field wp state) $(field wp boots) $(field wp pid)" = "ready 1 $WPPID" ]
-check "wp: idle: paused again" wait_for 4 state_is wp paused
+check "wp: idle: paused again" wait_for 15 state_is wp paused
 
 # warm = "shell" + on_idle = "suspend": a restore shell.
 get() { icl curl -s --max-time 5 "http://$INET.4$1"; }
-check "rs: a plain shell at start" wait_for 5 grep -q "$P-rs: warm shell ready" "$DLOG"
+check "rs: a plain shell at start" wait_for 15 grep -q "$P-rs: warm shell ready" "$DLOG"
 check "rs: a DNS query runs it" [ "$(dq +short rs.svc.test A)" = "$INET.4" ]
 for i in 1 2; do get / >/dev/null; done
 check "rs: two requests: it counts 2" [ "$(get /count)" = 2 ]
-check "rs: idle: suspended" wait_for 5 state_is rs suspended
-check "rs: a restore shell is made" wait_for 5 grep -q "$P-rs: warm restore shell ready" "$DLOG"
+check "rs: idle: suspended" wait_for 15 state_is rs suspended
+check "rs: a restore shell is made" wait_for 15 grep -q "$P-rs: warm restore shell ready" "$DLOG"
 RSPID=$(qemu_of rs)
 check "rs: its QEMU waits for a state (-incoming defer)" \
 	bash -c "[ -n '$RSPID' ] && tr '\\0' ' ' </proc/$RSPID/cmdline | grep -q -- '-incoming defer'"
@@ -75,11 +75,11 @@ check "rs: run by the restore shell's QEMU, restored" \
 	bash -c "[ \"\$('$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)[\"services\"] if x[\"name\"]==\"$P-rs\"][0]; print(s[\"state\"], s[\"pid\"])')\" = 'ready $RSPID' ] &&
 		 grep -q '$P-rs: restored from suspend in' '$DLOG'"
 check "rs: idle: suspended again, with a new restore shell" \
-	wait_for 6 bash -c "[ \"\$(grep -c '$P-rs: warm restore shell ready' '$DLOG')\" = 2 ]"
+	wait_for 15 bash -c "[ \"\$(grep -c '$P-rs: warm restore shell ready' '$DLOG')\" = 2 ]"
 RSPID=$(qemu_of rs)
 kill -9 "$RSPID"
 check "rs: its restore shell killed: still suspended, the saved state kept" \
-	wait_for 3 bash -c "grep -q '$P-rs: exited (killed by signal 9' '$DLOG' &&
+	wait_for 15 bash -c "grep -q '$P-rs: exited (killed by signal 9' '$DLOG' &&
 		[ -s '$T/state/$P-rs.state' ] && [ \"\$('$BECKONCTL' -s '$DSOCK' list | awk '\$1==\"$P-rs\"{print \$2}')\" = suspended ]"
 check "rs: a DNS query restores it: the count is still 2" \
 	bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +short rs.svc.test A)\" = $INET.4 ] && [ \"\$(ip netns exec $ICL curl -s --max-time 5 http://$INET.4/count)\" = 2 ]"

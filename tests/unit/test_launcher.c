@@ -266,7 +266,8 @@ static void test_exit_during_boot(void **state)
 
 	svc_set(&f->svcs[0], "www", "127.0.0.1", free_port(), "tcp", 5000,
 	        "sh -c 'echo oops; exit 3'");
-	svc_set(&f->svcs[1], "gone", "127.0.0.1", 0, "delay:10", 5000,
+	/* The delay outlasts the wait below: the exec failure, not the clock, must end the boot. */
+	svc_set(&f->svcs[1], "gone", "127.0.0.1", 0, "delay:4000", 5000,
 	        "/nonexistent/beckon-test-binary");
 	fix_start(f, 2);
 	inst = launcher_find(f->l, "www");
@@ -464,9 +465,12 @@ static void test_stop(void **state)
 	pid_t pid;
 
 	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:10", 5000, "sleep 100");
-	/* Ignores SIGTERM: stopped by SIGKILL after the grace period. */
-	svc_set(&f->svcs[1], "stubborn", "127.0.0.1", 0, "delay:10", 5000,
-	        "sh -c 'trap \"\" TERM; exec sleep 100'");
+	/*
+	 * Ignores SIGTERM: stopped by SIGKILL after the grace period. Ready once
+	 * the trap is set (a delay can end before sh gets that far on a busy machine).
+	 */
+	svc_set(&f->svcs[1], "stubborn", "127.0.0.1", 0, "console:^armed$", 5000,
+	        "sh -c 'trap \"\" TERM; echo armed; exec sleep 100'");
 	fix_start(f, 2);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_stop(inst), 0); /* already stopped */
@@ -586,8 +590,9 @@ static void test_reload_waits_for_old(void **state)
 	int64_t t0;
 	pid_t old;
 
-	svc_set(&f->svcs[0], "a", "127.0.0.1", 0, "delay:10", 5000,
-	        "sh -c 'trap \"\" TERM; exec sleep 100'");
+	/* Ready once SIGTERM is ignored, as in test_stop. */
+	svc_set(&f->svcs[0], "a", "127.0.0.1", 0, "console:^armed$", 5000,
+	        "sh -c 'trap \"\" TERM; echo armed; exec sleep 100'");
 	fix_start(f, 1);
 	assert_int_equal(launcher_wake(launcher_find(f->l, "a"), seen_cb, &a, NULL), 0);
 	assert_true(run_until_int(f, &a.calls, 3000));
