@@ -90,6 +90,10 @@ check "beckonctl with no daemon exits non-zero with a message" \
 check "beckonctl with an unknown command is a usage error" bash -c "! '$BECKONCTL' -s '$DSOCK' frobnicate 2>/dev/null"
 check "a second beckond on the same control socket refuses to start" \
 	bash -c "timeout -k 5 30 '$BECKOND' -c '$CONF' >$T/second.log 2>&1; rc=\$?; [ \$rc -ne 0 ] && [ \$rc -ne 124 ]"
+check "... saying another beckond holds the state_dir, before its sweep touches anything" \
+	grep -q "another beckond runs with state_dir $T/state" "$T/second.log"
+check "... and the first one's www still runs (its process was not swept)" \
+	bash -c "'$BECKONCTL' -s '$DSOCK' list | grep -qE '^www +ready'"
 
 # Metrics, after one boot and a few queries.
 dq +short www.svc.test >/dev/null
