@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Warm pools with the QEMU hello guest in bridge mode, hold "syn",
-# idle_timeout = 3s (1 s let a busy machine see a guest go idle between two checks of it), a client routed through the host:
+# idle_timeout = 3s (with 1 s a busy machine saw a guest go idle between two
+# checks of it), a client routed through the host:
 # - warm = "shell": QEMU is started with the guest not running (-S) at
 #   start; the first wake only runs it (QMP cont, no new QEMU); after an
 #   idle stop a new shell is made; a connection alone wakes a shell too;
