@@ -110,6 +110,11 @@ test: all asan unit helpers
 test-busy: all asan unit helpers
 	@tests/busy.sh
 
+# The Xen lab: Xen under QEMU, beckond in its dom0, the Xen tests there (tests/xen/).
+.PHONY: xen-lab
+xen-lab: all
+	@tests/xen/lab.sh
+
 bench: all helpers
 	@tests/bench/run.sh
 

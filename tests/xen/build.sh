@@ -19,6 +19,7 @@ bridge tun nfnetlink_queue xt_NFQUEUE xt_mark xt_tcpudp xt_conntrack nf_conntrac
 iptable_filter iptable_mangle iptable_nat ip_tables x_tables"
 
 say() { echo "xen-lab: $*" >&2; }
+command -v depmod >/dev/null || { say "needs kmod (depmod, modinfo)"; exit 1; }
 [ "$(id -u)" -eq 0 ] || { say "building the lab needs root (debootstrap, chroot)"; exit 1; }
 [ -n "${XEN_LAB_REBUILD:-}" ] && rm -rf "$OUT"
 mkdir -p "$OUT/pkgs"
@@ -58,6 +59,8 @@ copy_modules() {
 	shift
 	kdir=$(ls -d "$OUT"/kernel/lib/modules/* | head -1)
 	kver=$(basename "$kdir")
+	# The package holds no modules.dep: it is made at install.
+	[ -f "$kdir/modules.dep" ] || depmod -b "$OUT/kernel" "$kver"
 	local todo="$*"
 	while [ -n "${todo// /}" ]; do
 		set -- $todo
@@ -80,6 +83,14 @@ copy_modules() {
 build_dom0_root() {
 	local r=$OUT/dom0root
 	[ -f "$r/.done" ] && return 0
+	[ -f "$r/.base" ] || build_dom0_base
+	copy_modules "$r" $DOM0_MODS
+	touch "$r/.done"
+}
+
+# debootstrap, then the Xen tools from bookworm-security.
+build_dom0_base() {
+	local r=$OUT/dom0root
 	say "dom0's root (debootstrap bookworm minbase: a few minutes)"
 	rm -rf "$r"
 	timeout 1800 debootstrap --variant=minbase --include="${DOM0_PKGS// /,}" bookworm "$r" "$MIRROR" >"$OUT/debootstrap.log" 2>&1 ||
@@ -94,8 +105,7 @@ build_dom0_root() {
 	trap - EXIT
 	chroot "$r" apt-get clean
 	rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/locale/* "$r"/var/lib/apt/lists/*
-	copy_modules "$r" $DOM0_MODS
-	touch "$r/.done"
+	touch "$r/.base"
 }
 
 # The cached part of dom0's initramfs (the lab appends its own, small, cpio).
