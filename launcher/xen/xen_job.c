@@ -37,6 +37,7 @@
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER; /* a job queued */
 static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER; /* a job finished */
+static pthread_cond_t busy_cond = PTHREAD_COND_INITIALIZER; /* a job started */
 static struct xen_job *queue_head, **queue_tail = &queue_head;
 static char busy[XEN_MAX_BUSY][XEN_NAME_MAX]; /* keys running now */
 static int nbusy;
@@ -213,6 +214,28 @@ static libxl_ctx *xen_ctx_get(void)
 
 /* ---- the workers ------------------------------------------------------------------ */
 
+static void xen_sigchld(void);
+
+/*
+ * While a job runs, libxl's children (hotplug scripts, the save helper)
+ * are looked for every 50 ms as well: a job may run before beckon's loop
+ * watches SIGCHLD for libxl (the sweep at start), or while it is not
+ * running (the drain at exit).
+ */
+static void *reaper_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&jobs_lock);
+		while (nbusy == 0)
+			pthread_cond_wait(&busy_cond, &jobs_lock);
+		pthread_mutex_unlock(&jobs_lock);
+		xen_sigchld();
+		usleep(50000);
+	}
+	return NULL;
+}
+
 static bool job_key_busy(const char *key)
 {
 	for (int i = 0; i < XEN_MAX_BUSY; i++)
@@ -244,6 +267,7 @@ static void job_mark(const char *key, bool on)
 		if (on && busy[i][0] == '\0') {
 			snprintf(busy[i], sizeof(busy[i]), "%s", key);
 			nbusy++;
+			pthread_cond_signal(&busy_cond);
 			return;
 		}
 		if (!on && strcmp(busy[i], key) == 0) {
@@ -302,6 +326,10 @@ int xen_jobs_init(void)
 	}
 	/* The loop reads without blocking; writers block (8 bytes, atomic). */
 	fcntl(post_fd[0], F_SETFL, O_NONBLOCK);
+	if (pthread_create(&t, NULL, reaper_main, NULL) != 0)
+		rc = -1;
+	else
+		pthread_detach(t);
 	for (i = 0; i < XEN_WORKERS && rc == 0; i++) {
 		if (pthread_create(&t, NULL, worker_main, NULL) != 0)
 			rc = -1;
