@@ -316,6 +316,7 @@ char *xen_cfg_expand(const char *tmpl, const struct backend_vars *v, char *err, 
 
 	while (out != NULL && *s) {
 		n = backend_placeholder_at(s, tmpl);
+		is_cmdline = false; /* not set for an unknown one */
 		val = n ? backend_placeholder(s, n, v, &is_cmdline) : s;
 		if (n && is_cmdline)
 			val = v->cmdline ? v->cmdline : "";
