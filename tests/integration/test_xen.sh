@@ -32,6 +32,13 @@ else
 fi
 
 # The lab: its own lines, and its exit status when it printed no failure.
+# Not yet in every `make test`: a whole run takes 8-10 minutes here, over
+# run.sh's 600 s per script, and its kill -9-during-a-save case still hangs
+# (issue 13 is open). `make xen-lab`, or XEN_LAB=1 here, runs it.
+if [ "${XEN_LAB:-0}" != 1 ]; then
+	skip "the Xen lab: opt-in until issue 13 is done (make xen-lab, or XEN_LAB=1)"
+	finish
+fi
 "$ROOT/tests/xen/lab.sh" >"$T/lab.out" 2>&1
 rc=$?
 grep -E '^(ok|not ok|skip|#) ' "$T/lab.out"
