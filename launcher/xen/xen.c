@@ -758,6 +758,8 @@ static void xen_global_fini(void)
 {
 	if (in_use)
 		xen_jobs_drain(XEN_DRAIN_MS);
+	/* The loop's events go before its base does. */
+	xen_jobs_detach();
 }
 
 /* cmdline, and xen.cfg: readable, known placeholders, xl.cfg that parses and maps. */

@@ -98,6 +98,8 @@ void xen_job_free(struct xen_job *j);
 int xen_jobs_init(void);
 /* Have completions delivered on BASE (the first call counts). -1 when not. */
 int xen_jobs_attach(struct event_base *base);
+/* Free the loop's events of the jobs (at exit, before the loop's base goes). */
+void xen_jobs_detach(void);
 /* Queue J for a worker (or, with no run, straight for done on the loop). */
 void xen_job_queue(struct xen_job *j);
 /* From any thread: hand J to beckon's loop for its done. */

@@ -412,6 +412,15 @@ int xen_jobs_attach(struct event_base *base)
 	return 0;
 }
 
+void xen_jobs_detach(void)
+{
+	if (post_ev != NULL)
+		event_free(post_ev);
+	if (chld_ev != NULL)
+		event_free(chld_ev);
+	post_ev = chld_ev = NULL;
+}
+
 void xen_job_queue(struct xen_job *j)
 {
 	if (j->run == NULL) {

@@ -672,9 +672,17 @@ static void test_backend_not_built(void **state)
 	struct seen s = {0};
 	struct launcher_waiter *h = (void *)1;
 	struct instance *inst;
+	char names[128];
 
+	/* A backend this build leaves out (its library missing): xen, libvirt. */
+	launcher_backend_names(names, sizeof(names));
 	svc_set(&f->svcs[0], "vm", "127.0.0.1", 80, "tcp", 5000, NULL);
-	f->svcs[0].backend = CONF_BACKEND_XEN; /* qemu is built in now */
+	if (strstr(names, "xen") == NULL)
+		f->svcs[0].backend = CONF_BACKEND_XEN;
+	else if (strstr(names, "libvirt") == NULL)
+		f->svcs[0].backend = CONF_BACKEND_LIBVIRT;
+	else
+		skip(); /* every backend is built in */
 	fix_start(f, 1);
 	inst = launcher_find(f->l, "vm");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, &h), -1);
