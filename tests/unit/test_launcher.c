@@ -655,12 +655,14 @@ static void test_reentrant_callback(void **state)
 	snprintf(flag, sizeof(flag), "%s/flag", f->dir);
 	snprintf(cmd, sizeof(cmd), "sh -c 'test -e %s || { touch %s; exit 1; }; exec sleep 100'",
 	         flag, flag);
-	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:100", 5000, cmd);
+	/* The first run's exit must come before its delay: a loaded machine
+	 * took over 100 ms to start sh, and the first run was "ready". */
+	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:2000", 8000, cmd);
 	fix_start(f, 1);
 	inst = launcher_find(f->l, "www");
 	assert_int_equal(launcher_wake(inst, reent_cb, &r, NULL), 0);
 	assert_int_equal(launcher_wake(inst, seen_cb, &other, &r.other), 0);
-	assert_true(run_until_int(f, &r.again.calls, 3000));
+	assert_true(run_until_int(f, &r.again.calls, 10000));
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(other.calls, 0);
 	assert_int_equal(r.again.ok, 1);
