@@ -190,6 +190,8 @@ int conf_parse_cidr(const char *s, struct in_addr *addr, int *prefix);
 bool conf_service_hosted(const struct conf *conf, const struct conf_service *svc);
 /* Whether SVC may run on host H (its hosts key names it, or it has none). */
 bool conf_service_on_host(const struct conf_service *svc, const struct conf_host *h);
+/* Free a host's strings (not the struct) and zero it. */
+void conf_host_clear(struct conf_host *h);
 /* True when A and B describe the same host. */
 bool conf_host_equal(const struct conf_host *a, const struct conf_host *b);
 /*

@@ -175,7 +175,6 @@ int conf_get_subnet(struct conf_ctx *c, const config_setting_t *s, const char *l
 void conf_load_hosts(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_hosts(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
                       size_t n);
-void conf_host_clear(struct conf_host *h);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 
