@@ -21,6 +21,7 @@
 struct instance;
 struct launcher;
 struct lchild;
+struct event_base;
 
 struct backend_ops {
 	const char *name; /* also names its pid files: <state_dir>/<service>.<name>.pid */
@@ -111,6 +112,8 @@ const struct backend_ops *backend_lookup(enum conf_backend b);
  */
 int backend_global_init(struct launcher *l, const struct conf *conf);
 void backend_global_fini(void);
+/* The launcher's event_base (set before global_init), for a backend's own timers. */
+struct event_base *backend_base(void);
 
 /* What backends may read of an instance. */
 const struct conf_service *launcher_inst_service(const struct instance *inst);

@@ -4,7 +4,8 @@
  * URI's first connection destroys the beckon-* domains found there: an
  * earlier beckond, killed, left them (this one has made none there yet).
  * A connection that drops (libvirtd restarting) is reopened by the next
- * job; the domains it runs keep running meanwhile.
+ * job, or by libvirt_watch.c's timer, which then adopts the domains it
+ * finds; the domains it runs keep running meanwhile.
  *
  * Lifecycle events and console bytes arrive on libvirt's event thread and
  * are posted to beckon's loop as jobs (libvirt_job.c).
@@ -100,13 +101,20 @@ static int lifecycle_cb(virConnectPtr c, virDomainPtr dom, int event, int detail
 static void close_cb(virConnectPtr c, int reason, void *opaque)
 {
 	struct lv_conn *e = opaque;
+	struct libvirt_job *j;
 
-	log_warnx("libvirt %s: connection lost (reason %d): reconnecting on next use",
+	log_warnx("libvirt %s: connection lost (reason %d): reconnecting",
 	          e->uri ? e->uri : "(default)", reason);
 	pthread_mutex_lock(&e->lock);
 	if (e->c == c)
 		e->broken = true;
 	pthread_mutex_unlock(&e->lock);
+	/* The loop marks what it can no longer see and starts reconnecting. */
+	if ((j = libvirt_job_new("closed", e->uri)) == NULL)
+		return;
+	j->op = LIBVIRT_EV_CLOSED;
+	j->done = event_done;
+	libvirt_job_post(j);
 }
 
 /* Let go of E's connection. Locked. */

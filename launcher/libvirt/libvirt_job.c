@@ -38,6 +38,12 @@ static int nbusy;
 static bool started;
 static int post_fd[2] = {-1, -1};
 static struct event *post_ev;
+static libvirt_done_fn noconn_fn;
+
+void libvirt_jobs_set_noconn(libvirt_done_fn fn)
+{
+	noconn_fn = fn;
+}
 
 struct libvirt_job *libvirt_job_new(const char *key, const char *uri)
 {
@@ -111,6 +117,7 @@ static void job_run(struct libvirt_job *j)
 	virConnectPtr c = libvirt_conn_get(j->uri, j->err, sizeof(j->err));
 
 	j->rc = -1;
+	j->noconn = c == NULL;
 	j->run(j, c);
 	if (c != NULL)
 		virConnectClose(c); /* libvirt_conn_get's reference */
@@ -214,6 +221,8 @@ static bool jobs_deliver(void)
 
 	while (read(post_fd[0], &j, sizeof(j)) == (ssize_t)sizeof(j)) {
 		any = true;
+		if (j->noconn && noconn_fn != NULL)
+			noconn_fn(j);
 		if (j->done != NULL)
 			j->done(j);
 		libvirt_job_free(j);
