@@ -233,6 +233,13 @@ int launcher_upstream(const struct instance *inst, uint16_t port, struct sockadd
  */
 #define LAUNCHER_FWMARK 0x626b
 
+/*
+ * INST's guest address: the service address, or for a guest on a host of
+ * the hosts list its address there (where it runs, or last ran). -1 when
+ * it has none.
+ */
+int launcher_address(const struct instance *inst, struct in_addr *out);
+
 /* Fill INFO for INST. Strings live as long as the instance. */
 void launcher_info(const struct instance *inst, struct instance_info *info);
 

@@ -370,6 +370,12 @@ int launcher_upstream(const struct instance *inst, uint16_t port, struct sockadd
 	return 0;
 }
 
+int launcher_address(const struct instance *inst, struct in_addr *out)
+{
+	*out = inst->addr;
+	return 0;
+}
+
 const struct conf_service *launcher_service(const struct instance *inst)
 {
 	return inst->svc;

@@ -138,6 +138,7 @@ libvirtd_host_kill() {
 	[ -n "$pid" ] || return 0
 	kill -9 "$pid" 2>/dev/null # exec'd: it is libvirtd
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait "$pid" 2>/dev/null # no "Killed" from bash
 	rm -f "$T/lv-$1/unshare.pid"
 }
 

@@ -174,14 +174,28 @@ check "fail = console:REGEX: the log quotes the line" \
 check "fail = console:REGEX: its domain is gone" wait_for 20 eval '[ -z "$(lv_domains "$(dom fails)")" ]'
 
 # 7. libvirtd restarts under beckond: ready guests serve on, boots work again.
+boots_before=$(field www boots)
 kill "$LV_PID"
 wait "$LV_PID" 2>/dev/null
 check "libvirtd restart: beckond notices the connection went" \
 	wait_for 20 grep -q "libvirt $LV_URI: connection lost" "$DLOG"
 check "libvirtd restart: www serves on meanwhile" serves $NET.2 www
 check "libvirtd restart: DNS answers for the ready guest meanwhile" [ "$(dqa +short www.svc.test A)" = "$NET.2" ]
+check "libvirtd restart: beckond marks what it can no longer see" \
+	wait_for 20 grep -q "$P-www: domain $(dom www) out of sight until libvirt $LV_URI is back" "$DLOG"
+check "libvirtd restart: www stays ready in beckon's books" state_is www ready
 libvirtd_up || not_ok "libvirtd starts again"
 check "libvirtd restart: it has taken www's domain back" [ "$(lv_state "$(dom www)")" = running ]
+# No job of beckon's reconnects here: its timer does, with backoff.
+check "libvirtd restart: beckond reconnects by itself (its timer)" \
+	wait_for 30 grep -q "libvirt $LV_URI: reconnected" "$DLOG"
+check "libvirtd restart: www's domain adopted (name and UUID of its run)" \
+	wait_for 10 grep -q "$P-www: adopted domain $(dom www) " "$DLOG"
+check "libvirtd restart: ... con's too" grep -q "$P-con: adopted domain $(dom con) " "$DLOG"
+check "libvirtd restart: ... nothing destroyed" bash -c "! grep -q 'destroying domain' '$DLOG'"
+check "libvirtd restart: the adopted www serves" serves $NET.2 www
+check "libvirtd restart: DNS answers for it" [ "$(dqa +short www.svc.test A)" = "$NET.2" ]
+check "libvirtd restart: no boot of www since (adopted, not rebooted)" [ "$(field www boots)" = "$boots_before" ]
 ctl stop "$P-con" >/dev/null
 check "libvirtd restart: a stop goes through the new connection" wait_for 30 state_is con stopped
 check "libvirtd restart: ... and its domain is gone" eval '[ -z "$(lv_domains "$(dom con)")" ]'

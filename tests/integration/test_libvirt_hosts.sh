@@ -50,6 +50,8 @@ host_ns() {
 	ip -n "$ns" link add br0 type bridge && ip -n "$ns" addr add "$net.1/24" dev br0 &&
 		ip -n "$ns" link set br0 up || return 1
 	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+	# hold "none": the client reaches a guest through this host, routed.
+	sysctl -qw "net.ipv4.conf.$veth.forwarding=1"
 	# Its guests' subnet is reached through it.
 	ip route add "$net.0/24" via "$LINK.$((4 * i - 2))"
 }
@@ -162,4 +164,20 @@ check "... b's guests serve on" serves "$NET.13" s3
 # 6. SIGTERM: nothing left on either host.
 check "SIGTERM: beckond exits 0 with no sanitizer report" stop_daemon
 check "SIGTERM: no beckon domain on a or b" eval '[ -z "$(doms "$URI1")$(doms "$URI2")" ]'
+
+# 7. hold "none": DNS answers once the guest serves, with its address on its host.
+sed -i 's|hold = "proxy"|hold = "none"|' "$CONF"
+: >"$T/beckond2.log"
+start_daemon "$CONF" "$T/beckond2.log" || { not_ok "beckond starts with hold none"; finish; }
+check "hold none: host b is up" wait_for 30 host_is b up
+ans=$(dig @127.0.0.1 -p "$DNS_PORT" +time=90 +tries=1 +short s4.svc.test A)
+check "hold none: the answer is s4's address on its host ($ans)" \
+	[ "$ans" = "$HN1.14" -o "$ans" = "$HN2.14" ]
+check "hold none: ... where beckonctl says it runs" [ "$ans" = "$(field s4 address)" ]
+check "hold none: the client gets the page there, routed (no proxy)" \
+	bash -c "ip netns exec $NSC curl -s --max-time 30 http://$ans/ | grep -q 'hello from $P-s4 '"
+check "hold none: a second query, ready now, answers the same" \
+	[ "$(dig @127.0.0.1 -p "$DNS_PORT" +time=20 +tries=1 +short s4.svc.test A)" = "$ans" ]
+check "hold none: SIGTERM, clean" stop_daemon
+check "hold none: no beckon domain on a or b" eval '[ -z "$(doms "$URI1")$(doms "$URI2")" ]'
 finish
