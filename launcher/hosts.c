@@ -94,12 +94,12 @@ void launcher_hosts_free(struct launcher *l)
 		hosts_owner = NULL;
 }
 
-/* Whether INST holds memory on a host now. */
+/* Whether INST holds memory on a host now (a warm shell does too). */
 static bool hosts_holds(const struct instance *inst)
 {
 	return inst->host[0] != '\0' &&
 	       (inst->state == INST_BOOTING || inst->state == INST_READY ||
-	        inst->state == INST_PAUSED || inst->state == INST_STOPPING);
+	        inst->state == INST_PAUSED || inst->state == INST_STOPPING || inst->rv.shell);
 }
 
 /* What every host holds, as place_choose sees it, for SVC (NULL: for none). */
@@ -146,7 +146,8 @@ int launcher_hosts_place(struct instance *inst)
 	struct lhost *last;
 	int i;
 
-	if (!inst->hosted)
+	/* A warm shell's boot runs where the shell waits. */
+	if (!inst->hosted || inst->rv.shell)
 		return 0;
 	if (l->nhosts == 0 || (ph = calloc(l->nhosts, sizeof(*ph))) == NULL) {
 		log_warnx("%s: no host to place it on", inst->svc->name);
