@@ -637,13 +637,23 @@ static int libvirt_resume(struct instance *inst)
 	return libvirt_simple(inst, 'r', NULL, libvirt_d_resume) == 0 ? 1 : -1;
 }
 
+/* The console is closed first, then the save runs (libvirt_console_close_then). */
 static int libvirt_suspend(struct instance *inst, const char *path)
 {
 	struct lv_run *r = launcher_inst_priv(inst);
+	struct libvirt_job *j;
 
-	if (r == NULL || r->ended || libvirt_simple(inst, 's', path, libvirt_d_save) == -1)
+	if (r == NULL || r->ended ||
+	    (j = libvirt_run_job(r, libvirt_w_simple, libvirt_d_save)) == NULL)
 		return -1;
+	j->op = 's';
+	if ((j->path = strdup(path)) == NULL) {
+		libvirt_job_free(j);
+		return -1;
+	}
 	r->saving = true;
+	libvirt_console_close_then(r->console, j);
+	r->console = NULL;
 	return 0;
 }
 
@@ -737,7 +747,12 @@ static void libvirt_global_fini(void)
 {
 	if (!in_use)
 		return;
-	libvirt_jobs_drain(LIBVIRT_DRAIN_MS);
+	/* A libvirtd that does not answer would hold the exit forever: leave its connections. */
+	if (!libvirt_jobs_drain(LIBVIRT_DRAIN_MS)) {
+		log_warnx("libvirt: a libvirtd does not answer: exiting without closing its "
+		          "connections");
+		return;
+	}
 	libvirt_conn_close_all();
 	/* Events that came meanwhile: nobody wants them, but they are freed. */
 	libvirt_jobs_drain(0);

@@ -293,10 +293,17 @@ fail:
 	return NULL;
 }
 
+/* A console to close, and the job to queue once it is. */
+struct lv_close {
+	struct lv_console *con;
+	struct libvirt_job *next;
+};
+
 /* On the event thread: nothing of the stream runs beside it there. */
 static void console_close_cb(int timer, void *opaque)
 {
-	struct lv_console *con = opaque;
+	struct lv_close *req = opaque;
+	struct lv_console *con = req->con;
 
 	virEventRemoveTimeout(timer);
 	if (!con->ended) {
@@ -306,10 +313,37 @@ static void console_close_cb(int timer, void *opaque)
 	}
 	virStreamFree(con->st);
 	free(con);
+	if (req->next != NULL)
+		libvirt_job_queue(req->next);
+	free(req);
+}
+
+void libvirt_console_close_then(void *console, struct libvirt_job *next)
+{
+	struct lv_close *req;
+
+	if (console == NULL) {
+		if (next != NULL)
+			libvirt_job_queue(next);
+		return;
+	}
+	if ((req = calloc(1, sizeof(*req))) == NULL) {
+		log_warnx("libvirt: cannot close a console");
+		if (next != NULL)
+			libvirt_job_queue(next);
+		return;
+	}
+	req->con = console;
+	req->next = next;
+	if (virEventAddTimeout(0, console_close_cb, req, NULL) == -1) {
+		log_warnx("libvirt: cannot close a console");
+		free(req);
+		if (next != NULL)
+			libvirt_job_queue(next);
+	}
 }
 
 void libvirt_console_close(void *console)
 {
-	if (console != NULL && virEventAddTimeout(0, console_close_cb, console, NULL) == -1)
-		log_warnx("libvirt: cannot close a console");
+	libvirt_console_close_then(console, NULL);
 }

@@ -264,12 +264,13 @@ void libvirt_job_queue(struct libvirt_job *j)
 	pthread_mutex_unlock(&jobs_lock);
 }
 
-void libvirt_jobs_drain(int ms)
+bool libvirt_jobs_drain(int ms)
 {
 	struct timespec until;
+	bool idle;
 
 	if (!started)
-		return;
+		return true;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += ms / 1000;
 	until.tv_nsec += (long)(ms % 1000) * 1000000;
@@ -285,6 +286,10 @@ void libvirt_jobs_drain(int ms)
 			;
 		pthread_mutex_unlock(&jobs_lock);
 	} while (jobs_deliver());
-	if (queue_head != NULL || nbusy > 0)
+	pthread_mutex_lock(&jobs_lock);
+	idle = queue_head == NULL && nbusy == 0;
+	pthread_mutex_unlock(&jobs_lock);
+	if (!idle)
 		log_warnx("libvirt: jobs still running after %d ms", ms);
+	return idle;
 }

@@ -89,7 +89,7 @@ static void watch_arm(struct lv_watch *w)
 static void watch_mark_unseen(const char *uri)
 {
 	for (struct lv_run *r = libvirt_runs(); r != NULL; r = r->next) {
-		if (r->ended || r->unseen || !watch_uri_eq(r->uri, uri))
+		if (r->ended || r->unseen || r->uuid[0] == '\0' || !watch_uri_eq(r->uri, uri))
 			continue;
 		r->unseen = true;
 		log_warnx("%s: domain %s out of sight until libvirt %s is back",

@@ -105,8 +105,11 @@ void libvirt_job_queue(struct libvirt_job *j);
 void libvirt_job_post(struct libvirt_job *j);
 /* On the loop, before its done: a job found no connection to its URI (reason in err). */
 void libvirt_jobs_set_noconn(libvirt_done_fn fn);
-/* Wait (at most MS) until no job is queued or running, then deliver what is posted. */
-void libvirt_jobs_drain(int ms);
+/*
+ * Wait (at most MS) until no job is queued or running, then deliver what
+ * is posted. false when jobs still run (a libvirtd that does not answer).
+ */
+bool libvirt_jobs_drain(int ms);
 
 /* ---- libvirt_conn.c: connections, events, consoles --------------------------- */
 
@@ -128,6 +131,12 @@ const char *libvirt_conn_error(const char *what);
 void *libvirt_console_open(virConnectPtr c, virDomainPtr dom, uint64_t serial);
 /* Close a console from libvirt_console_open, from any thread. */
 void libvirt_console_close(void *console);
+/*
+ * Close CONSOLE (NULL: none), then queue NEXT. libvirtd 9.0 can deadlock
+ * when a domain ends (a save) while a console stream on it is aborted by
+ * both ends at once: a save closes the console first.
+ */
+void libvirt_console_close_then(void *console, struct libvirt_job *next);
 
 /* What the event jobs libvirt_conn.c posts carry in op (their key: the domain). */
 enum libvirt_event {

@@ -28,6 +28,7 @@ VETH=bklv$$
 P=l$$ # service names of this run
 CLIENT=$NET.200
 LV_MARK="guest=beckon-$P-"
+BADURI="qemu+tcp://127.0.0.1:1/system" # nothing listens there
 
 on_exit "ip netns del $NS"
 on_exit "ip link del $VETH"
@@ -42,7 +43,7 @@ svc() { # svc NAME ADDRESS [KEY = VALUE; ...]
 	cat <<CONF
   { name = "$P-$1"; dns = ( "$1.svc.test" ); address = "$2"; ports = ( 80 ); backend = "libvirt";
     image = "$IMG"; cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}";
-    boot_timeout = "$TIMEOUT"; libvirt = { uri = "$LV_URI"; ${LVKEYS:-} }; ${3:-} },
+    boot_timeout = "$TIMEOUT"; libvirt = { uri = "${LVURI:-$LV_URI}"; ${LVKEYS:-} }; ${3:-} },
 CONF
 }
 write_conf() { # write_conf SERVICES...
@@ -100,7 +101,8 @@ EOF
 write_conf "$(svc www $NET.2)" "$(LVKEYS="xml = \"$T/own.xml\";" svc own $NET.3)" \
 	"$(svc bad $NET.4 'qemu = { machine = "no-such-machine"; };')" \
 	"$(svc con $NET.7 'ready = "console:^READY";')" \
-	"$(svc fails $NET.8 'ready = "console:NEVER"; fail = "console:^READY";')"
+	"$(svc fails $NET.8 'ready = "console:NEVER"; fail = "console:^READY";')" \
+	"$(LVURI=$BADURI svc unreach $NET.9)"
 check "beckond -n accepts the config" bash -c "'$BECKOND' -n -c '$CONF' | grep -qx 'configuration OK'"
 start_daemon "$CONF" || { not_ok "beckond starts with libvirt services"; finish; }
 ok "beckond starts with libvirt services in bridge mode"
@@ -164,6 +166,14 @@ check "... libvirt's message in the log" \
 	grep -qE "$P-bad: libvirt: domain $(dom bad): .*(error|unsupported|machine)" "$DLOG"
 check "... the boot failed" state_is bad failed
 check "... nothing defined" bash -c "! virsh -q -c '$LV_URI' list --all --name | grep -q '$(dom bad)'"
+
+# 5b. A URI where no libvirtd answers: a clear log line, SERVFAIL, nothing defined.
+rc=$(rcode unreach)
+check "an unreachable libvirt URI: SERVFAIL ($rc)" [ "$rc" = SERVFAIL ]
+check "... the log says it cannot connect there" \
+	grep -qE "libvirt $BADURI: cannot connect to $BADURI: .*(refused|Failed to connect)" "$DLOG"
+check "... the boot failed" state_is unreach failed
+check "... nothing defined on the test's libvirtd" bash -c "! virsh -q -c '$LV_URI' list --all --name | grep -q '$(dom unreach)'"
 
 # 6. The console through virDomainOpenConsole: readiness, and the fail pattern.
 check "console:REGEX: ready once the guest says READY" [ "$(dqa +short con.svc.test A)" = "$NET.7" ]
