@@ -171,7 +171,7 @@ check "... nothing defined" bash -c "! virsh -q -c '$LV_URI' list --all --name |
 rc=$(rcode unreach)
 check "an unreachable libvirt URI: SERVFAIL ($rc)" [ "$rc" = SERVFAIL ]
 check "... the log says it cannot connect there" \
-	grep -qE "libvirt $BADURI: cannot connect to $BADURI: .*(refused|Failed to connect)" "$DLOG"
+	grep -qE "libvirt ${BADURI//+/\\+}: cannot connect to ${BADURI//+/\\+}: .*(refused|Failed to connect)" "$DLOG"
 check "... the boot failed" state_is unreach failed
 check "... nothing defined on the test's libvirtd" bash -c "! virsh -q -c '$LV_URI' list --all --name | grep -q '$(dom unreach)'"
 
