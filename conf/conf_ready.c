@@ -5,13 +5,27 @@
 
 #include "conf_int.h"
 
+/* RE compiles as a POSIX extended regular expression; else an error. */
+static int ready_regex(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                       const char *re)
+{
+	regex_t r;
+	char msg[128];
+	int err;
+
+	if ((err = regcomp(&r, re, REG_EXTENDED | REG_NOSUB)) != 0) {
+		regerror(err, &r, msg, sizeof(msg));
+		conf_err(c, s, "%s: bad regular expression \"%s\": %s", label, re, msg);
+		return -1;
+	}
+	regfree(&r);
+	return 0;
+}
+
 /* "tcp", "http:/path", "console:REGEX", "delay:100ms". */
 static int ready_form(struct conf_ctx *c, struct conf_service *svc, const config_setting_t *s,
                       const char *label, const char *v)
 {
-	regex_t re;
-	char msg[128];
-	int err;
 
 	if (strncmp(v, "http:", 5) == 0) {
 		for (const char *p = v + 5; *p; p++)
@@ -38,12 +52,8 @@ static int ready_form(struct conf_ctx *c, struct conf_service *svc, const config
 		conf_err(c, s, "%s: \"console:\" needs a regular expression", label);
 		return -1;
 	}
-	if ((err = regcomp(&re, v + 8, REG_EXTENDED | REG_NOSUB)) != 0) {
-		regerror(err, &re, msg, sizeof(msg));
-		conf_err(c, s, "%s: bad regular expression \"%s\": %s", label, v + 8, msg);
+	if (ready_regex(c, s, label, v + 8) == -1)
 		return -1;
-	}
-	regfree(&re);
 	svc->ready = CONF_READY_CONSOLE;
 	conf_set_str(c, &svc->ready_arg, v + 8);
 	return 0;
@@ -55,10 +65,7 @@ bad_path:
 int conf_get_fail(struct conf_ctx *c, const config_setting_t *s, const char *label,
                   struct conf_service *svc)
 {
-	regex_t re;
-	char msg[128];
 	const char *v;
-	int err;
 
 	if (conf_get_string(c, s, label, &v) == -1)
 		return -1;
@@ -66,12 +73,8 @@ int conf_get_fail(struct conf_ctx *c, const config_setting_t *s, const char *lab
 		conf_err(c, s, "%s: bad value \"%s\" (want \"console:REGEX\")", label, v);
 		return -1;
 	}
-	if ((err = regcomp(&re, v + 8, REG_EXTENDED | REG_NOSUB)) != 0) {
-		regerror(err, &re, msg, sizeof(msg));
-		conf_err(c, s, "%s: bad regular expression \"%s\": %s", label, v + 8, msg);
+	if (ready_regex(c, s, label, v + 8) == -1)
 		return -1;
-	}
-	regfree(&re);
 	conf_set_str(c, &svc->fail_re, v + 8);
 	return 0;
 }

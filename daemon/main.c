@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,6 +158,26 @@ static int daemon_mkdirs(const char *path)
 	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/*
+ * One beckond per state_dir: the start-of-day sweep kills the processes
+ * that its pid files name, which would be another running beckond's. The
+ * lock lives as long as the process (its fd is never closed).
+ */
+static void daemon_lock(const char *state_dir)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/beckond.lock", state_dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		fatal("%s", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			fatalx("another beckond runs with state_dir %s", state_dir);
+		fatal("lock %s", path);
+	}
+}
+
 static void daemon_signals(struct daemon *d)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -185,6 +207,7 @@ static void daemon_start(struct daemon *d)
 {
 	if (daemon_mkdirs(d->conf->state_dir) < 0)
 		fatal("state_dir %s", d->conf->state_dir);
+	daemon_lock(d->conf->state_dir);
 	d->base = daemon_event_base();
 	if (!d->base)
 		fatalx("cannot create the event loop");

@@ -19,13 +19,19 @@
 #else
 #define BACKEND_LIBVIRT NULL /* libvirt-dev was missing at build time */
 #endif
+#ifdef HAVE_XEN
+#include "xen.h"
+#define BACKEND_XEN (&backend_xen_ops)
+#else
+#define BACKEND_XEN NULL /* libxen-dev was missing at build time */
+#endif
 
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 static const struct backend_ops *const backends[] = {
     [CONF_BACKEND_QEMU] = &backend_qemu_ops,
     [CONF_BACKEND_LIBVIRT] = BACKEND_LIBVIRT,
-    [CONF_BACKEND_XEN] = NULL,
+    [CONF_BACKEND_XEN] = BACKEND_XEN,
     [CONF_BACKEND_EXEC] = &backend_exec_ops,
 };
 

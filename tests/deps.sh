@@ -7,10 +7,13 @@ pkgs="build-essential pkg-config clang libclang-rt-14-dev libldns-dev libevent-d
 libconfig-dev libjansson-dev libnl-3-dev libnl-route-3-dev libnl-nf-3-dev libcmocka-dev clang-format groff-base
 bind9-dnsutils knot-dnsutils dnsperf nsd busybox curl iproute2 iptables tcpdump wrk
 qemu-system-x86 psmisc procps python3 iputils-ping
-libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
+libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+libxen-dev debootstrap cpio kmod"
 # libvirt: the daemon, QEMU driver and virsh for the tests' private libvirtd
 # (none of these packages brings an init script or unit: libvirt-daemon-system
 # would, and is not wanted), -dev for the backend (left out of beckond without).
+# Xen: libxen-dev for the backend (libxenlight, libxlutil); debootstrap, cpio
+# and kmod build the Xen lab's dom0 (tests/xen/), which boots under QEMU.
 for f in */deps.txt; do [ -f "$f" ] && pkgs="$pkgs $(grep -v '^#' "$f")"; done
 # A package wanted for one command is not installed when something else
 # already provides that command (busybox-static provides busybox, and

@@ -64,8 +64,10 @@ logged() { grep -m1 "$1: boot failed" "$DLOG" | grep -qF -- "$2"; }
 t0=$(now_ms)
 rc=$(rcode crashy)
 t1=$(now_ms)
-check "fail pattern: SERVFAIL ($rc) in well under a second ($((t1 - t0)) ms)" \
-	[ "$rc" = SERVFAIL -a $((t1 - t0)) -lt 1000 ]
+# The boot timeout is 20 s: failing at the line, not at the timeout (the
+# time is shown; bench-free bound generous for a loaded machine).
+check "fail pattern: SERVFAIL ($rc) at the line, long before boot_timeout ($((t1 - t0)) ms)" \
+	[ "$rc" = SERVFAIL -a $((t1 - t0)) -lt 10000 ]
 check "fail pattern: the instance is failed" [ "$(field crashy state)" = failed ]
 grep -m1 'crashy: boot failed' "$DLOG" | sed 's/^/# /'
 check "fail pattern: the log quotes the matching line" logged crashy \

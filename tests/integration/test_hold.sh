@@ -30,7 +30,7 @@ write_conf() { # write_conf EXTRA_NETWORK_KEYS
 		holdnet_svc 3 many 0.3
 		holdnet_svc 4 never "1000" 1s
 		holdnet_svc 5 slow 2
-		holdnet_svc 6 lim go
+		holdnet_svc 6 lim go 60s # its boot waits for the test
 		holdnet_svc 7 local 0.3
 	} | add_services "$CONF"
 }

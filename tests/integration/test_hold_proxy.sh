@@ -130,7 +130,7 @@ write_conf() { # write_conf EXTRA_NETWORK_KEYS
 		svc 5 never 80 "sleep 1000" tcp 1s
 		svc 6 early 80 "$(httpd 6 0.25)" "delay:10ms"
 		svc 7 flaky 9000 "env FLAKY=2 python3 $T/srv.py {port} 0"
-		svc 8 lim 80 "$(httpd 8 go)"
+		svc 8 lim 80 "$(httpd 8 go)" tcp 60s # its boot waits for the test
 		svc 9 quiet 80 "$(httpd 9 3)"
 	} | add_services "$CONF"
 }

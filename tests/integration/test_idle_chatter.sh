@@ -76,20 +76,20 @@ state_is() { [ "$(field "$1" state)" = "$2" ]; }
 tap_rx() { cat "/sys/class/net/$(beckon_tap "$P-$1")/statistics/rx_packets" 2>/dev/null || echo 0; }
 
 check "chatter: a DNS query starts it" [ "$(dq +short chat.svc.test A)" = "$NET.2" ]
-t0=$(now_ms)
 check "chatter: it chatters (its tap has received frames)" wait_for 5 bash -c "[ \$(cat /sys/class/net/$(beckon_tap "$P-chat")/statistics/rx_packets) -gt 10 ]"
 check "chatter: its mDNS and NetBIOS broadcasts reach conntrack (the filter matters)" \
 	bash -c "grep -q 'src=$NET.2 dst=224.0.0.251' /proc/net/nf_conntrack && grep -q 'src=$NET.2 dst=$NET.255' /proc/net/nf_conntrack"
-check "chatter: idled on time although it never stops sending" wait_for 5 state_is chat stopped
-t1=$(now_ms)
-check "chatter: idled within 3 s of its start, idle_timeout 1 s ($((t1 - t0)) ms)" [ $((t1 - t0)) -lt 3000 ]
+rx0=$(tap_rx chat)
+# It never stops sending: with its chatter counted, it would never be idle.
+check "chatter: idled although it never stops sending" wait_for 15 state_is chat stopped
+check "chatter: ... still chattering up to then ($rx0 frames, then $(tap_rx chat))" [ "$(tap_rx chat)" -gt "$rx0" ]
 check "chatter: the log says idle" grep -q "$P-chat: idle: destroy" "$DLOG"
 
 check "client: a DNS query boots the hello guest" [ "$(dq +time=30 +short vm.svc.test A)" = "$NET.3" ]
 ping -i 0.25 -c 16 -W 1 "$NET.3" >"$T/ping.out" 2>&1
 check "client: 16 pings over 4 s answered ($(grep -o '[0-9]* received' "$T/ping.out"))" grep -q ' 16 received' "$T/ping.out"
 check "client: pinged for 4 s with idle_timeout 1 s, no DNS: still ready" state_is vm ready
-check "client: pings over: idled within 3 s" wait_for 3 state_is vm stopped
+check "client: pings over: idled" wait_for 15 state_is vm stopped
 
 check "SIGTERM: beckond exits cleanly" stop_daemon
 finish

@@ -123,7 +123,7 @@ check "the domain is transient (virsh: not persistent)" \
 	bash -c "virsh -q -c '$LV_URI' dominfo $(dom www) | grep -qE '^Persistent: +no'"
 check "the domain is $(dom www) on type $([ -e /dev/kvm ] && echo kvm || echo qemu), on the test's tap" \
 	bash -c "virsh -q -c '$LV_URI' dumpxml $(dom www) | grep -q \"dev='$(beckon_tap "$P-www")'\""
-check "the console came through the libvirt stream to state_dir" grep -q '^READY' "$T/state/$P-www.console"
+check "the console came through the libvirt stream to state_dir" wait_for 15 grep -q '^READY' "$T/state/$P-www.console"
 
 # 2. Destroyed behind beckon's back: the lifecycle event says so at once.
 virsh_lv destroy "$(dom www)" >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Warm pools with the QEMU hello guest in bridge mode, hold "syn",
-# idle_timeout = 1s, a client routed through the host:
+# idle_timeout = 3s (with 1 s a busy machine saw a guest go idle between two
+# checks of it), a client routed through the host:
 # - warm = "shell": QEMU is started with the guest not running (-S) at
 #   start; the first wake only runs it (QMP cont, no new QEMU); after an
 #   idle stop a new shell is made; a connection alone wakes a shell too;
@@ -16,11 +17,11 @@ idle_base_conf
 cat >>"$CONF" <<EOF
 services = (
   { name = "$P-sh"; dns = ( "sh.svc.test" ); address = "$INET.2"; ports = ( 80 );
-    image = "$IMG"; idle_timeout = "1s"; on_idle = "destroy"; warm = "shell"; $(idle_qemu_keys) },
+    image = "$IMG"; idle_timeout = "3s"; on_idle = "destroy"; warm = "shell"; $(idle_qemu_keys) },
   { name = "$P-wp"; dns = ( "wp.svc.test" ); address = "$INET.3"; ports = ( 80 );
-    image = "$IMG"; idle_timeout = "1s"; on_idle = "pause"; warm = "paused"; $(idle_qemu_keys) },
+    image = "$IMG"; idle_timeout = "3s"; on_idle = "pause"; warm = "paused"; $(idle_qemu_keys) },
   { name = "$P-rs"; dns = ( "rs.svc.test" ); address = "$INET.4"; ports = ( 80 );
-    image = "$IMG"; idle_timeout = "1s"; on_idle = "suspend"; warm = "shell"; $(idle_qemu_keys) }
+    image = "$IMG"; idle_timeout = "3s"; on_idle = "suspend"; warm = "shell"; $(idle_qemu_keys) }
 );
 EOF
 

@@ -147,6 +147,19 @@ static char proc_state(pid_t pid)
 	return p[2];
 }
 
+/*
+ * Run the loop until PID is stopped (STOPPED true: 'T') or not, at most MS:
+ * a signal takes effect when the process next runs, late on a loaded machine.
+ */
+static bool run_until_proc(struct fix *f, pid_t pid, bool stopped, int ms)
+{
+	int64_t end = fix_now_ms() + ms;
+
+	while ((proc_state(pid) == 'T') != stopped && fix_now_ms() < end)
+		fix_run_for(f, 10);
+	return (proc_state(pid) == 'T') == stopped;
+}
+
 static void test_wake_idempotent(void **state)
 {
 	struct fix *f = *state;
@@ -441,14 +454,13 @@ static void test_pause_resume(void **state)
 	assert_int_equal(launcher_resume(inst), -1); /* not paused */
 	assert_int_equal(launcher_pause(inst), 0);
 	assert_int_equal(fix_state_of(inst), INST_PAUSED);
-	fix_run_for(f, 50);
-	assert_int_equal(proc_state(pid), 'T');
+	assert_true(run_until_proc(f, pid, true, 5000));
 	launcher_stats(f->l, &st);
 	assert_int_equal(st.instances[INST_PAUSED], 1);
 	assert_int_equal(launcher_resume(inst), 0);
 	assert_int_equal(fix_state_of(inst), INST_READY);
-	fix_run_for(f, 50);
-	assert_int_equal(proc_state(pid), 'S');
+	assert_true(run_until_proc(f, pid, false, 5000)); /* sleeping, or running */
+	assert_true(proc_state(pid) == 'S' || proc_state(pid) == 'R');
 	/* A wake resumes a paused instance at once. */
 	assert_int_equal(launcher_pause(inst), 0);
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 1);
@@ -660,9 +672,17 @@ static void test_backend_not_built(void **state)
 	struct seen s = {0};
 	struct launcher_waiter *h = (void *)1;
 	struct instance *inst;
+	char names[128];
 
+	/* A backend this build leaves out (its library missing): xen, libvirt. */
+	launcher_backend_names(names, sizeof(names));
 	svc_set(&f->svcs[0], "vm", "127.0.0.1", 80, "tcp", 5000, NULL);
-	f->svcs[0].backend = CONF_BACKEND_XEN; /* qemu is built in now */
+	if (strstr(names, "xen") == NULL)
+		f->svcs[0].backend = CONF_BACKEND_XEN;
+	else if (strstr(names, "libvirt") == NULL)
+		f->svcs[0].backend = CONF_BACKEND_LIBVIRT;
+	else
+		skip(); /* every backend is built in */
 	fix_start(f, 1);
 	inst = launcher_find(f->l, "vm");
 	assert_int_equal(launcher_wake(inst, seen_cb, &s, &h), -1);

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The Xen lab: boots Xen 4.17 under QEMU (TCG) from Debian's packages, with
+# a dom0 holding beckond, and runs the Xen tests (run.sh) inside dom0. Their
+# "ok"/"not ok"/"skip" lines come back over the serial console and are
+# printed here; the exit status is 1 when one failed. `make xen-lab`.
+#   XEN_LAB_DIR   where the lab is built and cached (default build/xen)
+#   XEN_LAB_KEEP  keep the serial log's full text on the terminal too
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${XEN_LAB_DIR:-$ROOT/build/xen}
+SRC=$ROOT/tests/xen
+say() { echo "xen-lab: $*" >&2; }
+skip() { echo "skip - the Xen lab: $*"; exit 0; }
+
+# ---- can this machine run it? --------------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, chroot)"
+mkdir -p "$OUT"
+free_kb=$(df -Pk "$OUT" | awk 'NR == 2 {print $4}')
+[ -f "$OUT/dom0.cpio" ] || [ "$free_kb" -ge $((3 * 1024 * 1024)) ] || skip "less than 3 GiB free under $OUT"
+mem_kb=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+[ "$mem_kb" -ge $((3 * 1024 * 1024)) ] || skip "less than 3 GiB of memory available (QEMU takes 2.6 GiB)"
+
+# ---- what it needs from Debian ---------------------------------------------------------------
+need=
+for p in qemu-system-x86 debootstrap cpio kmod; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
+done
+if [ -n "$need" ]; then
+	say "installing$need"
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends $need >/dev/null ||
+		{ echo "not ok - the Xen lab: cannot install$need"; exit 1; }
+fi
+[ -x "$ROOT/build/beckond" ] && [ -x "$ROOT/build/beckonctl" ] || { echo "not ok - the Xen lab: build/beckond is built (make)"; exit 1; }
+"$ROOT/build/beckond" -V | grep -qw xen || { echo "not ok - the Xen lab: beckond is built with the Xen backend (libxen-dev)"; exit 1; }
+
+# ---- build (cached) ---------------------------------------------------------------------------
+t0=$(date +%s)
+bash "$SRC/build.sh" || { echo "not ok - the Xen lab is built (tests/xen/build.sh)"; exit 1; }
+t1=$(date +%s)
+
+# ---- the lab's own part of dom0's initramfs: beckond, its libraries, the tests ----------
+P=$OUT/payload
+rm -rf "$P"
+mkdir -p "$P/lab/bin" "$P/etc/default"
+cp "$ROOT/build/beckond" "$ROOT/build/beckonctl" "$P/lab/bin/"
+# Under /usr: dom0's /lib is a symlink (merged /usr), and a directory of
+# that name in a later cpio would replace it.
+for lib in $(ldd "$ROOT/build/beckond" "$ROOT/build/beckonctl" | awk '/=> \// {print $3}' | sort -u); do
+	case "$lib" in /lib/* | /lib64/*) dest=/usr$lib ;; *) dest=$lib ;; esac
+	mkdir -p "$P$(dirname "$dest")"
+	cp -L "$lib" "$P$dest"
+done
+cp "$SRC/dom0-init" "$P/init"
+cp "$SRC/run.sh" "$SRC/pvh.cfg" "$SRC/pv.cfg" "$SRC/bad.cfg" "$P/lab/"
+cp "$SRC/xen.default" "$P/etc/default/xen"
+cp "$OUT/vmlinuz" "$OUT/guest.cpio" "$P/lab/"
+chmod 755 "$P/init" "$P/lab/run.sh"
+(cd "$P" && find . -print | cpio -o -H newc --quiet) >"$OUT/payload.cpio"
+cat "$OUT/dom0.cpio" "$OUT/payload.cpio" >"$OUT/lab.cpio"
+
+# ---- boot it ----------------------------------------------------------------------------------
+# QEMU's multiboot loader: Xen as -kernel, dom0's kernel and initramfs as
+# modules (commas in a module's command line doubled). +npt: PVH needs it.
+say "booting Xen under QEMU (several minutes)"
+LOG=$OUT/serial.log
+rm -f "$LOG"
+timeout -k 10 "${XEN_LAB_TIMEOUT:-1500}" qemu-system-x86_64 -machine pc -accel tcg,tb-size=256 \
+	-cpu qemu64,+svm,+npt -smp 2 -m 2560 -display none -monitor none -no-reboot \
+	-serial "file:$LOG" \
+	-kernel "$OUT/xen" \
+	-append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=warning" \
+	-initrd "$OUT/vmlinuz console=hvc0 rdinit=/init,$OUT/lab.cpio" \
+	-netdev user,id=n0,restrict=on -device e1000,netdev=n0
+rc=$?
+t2=$(date +%s)
+tr -d '\r' <"$LOG" >"$LOG.txt"
+[ -n "${XEN_LAB_KEEP:-}" ] && cat "$LOG.txt"
+grep -E '^(ok|not ok|skip) |^# ' "$LOG.txt"
+echo "# lab: built in $((t1 - t0)) s, ran in $((t2 - t1)) s (QEMU exit $rc); serial log: $LOG.txt"
+grep -q '^lab: done' "$LOG.txt" || {
+	echo "not ok - the lab ran to its end (QEMU exit $rc); the serial log's last lines:"
+	tail -n 30 "$LOG.txt" | sed 's/^/    | /'
+	exit 1
+}
+grep -q '^not ok ' "$LOG.txt" && exit 1
+exit 0

@@ -1,0 +1,146 @@
+#!/bin/sh
+# The Xen tests, run inside the lab's dom0 (dom0-init): beckond drives real
+# Xen domains through libxenlight. Each check prints "ok - ...",
+# "not ok - ..." or "skip - ..."; the lab (lab.sh) collects them from the
+# serial console. Waits are generous: everything here runs under two
+# layers of emulation, 2-3x slower or faster with the host's load.
+L=/lab
+B=/lab/bin
+T=/tmp/beckon-xen
+DNS="-p 5353 @127.0.0.1"
+mkdir -p $T
+FAILED=0
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; FAILED=1; }
+# wait_for SECONDS CMD...: until CMD succeeds.
+wait_for() {
+	local end=$(($(date +%s) + $1))
+	shift
+	while [ "$(date +%s)" -lt "$end" ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	return 1
+}
+state_is() { $B/beckonctl -s $T/ctl.sock list | awk -v n="$1" -v s="$2" '$1 == n && $2 == s { f = 1 } END { exit !f }'; }
+dom_exists() { xl list "beckon-$1" >/dev/null 2>&1; }
+no_beckon_domains() { ! xl list 2>/dev/null | grep -q '^beckon-'; }
+page() { curl -s -m 30 "http://$1/$2"; }
+# A DNS answer for NAME: the A record, after waiting as beckon makes it wait.
+answer() { dig $DNS +time=300 +tries=1 +short "$1.svc.test" A; }
+log_tail() { echo "--- beckond log:"; tail -n 40 $T/beckond.log | sed 's/^/  | /'; }
+
+cat >$T/beckon.conf <<CONF
+state_dir = "$T/state";
+control_socket = "$T/ctl.sock";
+metrics_listen = "";
+dns = { listen = ( "127.0.0.1:5353" ); zone = "svc.test"; ttl = 5;
+  ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } ); };
+network = { mode = "bridge"; bridge = "beckon0"; subnet = "10.77.0.0/24"; hold = "none"; };
+defaults = {
+  backend = "xen"; memory = "128M"; vcpus = 1; boot_timeout = "300s";
+  ready = "http:/"; idle_timeout = "1h";
+};
+services = (
+  { name = "pvh"; dns = ( "pvh.svc.test" ); image = "$L/vmlinuz"; address = "10.77.0.2";
+    ports = ( 80 ); xen = { cfg = "$L/pvh.cfg"; }; on_idle = "suspend"; idle_timeout = "40s"; },
+  { name = "pv"; dns = ( "pv.svc.test" ); image = "$L/vmlinuz"; address = "10.77.0.3";
+    ports = ( 80 ); xen = { cfg = "$L/pv.cfg"; }; on_idle = "pause"; idle_timeout = "40s"; },
+  { name = "con"; dns = ( "con.svc.test" ); image = "$L/vmlinuz"; address = "10.77.0.4";
+    ports = ( 80 ); xen = { cfg = "$L/pvh.cfg"; }; ready = "console:READY con";
+    on_idle = "shutdown"; idle_timeout = "40s"; }
+);
+CONF
+sed "s|$L/pvh.cfg\"; }; on_idle = \"suspend\"|$L/bad.cfg\"; }; on_idle = \"suspend\"|" $T/beckon.conf >$T/bad.conf
+
+start_beckond() {
+	$B/beckond -c $T/beckon.conf -v >>$T/beckond.log 2>&1 &
+	PID=$!
+	wait_for 60 test -S $T/ctl.sock
+}
+
+# ---- checks that need no domain -----------------------------------------------------
+out=$($B/beckond -c $T/bad.conf -n 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "bad.cfg:3:"; then
+	ok "beckond -n reports the bad xl.cfg with FILE:LINE ($(echo "$out" | grep -m1 bad.cfg:3: | sed 's/.*\(bad.cfg:3:.*\)/\1/'))"
+else
+	not_ok "beckond -n reports the bad xl.cfg with FILE:LINE: $out"
+fi
+$B/beckond -c $T/beckon.conf -n >/dev/null 2>&1 && ok "beckond -n accepts the lab's config" ||
+	not_ok "beckond -n accepts the lab's config: $($B/beckond -c $T/beckon.conf -n 2>&1)"
+xl info >/dev/null 2>&1 && ok "xl info: Xen $(xl info | awk '/^xen_version/ {print $3}') runs" || not_ok "xl info works in dom0"
+
+# ---- cold boots: PVH, PV, console readiness, in parallel ---------------------------------
+start_beckond && ok "beckond starts with three Xen services" || { not_ok "beckond starts"; log_tail; exit 1; }
+t0=$(date +%s)
+answer pvh >$T/a.pvh & A1=$!
+answer pv >$T/a.pv & A2=$!
+answer con >$T/a.con & A3=$!
+wait $A1 $A2 $A3
+echo "# the three cold boots answered in $(($(date +%s) - t0)) s"
+for s in pvh:10.77.0.2 pv:10.77.0.3 con:10.77.0.4; do
+	n=${s%%:*} a=${s#*:}
+	if [ "$(cat $T/a.$n)" = "$a" ] && page "$a" | grep -q "hello from $n on Xen"; then
+		ok "a DNS query for cold $n boots it on Xen, answered once it serves; curl gets its page"
+	else
+		not_ok "cold $n: answer '$(cat $T/a.$n)', page '$(page "$a")'"
+	fi
+	dom_exists $n && ok "xl list shows beckon-$n" || not_ok "xl list shows beckon-$n"
+done
+xl list | sed 's/^/# /'
+xl list -l beckon-pv 2>/dev/null | grep -q '"type": "pv"' && ok "beckon-pv is a PV domain" || not_ok "beckon-pv is a PV domain"
+xl list -l beckon-pvh 2>/dev/null | grep -q '"type": "pvh"' && ok "beckon-pvh is a PVH domain" || not_ok "beckon-pvh is a PVH domain"
+
+# Memory-only state: the counter lives in the guest's initramfs.
+# A CGI forks a shell in the guest: slow under emulation, so generous.
+curl -s -m 120 http://10.77.0.2/cgi-bin/bump >/dev/null
+curl -s -m 120 http://10.77.0.2/cgi-bin/bump >/dev/null
+c=$(page 10.77.0.2 count)
+[ "$c" = 2 ] && ok "the PVH guest's in-memory counter is at 2" || not_ok "the counter: '$c'"
+
+# ---- idling: pause (pv), suspend (pvh), shutdown (con) ----------------------------------
+wait_for 300 state_is pv paused && ok "on_idle pause: pv is paused once idle" || not_ok "pv paused once idle"
+xl list beckon-pv 2>/dev/null | grep -q -- '--p---\|-b-p--\|--p' && ok "xl list shows beckon-pv paused" || not_ok "xl list shows beckon-pv paused: $(xl list beckon-pv 2>&1)"
+wait_for 300 state_is pvh suspended && ok "on_idle suspend: pvh is saved to disk once idle" || { not_ok "pvh suspended once idle"; log_tail; }
+dom_exists pvh && not_ok "beckon-pvh is gone once saved" || ok "beckon-pvh is gone once saved"
+wait_for 300 state_is con stopped && ok "on_idle shutdown: con is stopped once idle" || not_ok "con stopped once idle"
+wait_for 60 sh -c '! xl list beckon-con' && ok "beckon-con is gone after the shutdown" || not_ok "beckon-con gone after the shutdown"
+
+[ "$(answer pv)" = 10.77.0.3 ] && page 10.77.0.3 | grep -q hello && ok "a DNS query wakes the paused pv; curl gets its page" || not_ok "pv wakes from paused"
+[ "$(answer pvh)" = 10.77.0.2 ] && ok "a DNS query restores the saved pvh" || { not_ok "pvh restores"; log_tail; }
+c=$(page 10.77.0.2 count)
+[ "$c" = 2 ] && ok "the in-memory counter survived suspend and restore (2)" || not_ok "the counter after restore: '$c'"
+[ "$(curl -s -m 120 http://10.77.0.2/cgi-bin/bump)" = 3 ] && ok "the restored guest goes on counting (3)" || not_ok "the restored guest counts on"
+
+# ---- behind beckon's back -------------------------------------------------------------------
+xl destroy beckon-pv
+wait_for 120 sh -c "$B/beckonctl -s $T/ctl.sock list | awk '\$1 == \"pv\" && (\$2 == \"stopped\" || \$2 == \"failed\") { f = 1 } END { exit !f }'" &&
+	ok "xl destroy behind beckon's back is noticed (death event)" || { not_ok "xl destroy noticed"; log_tail; }
+[ "$(answer pv)" = 10.77.0.3 ] && page 10.77.0.3 | grep -q hello && ok "the next query boots pv again" || not_ok "pv boots again after xl destroy"
+
+# ---- kill -9, restart, SIGTERM ----------------------------------------------------------------
+kill -9 $PID
+wait $PID 2>/dev/null
+dom_exists pv && echo "# beckon-pv outlives the killed beckond, as expected"
+rm -f $T/ctl.sock
+start_beckond || not_ok "beckond restarts after kill -9"
+wait_for 180 no_beckon_domains && ok "after kill -9 and a restart, no beckon-* domain is left unaccounted" ||
+	{ not_ok "leftovers after kill -9: $(xl list | grep beckon-)"; log_tail; }
+[ "$(answer pv)" = 10.77.0.3 ] && ok "the restarted beckond boots pv" || not_ok "the restarted beckond boots pv"
+kill -TERM $PID
+wait_for 180 sh -c "! kill -0 $PID" && ok "beckond exits on SIGTERM" || not_ok "beckond exits on SIGTERM"
+no_beckon_domains && ok "SIGTERM leaves no beckon-* domain" || not_ok "SIGTERM leaves: $(xl list | grep beckon-)"
+
+# ---- a config libxl refuses ------------------------------------------------------------------------
+sed 's/memory = "128M"/memory = "64G"/' $T/beckon.conf >$T/big.conf
+$B/beckond -c $T/big.conf -v >$T/big.log 2>&1 &
+PID=$!
+wait_for 60 test -S $T/ctl.sock
+r=$(dig $DNS +time=300 +tries=1 pv.svc.test A | awk '/status:/ {print $6}' | tr -d ,)
+[ "$r" = SERVFAIL ] && ok "a domain libxl refuses (64G): SERVFAIL" || not_ok "a domain libxl refuses: status '$r'"
+grep -q "xen: libxl:" $T/big.log && ok "libxl's message is in the log ($(grep -m1 'xen: libxl:' $T/big.log | cut -c1-120))" || not_ok "libxl's message in the log"
+no_beckon_domains && ok "no half-made domain is left" || not_ok "half-made domain: $(xl list | grep beckon-)"
+kill -TERM $PID
+wait_for 120 sh -c "! kill -0 $PID"
+echo "# tests done, failed=$FAILED"
+exit $FAILED
