@@ -89,6 +89,8 @@ static void load_globals(struct conf_ctx *c, struct conf *conf, const config_set
 			conf_load_dns(c, conf, s);
 		else if (strcmp(key, "network") == 0)
 			conf_load_network(c, conf, s);
+		else if (strcmp(key, "hosts") == 0)
+			conf_load_hosts(c, conf, s);
 		else if (conf_is_limit_key(key))
 			conf_load_limit(c, conf, s);
 		else if (strcmp(key, "defaults") == 0)
@@ -130,6 +132,7 @@ static void load_services(struct conf_ctx *c, struct conf *conf, const config_se
 			memset(b[i].bad, 1, sizeof(b[i].bad)); /* nothing more to say */
 	}
 	conf_check_services(c, conf, b, n);
+	conf_check_hosts(c, conf, b, n);
 	conf->services = n > 0 ? calloc(n, sizeof(*conf->services)) : NULL;
 	if (n > 0 && conf->services == NULL)
 		c->oom = true;
@@ -151,8 +154,10 @@ static void load_root(struct conf_ctx *c, struct conf *conf, const config_settin
 
 	c->mode_ok = c->subnet_ok = true;
 	load_globals(c, conf, root, &defaults, &services);
+	/* Guests on other hosts are held through the proxy: the SYN hold sees only ours. */
 	if (!c->hold_set)
-		conf->hold = conf->net_mode == CONF_NET_USER ? CONF_HOLD_PROXY : CONF_HOLD_SYN;
+		conf->hold = conf->net_mode == CONF_NET_USER || conf->nhosts > 0 ? CONF_HOLD_PROXY
+		                                                                 : CONF_HOLD_SYN;
 	conf_check_dns(c, conf);
 	conf_check_hold(c, conf);
 	conf_build_init(c, &def);
@@ -287,5 +292,8 @@ void conf_free(struct conf *conf)
 	for (size_t i = 0; i < conf->nservices; i++)
 		conf_service_clear(&conf->services[i]);
 	free(conf->services);
+	for (size_t i = 0; i < conf->nhosts; i++)
+		conf_host_clear(&conf->hosts[i]);
+	free(conf->hosts);
 	free(conf);
 }

@@ -17,6 +17,7 @@
 #define CONF_MAX_PORTS 16
 #define CONF_DNS_NAME_MAX 253 /* without the trailing dot */
 #define CONF_SERVICE_NAME_MAX 32
+#define CONF_HOST_NAME_MAX 32
 
 enum conf_backend { CONF_BACKEND_QEMU, CONF_BACKEND_LIBVIRT, CONF_BACKEND_XEN, CONF_BACKEND_EXEC };
 enum conf_ready { CONF_READY_TCP, CONF_READY_HTTP, CONF_READY_CONSOLE, CONF_READY_DELAY };
@@ -75,7 +76,26 @@ struct conf_service {
 	    *libvirt_xml;   /* libvirt group; NULL when unset (uri: libvirt's default) */
 	char *xen_cfg;      /* xen group; NULL when unset */
 	char *exec_command; /* exec group; NULL when unset */
-	int line;           /* where the service begins in its file */
+	char **hosts;       /* the hosts it may run on (names in conf.hosts); NULL: any */
+	size_t nhosts;
+	int line; /* where the service begins in its file */
+};
+
+/*
+ * One libvirt host of the hosts list: where libvirt services run when the
+ * list is given. A guest there sits on BRIDGE, a bridge of that host, with
+ * an address in SUBNET (the service address's host part in it); the
+ * bridge's address, the subnet's first, is its gateway.
+ */
+struct conf_host {
+	char *name;
+	char *uri;    /* libvirt's */
+	char *bridge; /* on that host */
+	struct in_addr subnet;
+	int prefix;
+	uint64_t max_memory;    /* bytes; 0: no limit */
+	uint64_t max_instances; /* 0: no limit */
+	int line;
 };
 
 struct conf {
@@ -118,6 +138,8 @@ struct conf {
 
 	struct conf_service *services;
 	size_t nservices;
+	struct conf_host *hosts; /* the hosts list; none: libvirt services use libvirt.uri */
+	size_t nhosts;
 	time_t loaded_at; /* the SOA serial */
 };
 
@@ -163,6 +185,20 @@ bool conf_service_name_valid(const char *s);
 
 /* "10.77.0.0/24" into an address and a prefix length 0..32. -1 when bad. */
 int conf_parse_cidr(const char *s, struct in_addr *addr, int *prefix);
+
+/* Whether SVC runs on the hosts of CONF's hosts list (a libvirt service, a list given). */
+bool conf_service_hosted(const struct conf *conf, const struct conf_service *svc);
+/* Whether SVC may run on host H (its hosts key names it, or it has none). */
+bool conf_service_on_host(const struct conf_service *svc, const struct conf_host *h);
+/* Free a host's strings (not the struct) and zero it. */
+void conf_host_clear(struct conf_host *h);
+/* True when A and B describe the same host. */
+bool conf_host_equal(const struct conf_host *a, const struct conf_host *b);
+/*
+ * SVC's guest address on host H: the subnet of H with the host part of
+ * the service address (its bits below H's prefix).
+ */
+struct in_addr conf_host_address(const struct conf_host *h, const struct conf_service *svc);
 
 /* The service named NAME in CONF, NULL when there is none. */
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name);

@@ -310,6 +310,36 @@ static int k_args(struct conf_ctx *c, struct conf_build *b, const config_setting
 	return rc;
 }
 
+/* hosts = ( "a", "b" ): names of the hosts list, checked once it is known. */
+static int k_hosts(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                   const char *label, size_t off)
+{
+	char buf[CONF_LABEL_MAX], **names;
+	const char *v;
+	int n, rc = 0;
+
+	(void)off;
+	if (conf_get_list(c, s, label, true, &n) == -1)
+		return -1;
+	if ((names = calloc((size_t)n, sizeof(*names))) == NULL) {
+		c->oom = true;
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (conf_get_string(c, conf_list_elem(s, i), elem_label(buf, s, label, i), &v) ==
+		    -1)
+			rc = -1;
+		else
+			names[i] = conf_strdup(c, v);
+	}
+	for (size_t i = 0; i < b->svc.nhosts; i++)
+		free(b->svc.hosts[i]);
+	free(b->svc.hosts);
+	b->svc.hosts = names;
+	b->svc.nhosts = (size_t)n;
+	return rc;
+}
+
 static int k_ready(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                    const char *label, size_t off)
 {
@@ -335,6 +365,7 @@ static const struct key_def keys[] = {
     {NULL, "idle_timeout", CONF_SK_IDLE_TIMEOUT, k_idle_timeout, 0},
     {NULL, "on_idle", CONF_SK_ON_IDLE, k_on_idle, 0},
     {NULL, "warm", CONF_SK_WARM, k_warm, 0},
+    {NULL, "hosts", CONF_SK_HOSTS, k_hosts, 0},
     {"qemu", "machine", CONF_SK_QEMU_MACHINE, k_str, OFF(qemu.machine)},
     {"qemu", "accel", CONF_SK_QEMU_ACCEL, k_accel, OFF(qemu.accel)},
     {"qemu", "cpu", CONF_SK_QEMU_CPU, k_str, OFF(qemu.cpu)},

@@ -29,6 +29,8 @@ struct conf_ctx {
 	/* Facts the cross-checks need, found while walking. */
 	bool zone_ok, subnet_ok, mode_ok;
 	bool hold_set, dns_seen;
+	const config_setting_t *hold_src;  /* network.hold, when set */
+	const config_setting_t *hosts_src; /* the hosts list, when given */
 	const config_setting_t *dns_group;
 	const config_setting_t *max_held_src; /* network.max_held_per_service, when set */
 	const config_setting_t *ns_src[CONF_MAX_NS];
@@ -127,6 +129,7 @@ enum conf_skey {
 	CONF_SK_LIBVIRT_XML,
 	CONF_SK_XEN_CFG,
 	CONF_SK_EXEC_COMMAND,
+	CONF_SK_HOSTS,
 	CONF_SK_N
 };
 
@@ -163,6 +166,15 @@ void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setti
 bool conf_is_limit_key(const char *key);
 void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_dns(struct conf_ctx *c, const struct conf *conf);
+/* A Linux interface name: 1..15 of letters, digits, '_', '.', '-'. */
+bool conf_ifname_valid(const char *s);
+/* "10.77.0.0/24": a network (no host bits) with a prefix of 1 to 30. */
+int conf_get_subnet(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                    struct in_addr *net, int *prefix);
+/* conf_hosts.c: the hosts list, and what services say of it. */
+void conf_load_hosts(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
+void conf_check_hosts(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
+                      size_t n);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 

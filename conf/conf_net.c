@@ -174,8 +174,7 @@ void conf_check_dns(struct conf_ctx *c, const struct conf *conf)
 	}
 }
 
-/* A Linux interface name: 1..15 of letters, digits, '_', '.', '-'. */
-static bool ifname_valid(const char *s)
+bool conf_ifname_valid(const char *s)
 {
 	size_t len = strlen(s);
 
@@ -194,7 +193,7 @@ static void net_bridge(struct conf_ctx *c, struct conf *conf, const config_setti
 
 	if (conf_get_string(c, s, "network.bridge", &v) == -1)
 		return;
-	if (!ifname_valid(v)) {
+	if (!conf_ifname_valid(v)) {
 		conf_err(c, s,
 		         "network.bridge: bad interface name \"%s\" (want 1 to 15 of letters, "
 		         "digits, '_', '.', '-')",
@@ -204,36 +203,40 @@ static void net_bridge(struct conf_ctx *c, struct conf *conf, const config_setti
 	conf_set_str(c, &conf->bridge, v);
 }
 
-static void net_subnet(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+int conf_get_subnet(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                    struct in_addr *net, int *prefix)
 {
 	struct in_addr a;
 	uint32_t mask;
 	const char *v;
-	int prefix;
+	int p;
 
-	c->subnet_ok = false;
-	if (conf_get_string(c, s, "network.subnet", &v) == -1)
-		return;
-	if (conf_parse_cidr(v, &a, &prefix) == -1 || prefix < 1 || prefix > 30) {
+	if (conf_get_string(c, s, label, &v) == -1)
+		return -1;
+	if (conf_parse_cidr(v, &a, &p) == -1 || p < 1 || p > 30) {
 		conf_err(c, s,
-		         "network.subnet: bad subnet \"%s\" (want e.g. \"10.77.0.0/24\", "
-		         "a prefix of 1 to 30)",
-		         v);
-		return;
+		         "%s: bad subnet \"%s\" (want e.g. \"10.77.0.0/24\", a prefix of 1 to 30)",
+		         label, v);
+		return -1;
 	}
-	mask = htonl(0xffffffffu << (32 - prefix));
+	mask = htonl(0xffffffffu << (32 - p));
 	if ((a.s_addr & ~mask) != 0) {
-		char net[INET_ADDRSTRLEN];
+		char buf[INET_ADDRSTRLEN];
 
 		a.s_addr &= mask;
-		inet_ntop(AF_INET, &a, net, sizeof(net));
-		conf_err(c, s, "network.subnet: \"%s\" has host bits set (did you mean \"%s/%d\"?)",
-		         v, net, prefix);
-		return;
+		inet_ntop(AF_INET, &a, buf, sizeof(buf));
+		conf_err(c, s, "%s: \"%s\" has host bits set (did you mean \"%s/%d\"?)", label, v,
+		         buf, p);
+		return -1;
 	}
-	conf->subnet = a;
-	conf->prefix = prefix;
-	c->subnet_ok = true;
+	*net = a;
+	*prefix = p;
+	return 0;
+}
+
+static void net_subnet(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	c->subnet_ok = conf_get_subnet(c, s, "network.subnet", &conf->subnet, &conf->prefix) == 0;
 }
 
 /* The hold limits: network.max_held_per_service, max_held, hold_buffer, hold_timeout. */
@@ -302,6 +305,7 @@ void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setti
 				conf->net_mode = (enum conf_net_mode)v;
 		} else if (strcmp(key, "hold") == 0) {
 			c->hold_set = true;
+			c->hold_src = s;
 			if (conf_get_enum(c, s, "network.hold", conf_hold_names, &v) == 0)
 				conf->hold = (enum conf_hold)v;
 		} else if (strcmp(key, "bridge") == 0) {

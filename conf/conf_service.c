@@ -74,6 +74,7 @@ void conf_service_clear(struct conf_service *svc)
 	free(svc->libvirt_xml);
 	free(svc->xen_cfg);
 	free(svc->exec_command);
+	free_strv(svc->hosts, svc->nhosts);
 	memset(svc, 0, sizeof(*svc));
 }
 
@@ -131,11 +132,15 @@ struct conf_service *conf_service_dup(const struct conf_service *svc)
 		ok = false;
 	if (!dup_strv(&d->qemu.args, d->qemu.nargs))
 		ok = false;
+	if (!dup_strv(&d->hosts, d->nhosts))
+		ok = false;
 	/* A list whose array could not be made is NULL: nothing of it to free. */
 	if (d->dns == NULL)
 		d->ndns = 0;
 	if (d->qemu.args == NULL)
 		d->qemu.nargs = 0;
+	if (d->hosts == NULL)
+		d->nhosts = 0;
 	if (!ok) {
 		conf_service_free(d);
 		return NULL;
@@ -181,7 +186,9 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       str_eq(a->fail_re, b->fail_re) && a->idle_timeout_ms == b->idle_timeout_ms &&
 	       a->on_idle == b->on_idle && a->warm == b->warm && qemu_eq(&a->qemu, &b->qemu) &&
 	       str_eq(a->libvirt_uri, b->libvirt_uri) && str_eq(a->libvirt_xml, b->libvirt_xml) &&
-	       str_eq(a->xen_cfg, b->xen_cfg) && str_eq(a->exec_command, b->exec_command);
+	       str_eq(a->xen_cfg, b->xen_cfg) && str_eq(a->exec_command, b->exec_command) &&
+	       (a->hosts == NULL) == (b->hosts == NULL) &&
+	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts);
 }
 
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name)

@@ -19,7 +19,7 @@
 static void ctl_usage(void)
 {
 	fprintf(stderr, "usage: beckonctl [-s SOCKET] [--json] COMMAND [SERVICE]\n"
-	                "commands: status, list, start, stop, pause, resume, reload\n");
+	                "commands: status, list, hosts, start, stop, pause, resume, reload\n");
 	exit(2);
 }
 
@@ -111,7 +111,7 @@ static void ctl_duration(char *out, size_t len, long long ms)
 
 static void ctl_print_row(json_t *svc)
 {
-	const char *name = "", *state = "", *addr = "";
+	const char *name = "", *state = "", *addr = "", *host = "";
 	json_int_t up = 0, idle = -1, last = 0;
 	int boots = 0;
 	char upbuf[32], idlebuf[32] = "-", lastbuf[48] = "never";
@@ -121,6 +121,7 @@ static void ctl_print_row(json_t *svc)
 	json_unpack(svc, "{s:s, s:s, s:s, s:I, s:i, s:I, s:I}", "name", &name, "state", &state,
 	            "address", &addr, "uptime_ms", &up, "boots", &boots, "idle_ms", &idle,
 	            "last_activity", &last);
+	json_unpack(svc, "{s:s}", "host", &host);
 	ctl_duration(upbuf, sizeof(upbuf), up);
 	if (last > 0) {
 		/* Idle: how long since the last query, connection or traffic; and when. */
@@ -129,8 +130,8 @@ static void ctl_print_row(json_t *svc)
 		if (localtime_r(&when, &tm) != NULL)
 			strftime(lastbuf, sizeof(lastbuf), "%Y-%m-%d %H:%M:%S", &tm);
 	}
-	printf("%-20s %-10s %-16s %-9s %5d  %-9s %s\n", name, state, addr, upbuf, boots, idlebuf,
-	       lastbuf);
+	printf("%-20s %-10s %-16s %-10s %-9s %5d  %-9s %s\n", name, state, addr, *host ? host : "-",
+	       upbuf, boots, idlebuf, lastbuf);
 }
 
 static void ctl_print_list(json_t *reply)
@@ -138,9 +139,44 @@ static void ctl_print_list(json_t *reply)
 	json_t *arr = json_object_get(reply, "services"), *svc;
 	size_t i;
 
-	printf("%-20s %-10s %-16s %-9s %5s  %-9s %s\n", "NAME", "STATE", "ADDRESS", "UPTIME",
-	       "BOOTS", "IDLE", "LAST ACTIVITY");
+	printf("%-20s %-10s %-16s %-10s %-9s %5s  %-9s %s\n", "NAME", "STATE", "ADDRESS", "HOST",
+	       "UPTIME", "BOOTS", "IDLE", "LAST ACTIVITY");
 	json_array_foreach(arr, i, svc) ctl_print_row(svc);
+}
+
+/* A size in bytes as "512M", or "-" for no limit. */
+static void ctl_size(char *out, size_t len, json_int_t bytes)
+{
+	if (bytes <= 0)
+		snprintf(out, len, "-");
+	else
+		snprintf(out, len, "%lldM", (long long)(bytes >> 20));
+}
+
+static void ctl_print_hosts(json_t *reply)
+{
+	json_t *arr = json_object_get(reply, "hosts"), *h;
+	json_int_t n, mem, maxmem, maxn;
+	char membuf[24], maxbuf[24], nbuf[32];
+	size_t i;
+
+	printf("%-12s %-8s %-11s %-15s %s\n", "NAME", "STATE", "INSTANCES", "MEMORY", "URI");
+	json_array_foreach(arr, i, h)
+	{
+		const char *name = "", *state = "", *uri = "", *why = "";
+
+		json_unpack(h, "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "name", &name, "state",
+		            &state, "uri", &uri, "why", &why, "instances", &n, "memory", &mem,
+		            "max_memory", &maxmem, "max_instances", &maxn);
+		ctl_size(membuf, sizeof(membuf), mem);
+		ctl_size(maxbuf, sizeof(maxbuf), maxmem);
+		if (maxn > 0)
+			snprintf(nbuf, sizeof(nbuf), "%lld/%lld", (long long)n, (long long)maxn);
+		else
+			snprintf(nbuf, sizeof(nbuf), "%lld", (long long)n);
+		printf("%-12s %-8s %-11s %-7s/%-7s %s%s%s\n", name, state, nbuf,
+		       mem ? membuf : "0M", maxbuf, uri, *why ? " -- " : "", why);
+	}
 }
 
 static void ctl_print_status(json_t *reply)
@@ -166,6 +202,8 @@ static void ctl_print(const char *cmd, json_t *reply)
 
 	if (strcmp(cmd, "list") == 0)
 		ctl_print_list(reply);
+	else if (strcmp(cmd, "hosts") == 0)
+		ctl_print_hosts(reply);
 	else if (strcmp(cmd, "status") == 0)
 		ctl_print_status(reply);
 	else if (svc)
@@ -184,7 +222,7 @@ static int ctl_needs_service(const char *cmd)
 static int ctl_known(const char *cmd)
 {
 	return ctl_needs_service(cmd) || !strcmp(cmd, "status") || !strcmp(cmd, "list") ||
-	       !strcmp(cmd, "reload");
+	       !strcmp(cmd, "hosts") || !strcmp(cmd, "reload");
 }
 
 int main(int argc, char **argv)

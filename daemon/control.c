@@ -111,11 +111,11 @@ static json_t *control_instance_json(struct instance *inst)
 	struct instance_info in;
 
 	launcher_info(inst, &in);
-	return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:i, s:b}", "name", in.name, "state",
-	                 launcher_state_name(in.state), "address", in.address, "uptime_ms",
+	return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:i, s:b, s:s}", "name", in.name,
+	                 "state", launcher_state_name(in.state), "address", in.address, "uptime_ms",
 	                 (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
 	                 (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity,
-	                 "pid", (int)in.pid, "shell", in.shell);
+	                 "pid", (int)in.pid, "shell", in.shell, "host", in.host);
 }
 
 static void control_list_one(struct instance *inst, void *arg)
@@ -129,6 +129,24 @@ static void control_cmd_list(struct control_client *cl)
 
 	launcher_foreach(cl->ctl->launcher, control_list_one, arr);
 	control_reply(cl, json_pack("{s:b, s:o}", "ok", 1, "services", arr));
+}
+
+static void control_host_one(const struct host_info *h, void *arg)
+{
+	json_array_append_new(
+	    arg, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I}", "name", h->name, "uri",
+	                   h->uri, "state", h->state, "why", h->why, "instances", (int)h->instances,
+	                   "memory", (json_int_t)h->memory, "max_memory", (json_int_t)h->max_memory,
+	                   "max_instances", (json_int_t)h->max_instances));
+}
+
+/* The hosts list: each host's state and load (empty without a list). */
+static void control_cmd_hosts(struct control_client *cl)
+{
+	json_t *arr = json_array();
+
+	launcher_hosts(cl->ctl->launcher, control_host_one, arr);
+	control_reply(cl, json_pack("{s:b, s:o}", "ok", 1, "hosts", arr));
 }
 
 static void control_count_one(struct instance *inst, void *arg)
@@ -242,6 +260,8 @@ static void control_dispatch(struct control_client *cl, const char *line)
 		control_cmd_list(cl);
 	else if (strcmp(cmd, "reload") == 0)
 		control_cmd_reload(cl);
+	else if (strcmp(cmd, "hosts") == 0)
+		control_cmd_hosts(cl);
 	else if (!strcmp(cmd, "start") || !strcmp(cmd, "stop") || !strcmp(cmd, "pause") ||
 	         !strcmp(cmd, "resume"))
 		control_dispatch_service(cl, cmd, svc);

@@ -50,10 +50,19 @@ static bool backend_uses_bridge(const struct conf_service *svc)
 	return ops != NULL && ops->bridge != NULL && ops->bridge(svc);
 }
 
+/* The loop of the launcher being configured, for backends' own timers. */
+static struct event_base *backend_event_base;
+
+struct event_base *backend_base(void)
+{
+	return backend_event_base;
+}
+
 int backend_global_init(struct launcher *l, const struct conf *conf)
 {
 	size_t i;
 
+	backend_event_base = l->base;
 	for (i = 0; i < NBACKENDS; i++)
 		if (backends[i] != NULL)
 			proc_sweep(l, backends[i], conf->state_dir);

@@ -21,6 +21,7 @@
 struct instance;
 struct launcher;
 struct lchild;
+struct event_base;
 
 struct backend_ops {
 	const char *name; /* also names its pid files: <state_dir>/<service>.<name>.pid */
@@ -111,6 +112,8 @@ const struct backend_ops *backend_lookup(enum conf_backend b);
  */
 int backend_global_init(struct launcher *l, const struct conf *conf);
 void backend_global_fini(void);
+/* The launcher's event_base (set before global_init), for a backend's own timers. */
+struct event_base *backend_base(void);
 
 /* What backends may read of an instance. */
 const struct conf_service *launcher_inst_service(const struct instance *inst);
@@ -124,6 +127,21 @@ enum conf_hold launcher_inst_hold(const struct instance *inst);
 void *launcher_inst_priv(const struct instance *inst);
 void launcher_inst_set_priv(struct instance *inst, void *priv);
 void launcher_inst_set_pid(struct instance *inst, pid_t pid);
+
+/*
+ * Several hosts (hosts.c): the host of the hosts list INST's run is placed
+ * on, NULL when it runs where its service says (no hosts list). Valid
+ * until the next reload.
+ */
+const struct conf_host *launcher_inst_host(const struct instance *inst);
+/*
+ * A backend's word on the hosts whose uri is URI: up, or down (WHY). A host
+ * going down ends the runs on it in beckon's books (booting ones fail:
+ * cleanup is called for each); the next wake places them elsewhere.
+ */
+void backend_host_state(const char *uri, bool up, const char *why);
+/* Whether URI is a host of the hosts list. */
+bool backend_host_known(const char *uri);
 
 /* Reports from a backend. */
 void launcher_inst_console(struct instance *inst, const char *buf, size_t len);

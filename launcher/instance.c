@@ -74,6 +74,8 @@ struct instance *launcher_inst_new(struct launcher *l, const struct conf_service
 	inst->net_mode = conf->net_mode;
 	inst->hold = conf->hold;
 	inet_ntop(AF_INET, &svc->address, inst->address, sizeof(inst->address));
+	inst->addr = svc->address;
+	inst->hosted = conf_service_hosted(conf, svc);
 	/* The names host networking gives this service's guest. */
 	hostnet_mac(svc->name, mac);
 	hostnet_mac_format(mac, inst->mac);
@@ -186,6 +188,8 @@ static int inst_boot(struct instance *inst)
 		inst->warned_backend = true;
 		return -1;
 	}
+	if (launcher_hosts_place(inst) == -1)
+		return -1;
 	if (inst->boot_timer == NULL &&
 	    (inst->boot_timer = evtimer_new(inst->l->base, boot_timeout_cb, inst)) == NULL) {
 		log_warn("%s: boot timer", inst->svc->name);

@@ -47,7 +47,12 @@ struct instance {
 	struct conf_service *svc; /* our own deep copy */
 	char *state_dir;
 	enum conf_net_mode net_mode;
-	char address[INET_ADDRSTRLEN];
+	char address[INET_ADDRSTRLEN]; /* the guest's: the service's, or on its host (hosts.c) */
+	struct in_addr addr;           /* ... the same */
+	bool hosted;                   /* placed on a host of the hosts list at each boot */
+	char host[CONF_HOST_NAME_MAX + 1]; /* where it runs or last ran; "" when never placed */
+	char gateway[INET_ADDRSTRLEN];     /* on that host */
+	int prefix;
 	char mac[18];
 	char tap[16]; /* "" in user networking */
 
@@ -83,8 +88,18 @@ struct launcher_hook_slot {
 	bool used;
 };
 
+/* A host of the hosts list, and what backends said of it. */
+enum host_state { HOST_UNKNOWN, HOST_UP, HOST_DOWN };
+struct lhost {
+	struct conf_host h; /* our own copy */
+	enum host_state state;
+	char why[256]; /* why it is down */
+};
+
 struct launcher {
 	struct event_base *base;
+	struct lhost *hosts;
+	size_t nhosts;
 	struct instance_list instances;
 	struct lchild_list children;
 	struct event *sigchld;
@@ -142,6 +157,14 @@ void revive_forget_stale(struct instance *inst);
 
 /* proc.c: kill what OPS's pid files in DIR name that an earlier beckond left. */
 void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir);
+
+/* hosts.c: the hosts list. */
+int launcher_hosts_reload(struct launcher *l, const struct conf *conf);
+void launcher_hosts_free(struct launcher *l);
+/* Whether L's hosts are CONF's, every key equal. */
+bool launcher_hosts_same(const struct launcher *l, const struct conf *conf);
+/* Choose INST's host for a boot (a hosted one; else nothing to do). -1 when none has room. */
+int launcher_hosts_place(struct instance *inst);
 
 /* waiter.c */
 struct launcher_waiter *launcher_waiter_add(struct instance *inst, launcher_wait_cb cb, void *arg);

@@ -54,7 +54,20 @@ struct instance_info {
 	pid_t pid;                       /* of the VMM or process; 0 when none */
 	unsigned held, open;             /* the proxy's connections: held, relayed */
 	bool shell;                      /* stopped, with a warm shell ready (warm = "shell") */
+	const char *host;                /* the host it runs (or last ran) on; "" when here */
 };
+
+/* What `beckonctl hosts` shows of a host of the hosts list. */
+struct host_info {
+	const char *name, *uri;
+	const char *state;                  /* "unknown" (not yet connected), "up", "down" */
+	const char *why;                    /* why it is down; "" */
+	unsigned instances;                 /* booting, ready, paused or stopping there */
+	uint64_t memory;                    /* what they hold, bytes */
+	uint64_t max_memory, max_instances; /* 0: no limit */
+};
+/* Call FN for each host of the hosts list, in config order. */
+void launcher_hosts(struct launcher *l, void (*fn)(const struct host_info *, void *), void *arg);
 
 /* Create the registry for CONF's services. NULL on failure (logged). */
 struct launcher *launcher_new(struct event_base *base, const struct conf *conf);
@@ -219,6 +232,13 @@ int launcher_upstream(const struct instance *inst, uint16_t port, struct sockadd
  * CAP_NET_ADMIN; without it (user mode) it is not needed.
  */
 #define LAUNCHER_FWMARK 0x626b
+
+/*
+ * INST's guest address: the service address, or for a guest on a host of
+ * the hosts list its address there (where it runs, or last ran). -1 when
+ * it has none.
+ */
+int launcher_address(const struct instance *inst, struct in_addr *out);
 
 /* Fill INFO for INST. Strings live as long as the instance. */
 void launcher_info(const struct instance *inst, struct instance_info *info);

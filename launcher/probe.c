@@ -250,7 +250,7 @@ static int probe_net_init(struct probe *p)
 			return -1;
 		}
 		p->sa.sin_family = AF_INET;
-		p->sa.sin_addr = svc->address;
+		p->sa.sin_addr = p->inst->addr; /* on its host, when it has one */
 		p->sa.sin_port = htons(svc->ports[0]);
 	}
 	n = snprintf(p->req, sizeof(p->req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,

@@ -117,7 +117,9 @@ static bool inst_unchanged(const struct instance *old, const struct conf_service
                            const struct conf *conf)
 {
 	return conf_service_equal(old->svc, svc) && strcmp(old->state_dir, conf->state_dir) == 0 &&
-	       old->net_mode == conf->net_mode && old->hold == conf->hold;
+	       old->net_mode == conf->net_mode && old->hold == conf->hold &&
+	       old->hosted == conf_service_hosted(conf, svc) &&
+	       (!old->hosted || launcher_hosts_same(old->l, conf));
 }
 
 /* One clash of services I and J of CONF: to ERRS as FILE:LINE: message, or logged. */
@@ -191,6 +193,8 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 		/* Its QEMU arguments may differ from those of the saved state's run. */
 		revive_forget_stale(inst);
 	}
+	if (launcher_hosts_reload(l, conf) == -1)
+		goto fail;
 	/* Commit: move kept instances over in config order, drop the rest. */
 	for (i = 0; i < conf->nservices; i++) {
 		inst = find_in(&next, conf->services[i].name);
@@ -252,6 +256,7 @@ void launcher_free(struct launcher *l)
 	}
 	launcher_children_shutdown(l);
 	backend_global_fini(); /* taps, neighbours, bridge */
+	launcher_hosts_free(l);
 	if (l->sigchld != NULL)
 		event_free(l->sigchld);
 	if (l->done_ev != NULL)
@@ -360,8 +365,14 @@ int launcher_upstream(const struct instance *inst, uint16_t port, struct sockadd
 		return inst->ops->upstream(inst, port, out);
 	memset(out, 0, sizeof(*out));
 	out->sin_family = AF_INET;
-	out->sin_addr = inst->svc->address;
+	out->sin_addr = inst->addr;
 	out->sin_port = htons(port);
+	return 0;
+}
+
+int launcher_address(const struct instance *inst, struct in_addr *out)
+{
+	*out = inst->addr;
 	return 0;
 }
 
@@ -389,6 +400,7 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->held = inst->held;
 	info->open = inst->open;
 	info->shell = inst->rv.shell && inst->rv.shell_ready;
+	info->host = inst->host;
 }
 
 /* Boot and wake times run from about a millisecond to the boot timeout. */

@@ -244,7 +244,7 @@ int launcher_shell(struct instance *inst)
 		log_debug("%s: warm shell: the last run is still going away", inst->svc->name);
 		return -1;
 	}
-	if (inst->ops->shell(inst, restore) == -1) {
+	if (launcher_hosts_place(inst) == -1 || inst->ops->shell(inst, restore) == -1) {
 		log_warnx("%s: warm shell: could not start", inst->svc->name);
 		return -1;
 	}

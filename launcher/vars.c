@@ -132,7 +132,9 @@ void backend_vars_fill(const struct instance *inst, struct backend_vars *v,
 	v->memory = b->memory;
 	v->name = svc->name;
 	v->port = b->port;
-	if (inst->tap[0] != '\0')
+	if (inst->hosted && inst->host[0] != '\0')
+		backend_vars_net(v, b, inst->address, inst->prefix, inst->gateway, inst->gateway);
+	else if (inst->tap[0] != '\0')
 		backend_vars_net(v, b, inst->address, backend_prefix(), backend_gateway(),
 		                 backend_gateway());
 	else

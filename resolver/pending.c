@@ -65,6 +65,22 @@ static void pending_put(struct resolver *r, struct pending *p)
 }
 
 /* Answer P from the tables of now: the A record when OK, else SERVFAIL. */
+/*
+ * With hold "none" a client goes straight to the guest: a guest on another
+ * host (a hosts list) is answered with its address there.
+ */
+static void pending_guest_addr(struct resolver *r, struct query *q)
+{
+	struct instance *inst;
+	struct in_addr a;
+
+	if (r->zone->hold != CONF_HOLD_NONE || q->svc == NULL || r->launcher == NULL ||
+	    (inst = launcher_find(r->launcher, q->svc->name)) == NULL ||
+	    launcher_address(inst, &a) == -1 || a.s_addr == q->svc->addr.s_addr)
+		return;
+	wire_patch_a(q, q->svc->addr, a);
+}
+
 static void pending_answer(struct resolver *r, struct pending *p, bool ok)
 {
 	struct query *q = &r->lq;
@@ -76,6 +92,8 @@ static void pending_answer(struct resolver *r, struct pending *p, bool ok)
 	st = ok ? query_answer(q, r->zone) : QUERY_DROP;
 	if (st != QUERY_ANSWER && st != QUERY_WAKE)
 		query_error(q, RCODE_SERVFAIL);
+	else
+		pending_guest_addr(r, q);
 	pending_put(r, p);
 	resolver_send(r, &c, q->out, q->outlen);
 }
@@ -137,6 +155,8 @@ int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c
 	pending_put(r, p);
 	if (rc < 0)
 		query_error(q, RCODE_SERVFAIL);
+	else
+		pending_guest_addr(r, q); /* ready already */
 	return 1;
 }
 

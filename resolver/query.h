@@ -74,6 +74,12 @@ int wire_parse(struct query *q, const uint8_t *pkt, size_t len);
 
 /* Write answer A for q->k into q->out (wire.c). */
 void wire_emit(struct query *q, const struct zone_answer *a);
+/*
+ * In the answer wire_emit wrote for an A question: the first answer
+ * record's address FROM becomes TO (a guest's address on its host). false
+ * when there is no such record.
+ */
+bool wire_patch_a(struct query *q, struct in_addr from, struct in_addr to);
 
 /* Set q->lname and q->hash from q->k.qname (wire.c). */
 void wire_lower(struct query *q);

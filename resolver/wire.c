@@ -183,3 +183,33 @@ void wire_emit(struct query *q, const struct zone_answer *a)
 		wire_opt_out(o + 12 + qlen + n, k, a->ext_rcode);
 	q->outlen = 12 + qlen + n + opt;
 }
+
+/* The end of the name at OFF in Q's answer (a pointer ends it), 0 when it runs out. */
+static size_t wire_skip_name(const struct query *q, size_t off)
+{
+	while (off < q->outlen) {
+		uint8_t l = q->out[off];
+
+		if ((l & 0xc0) == 0xc0)
+			return off + 2;
+		if (l == 0)
+			return off + 1;
+		off += (size_t)l + 1;
+	}
+	return 0;
+}
+
+bool wire_patch_a(struct query *q, struct in_addr from, struct in_addr to)
+{
+	size_t off = 12 + (size_t)q->k.qnamelen + 4;
+
+	if (q->k.qtype != 1 || q->outlen < 12 || wire_get16(q->out + 6) == 0 ||
+	    (off = wire_skip_name(q, off)) == 0 || off + 14 > q->outlen)
+		return false;
+	/* TYPE A, CLASS, TTL, RDLENGTH 4, then the address. */
+	if (wire_get16(q->out + off) != 1 || wire_get16(q->out + off + 8) != 4 ||
+	    memcmp(q->out + off + 10, &from, 4) != 0)
+		return false;
+	memcpy(q->out + off + 10, &to, 4);
+	return true;
+}

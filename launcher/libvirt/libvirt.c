@@ -29,20 +29,6 @@
 #define LIBVIRT_DRAIN_MS 15000
 #define LIBVIRT_SHELL 1u /* job flag: leave the domain paused */
 
-struct lv_run {
-	struct lv_run *next;
-	uint64_t serial;
-	struct instance *inst;
-	char dom[LIBVIRT_NAME_MAX];
-	char *uri;
-	int id;                                  /* the domain's, -1 until started */
-	char uuid[VIR_UUID_STRING_BUFLEN];       /* the domain's, "" until started */
-	char early_stop[VIR_UUID_STRING_BUFLEN]; /* stopped before the start completed */
-	void *console;
-	bool shell, saving, ended;
-	int64_t t0_us;
-};
-
 static struct lv_run *runs;
 static uint64_t next_serial = 1;
 static bool in_use; /* a libvirt service was configured: threads are up */
@@ -62,12 +48,26 @@ static const char *lv_svc(const struct instance *inst)
 
 /* ---- runs ---------------------------------------------------------------------- */
 
+struct lv_run *libvirt_runs(void)
+{
+	return runs;
+}
+
+/* The URI of INST's run: its host's, or its service's (NULL: libvirt's default). */
+static const char *libvirt_inst_uri(const struct instance *inst)
+{
+	const struct conf_host *h = launcher_inst_host(inst);
+
+	return h != NULL ? h->uri : launcher_inst_service(inst)->libvirt_uri;
+}
+
 static struct lv_run *libvirt_run_new(struct instance *inst)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
+	const char *uri = libvirt_inst_uri(inst);
 	struct lv_run *r = calloc(1, sizeof(*r));
 
-	if (r == NULL || (svc->libvirt_uri && (r->uri = strdup(svc->libvirt_uri)) == NULL)) {
+	if (r == NULL || (uri && (r->uri = strdup(uri)) == NULL)) {
 		log_warn("%s: libvirt", svc->name);
 		free(r);
 		return NULL;
@@ -99,7 +99,7 @@ static void libvirt_run_free(struct lv_run *r)
 	free(r);
 }
 
-static struct lv_run *libvirt_run_find(uint64_t serial)
+struct lv_run *libvirt_run_find(uint64_t serial)
 {
 	for (struct lv_run *r = runs; r != NULL; r = r->next)
 		if (r->serial == serial)
@@ -116,8 +116,7 @@ static struct lv_run *libvirt_run_by_dom(const char *dom)
 }
 
 /* A job for R: queued with RUN on a worker, DONE back here. */
-static struct libvirt_job *libvirt_run_job(struct lv_run *r, libvirt_job_fn run,
-                                           libvirt_done_fn done)
+struct libvirt_job *libvirt_run_job(struct lv_run *r, libvirt_job_fn run, libvirt_done_fn done)
 {
 	struct libvirt_job *j = libvirt_job_new(r->dom, r->uri);
 
@@ -132,7 +131,7 @@ static struct libvirt_job *libvirt_run_job(struct lv_run *r, libvirt_job_fn run,
 }
 
 /* The domain ended: tell the launcher (which then calls cleanup: R is freed). */
-static void libvirt_run_died(struct lv_run *r, int status, const char *how)
+void libvirt_run_died(struct lv_run *r, int status, const char *how)
 {
 	struct instance *inst = r->inst;
 
@@ -228,7 +227,7 @@ static bool libvirt_w_wait_gone(virDomainPtr d, int ms)
 }
 
 /* Graceful (flags 1): a shutdown request, then destroy after the grace period. */
-static void libvirt_w_stop(struct libvirt_job *j, virConnectPtr c)
+void libvirt_w_stop(struct libvirt_job *j, virConnectPtr c)
 {
 	virDomainPtr d;
 
@@ -338,7 +337,7 @@ static void libvirt_d_save(struct libvirt_job *j)
 		libvirt_job_queue(k); /* its STOPPED event reports the end */
 }
 
-static void libvirt_d_stop(struct libvirt_job *j)
+void libvirt_d_stop(struct libvirt_job *j)
 {
 	struct lv_run *r = libvirt_run_find(j->serial);
 
@@ -429,6 +428,10 @@ static void libvirt_ev_done(struct libvirt_job *j)
 		libvirt_ev_lifecycle(j);
 		return;
 	}
+	if (j->op == LIBVIRT_EV_CLOSED) {
+		libvirt_watch_lost(j->uri, "the connection was lost");
+		return;
+	}
 	if ((r = libvirt_run_find(j->serial)) == NULL || r->inst == NULL)
 		return;
 	if (j->len > 0)
@@ -476,8 +479,9 @@ static char *libvirt_own_xml(struct instance *inst, const struct backend_vars *v
 	    .cmdline = v->cmdline,
 	    .memory = svc->memory,
 	    .vcpus = svc->vcpus,
-	    .tap = launcher_inst_tap(inst),
+	    .tap = launcher_inst_host(inst) ? "" : launcher_inst_tap(inst),
 	    .mac = launcher_inst_mac(inst),
+	    .bridge = launcher_inst_host(inst) ? launcher_inst_host(inst)->bridge : NULL,
 	};
 	char *initrd = NULL, *xml = NULL;
 
@@ -532,6 +536,8 @@ static int libvirt_prepare(struct instance *inst)
 
 	if (libvirt_jobs_attach(launcher_inst_base(inst)) == -1)
 		return -1;
+	if (launcher_inst_host(inst) != NULL)
+		return 0; /* libvirt makes its tap there, on that host's bridge */
 	if (*launcher_inst_tap(inst)) {
 		if (backend_bridge_up(inst) == -1) {
 			log_warnx("%s: libvirt: host networking failed", svc->name);
@@ -631,18 +637,28 @@ static int libvirt_resume(struct instance *inst)
 	return libvirt_simple(inst, 'r', NULL, libvirt_d_resume) == 0 ? 1 : -1;
 }
 
+/* The console is closed first, then the save runs (libvirt_console_close_then). */
 static int libvirt_suspend(struct instance *inst, const char *path)
 {
 	struct lv_run *r = launcher_inst_priv(inst);
+	struct libvirt_job *j;
 
-	if (r == NULL || r->ended || libvirt_simple(inst, 's', path, libvirt_d_save) == -1)
+	if (r == NULL || r->ended ||
+	    (j = libvirt_run_job(r, libvirt_w_simple, libvirt_d_save)) == NULL)
 		return -1;
+	j->op = 's';
+	if ((j->path = strdup(path)) == NULL) {
+		libvirt_job_free(j);
+		return -1;
+	}
 	r->saving = true;
+	libvirt_console_close_then(r->console, j);
+	r->console = NULL;
 	return 0;
 }
 
 /* Queue R's end; its completion reports it when DONE. */
-static void libvirt_queue_stop(struct lv_run *r, bool graceful, libvirt_done_fn done)
+void libvirt_queue_stop(struct lv_run *r, bool graceful, libvirt_done_fn done)
 {
 	struct libvirt_job *j = libvirt_run_job(r, libvirt_w_stop, done);
 
@@ -686,10 +702,23 @@ static bool libvirt_bridge(const struct conf_service *svc)
 	return true;
 }
 
-/* The connection to each URI, at once: it sweeps what a killed beckond left. */
+/* Queue a first connection to URI: it sweeps what a killed beckond left. */
+static int libvirt_connect_at_start(const char *uri)
+{
+	struct libvirt_job *j = libvirt_job_new("connect", uri);
+
+	if (j == NULL)
+		return -1;
+	j->run = libvirt_w_nothing;
+	j->done = libvirt_watch_connected;
+	libvirt_job_queue(j);
+	return 0;
+}
+
+/* The threads, the loop's side, and a first connection to each URI. */
 static int libvirt_global_init(const struct conf *conf)
 {
-	struct libvirt_job *j;
+	bool hosted = false;
 	size_t i;
 
 	for (i = 0; i < conf->nservices; i++) {
@@ -699,11 +728,17 @@ static int libvirt_global_init(const struct conf *conf)
 			return -1;
 		in_use = true;
 		libvirt_conn_set_event_done(libvirt_ev_done);
-		if ((j = libvirt_job_new("connect", conf->services[i].libvirt_uri)) == NULL)
+		libvirt_jobs_set_noconn(libvirt_watch_noconn);
+		if (libvirt_jobs_attach(backend_base()) == -1)
 			return -1;
-		j->run = libvirt_w_nothing;
-		libvirt_job_queue(j);
+		if (conf_service_hosted(conf, &conf->services[i]))
+			hosted = true;
+		else if (libvirt_connect_at_start(conf->services[i].libvirt_uri) == -1)
+			return -1;
 	}
+	for (i = 0; hosted && i < conf->nhosts; i++)
+		if (libvirt_connect_at_start(conf->hosts[i].uri) == -1)
+			return -1;
 	return 0;
 }
 
@@ -712,10 +747,16 @@ static void libvirt_global_fini(void)
 {
 	if (!in_use)
 		return;
-	libvirt_jobs_drain(LIBVIRT_DRAIN_MS);
+	/* A libvirtd that does not answer would hold the exit forever: leave its connections. */
+	if (!libvirt_jobs_drain(LIBVIRT_DRAIN_MS)) {
+		log_warnx("libvirt: a libvirtd does not answer: exiting without closing its "
+		          "connections");
+		return;
+	}
 	libvirt_conn_close_all();
 	/* Events that came meanwhile: nobody wants them, but they are freed. */
 	libvirt_jobs_drain(0);
+	libvirt_watch_free();
 }
 
 /* cmdline, and libvirt.xml: readable, known placeholders, XML that parses. */

@@ -4,7 +4,8 @@
  * URI's first connection destroys the beckon-* domains found there: an
  * earlier beckond, killed, left them (this one has made none there yet).
  * A connection that drops (libvirtd restarting) is reopened by the next
- * job; the domains it runs keep running meanwhile.
+ * job, or by libvirt_watch.c's timer, which then adopts the domains it
+ * finds; the domains it runs keep running meanwhile.
  *
  * Lifecycle events and console bytes arrive on libvirt's event thread and
  * are posted to beckon's loop as jobs (libvirt_job.c).
@@ -100,13 +101,20 @@ static int lifecycle_cb(virConnectPtr c, virDomainPtr dom, int event, int detail
 static void close_cb(virConnectPtr c, int reason, void *opaque)
 {
 	struct lv_conn *e = opaque;
+	struct libvirt_job *j;
 
-	log_warnx("libvirt %s: connection lost (reason %d): reconnecting on next use",
+	log_warnx("libvirt %s: connection lost (reason %d): reconnecting",
 	          e->uri ? e->uri : "(default)", reason);
 	pthread_mutex_lock(&e->lock);
 	if (e->c == c)
 		e->broken = true;
 	pthread_mutex_unlock(&e->lock);
+	/* The loop marks what it can no longer see and starts reconnecting. */
+	if ((j = libvirt_job_new("closed", e->uri)) == NULL)
+		return;
+	j->op = LIBVIRT_EV_CLOSED;
+	j->done = event_done;
+	libvirt_job_post(j);
 }
 
 /* Let go of E's connection. Locked. */
@@ -285,10 +293,17 @@ fail:
 	return NULL;
 }
 
+/* A console to close, and the job to queue once it is. */
+struct lv_close {
+	struct lv_console *con;
+	struct libvirt_job *next;
+};
+
 /* On the event thread: nothing of the stream runs beside it there. */
 static void console_close_cb(int timer, void *opaque)
 {
-	struct lv_console *con = opaque;
+	struct lv_close *req = opaque;
+	struct lv_console *con = req->con;
 
 	virEventRemoveTimeout(timer);
 	if (!con->ended) {
@@ -298,10 +313,37 @@ static void console_close_cb(int timer, void *opaque)
 	}
 	virStreamFree(con->st);
 	free(con);
+	if (req->next != NULL)
+		libvirt_job_queue(req->next);
+	free(req);
+}
+
+void libvirt_console_close_then(void *console, struct libvirt_job *next)
+{
+	struct lv_close *req;
+
+	if (console == NULL) {
+		if (next != NULL)
+			libvirt_job_queue(next);
+		return;
+	}
+	if ((req = calloc(1, sizeof(*req))) == NULL) {
+		log_warnx("libvirt: cannot close a console");
+		if (next != NULL)
+			libvirt_job_queue(next);
+		return;
+	}
+	req->con = console;
+	req->next = next;
+	if (virEventAddTimeout(0, console_close_cb, req, NULL) == -1) {
+		log_warnx("libvirt: cannot close a console");
+		free(req);
+		if (next != NULL)
+			libvirt_job_queue(next);
+	}
 }
 
 void libvirt_console_close(void *console)
 {
-	if (console != NULL && virEventAddTimeout(0, console_close_cb, console, NULL) == -1)
-		log_warnx("libvirt: cannot close a console");
+	libvirt_console_close_then(console, NULL);
 }

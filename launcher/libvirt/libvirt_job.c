@@ -38,6 +38,12 @@ static int nbusy;
 static bool started;
 static int post_fd[2] = {-1, -1};
 static struct event *post_ev;
+static libvirt_done_fn noconn_fn;
+
+void libvirt_jobs_set_noconn(libvirt_done_fn fn)
+{
+	noconn_fn = fn;
+}
 
 struct libvirt_job *libvirt_job_new(const char *key, const char *uri)
 {
@@ -111,6 +117,7 @@ static void job_run(struct libvirt_job *j)
 	virConnectPtr c = libvirt_conn_get(j->uri, j->err, sizeof(j->err));
 
 	j->rc = -1;
+	j->noconn = c == NULL;
 	j->run(j, c);
 	if (c != NULL)
 		virConnectClose(c); /* libvirt_conn_get's reference */
@@ -214,6 +221,8 @@ static bool jobs_deliver(void)
 
 	while (read(post_fd[0], &j, sizeof(j)) == (ssize_t)sizeof(j)) {
 		any = true;
+		if (j->noconn && noconn_fn != NULL)
+			noconn_fn(j);
 		if (j->done != NULL)
 			j->done(j);
 		libvirt_job_free(j);
@@ -255,12 +264,13 @@ void libvirt_job_queue(struct libvirt_job *j)
 	pthread_mutex_unlock(&jobs_lock);
 }
 
-void libvirt_jobs_drain(int ms)
+bool libvirt_jobs_drain(int ms)
 {
 	struct timespec until;
+	bool idle;
 
 	if (!started)
-		return;
+		return true;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += ms / 1000;
 	until.tv_nsec += (long)(ms % 1000) * 1000000;
@@ -276,6 +286,10 @@ void libvirt_jobs_drain(int ms)
 			;
 		pthread_mutex_unlock(&jobs_lock);
 	} while (jobs_deliver());
-	if (queue_head != NULL || nbusy > 0)
+	pthread_mutex_lock(&jobs_lock);
+	idle = queue_head == NULL && nbusy == 0;
+	pthread_mutex_unlock(&jobs_lock);
+	if (!idle)
 		log_warnx("libvirt: jobs still running after %d ms", ms);
+	return idle;
 }

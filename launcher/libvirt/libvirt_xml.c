@@ -95,25 +95,43 @@ static void xml_os(FILE *f, const struct libvirt_xml_in *in)
 		fputs("  <features>\n    <acpi/>\n    <apic/>\n  </features>\n", f);
 }
 
+/*
+ * On another host beckon makes no tap: libvirt makes one there on that
+ * host's bridge (<interface type='bridge'>).
+ */
+static void xml_nic_head(FILE *f, const struct libvirt_xml_in *in, const char *mac)
+{
+	bool remote = in->bridge != NULL && *in->bridge;
+	char *dev = libvirt_xml_escape(remote ? in->bridge : in->tap);
+
+	if (remote)
+		fprintf(f,
+		        "    <interface type='bridge'>\n"
+		        "      <mac address='%s'/>\n"
+		        "      <source bridge='%s'/>\n",
+		        mac, dev ? dev : "");
+	else
+		fprintf(f,
+		        "    <interface type='ethernet'>\n"
+		        "      <mac address='%s'/>\n"
+		        "      <target dev='%s' managed='no'/>\n",
+		        mac, dev ? dev : "");
+	fputs("      <model type='virtio'/>\n", f);
+	free(dev);
+}
+
 static void xml_nic(FILE *f, const struct libvirt_xml_in *in)
 {
-	char *tap, *mac;
+	char *mac;
 
-	if (in->tap == NULL || *in->tap == '\0')
+	if ((in->tap == NULL || *in->tap == '\0') && (in->bridge == NULL || *in->bridge == '\0'))
 		return;
-	tap = libvirt_xml_escape(in->tap);
 	mac = libvirt_xml_escape(in->mac ? in->mac : "");
-	fprintf(f,
-	        "    <interface type='ethernet'>\n"
-	        "      <mac address='%s'/>\n"
-	        "      <target dev='%s' managed='no'/>\n"
-	        "      <model type='virtio'/>\n",
-	        mac ? mac : "", tap ? tap : "");
+	xml_nic_head(f, in, mac ? mac : "");
 	/* microvm has no PCI bus: virtio-net-device on virtio-mmio. */
 	if (xml_is_microvm(in->machine))
 		fputs("      <address type='virtio-mmio'/>\n", f);
 	fputs("    </interface>\n", f);
-	free(tap);
 	free(mac);
 }
 

@@ -40,7 +40,8 @@ struct libvirt_xml_in {
 	const char *cmdline; /* placeholders expanded; NULL or "" for none */
 	uint64_t memory;     /* bytes */
 	int vcpus;
-	const char *tap, *mac; /* tap NULL or "": no NIC */
+	const char *tap, *mac; /* tap NULL or "": no NIC (unless bridge) */
+	const char *bridge;    /* a bridge of a remote host: libvirt makes the tap there */
 };
 
 /* The domain XML for IN, malloc'd; NULL when out of memory. */
@@ -87,6 +88,7 @@ struct libvirt_job {
 	size_t len;
 	char uuid[VIR_UUID_STRING_BUFLEN]; /* the domain's: tells a run's events from an older one's
 	                                    */
+	bool noconn; /* the worker had no connection to uri (libvirt_jobs_set_noconn) */
 	char err[512];
 };
 
@@ -101,8 +103,13 @@ int libvirt_jobs_attach(struct event_base *base);
 void libvirt_job_queue(struct libvirt_job *j);
 /* From any thread: hand J to beckon's loop for its done. */
 void libvirt_job_post(struct libvirt_job *j);
-/* Wait (at most MS) until no job is queued or running, then deliver what is posted. */
-void libvirt_jobs_drain(int ms);
+/* On the loop, before its done: a job found no connection to its URI (reason in err). */
+void libvirt_jobs_set_noconn(libvirt_done_fn fn);
+/*
+ * Wait (at most MS) until no job is queued or running, then deliver what
+ * is posted. false when jobs still run (a libvirtd that does not answer).
+ */
+bool libvirt_jobs_drain(int ms);
 
 /* ---- libvirt_conn.c: connections, events, consoles --------------------------- */
 
@@ -124,13 +131,65 @@ const char *libvirt_conn_error(const char *what);
 void *libvirt_console_open(virConnectPtr c, virDomainPtr dom, uint64_t serial);
 /* Close a console from libvirt_console_open, from any thread. */
 void libvirt_console_close(void *console);
+/*
+ * Close CONSOLE (NULL: none), then queue NEXT. libvirtd 9.0 can deadlock
+ * when a domain ends (a save) while a console stream on it is aborted by
+ * both ends at once: a save closes the console first.
+ */
+void libvirt_console_close_then(void *console, struct libvirt_job *next);
 
 /* What the event jobs libvirt_conn.c posts carry in op (their key: the domain). */
 enum libvirt_event {
 	LIBVIRT_EV_LIFECYCLE = 100, /* rc: virDomainEventType, detail, uuid: the domain's */
 	LIBVIRT_EV_CONSOLE,         /* data, len: console bytes; len 0: the console ended */
+	LIBVIRT_EV_CLOSED,          /* uri: its connection dropped (libvirtd went away) */
 };
 /* Where libvirt.c takes events: set once. */
 void libvirt_conn_set_event_done(libvirt_done_fn fn);
+
+/* ---- libvirt.c: the runs, shared with libvirt_watch.c ----------------------- */
+
+/* One run of an instance: a domain beckon made, from its start to its end. */
+struct lv_run {
+	struct lv_run *next;
+	uint64_t serial;
+	struct instance *inst;
+	char dom[LIBVIRT_NAME_MAX];
+	char *uri;
+	int id;                                  /* the domain's, -1 until started */
+	char uuid[VIR_UUID_STRING_BUFLEN];       /* the domain's, "" until started */
+	char early_stop[VIR_UUID_STRING_BUFLEN]; /* stopped before the start completed */
+	void *console;
+	bool shell, saving, ended;
+	bool unseen; /* its connection dropped: its state is not known until it is back */
+	int64_t t0_us;
+};
+
+/* Every run, the first (the rest through next). */
+struct lv_run *libvirt_runs(void);
+struct lv_run *libvirt_run_find(uint64_t serial);
+/* A job for R: RUN on a worker, DONE back on the loop. NULL when out of memory. */
+struct libvirt_job *libvirt_run_job(struct lv_run *r, libvirt_job_fn run, libvirt_done_fn done);
+/* R's domain ended (HOW, for the log): the launcher hears of it. */
+void libvirt_run_died(struct lv_run *r, int status, const char *how);
+/* End R's domain (a shutdown request first when GRACEFUL); DONE on the loop. */
+void libvirt_queue_stop(struct lv_run *r, bool graceful, libvirt_done_fn done);
+void libvirt_w_stop(struct libvirt_job *j, virConnectPtr c);
+void libvirt_d_stop(struct libvirt_job *j);
+
+/* ---- libvirt_watch.c: connections lost, reconnected, domains adopted -------- */
+
+/*
+ * URI's connection is gone (WHY): a host of the hosts list is marked down
+ * (its runs end in beckon's books); otherwise its runs are marked unseen.
+ * A timer reconnects with backoff.
+ */
+void libvirt_watch_lost(const char *uri, const char *why);
+/* The noconn hook of the jobs: libvirt_watch_lost for the job's URI. */
+void libvirt_watch_noconn(struct libvirt_job *j);
+/* The done of a first connection: a host of the list is up. */
+void libvirt_watch_connected(struct libvirt_job *j);
+/* Free the timers (at the end). */
+void libvirt_watch_free(void);
 
 #endif

@@ -43,6 +43,13 @@ unix_sock_rw_perms = "0700"
 auth_unix_rw = "none"
 auth_unix_ro = "none"
 EOF
+	# A host of a hosts list: reached over TCP, no auth (inside the test only).
+	[ -z "${LV_LISTEN:-}" ] || cat >>"$LV/etc/libvirtd.conf" <<EOF
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "$LV_LISTEN"
+auth_tcp = "none"
+EOF
 	cp /etc/passwd "$LV/passwd"
 	cp /etc/group "$LV/group"
 	getent passwd libvirt-qemu >/dev/null ||
@@ -63,7 +70,7 @@ mount --bind "$LV/log" /var/log/libvirt
 mount --bind "$LV/etc" /etc/libvirt
 mount --bind "$LV/passwd" /etc/passwd
 mount --bind "$LV/group" /etc/group
-exec /usr/sbin/libvirtd -p "$LV/libvirtd.pid" -f "$LV/etc/libvirtd.conf"
+exec /usr/sbin/libvirtd ${LV_LISTEN:+--listen} -p "$LV/libvirtd.pid" -f "$LV/etc/libvirtd.conf"
 EOF
 }
 
@@ -99,3 +106,49 @@ libvirtd_down() {
 lv_domains() { virsh_lv list --all --name | grep "^$1" || true; }
 # lv_state DOMAIN: "running", "paused", "shut off"; nothing when there is none.
 lv_state() { virsh_lv domstate "$1" 2>/dev/null | head -1; }
+
+# Hosts of a hosts list: libvirtd_host_up NAME NETNS ADDR starts a private
+# libvirtd (as libvirtd_up does, its files in $T/lv-NAME) inside network
+# namespace NETNS, listening on ADDR:16509 over TCP without auth; its QEMUs
+# and their taps live in NETNS. Its URI is qemu+tcp://ADDR/system.
+# libvirtd_host_kill NAME kills it with -9: its domains outlive it, as a
+# host's do when its libvirtd dies.
+libvirtd_host_up() {
+	local name=$1 ns=$2 addr=$3
+	(
+		LV=$T/lv-$name
+		LV_LISTEN=$addr
+		libvirtd_conf
+		libvirtd_script >"$LV/run.sh"
+	)
+	ip netns exec "$ns" unshare --mount --propagation private bash "$T/lv-$name/run.sh" \
+		>>"$T/lv-$name/libvirtd.log" 2>&1 &
+	echo $! >"$T/lv-$name/unshare.pid"
+	on_exit "libvirtd_host_down $name $addr"
+	if ! wait_for 30 virsh -c "qemu+tcp://$addr/system" version; then
+		echo "# libvirtd $name did not come up; its log:"
+		tail -20 "$T/lv-$name/libvirtd.log" | sed 's/^/# /'
+		return 1
+	fi
+}
+
+libvirtd_host_kill() {
+	local pid
+	pid=$(cat "$T/lv-$1/unshare.pid" 2>/dev/null)
+	[ -n "$pid" ] || return 0
+	kill -9 "$pid" 2>/dev/null # exec'd: it is libvirtd
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait "$pid" 2>/dev/null # no "Killed" from bash
+	rm -f "$T/lv-$1/unshare.pid"
+}
+
+# libvirtd_host_down NAME ADDR: its domains destroyed, then it is killed.
+libvirtd_host_down() {
+	local d
+	if [ -f "$T/lv-$1/unshare.pid" ]; then
+		for d in $(timeout 30 virsh -q -c "qemu+tcp://$2/system" list --all --name 2>/dev/null); do
+			timeout 30 virsh -q -c "qemu+tcp://$2/system" destroy "$d" >/dev/null 2>&1
+		done
+	fi
+	libvirtd_host_kill "$1"
+}

@@ -28,6 +28,7 @@ VETH=bklv$$
 P=l$$ # service names of this run
 CLIENT=$NET.200
 LV_MARK="guest=beckon-$P-"
+BADURI="qemu+tcp://127.0.0.1:1/system" # nothing listens there
 
 on_exit "ip netns del $NS"
 on_exit "ip link del $VETH"
@@ -42,7 +43,7 @@ svc() { # svc NAME ADDRESS [KEY = VALUE; ...]
 	cat <<CONF
   { name = "$P-$1"; dns = ( "$1.svc.test" ); address = "$2"; ports = ( 80 ); backend = "libvirt";
     image = "$IMG"; cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}";
-    boot_timeout = "$TIMEOUT"; libvirt = { uri = "$LV_URI"; ${LVKEYS:-} }; ${3:-} },
+    boot_timeout = "$TIMEOUT"; libvirt = { uri = "${LVURI:-$LV_URI}"; ${LVKEYS:-} }; ${3:-} },
 CONF
 }
 write_conf() { # write_conf SERVICES...
@@ -100,7 +101,8 @@ EOF
 write_conf "$(svc www $NET.2)" "$(LVKEYS="xml = \"$T/own.xml\";" svc own $NET.3)" \
 	"$(svc bad $NET.4 'qemu = { machine = "no-such-machine"; };')" \
 	"$(svc con $NET.7 'ready = "console:^READY";')" \
-	"$(svc fails $NET.8 'ready = "console:NEVER"; fail = "console:^READY";')"
+	"$(svc fails $NET.8 'ready = "console:NEVER"; fail = "console:^READY";')" \
+	"$(LVURI=$BADURI svc unreach $NET.9)"
 check "beckond -n accepts the config" bash -c "'$BECKOND' -n -c '$CONF' | grep -qx 'configuration OK'"
 start_daemon "$CONF" || { not_ok "beckond starts with libvirt services"; finish; }
 ok "beckond starts with libvirt services in bridge mode"
@@ -165,6 +167,14 @@ check "... libvirt's message in the log" \
 check "... the boot failed" state_is bad failed
 check "... nothing defined" bash -c "! virsh -q -c '$LV_URI' list --all --name | grep -q '$(dom bad)'"
 
+# 5b. A URI where no libvirtd answers: a clear log line, SERVFAIL, nothing defined.
+rc=$(rcode unreach)
+check "an unreachable libvirt URI: SERVFAIL ($rc)" [ "$rc" = SERVFAIL ]
+check "... the log says it cannot connect there" \
+	grep -qE "libvirt ${BADURI//+/\\+}: cannot connect to ${BADURI//+/\\+}: .*(refused|Failed to connect)" "$DLOG"
+check "... the boot failed" state_is unreach failed
+check "... nothing defined on the test's libvirtd" bash -c "! virsh -q -c '$LV_URI' list --all --name | grep -q '$(dom unreach)'"
+
 # 6. The console through virDomainOpenConsole: readiness, and the fail pattern.
 check "console:REGEX: ready once the guest says READY" [ "$(dqa +short con.svc.test A)" = "$NET.7" ]
 check "console:REGEX: ... it serves" serves $NET.7 con
@@ -174,14 +184,28 @@ check "fail = console:REGEX: the log quotes the line" \
 check "fail = console:REGEX: its domain is gone" wait_for 20 eval '[ -z "$(lv_domains "$(dom fails)")" ]'
 
 # 7. libvirtd restarts under beckond: ready guests serve on, boots work again.
+boots_before=$(field www boots)
 kill "$LV_PID"
 wait "$LV_PID" 2>/dev/null
 check "libvirtd restart: beckond notices the connection went" \
 	wait_for 20 grep -q "libvirt $LV_URI: connection lost" "$DLOG"
 check "libvirtd restart: www serves on meanwhile" serves $NET.2 www
 check "libvirtd restart: DNS answers for the ready guest meanwhile" [ "$(dqa +short www.svc.test A)" = "$NET.2" ]
+check "libvirtd restart: beckond marks what it can no longer see" \
+	wait_for 20 grep -q "$P-www: domain $(dom www) out of sight until libvirt $LV_URI is back" "$DLOG"
+check "libvirtd restart: www stays ready in beckon's books" state_is www ready
 libvirtd_up || not_ok "libvirtd starts again"
 check "libvirtd restart: it has taken www's domain back" [ "$(lv_state "$(dom www)")" = running ]
+# No job of beckon's reconnects here: its timer does, with backoff.
+check "libvirtd restart: beckond reconnects by itself (its timer)" \
+	wait_for 30 grep -q "libvirt $LV_URI: reconnected" "$DLOG"
+check "libvirtd restart: www's domain adopted (name and UUID of its run)" \
+	wait_for 10 grep -q "$P-www: adopted domain $(dom www) " "$DLOG"
+check "libvirtd restart: ... con's too" grep -q "$P-con: adopted domain $(dom con) " "$DLOG"
+check "libvirtd restart: ... nothing destroyed" bash -c "! grep -q 'destroying domain' '$DLOG'"
+check "libvirtd restart: the adopted www serves" serves $NET.2 www
+check "libvirtd restart: DNS answers for it" [ "$(dqa +short www.svc.test A)" = "$NET.2" ]
+check "libvirtd restart: no boot of www since (adopted, not rebooted)" [ "$(field www boots)" = "$boots_before" ]
 ctl stop "$P-con" >/dev/null
 check "libvirtd restart: a stop goes through the new connection" wait_for 30 state_is con stopped
 check "libvirtd restart: ... and its domain is gone" eval '[ -z "$(lv_domains "$(dom con)")" ]'

@@ -113,6 +113,25 @@ static void test_no_nic_no_cmdline(void **state)
 	free(xml);
 }
 
+/* A guest on another host: on that host's bridge, no tap of beckon's. */
+static void test_remote_bridge(void **state)
+{
+	char *xml;
+
+	(void)state;
+	in.tap = "";
+	in.bridge = "br'0";
+	xml = domain();
+	has(xml, "<interface type='bridge'>");
+	has(xml, "<source bridge='br&apos;0'/>");
+	has(xml, "<mac address='");
+	has(xml, "<address type='virtio-mmio'/>");
+	lacks(xml, "<target dev=");
+	lacks(xml, "type='ethernet'");
+	free(xml);
+	in.bridge = NULL;
+}
+
 static void test_escaping(void **state)
 {
 	char *xml, *e = libvirt_xml_escape("a&b<c>d'e\"f");
@@ -235,6 +254,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_pc_kvm_initrd, setup),
 	    cmocka_unit_test_setup(test_no_nic_no_cmdline, setup),
 	    cmocka_unit_test_setup(test_escaping, setup),
+	    cmocka_unit_test_setup(test_remote_bridge, setup),
 	    cmocka_unit_test(test_type),
 	    cmocka_unit_test(test_user_xml),
 	    cmocka_unit_test(test_user_xml_no_name),

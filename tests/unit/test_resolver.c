@@ -167,6 +167,30 @@ static void test_service_a(void **state)
 	ldns_pkt_free(p);
 }
 
+/* A guest on another host: its A answer carries its address there (hold "none"). */
+static void test_patch_a(void **state)
+{
+	struct fixture *f = *state;
+	struct in_addr from, to;
+	ldns_pkt *p;
+
+	inet_pton(AF_INET, "10.77.0.2", &from);
+	inet_pton(AF_INET, "10.88.1.2", &to);
+	assert_int_equal(ask(f, "www.svc.test.", LDNS_RR_TYPE_A, 1232, false), QUERY_WAKE);
+	assert_true(wire_patch_a(&f->q, from, to));
+	p = answer(f);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
+	assert_a(ldns_rr_list_rr(ldns_pkt_answer(p), 0), "10.88.1.2", 30);
+	assert_int_equal(ldns_pkt_edns_udp_size(p), 1232); /* the OPT record intact */
+	ldns_pkt_free(p);
+	/* Not the address asked for, no A record, or an empty answer: nothing changes. */
+	assert_false(wire_patch_a(&f->q, from, to));
+	assert_int_equal(ask(f, "www.svc.test.", LDNS_RR_TYPE_AAAA, 0, false), QUERY_ANSWER);
+	assert_false(wire_patch_a(&f->q, from, to));
+	assert_int_equal(ask(f, "nosuch.svc.test.", LDNS_RR_TYPE_A, 0, false), QUERY_ANSWER);
+	assert_false(wire_patch_a(&f->q, from, to));
+}
+
 static void test_case_echoed(void **state)
 {
 	struct fixture *f = *state;
@@ -666,6 +690,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_answer_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_ns_no_services, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_patch_a, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
