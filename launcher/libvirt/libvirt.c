@@ -729,6 +729,7 @@ static int libvirt_global_init(const struct conf *conf)
 		in_use = true;
 		libvirt_conn_set_event_done(libvirt_ev_done);
 		libvirt_jobs_set_noconn(libvirt_watch_noconn);
+		libvirt_jobs_closing(false);
 		if (libvirt_jobs_attach(backend_base()) == -1)
 			return -1;
 		if (conf_service_hosted(conf, &conf->services[i]))
@@ -751,10 +752,16 @@ static void libvirt_global_fini(void)
 	if (!libvirt_jobs_drain(LIBVIRT_DRAIN_MS)) {
 		log_warnx("libvirt: a libvirtd does not answer: exiting without closing its "
 		          "connections");
+		libvirt_jobs_closing(true);
+		libvirt_jobs_drain(0);
 		return;
 	}
 	libvirt_conn_close_all();
-	/* Events that came meanwhile: nobody wants them, but they are freed. */
+	/*
+	 * Events that came meanwhile: nobody wants them, but they are freed;
+	 * one libvirt's event thread posts later is freed there.
+	 */
+	libvirt_jobs_closing(true);
 	libvirt_jobs_drain(0);
 	libvirt_watch_free();
 }

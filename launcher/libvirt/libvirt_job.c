@@ -203,14 +203,28 @@ int libvirt_jobs_init(void)
 	return 0;
 }
 
+/* Posting, against the end (libvirt_jobs_closing): nothing is written after it. */
+static pthread_mutex_t post_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool closing;
+
+void libvirt_jobs_closing(bool on)
+{
+	pthread_mutex_lock(&post_lock);
+	closing = on;
+	pthread_mutex_unlock(&post_lock);
+}
+
 void libvirt_job_post(struct libvirt_job *j)
 {
-	ssize_t n;
+	ssize_t n = 0;
 
-	while ((n = write(post_fd[1], &j, sizeof(j))) == -1 && errno == EINTR)
-		;
+	pthread_mutex_lock(&post_lock);
+	if (!closing)
+		while ((n = write(post_fd[1], &j, sizeof(j))) == -1 && errno == EINTR)
+			;
+	pthread_mutex_unlock(&post_lock);
 	if (n != sizeof(j))
-		libvirt_job_free(j); /* cannot happen with a live pipe */
+		libvirt_job_free(j); /* at the end; or cannot happen with a live pipe */
 }
 
 /* Deliver every job posted so far; false when none was. */

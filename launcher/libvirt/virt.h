@@ -103,6 +103,11 @@ int libvirt_jobs_attach(struct event_base *base);
 void libvirt_job_queue(struct libvirt_job *j);
 /* From any thread: hand J to beckon's loop for its done. */
 void libvirt_job_post(struct libvirt_job *j);
+/*
+ * At the end (ON): what libvirt's event thread posts from now on is freed,
+ * not delivered; what was posted before is still there for a drain.
+ */
+void libvirt_jobs_closing(bool on);
 /* On the loop, before its done: a job found no connection to its URI (reason in err). */
 void libvirt_jobs_set_noconn(libvirt_done_fn fn);
 /*
