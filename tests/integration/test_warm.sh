@@ -35,8 +35,9 @@ serves() { [[ "$(icl curl -s --max-time 5 "http://$1/")" =~ ^"hello from $P-$2 "
 # warm = "shell"
 check "sh: a warm shell is made at start" wait_for 15 grep -q "$P-sh: warm shell ready" "$DLOG"
 SHELL1=$(qemu_of sh)
-check "sh: its QEMU runs ($SHELL1), state stopped, no boot yet" \
-	bash -c "[ -n '$SHELL1' ] && [ \"\$('$BECKONCTL' -s '$DSOCK' list | awk '\$1==\"$P-sh\"{print \$2, \$5}')\" = 'stopped 0' ]"
+sb="$(field sh state) $(field sh boots)"
+check "sh: its QEMU runs ($SHELL1), state stopped, no boot yet ($sb)" \
+	[ -n "$SHELL1" -a "$sb" = "stopped 0" ]
 check "sh: QEMU holds the guest (-S)" bash -c "tr '\\0' ' ' </proc/$SHELL1/cmdline | grep -q ' -S'"
 check "sh: a DNS query answers" [ "$(dq +short sh.svc.test A)" = "$INET.2" ]
 check "sh: the client gets the page" serves "$INET.2" sh
