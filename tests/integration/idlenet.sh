@@ -22,9 +22,16 @@ idlenet_up() {
 
 # The conntrack rule beckon keeps for the bridge (none left after a clean exit).
 ct_rules() { iptables -w -S FORWARD 2>/dev/null | grep -c "beckon-ct $IBR"; }
+# Also the SYN hold's chain, which a beckond killed mid-test (the test
+# interrupted) leaves behind.
 idlenet_fw_cleanup() {
+	local c=BECKON-HOLD-$IBR
 	while iptables -w -D FORWARD -m conntrack --ctstate ESTABLISHED -m comment \
 		--comment "beckon-ct $IBR" 2>/dev/null; do :; done
+	while iptables -w -D FORWARD -j "$c" 2>/dev/null; do :; done
+	while iptables -w -D OUTPUT -j "$c" 2>/dev/null; do :; done
+	iptables -w -F "$c" 2>/dev/null
+	iptables -w -X "$c" 2>/dev/null
 }
 
 # The QEMU accelerator: TEST_ACCEL, else KVM when /dev/kvm opens, else TCG.
