@@ -281,63 +281,48 @@ static int k_boot(struct conf_ctx *c, struct conf_build *b, const config_setting
 	return 0;
 }
 
-static int k_args(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
-                  const char *label, size_t off)
+/* A list of strings (or one) into *V and *N, replacing what was there. */
+static int k_strings(struct conf_ctx *c, const config_setting_t *s, const char *label, char ***v,
+                     size_t *n)
 {
-	char buf[CONF_LABEL_MAX], **args;
-	const char *v;
-	int n, rc = 0;
+	char buf[CONF_LABEL_MAX], **strs;
+	const char *str;
+	int len, rc = 0;
 
-	(void)off;
-	if (conf_get_list(c, s, label, true, &n) == -1)
+	if (conf_get_list(c, s, label, true, &len) == -1)
 		return -1;
-	if ((args = calloc((size_t)n, sizeof(*args))) == NULL) {
+	if ((strs = calloc((size_t)len, sizeof(*strs))) == NULL) {
 		c->oom = true;
 		return -1;
 	}
-	for (int i = 0; i < n; i++) {
-		if (conf_get_string(c, conf_list_elem(s, i), elem_label(buf, s, label, i), &v) ==
+	for (int i = 0; i < len; i++) {
+		if (conf_get_string(c, conf_list_elem(s, i), elem_label(buf, s, label, i), &str) ==
 		    -1)
 			rc = -1;
 		else
-			args[i] = conf_strdup(c, v);
+			strs[i] = conf_strdup(c, str);
 	}
-	for (size_t i = 0; i < b->svc.qemu.nargs; i++)
-		free(b->svc.qemu.args[i]);
-	free(b->svc.qemu.args);
-	b->svc.qemu.args = args;
-	b->svc.qemu.nargs = (size_t)n;
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = strs;
+	*n = (size_t)len;
 	return rc;
+}
+
+static int k_args(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                  const char *label, size_t off)
+{
+	(void)off;
+	return k_strings(c, s, label, &b->svc.qemu.args, &b->svc.qemu.nargs);
 }
 
 /* hosts = ( "a", "b" ): names of the hosts list, checked once it is known. */
 static int k_hosts(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                    const char *label, size_t off)
 {
-	char buf[CONF_LABEL_MAX], **names;
-	const char *v;
-	int n, rc = 0;
-
 	(void)off;
-	if (conf_get_list(c, s, label, true, &n) == -1)
-		return -1;
-	if ((names = calloc((size_t)n, sizeof(*names))) == NULL) {
-		c->oom = true;
-		return -1;
-	}
-	for (int i = 0; i < n; i++) {
-		if (conf_get_string(c, conf_list_elem(s, i), elem_label(buf, s, label, i), &v) ==
-		    -1)
-			rc = -1;
-		else
-			names[i] = conf_strdup(c, v);
-	}
-	for (size_t i = 0; i < b->svc.nhosts; i++)
-		free(b->svc.hosts[i]);
-	free(b->svc.hosts);
-	b->svc.hosts = names;
-	b->svc.nhosts = (size_t)n;
-	return rc;
+	return k_strings(c, s, label, &b->svc.hosts, &b->svc.nhosts);
 }
 
 static int k_ready(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
