@@ -186,6 +186,8 @@ void backend_vars_net(struct backend_vars *v, struct backend_vars_buf *b, const 
  * malloc'd; NULL on an unknown placeholder, the reason in ERR.
  */
 char *backend_expand(const char *tmpl, const struct backend_vars *v, char *err, size_t errlen);
+/* backend_expand for a template that holds the cmdline ({cmdline}: V's, expanded already). */
+char *backend_expand_all(const char *tmpl, const struct backend_vars *v, char *err, size_t errlen);
 /* A value for every placeholder, for checks. */
 void backend_vars_dummy(struct backend_vars *v);
 /* The check op's part for cmdline: its placeholders are known. */

@@ -57,17 +57,19 @@ const char *backend_placeholder(const char *s, size_t len, const struct backend_
 	return NULL;
 }
 
-char *backend_expand(const char *tmpl, const struct backend_vars *v, char *err, size_t errlen)
+/* TMPL expanded; {cmdline} is V's cmdline with WITH_CMDLINE, else an error. */
+static char *vars_expand(const char *tmpl, const struct backend_vars *v, bool with_cmdline,
+                         char *err, size_t errlen)
 {
 	size_t cap = strlen(tmpl) + 1, len = 0, n, vl;
 	const char *s = tmpl, *val;
-	bool is_cmdline;
+	bool is_cmdline = false;
 	char *out = malloc(cap), *grown;
 
 	while (out != NULL && *s) {
 		n = backend_placeholder_at(s, tmpl);
 		val = n ? backend_placeholder(s, n, v, &is_cmdline) : NULL;
-		if (n && (val == NULL || is_cmdline)) {
+		if (n && (val == NULL || (is_cmdline && !with_cmdline))) {
 			snprintf(err, errlen, "unknown placeholder %.*s", (int)n, s);
 			free(out);
 			return NULL;
@@ -96,6 +98,16 @@ char *backend_expand(const char *tmpl, const struct backend_vars *v, char *err, 
 	}
 	out[len] = '\0';
 	return out;
+}
+
+char *backend_expand(const char *tmpl, const struct backend_vars *v, char *err, size_t errlen)
+{
+	return vars_expand(tmpl, v, false, err, errlen);
+}
+
+char *backend_expand_all(const char *tmpl, const struct backend_vars *v, char *err, size_t errlen)
+{
+	return vars_expand(tmpl, v, true, err, errlen);
 }
 
 /* The words of bridge or user networking an instance's guest is told. */

@@ -309,41 +309,7 @@ done:
 
 char *xen_cfg_expand(const char *tmpl, const struct backend_vars *v, char *err, size_t errlen)
 {
-	size_t cap = strlen(tmpl) + 1, len = 0, n, vl;
-	const char *s = tmpl, *val;
-	bool is_cmdline;
-	char *out = malloc(cap), *grown;
-
-	while (out != NULL && *s) {
-		n = backend_placeholder_at(s, tmpl);
-		is_cmdline = false; /* not set for an unknown one */
-		val = n ? backend_placeholder(s, n, v, &is_cmdline) : s;
-		if (n && is_cmdline)
-			val = v->cmdline ? v->cmdline : "";
-		if (val == NULL) {
-			snprintf(err, errlen, "unknown placeholder %.*s", (int)n, s);
-			free(out);
-			return NULL;
-		}
-		vl = n ? strlen(val) : 1;
-		n = n ? n : 1;
-		if (len + vl + 1 > cap) {
-			cap = (len + vl + 1) * 2;
-			if ((grown = realloc(out, cap)) == NULL)
-				break;
-			out = grown;
-		}
-		memcpy(out + len, val, vl);
-		len += vl;
-		s += n;
-	}
-	if (out == NULL || *s) {
-		snprintf(err, errlen, "out of memory");
-		free(out);
-		return NULL;
-	}
-	out[len] = '\0';
-	return out;
+	return backend_expand_all(tmpl, v, err, errlen);
 }
 
 char *xen_cfg_read(const char *path, char *err, size_t errlen)
