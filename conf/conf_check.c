@@ -74,8 +74,8 @@ static void check_backend(struct conf_ctx *c, const struct conf_build *b)
 			need = "\"libvirt.xml\" or \"image\"";
 		break;
 	case CONF_BACKEND_XEN:
-		if (missing(b, CONF_SK_XEN_CFG))
-			need = "\"xen.cfg\"";
+		if (missing(b, CONF_SK_IMAGE) && missing(b, CONF_SK_XEN_CFG))
+			need = "\"xen.cfg\" or \"image\"";
 		break;
 	case CONF_BACKEND_EXEC:
 		if (missing(b, CONF_SK_EXEC_COMMAND))

@@ -106,7 +106,8 @@ const char *hostnet_gateway(void);
 int hostnet_prefix(void);
 /*
  * SERVICE's guest at ADDR gets its tap TAP (on the bridge, up; kept across
- * boots) and a permanent neighbour entry for its MAC. -1 when not (logged).
+ * boots) and a permanent neighbour entry for its MAC. TAP "": no tap (the
+ * hypervisor makes the guest's interface: Xen's vif). -1 when not (logged).
  */
 int hostnet_guest_up(const char *service, const char *tap, struct in_addr addr);
 

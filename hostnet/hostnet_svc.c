@@ -178,7 +178,7 @@ int hostnet_guest_up(const char *service, const char *tap, struct in_addr addr)
 	if ((e = hsvc_get(service)) == NULL)
 		return -1;
 	/* Kept across boots; made again should someone have removed it. */
-	if ((strcmp(e->tap, tap) != 0 || if_nametoindex(tap) == 0) &&
+	if (tap[0] != '\0' && (strcmp(e->tap, tap) != 0 || if_nametoindex(tap) == 0) &&
 	    hostnet_tap_create(tap, hs.bridge, service) == -1) {
 		e->tap[0] = '\0';
 		hsvc_down(e);

@@ -98,6 +98,11 @@ int backend_bridge_up(const struct instance *inst)
 	return hostnet_guest_up(inst->svc->name, inst->tap, inst->svc->address);
 }
 
+int backend_neigh_up(const struct instance *inst)
+{
+	return hostnet_guest_up(inst->svc->name, "", inst->svc->address);
+}
+
 void launcher_backend_names(char *buf, size_t len)
 {
 	size_t i, used = 0;

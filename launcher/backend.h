@@ -203,6 +203,8 @@ const char *backend_gateway(void);
 int backend_prefix(void);
 /* Make INST's tap (on the bridge, up) and its permanent neighbour entry. -1 when not. */
 int backend_bridge_up(const struct instance *inst);
+/* Only INST's neighbour entry: the hypervisor puts the guest on the bridge. -1 when not. */
+int backend_neigh_up(const struct instance *inst);
 
 /*
  * The child registry: processes the launcher started, reaped on SIGCHLD by

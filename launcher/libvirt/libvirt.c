@@ -148,7 +148,7 @@ void libvirt_run_died(struct lv_run *r, int status, const char *how)
 
 static virDomainPtr libvirt_lookup(struct libvirt_job *j, virConnectPtr c)
 {
-	virDomainPtr d = virDomainLookupByName(c, j->key);
+	virDomainPtr d = virDomainLookupByName(c, j->item.key);
 
 	if (d == NULL)
 		snprintf(j->err, sizeof(j->err), "%s", libvirt_conn_error("no such domain"));
@@ -233,7 +233,7 @@ void libvirt_w_stop(struct libvirt_job *j, virConnectPtr c)
 
 	if (c == NULL)
 		return;
-	if ((d = virDomainLookupByName(c, j->key)) == NULL) {
+	if ((d = virDomainLookupByName(c, j->item.key)) == NULL) {
 		j->rc = 0; /* gone already */
 		return;
 	}
@@ -394,7 +394,7 @@ static void libvirt_ev_stopped(struct lv_run *r, const struct libvirt_job *j)
 
 static void libvirt_ev_lifecycle(const struct libvirt_job *j)
 {
-	struct lv_run *r = libvirt_run_by_dom(j->key);
+	struct lv_run *r = libvirt_run_by_dom(j->item.key);
 	enum inst_state s;
 
 	if (r == NULL || r->inst == NULL)

@@ -163,7 +163,7 @@ static void watch_w_destroy(struct libvirt_job *j, virConnectPtr c)
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	virDomainPtr d;
 
-	if (c == NULL || (d = virDomainLookupByName(c, j->key)) == NULL)
+	if (c == NULL || (d = virDomainLookupByName(c, j->item.key)) == NULL)
 		return;
 	if (virDomainGetUUIDString(d, uuid) == 0 && strcmp(uuid, j->uuid) == 0) {
 		j->rc = virDomainIsActive(d) == 1 ? virDomainDestroy(d) : 0;
@@ -178,7 +178,7 @@ static void watch_w_console(struct libvirt_job *j, virConnectPtr c)
 {
 	virDomainPtr d;
 
-	if (c == NULL || (d = virDomainLookupByName(c, j->key)) == NULL)
+	if (c == NULL || (d = virDomainLookupByName(c, j->item.key)) == NULL)
 		return;
 	j->console = libvirt_console_open(c, d, j->serial);
 	j->rc = 0;

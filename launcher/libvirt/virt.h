@@ -18,6 +18,7 @@
 #include <libvirt/virterror.h>
 
 #include "conf.h"
+#include "jobq.h"
 
 struct backend_ops;
 struct backend_vars;
@@ -27,7 +28,7 @@ extern const struct backend_ops backend_libvirt_ops;
 
 /* Every domain beckon makes is named LIBVIRT_PREFIX<service>. */
 #define LIBVIRT_PREFIX "beckon-"
-#define LIBVIRT_NAME_MAX (CONF_SERVICE_NAME_MAX + 16)
+#define LIBVIRT_NAME_MAX JOBQ_KEY_MAX
 
 /* ---- libvirt_xml.c: the domain XML, no I/O but the user's file ---------------- */
 
@@ -72,12 +73,11 @@ typedef void (*libvirt_job_fn)(struct libvirt_job *j, virConnectPtr c);
 typedef void (*libvirt_done_fn)(struct libvirt_job *j);
 
 struct libvirt_job {
-	struct libvirt_job *next;
-	char key[LIBVIRT_NAME_MAX]; /* jobs with one key run one at a time, in order */
-	char *uri;                  /* NULL: libvirt's default */
-	libvirt_job_fn run;         /* NULL: only done (an event) */
-	libvirt_done_fn done;       /* NULL: nothing to do after */
-	uint64_t serial;            /* the run it is for (libvirt.c) */
+	struct jobq_item item; /* first; key: the domain's name */
+	char *uri;             /* NULL: libvirt's default */
+	libvirt_job_fn run;    /* NULL: only done (an event) */
+	libvirt_done_fn done;  /* NULL: nothing to do after */
+	uint64_t serial;       /* the run it is for (libvirt.c) */
 	/* What the job takes and gives. */
 	char *xml, *path;
 	unsigned flags;

@@ -217,9 +217,9 @@ static bool xen_w_domid(struct xen_job *j, libxl_ctx *ctx)
 {
 	if (ctx == NULL)
 		return false;
-	if (libxl_name_to_domid(ctx, j->key, &j->domid) != 0) {
+	if (libxl_name_to_domid(ctx, j->item.key, &j->domid) != 0) {
 		j->domid = INVALID_DOMID;
-		snprintf(j->err, sizeof(j->err), "no domain %s", j->key);
+		snprintf(j->err, sizeof(j->err), "no domain %s", j->item.key);
 		return false;
 	}
 	return true;
@@ -230,7 +230,7 @@ static void xen_w_undo(struct xen_job *j, libxl_ctx *ctx)
 {
 	uint32_t domid;
 
-	if (libxl_name_to_domid(ctx, j->key, &domid) == 0)
+	if (libxl_name_to_domid(ctx, j->item.key, &domid) == 0)
 		libxl_domain_destroy(ctx, domid, NULL);
 }
 
@@ -259,7 +259,7 @@ static void xen_w_create(struct xen_job *j, libxl_ctx *ctx)
 
 	if (ctx == NULL)
 		return;
-	xen_console_path(j->key, log, sizeof(log));
+	xen_console_path(j->item.key, log, sizeof(log));
 	unlink(log); /* xenconsoled appends: an earlier run's words are not this one's */
 	if (j->path == NULL) {
 		rc = libxl_domain_create_new(ctx, j->cfg, &j->domid, NULL, NULL);
@@ -317,7 +317,8 @@ static void xen_w_save(struct xen_job *j, libxl_ctx *ctx)
 		return;
 	}
 	if (libxl_domain_destroy(ctx, j->domid, NULL) != 0)
-		log_warnx("xen: %s saved, but not destroyed: %s", j->key, xen_job_error("failed"));
+		log_warnx("xen: %s saved, but not destroyed: %s", j->item.key,
+		          xen_job_error("failed"));
 	j->rc = 0;
 }
 
@@ -371,7 +372,7 @@ static void xen_d_started(struct xen_job *j)
 	if (r == NULL || r->inst == NULL) {
 		/* Its stop is queued after it; the watch is still to be freed. */
 		if (j->death != NULL && (r = calloc(1, sizeof(*r))) != NULL) {
-			snprintf(r->dom, sizeof(r->dom), "%s", j->key);
+			snprintf(r->dom, sizeof(r->dom), "%s", j->item.key);
 			r->console_fd = -1;
 			r->death = j->death;
 			xen_run_free(r);
@@ -573,12 +574,17 @@ done:
 
 /* ---- the ops ------------------------------------------------------------------------ */
 
-/* Networking and the loop's side of the jobs, before a domain starts. */
+/*
+ * Networking and the loop's side of the jobs, before a domain starts. In
+ * bridge mode the guest's vif joins beckon's bridge through Xen's hotplug
+ * script (vif-bridge): beckon makes no tap (the name the launcher gave it
+ * only says "bridge mode"), only the guest's neighbour entry.
+ */
 static int xen_prepare(struct instance *inst)
 {
 	if (xen_jobs_attach(launcher_inst_base(inst)) == -1)
 		return -1;
-	if (*launcher_inst_tap(inst) && backend_bridge_up(inst) == -1) {
+	if (*launcher_inst_tap(inst) && backend_neigh_up(inst) == -1) {
 		log_warnx("%s: xen: host networking failed", xen_svc(inst));
 		return -1;
 	}

@@ -19,6 +19,7 @@
 #include <libxl_utils.h>
 
 #include "conf.h"
+#include "jobq.h"
 
 struct backend_ops;
 struct backend_vars;
@@ -29,7 +30,7 @@ extern const struct backend_ops backend_xen_ops;
 
 /* Every domain beckon makes is named XEN_PREFIX<service>. */
 #define XEN_PREFIX "beckon-"
-#define XEN_NAME_MAX (CONF_SERVICE_NAME_MAX + 16)
+#define XEN_NAME_MAX JOBQ_KEY_MAX
 /* Where xenconsoled --log=guest writes each guest's console. */
 #define XEN_CONSOLE_DIR "/var/log/xen/console"
 
@@ -74,11 +75,10 @@ typedef void (*xen_job_fn)(struct xen_job *j, libxl_ctx *ctx);
 typedef void (*xen_done_fn)(struct xen_job *j);
 
 struct xen_job {
-	struct xen_job *next;
-	char key[XEN_NAME_MAX]; /* jobs with one key run one at a time, in order */
-	xen_job_fn run;         /* NULL: only done (an event) */
-	xen_done_fn done;       /* NULL: nothing to do after */
-	uint64_t serial;        /* the run it is for (xen.c) */
+	struct jobq_item item; /* first; key: the domain's name */
+	xen_job_fn run;        /* NULL: only done (an event) */
+	xen_done_fn done;      /* NULL: nothing to do after */
+	uint64_t serial;       /* the run it is for (xen.c) */
 	/* What the job takes and gives. */
 	libxl_domain_config *cfg; /* owned: disposed and freed with the job */
 	char *path;
@@ -104,8 +104,8 @@ void xen_jobs_detach(void);
 void xen_job_queue(struct xen_job *j);
 /* From any thread: hand J to beckon's loop for its done. */
 void xen_job_post(struct xen_job *j);
-/* Wait (at most MS) until no job is queued or running, then deliver what is posted. */
-void xen_jobs_drain(int ms);
+/* Wait (at most MS) until no job is queued or running, delivering what is posted. */
+bool xen_jobs_drain(int ms);
 /* Where libxl's domain events go (jobs with op XEN_EV): set once. */
 void xen_jobs_set_event_done(xen_done_fn fn);
 /* libxl's last error message on this worker, or WHAT. */
