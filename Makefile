@@ -111,9 +111,14 @@ test-busy: all asan unit helpers
 	@tests/busy.sh
 
 # The Xen lab: Xen under QEMU, beckond in its dom0, the Xen tests there (tests/xen/).
-.PHONY: xen-lab
+.PHONY: xen-lab bench-xen
 xen-lab: all
 	@tests/xen/lab.sh
+# The Xen figures, in the lab (tests/xen/bench.sh); kept in tests/bench/results/.
+bench-xen: all
+	@XEN_LAB_RUN=bench.sh tests/xen/lab.sh | tee build/bench-xen.out
+	@{ echo "# make bench-xen, $$(date -u +%FT%TZ), $$(nproc) cores, TCG under Xen under QEMU (no KVM)"; \
+	   grep -E '^# (bench|lab)' build/bench-xen.out; } >tests/bench/results/xen-$$(date +%Y-%m-%d).txt
 
 bench: all helpers
 	@tests/bench/run.sh

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,8 @@
 #include "hostnet.h"
 #include "log.h"
 
-#define ACT_RULE_MAX 32 /* copies of the rule removed at most */
+#define ACT_RULE_MAX 32       /* copies of the rule removed at most */
+#define ACT_IPTABLES_MS 20000 /* how long an iptables run may take */
 
 extern char **environ;
 
@@ -59,15 +61,20 @@ struct activity {
 
 /* ---- the conntrack rule ---------------------------------------------------------- */
 
-/* Run iptables with the rule's match and ACTION (-A, -D, -C); its exit status. */
+/*
+ * Run iptables with the rule's match and ACTION (-A, -D, -C); its exit
+ * status. At startup and exit only, so waited for; but never for long: a
+ * stuck iptables (its lock held, a module that will not load) must not
+ * hang beckond's start.
+ */
 static int act_iptables(const struct activity *a, const char *action)
 {
-	char *argv[] = {"iptables", "-w",        (char *)action, "FORWARD",
-	                "-m",       "conntrack", "--ctstate",    "ESTABLISHED",
-	                "-m",       "comment",   "--comment",    (char *)a->comment,
-	                NULL};
+	char *argv[] = {"iptables",         "-w", "5",         (char *)action,
+	                "FORWARD",          "-m", "conntrack", "--ctstate",
+	                "ESTABLISHED",      "-m", "comment",   "--comment",
+	                (char *)a->comment, NULL};
 	posix_spawn_file_actions_t fa;
-	pid_t pid;
+	pid_t pid, got;
 	int status, rc;
 
 	posix_spawn_file_actions_init(&fa);
@@ -77,9 +84,18 @@ static int act_iptables(const struct activity *a, const char *action)
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0)
 		return -1;
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR)
+	for (int ms = 0; (got = waitpid(pid, &status, WNOHANG)) == 0; ms += 10) {
+		if (ms >= ACT_IPTABLES_MS) {
+			log_warnx("conntrack: iptables %s did not end in %d s: killed", action,
+			          ACT_IPTABLES_MS / 1000);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
 			return -1;
+		}
+		usleep(10000);
+	}
+	if (got == -1)
+		return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -108,6 +124,7 @@ struct activity *activity_new(const struct conf *conf)
 	snprintf(a->comment, sizeof(a->comment), "beckon-ct %s", conf->bridge);
 	a->bcast =
 	    ntohl(conf->subnet.s_addr) | (conf->prefix >= 32 ? 0 : 0xffffffffu >> conf->prefix);
+	log_debug("conntrack: the counting rule (iptables)");
 	act_rule_remove(a); /* what a killed beckond left */
 	if (act_iptables(a, "-A") == 0)
 		a->rule = true;

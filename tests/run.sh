@@ -37,7 +37,9 @@ for t in tests/integration/test_*.sh; do
 	name=$(basename "$t" .sh)
 	if [ -n "${TEST_FILTER:-}" ] && ! [[ $name =~ $TEST_FILTER ]]; then continue; fi
 	start=$(date +%s)
-	timeout -k 10 600 bash "$t" >"$logs/$name.log" 2>&1 </dev/null
+	# 600 s a script, unless it says otherwise in a line "# run.sh timeout: N".
+	limit=$(sed -n 's/^# run.sh timeout: \([0-9][0-9]*\)$/\1/p' "$t" | head -1)
+	timeout -k 10 "${limit:-600}" bash "$t" >"$logs/$name.log" 2>&1 </dev/null
 	rc=$?
 	p=$(grep -c '^ok ' "$logs/$name.log")
 	f=$(grep -c '^not ok ' "$logs/$name.log")

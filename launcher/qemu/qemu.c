@@ -26,7 +26,7 @@
 #include "qmp.h"
 #include "qemu.h"
 
-#define QEMU_QUIT_GRACE_MS 2000   /* after QMP quit, before SIGKILL */
+#define QEMU_QUIT_GRACE_MS 10000  /* after QMP quit, before SIGKILL (a loaded host is slow) */
 #define USER_GUEST_IP "10.0.2.15" /* QEMU user networking's defaults */
 #define USER_GATEWAY "10.0.2.2"
 #define USER_DNS "10.0.2.3"

@@ -84,26 +84,34 @@ holdnet_fw_cleanup() {
 }
 
 # holdnet_client_rate ADDRESS_NET: with write_conf's services 2 and 3 cold,
-# a config with the per-client boot rate (1/s, burst 1): the client's first
-# connection (to .2) boots, its next (to .3) is refused at once, without a
-# boot, and the log names the client. Refused: curl fails connecting (7) or,
-# behind the proxy, reading what was accepted (56).
+# a config with the per-client boot rate (1/s, burst 1): of the client's two
+# connections at once (to .2 and .3), one boots its guest, the other is
+# refused without a boot, and the log names the client. Refused: curl fails
+# connecting (7) or, behind the proxy, reading what was accepted (56). At
+# once, not one after the other: on a loaded machine the first boot may
+# take longer than the second that refills the client's bucket.
 holdnet_client_rate() {
-	local net=$1 out rc t0 t1 log=$T/beckond.client-rate.log
+	local net=$1 r2 r3 c2 c3 n refused log=$T/beckond.client-rate.log
 	write_conf ""
 	echo 'boot_rate = { rate = 0; client_rate = 1; client_burst = 1; };' >>"$CONF"
 	rm -f "$T"/count.*
 	: >"$log"
 	start_daemon "$CONF" "$log" || { not_ok "beckond starts with client_rate"; return 1; }
-	out=$(hcl curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$net.2/")
-	check "client rate: the client's first connection boots its guest ($out)" [ "$out" = 200 ]
-	t0=$(now_ms)
-	hcl curl -s -o /dev/null -m 5 "http://$net.3/"
-	rc=$?
-	t1=$(now_ms)
-	check "client rate: its next, to another cold guest, is refused at once (curl exit $rc, $((t1 - t0)) ms)" \
-		[ \( "$rc" -eq 7 -o "$rc" -eq 56 \) -a $((t1 - t0)) -lt 500 ]
-	check "client rate: that guest was not started" [ "$(runs 3)" -eq 0 ]
+	hcl curl -s -o /dev/null -m 30 -w '%{http_code}' "http://$net.2/" >"$T/cr.2" &
+	c2=$!
+	hcl curl -s -o /dev/null -m 30 -w '%{http_code}' "http://$net.3/" >"$T/cr.3" &
+	c3=$!
+	wait "$c2"
+	r2="$? $(cat "$T/cr.2")"
+	wait "$c3"
+	r3="$? $(cat "$T/cr.3")"
+	n=$(($(runs 2) + $(runs 3)))
+	if [ "$r2" = "0 200" ]; then refused=$r3; else refused=$r2; fi
+	check "client rate: of two connections at once, one boots its guest ($r2 / $r3)" \
+		[ "$r2" = "0 200" -o "$r3" = "0 200" ]
+	check "client rate: the other is refused ($refused)" \
+		[ "${refused%% *}" -eq 7 -o "${refused%% *}" -eq 56 ]
+	check "client rate: its guest was not started (one boot in all: $n)" [ "$n" -eq 1 ]
 	check "client rate: the log names the client" \
 		grep -q "boot refused (client_rate limit), requested by $HCNET\." "$log"
 	check "client rate: SIGTERM: clean" stop_daemon
@@ -147,9 +155,10 @@ holdnet_kill9() {
 	wait "$kc"
 	check "kill -9: the held client is told at once ($(cat "$T/k.out"))" [ "$(cat "$T/k.out")" = 000 ]
 	t0=$(now_ms)
-	hcl curl -s -o /dev/null -m 5 "$2"
+	hcl curl -s -o /dev/null -m 30 "$2"
 	rc=$?
 	t1=$(now_ms)
-	check "kill -9: a new connection is refused at once${3:-} (curl exit $rc, $((t1 - t0)) ms)" \
-		[ "$rc" -eq 7 -a $((t1 - t0)) -lt 500 ]
+	# "At once": refused, not held until a timeout (curl's own start can take a while here).
+	check "kill -9: a new connection is refused, not held${3:-} (curl exit $rc, $((t1 - t0)) ms)" \
+		[ "$rc" -eq 7 -a $((t1 - t0)) -lt 10000 ]
 }

@@ -157,7 +157,8 @@ for s in json.load(sys.stdin)["services"]:
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # dq ARGS...: dig against the daemon's first listen address, short timeouts.
-dq() { dig @127.0.0.1 -p "$DNS_PORT" +time=5 +tries=1 "$@"; }
+# A cold boot on a loaded machine can take a while: 30 s before dig gives up.
+dq() { dig @127.0.0.1 -p "$DNS_PORT" +time=30 +tries=1 "$@"; }
 
 # A busybox httpd docroot with an index naming WHO.
 make_docroot() {

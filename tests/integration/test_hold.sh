@@ -110,7 +110,7 @@ hcl curl -s -o /dev/null -m 5 "http://$HNET.4/"
 rc=$?
 t1=$(now_ms)
 check "failed boot: connection refused (curl exit $rc, want 7)" [ "$rc" -eq 7 ]
-check "failed boot: after about boot_timeout ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 1900 ]
+check "failed boot: not before boot_timeout, nor long after ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 15000 ]
 check "failed boot: still a rule" rule_for 4
 check "SIGTERM: beckond exits cleanly" stop_daemon
 check "SIGTERM: the chain is gone" bash -c "! iptables -w -S $CHAIN 2>/dev/null"
@@ -122,7 +122,8 @@ start_daemon "$CONF" || { not_ok "beckond starts with max_held_per_service 5"; f
 holdnet_limit "http://$HNET.6/" 6 refused
 
 # 8. kill -9 with a connection held: no blackhole, and the next start cleans up.
-hcl curl -s -m 8 "http://$HNET.5/" >"$T/held.out" 2>&1 &
+# The kernel sends the SYN again after 1, 3, 7, 15 s: a loaded machine may need the later ones.
+hcl curl -s -m 40 "http://$HNET.5/" >"$T/held.out" 2>&1 &
 HELD=$!
 wait_for 15 bash -c "[ \$(cat $T/count.5 2>/dev/null | wc -l) -ge 1 ]"
 sleep 0.2

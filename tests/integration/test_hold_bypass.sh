@@ -159,11 +159,17 @@ wait "$LP"
 check "... its request, sent after the rule came back, is answered on that connection: $(cat "$T/late.out")" \
 	[ "$(cat "$T/late.out")" = 200 ]
 check "woken: ready again, no second boot ($(state), $(runs 2) runs)" [ "$(state)$(runs 2)" = ready1 ]
-check "woken: the rule is back" wait_for 15 rules_are 1
-rules_are 1 || why_not
+# On a loaded machine it may have idled out again since (idle_timeout 4 s): then no rule.
+if rules_are 1 || { state_is paused && [ "$(dnat_rule "$C")" = 0 ]; }; then
+	ok "woken: the rule is back (or, idle again, gone with the pause: $(state))"
+else
+	not_ok "woken: the rule is back ($(state))"
+	why_not
+fi
 
 # 5. A stream of short connections (none open at a look) keeps it ready.
 pauses() { grep -c 'web: idle: pause' "$DLOG"; }
+[ "$(get)" = 200 ] && wait_for 15 state_is ready # from where section 4 left it
 p0=$(pauses)
 steady=ready
 for _ in $(seq 24); do

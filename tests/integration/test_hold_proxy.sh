@@ -111,7 +111,7 @@ EOF
 svc() { # svc N NAME PORT COMMAND [READY] [BOOT_TIMEOUT]
 	cat <<CONF
   { name = "$2"; dns = ( "$2.svc.test" ); address = "$HSNET.$1"; ports = ( $3 );
-    backend = "exec"; ready = "${5:-tcp}"; boot_timeout = "${6:-5s}";
+    backend = "exec"; ready = "${5:-tcp}"; boot_timeout = "${6:-60s}";
     exec = { command = "$4"; }; },
 CONF
 }
@@ -121,13 +121,16 @@ httpd() { # httpd N DELAY: a counted busybox httpd after DELAY (see holdnet_wait
 
 write_conf() { # write_conf EXTRA_NETWORK_KEYS
 	base_conf "$CONF"
-	sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"proxy\"; $1 };|" "$CONF"
+	# A minute's hold unless the test says: a boot on a loaded machine outlasts the 10 s default.
+	local keys=$1
+	case $keys in *hold_timeout*) ;; *) keys="hold_timeout = \"60s\"; $keys" ;; esac
+	sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"proxy\"; $keys };|" "$CONF"
 	sed -i "s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
 	{
 		svc 2 web 80 "$(httpd 2 0.3)"
 		svc 3 many 80 "$(httpd 3 0.3)"
 		svc 4 data 9000 "python3 $T/srv.py {port} 0.3"
-		svc 5 never 80 "sleep 1000" tcp 1s
+		svc 5 never 80 "sleep 1000" tcp 6s
 		svc 6 early 80 "$(httpd 6 0.25)" "delay:10ms"
 		svc 7 flaky 9000 "env FLAKY=2 python3 $T/srv.py {port} 0"
 		svc 8 lim 80 "$(httpd 8 go)" tcp 60s # its boot waits for the test
@@ -160,9 +163,9 @@ check "ready service: straight through, no second boot (${out##* }s, $(runs 2) b
 
 # 2. 50 concurrent connections to a cold service: all 200, one boot.
 for i in $(seq 50); do
-	hcl curl -s -o /dev/null -m 5 -w '%{http_code}\n' "http://$HSNET.3/" >"$T/c.$i" 2>&1 &
+	hcl curl -s -o /dev/null -m 60 -w '%{http_code}\n' "http://$HSNET.3/" >"$T/c.$i" 2>&1 &
 done
-wait_for 10 bash -c "[ \$(cat $T/c.* 2>/dev/null | grep -c .) -eq 50 ]"
+wait_for 90 bash -c "[ \$(cat $T/c.* 2>/dev/null | grep -c .) -eq 50 ]"
 n=$(cat "$T"/c.* | grep -cx 200)
 check "50 concurrent connections: all 200 ($n)" [ "$n" -eq 50 ]
 check "50 concurrent connections: one boot ($(runs 3) runs)" [ "$(runs 3)" -eq 1 ]
@@ -199,17 +202,17 @@ check "slow reader gone mid-transfer: beckond holds no connection ($(tcp_conns))
 
 # 5. A boot that fails: held clients are reset; held ones show in the metrics.
 for i in 1 2 3; do
-	hcl curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$HSNET.5/" >"$T/f.$i" 2>&1 &
+	hcl curl -s -o /dev/null -m 60 -w '%{http_code} %{time_total}\n' "http://$HSNET.5/" >"$T/f.$i" 2>&1 &
 done
 held_is() { [ "$(held_metric)" = "$1" ]; }
 check "held connections in the metrics ($(held_metric))" wait_for 15 held_is 3
-wait_for 15 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
+wait_for 60 bash -c "[ \$(cat $T/f.* 2>/dev/null | grep -c .) -eq 3 ]"
 t0=$(now_ms)
-hcl curl -s -o /dev/null -m 5 "http://$HSNET.5/"
+hcl curl -s -o /dev/null -m 60 "http://$HSNET.5/"
 rc=$?
 t1=$(now_ms)
 check "failed boot: the client is reset (curl exit $rc, want 56)" [ "$rc" -eq 56 ]
-check "failed boot: at about boot_timeout ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 1900 ]
+check "failed boot: not before boot_timeout (6 s), nor long after ($((t1 - t0)) ms)" [ $((t1 - t0)) -ge 5900 -a $((t1 - t0)) -lt 30000 ]
 check "failed boot: all three earlier clients reset too" [ "$(cat "$T"/f.* | grep -c '^000 ')" -eq 3 ]
 check "failed boot: nothing held any more ($(held_metric))" [ "$(held_metric)" = 0 ]
 

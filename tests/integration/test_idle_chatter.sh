@@ -64,7 +64,7 @@ base_conf "$CONF"
 sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$BR\"; subnet = \"$NET.0/24\"; hold = \"none\"; };|" "$CONF"
 add_services "$CONF" <<CONF
   { name = "$P-chat"; dns = ( "chat.svc.test" ); address = "$NET.2"; ports = ( 80 );
-    backend = "exec"; ready = "console:^READY"; idle_timeout = "1s"; on_idle = "destroy";
+    backend = "exec"; ready = "console:^READY"; idle_timeout = "1s"; on_idle = "destroy"; boot_timeout = "60s";
     exec = { command = "python3 $T/chatter.py {tap} {mac} {address} {gateway} $NET.255"; }; },
   { name = "$P-vm"; dns = ( "vm.svc.test" ); address = "$NET.3"; ports = ( 80 );
     backend = "exec"; image = "$IMG"; ready = "http:/healthz"; boot_timeout = "30s";

@@ -76,6 +76,8 @@ while os.path.exists(sys.argv[3]):
 s.close()' "$(addr quiet)" 80 "$T/quiet.open" &
 HOLD=$!
 wait_for 20 test -s "$T/quiet.open"
+# Python's start can outlast idle_timeout here: then the connection woke it (a held SYN).
+wait_for 20 state_is quiet ready
 sleep 3 # past idle_timeout on purpose
 check "quiet: one open quiet connection: still ready after 3 s (idle_timeout 1 s)" state_is quiet ready
 rm -f "$T/quiet.open"

@@ -5,6 +5,8 @@
 # printed here; the exit status is 1 when one failed. `make xen-lab`.
 #   XEN_LAB_DIR   where the lab is built and cached (default build/xen)
 #   XEN_LAB_KEEP  keep the serial log's full text on the terminal too
+#   XEN_LAB_RUN   what dom0 runs: run.sh (the tests, default) or bench.sh
+#                 (`make bench-xen`: its "# bench" lines are the figures)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${XEN_LAB_DIR:-$ROOT/build/xen}
@@ -45,16 +47,23 @@ mkdir -p "$P/lab/bin" "$P/etc/default"
 cp "$ROOT/build/beckond" "$ROOT/build/beckonctl" "$P/lab/bin/"
 # Under /usr: dom0's /lib is a symlink (merged /usr), and a directory of
 # that name in a later cpio would replace it.
-for lib in $(ldd "$ROOT/build/beckond" "$ROOT/build/beckonctl" | awk '/=> \// {print $3}' | sort -u); do
+# strace, when the host has it: run.sh shows what a stuck beckond does.
+tools="$ROOT/build/beckond $ROOT/build/beckonctl"
+if command -v strace >/dev/null; then
+	cp "$(command -v strace)" "$P/lab/bin/"
+	tools="$tools $(command -v strace)"
+fi
+for lib in $(ldd $tools | awk '/=> \// {print $3}' | sort -u); do
 	case "$lib" in /lib/* | /lib64/*) dest=/usr$lib ;; *) dest=$lib ;; esac
 	mkdir -p "$P$(dirname "$dest")"
 	cp -L "$lib" "$P$dest"
 done
 cp "$SRC/dom0-init" "$P/init"
-cp "$SRC/run.sh" "$SRC/pvh.cfg" "$SRC/pv.cfg" "$SRC/bad.cfg" "$P/lab/"
+cp "$SRC/run.sh" "$SRC/bench.sh" "$SRC/pvh.cfg" "$SRC/pv.cfg" "$SRC/bad.cfg" "$P/lab/"
 cp "$SRC/xen.default" "$P/etc/default/xen"
 cp "$OUT/vmlinuz" "$OUT/guest.cpio" "$P/lab/"
-chmod 755 "$P/init" "$P/lab/run.sh"
+echo "${XEN_LAB_RUN:-run.sh}" >"$P/lab/what"
+chmod 755 "$P/init" "$P/lab/run.sh" "$P/lab/bench.sh"
 (cd "$P" && find . -print | cpio -o -H newc --quiet) >"$OUT/payload.cpio"
 cat "$OUT/dom0.cpio" "$OUT/payload.cpio" >"$OUT/lab.cpio"
 
@@ -64,7 +73,8 @@ cat "$OUT/dom0.cpio" "$OUT/payload.cpio" >"$OUT/lab.cpio"
 say "booting Xen under QEMU (several minutes)"
 LOG=$OUT/serial.log
 rm -f "$LOG"
-timeout -k 10 "${XEN_LAB_TIMEOUT:-1500}" qemu-system-x86_64 -machine pc -accel tcg,tb-size=256 \
+[ "${XEN_LAB_RUN:-run.sh}" = bench.sh ] && limit=3600 || limit=1800
+timeout -k 10 "${XEN_LAB_TIMEOUT:-$limit}" qemu-system-x86_64 -machine pc -accel tcg,tb-size=256 \
 	-cpu qemu64,+svm,+npt -smp 2 -m 2560 -display none -monitor none -no-reboot \
 	-serial "file:$LOG" \
 	-kernel "$OUT/xen" \

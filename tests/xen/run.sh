@@ -29,6 +29,22 @@ page() { curl -s -m 30 "http://$1/$2"; }
 # A DNS answer for NAME: the A record, after waiting as beckon makes it wait.
 answer() { dig $DNS +time=300 +tries=1 +short "$1.svc.test" A; }
 log_tail() { echo "--- beckond log:"; tail -n 40 $T/beckond.log | sed 's/^/  | /'; }
+# What a beckond that did not start was doing: each thread's syscall, then
+# a second start under strace (when the lab has it), whose last calls show.
+stuck() {
+	echo "--- beckond $PID: $(kill -0 $PID 2>/dev/null && echo alive || echo gone)"
+	for t in /proc/$PID/task/*; do
+		echo "  | thread ${t##*/}: syscall $(cut -d' ' -f1 $t/syscall 2>/dev/null) wchan $(cat $t/wchan 2>/dev/null)"
+	done
+	kill -9 $PID 2>/dev/null
+	[ -x $B/strace ] || return
+	rm -f $T/ctl.sock
+	$B/strace -f -tt -o $T/strace.log $B/beckond -c $T/beckon.conf -v >$T/beckond2.log 2>&1 &
+	wait_for 90 test -S $T/ctl.sock && echo "--- under strace, beckond started"
+	echo "--- under strace: the last calls"
+	tail -n 40 $T/strace.log | cut -c1-160 | sed 's/^/  | /'
+	kill -9 $! 2>/dev/null
+}
 
 cat >$T/beckon.conf <<CONF
 state_dir = "$T/state";
@@ -71,7 +87,7 @@ $B/beckond -c $T/beckon.conf -n >/dev/null 2>&1 && ok "beckond -n accepts the la
 xl info >/dev/null 2>&1 && ok "xl info: Xen $(xl info | awk '/^xen_version/ {print $3}') runs" || not_ok "xl info works in dom0"
 
 # ---- cold boots: PVH, PV, console readiness, in parallel ---------------------------------
-start_beckond && ok "beckond starts with three Xen services" || { not_ok "beckond starts"; log_tail; exit 1; }
+start_beckond && ok "beckond starts with three Xen services" || { not_ok "beckond starts"; log_tail; stuck; exit 1; }
 t0=$(date +%s)
 answer pvh >$T/a.pvh & A1=$!
 answer pv >$T/a.pv & A2=$!
