@@ -6,7 +6,7 @@
 # where the machine cannot run it (no root, under 3 GiB of disk or memory),
 # or when XEN_LAB=0 says so. Its first build (debootstrap) takes about ten
 # minutes, a run five to fifteen with the machine's load: hence the limit.
-# run.sh timeout: 3000
+# run.sh timeout: 4200
 . "$(dirname "$0")/lib.sh"
 
 need_root "the Xen lab"

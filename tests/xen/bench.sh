@@ -45,7 +45,7 @@ dns = { listen = ( "127.0.0.1:5353" ); zone = "svc.test"; ttl = 1;
   ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } ); };
 network = { mode = "bridge"; bridge = "beckon0"; subnet = "10.77.0.0/24"; hold = "none"; };
 defaults = {
-  backend = "xen"; memory = "128M"; vcpus = 1; boot_timeout = "300s"; ready = "http:/";
+  backend = "xen"; memory = "128M"; vcpus = 1; boot_timeout = "900s"; ready = "http:/";
   image = "$L/vmlinuz"; ports = ( 80 ); idle_timeout = "3s"; xen = { cfg = "$L/pvh.cfg"; };
 };
 services = (
@@ -62,7 +62,7 @@ wait_for 60 test -S $T/ctl.sock || { say "beckond did not start"; tail -20 $T/be
 # One run: query, then the first byte; its time in ms on stdout, nothing on failure.
 one() {
 	t0=$(now_ms)
-	a=$(dig $DNS +time=300 +tries=1 +short "$1.svc.test" A)
+	a=$(dig $DNS +time=900 +tries=1 +short "$1.svc.test" A)
 	[ "$a" = "$2" ] || return 1
 	curl -s -m 60 -o /dev/null "http://$2/" || return 1
 	echo $(($(now_ms) - t0))
@@ -74,7 +74,7 @@ bench() {
 	shift 2
 	: >$T/$k.ms
 	for i in $(seq "$RUNS"); do
-		if [ "$i" -gt 1 ] && ! wait_for 300 "$@"; then
+		if [ "$i" -gt 1 ] && ! wait_for 900 "$@"; then
 			say "$k: run $i: not back in its resting state"
 			break
 		fi
@@ -85,15 +85,15 @@ bench() {
 
 # The first query of each warms what is shared (page cache, xenstore).
 one cold 10.77.0.2 >/dev/null
-wait_for 300 state_is cold stopped
+wait_for 900 state_is cold stopped
 bench cold 10.77.0.2 state_is cold stopped
 one paused 10.77.0.3 >/dev/null
-wait_for 300 state_is paused paused
+wait_for 900 state_is paused paused
 bench paused 10.77.0.3 state_is paused paused
 one saved 10.77.0.4 >/dev/null
-wait_for 300 state_is saved suspended
+wait_for 900 state_is saved suspended
 bench saved 10.77.0.4 state_is saved suspended
-wait_for 300 shell_ready
+wait_for 900 shell_ready
 bench shell 10.77.0.5 shell_ready
 kill -TERM $PID
 wait_for 120 sh -c "! kill -0 $PID"
@@ -116,7 +116,7 @@ ip link set beckon0 up
 for i in $(seq "$RUNS"); do
 	t0=$(now_ms)
 	xl create -q $T/raw.cfg >/dev/null 2>&1 || { say "xl: run $i: xl create failed"; continue; }
-	if wait_for 300 curl -s -m 5 -o /dev/null http://10.77.0.9/; then
+	if wait_for 900 curl -s -m 5 -o /dev/null http://10.77.0.9/; then
 		echo $(($(now_ms) - t0)) >>$T/xl.ms
 	else
 		say "xl: run $i: no page"
