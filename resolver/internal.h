@@ -3,11 +3,15 @@
  * TCP connections, and the answers that go out later (pending wakes and
  * forwarded queries). Nothing outside resolver/ includes this.
  *
- * Limits (constants, not config):
- * - RESOLVER_TCP_MAX connections at once; more are closed at accept.
- * - A TCP connection with no complete query for RESOLVER_TCP_IDLE_SEC (and
+ * Limits:
+ * - dns.tcp.max connections at once, dns.tcp.per_client from one address:
+ *   beyond either, the least recently used connection with no answer
+ *   pending (of that address, or of anyone) gives way to the new one; when
+ *   every one has an answer pending, the new one is closed.
+ * - A TCP connection with no complete query for dns.tcp.idle_timeout (and
  *   no answer pending) is closed; so is one whose client does not read its
  *   answers for as long.
+ * - dns.rrl: UDP responses a second per client prefix and kind (rrl.h).
  * - RESOLVER_PENDING_MAX answers waiting for a boot; beyond that SERVFAIL.
  * - RESOLVER_FWD_MAX forwarded queries in flight; beyond that SERVFAIL, and
  *   SERVFAIL when the forwarder does not answer in RESOLVER_FWD_TIMEOUT_MS.
@@ -19,15 +23,15 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "conf.h"
 #include "query.h"
 #include "resolver.h"
+#include "rrl.h"
 
 #define RESOLVER_UDP_BATCH 32
 #define RESOLVER_UDP_IN 4096
-#define RESOLVER_TCP_MAX 256
-#define RESOLVER_TCP_IDLE_SEC 10
 #define RESOLVER_TCP_OUT_HIWAT (256 * 1024)
 #define RESOLVER_PENDING_MAX 4096
 #define RESOLVER_FWD_MAX 1024
@@ -70,7 +74,8 @@ struct tconn {
 	unsigned nwait; /* pending answers and forwards for this connection */
 	bool eof;       /* the client closed its side: finish, then close */
 	bool stalled;   /* reading stopped until the client reads its answers */
-	TAILQ_ENTRY(tconn) link;
+	struct sockaddr_storage peer;
+	TAILQ_ENTRY(tconn) link; /* least recently used first */
 };
 
 /* Where an answer goes, as the caller sees it. */
@@ -99,6 +104,9 @@ struct resolver {
 	unsigned next_id;
 	TAILQ_HEAD(, tconn) conns;
 	unsigned nconns;
+	unsigned tcp_max, tcp_per_client;
+	struct timeval tcp_idle_tv;
+	struct rrl *rrl; /* NULL: off */
 	struct udp_batch *udp;
 	struct query tq; /* TCP queries */
 	uint8_t *tin;    /* a TCP frame */
@@ -119,6 +127,15 @@ int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st, 
 void resolver_count(struct resolver *r, const uint8_t *answer);
 /* A non-blocking socket of TYPE for the listen address A; -1 on error. */
 int resolver_socket(const struct conf_addr *a, int type);
+
+/* ratelimit.c: the config's limits, and RRL over UDP */
+int ratelimit_apply(struct resolver *r, const struct conf *conf);
+/*
+ * RRL for a UDP query in state ST (not QUERY_DROP) from SA: RRL_PASS goes
+ * on; RRL_SLIP has put a truncated answer in q->out; RRL_DROP sends nothing.
+ */
+enum rrl_action ratelimit_udp(struct resolver *r, struct query *q, enum query_state st,
+                              const struct sockaddr *sa);
 
 /* udp.c */
 struct udp_batch *udp_batch_new(void);

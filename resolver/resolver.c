@@ -215,7 +215,7 @@ struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
 	r->base = base;
 	r->launcher = launcher;
 	TAILQ_INIT(&r->conns);
-	if (resolver_buffers(r) < 0 || !(r->zone = zone_new(conf)))
+	if (resolver_buffers(r) < 0 || !(r->zone = zone_new(conf)) || ratelimit_apply(r, conf) < 0)
 		goto fail;
 	if (listeners_make(r, &none, conf, &r->listeners) < 0)
 		goto fail;
@@ -237,6 +237,10 @@ int resolver_reload(struct resolver *r, const struct conf *conf)
 
 	if (!z)
 		return -1;
+	if (ratelimit_apply(r, conf) < 0) {
+		zone_free(z);
+		return -1;
+	}
 	if (listeners_make(r, &r->listeners, conf, &list) < 0) {
 		zone_free(z);
 		return -1;
@@ -265,6 +269,7 @@ void resolver_free(struct resolver *r)
 	fwd_free(r);
 	listeners_free(r->listeners);
 	zone_free(r->zone);
+	rrl_free(r->rrl);
 	free(r->udp);
 	free(r->tin);
 	free(r->tout);
@@ -275,4 +280,5 @@ void resolver_free(struct resolver *r)
 void resolver_stats(const struct resolver *r, struct resolver_stats *st)
 {
 	*st = r->stats;
+	st->tcp_conns = r->nconns;
 }

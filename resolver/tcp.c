@@ -2,10 +2,18 @@
  * TCP: two-byte length framing, any number of queries per connection.
  * Answers go out as they are ready, so a query waiting for a boot does not
  * hold up the ones behind it (RFC 7766 allows this order).
+ *
+ * Connections are kept least recently used first. A new one that would
+ * pass dns.tcp.per_client or dns.tcp.max takes the place of the oldest
+ * with no answer pending (RFC 7766 6.2.2: a server may close idle ones to
+ * make room), so clients that open connections and say nothing cannot
+ * shut the others out; per_client keeps one address from pushing out
+ * everyone else's.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -17,8 +25,6 @@
 #include "log.h"
 
 #define TCP_BACKLOG 128
-
-static const struct timeval tcp_idle_tv = {RESOLVER_TCP_IDLE_SEC, 0};
 
 static void tcp_close(struct tconn *c)
 {
@@ -55,7 +61,7 @@ void tcp_done_wait(struct tconn *c)
 {
 	c->nwait--;
 	if (c->nwait == 0)
-		evtimer_add(c->idle, &tcp_idle_tv);
+		evtimer_add(c->idle, &c->r->tcp_idle_tv);
 }
 
 static void tcp_query(struct tconn *c, const uint8_t *pkt, size_t len)
@@ -68,6 +74,16 @@ static void tcp_query(struct tconn *c, const uint8_t *pkt, size_t len)
 		resolver_count(r, r->tq.out);
 		tcp_send(c, r->tq.out, r->tq.outlen);
 	}
+}
+
+/* A query came: the idle clock starts again, and C is the most recently used. */
+static void tcp_touch(struct tconn *c)
+{
+	struct resolver *r = c->r;
+
+	evtimer_add(c->idle, &r->tcp_idle_tv);
+	TAILQ_REMOVE(&r->conns, c, link);
+	TAILQ_INSERT_TAIL(&r->conns, c, link);
 }
 
 /* Take every complete frame; -1 when the connection was closed. */
@@ -91,7 +107,7 @@ static int tcp_frames(struct tconn *c)
 		evbuffer_drain(in, 2);
 		evbuffer_remove(in, c->r->tin, len);
 		tcp_query(c, c->r->tin, len);
-		evtimer_add(c->idle, &tcp_idle_tv);
+		tcp_touch(c);
 		if (evbuffer_get_length(out) > RESOLVER_TCP_OUT_HIWAT) {
 			c->stalled = true;
 			bufferevent_disable(c->bev, EV_READ);
@@ -145,6 +161,54 @@ static void tcp_idle(evutil_socket_t fd, short what, void *arg)
 	tcp_close(c);
 }
 
+static bool tcp_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
+
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET)
+		return a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+	return true;
+}
+
+/*
+ * Room for one more connection from SA: close the least recently used idle
+ * one of SA when SA has per_client, else of anyone when there are max. -1
+ * when none of them is idle. One pass: a few hundred connections.
+ */
+static int tcp_make_room(struct resolver *r, const struct sockaddr *sa)
+{
+	struct tconn *c, *mine = NULL, *any = NULL;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(c, &r->conns, link) {
+		bool same = tcp_same_addr(&c->peer, sa);
+
+		n += same;
+		if (c->nwait == 0 && !any)
+			any = c;
+		if (c->nwait == 0 && same && !mine)
+			mine = c;
+	}
+	if (n < r->tcp_per_client && r->nconns < r->tcp_max)
+		return 0;
+	c = n >= r->tcp_per_client ? mine : any;
+	if (!c)
+		return -1;
+	log_debug("dns: tcp: closing the oldest idle connection%s to make room",
+	          c == mine ? " of the same client" : "");
+	r->stats.tcp_evicted++;
+	tcp_close(c);
+	/* After a reload lowered the limits there may be more to close. */
+	return n - (c == mine) < r->tcp_per_client && r->nconns < r->tcp_max
+	           ? 0
+	           : tcp_make_room(r, sa);
+}
+
 static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct sockaddr *sa,
                        int salen, void *arg)
 {
@@ -152,10 +216,15 @@ static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct soc
 	struct resolver *r = l->r;
 	struct tconn *c = NULL;
 
-	(void)el, (void)sa, (void)salen;
-	if (r->nconns >= RESOLVER_TCP_MAX || !(c = calloc(1, sizeof(*c))))
+	(void)el;
+	if (salen < 0 || (size_t)salen > sizeof(c->peer) || tcp_make_room(r, sa) < 0) {
+		r->stats.tcp_refused++;
+		goto fail;
+	}
+	if (!(c = calloc(1, sizeof(*c))))
 		goto fail;
 	c->r = r;
+	memcpy(&c->peer, sa, (size_t)salen);
 	c->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->idle = evtimer_new(r->base, tcp_idle, c);
 	if (!c->bev || !c->idle) {
@@ -164,9 +233,9 @@ static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct soc
 		goto fail_free;
 	}
 	bufferevent_setcb(c->bev, tcp_read, tcp_write, tcp_event, c);
-	bufferevent_set_timeouts(c->bev, NULL, &tcp_idle_tv);
+	bufferevent_set_timeouts(c->bev, NULL, &r->tcp_idle_tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	evtimer_add(c->idle, &tcp_idle_tv);
+	evtimer_add(c->idle, &r->tcp_idle_tv);
 	TAILQ_INSERT_TAIL(&r->conns, c, link);
 	r->nconns++;
 	return;
