@@ -128,10 +128,25 @@ static uint64_t rrl_key(const struct rrl *t, const struct sockaddr *sa, enum rrl
 	return h ? h : 1;
 }
 
-/* The entry for KEY: found, or a free one, or the one its set used longest ago. */
+/* E's tokens at NOW, refilled at the rate since it was last counted. */
+static uint32_t rrl_tokens(const struct rrl *t, const struct rrl_entry *e, uint32_t now)
+{
+	uint32_t dt = now - e->stamp;
+	uint64_t tok = e->tokens + (dt >= 1000 ? t->cap : (uint64_t)dt * t->p.rate);
+
+	return tok > t->cap ? t->cap : (uint32_t)tok;
+}
+
+/*
+ * The entry for KEY: found, or a free one, or the one of its set with the
+ * most tokens now. A full bucket tells nothing a new one would not, and a
+ * client being limited has few: a flood of new keys (spoofed sources)
+ * pushes out the quiet ones, not the entry that limits the flooder.
+ */
 static struct rrl_entry *rrl_find(struct rrl *t, uint64_t key, uint32_t now)
 {
 	struct rrl_entry *set = &t->e[(size_t)(key >> 32 ^ key) & t->mask], *old = NULL;
+	uint32_t best = 0, tok;
 	int i;
 
 	for (i = 0; i < RRL_WAYS; i++)
@@ -142,8 +157,11 @@ static struct rrl_entry *rrl_find(struct rrl *t, uint64_t key, uint32_t now)
 			old = &set[i];
 			break;
 		}
-		if (!old || (uint32_t)(now - set[i].stamp) > (uint32_t)(now - old->stamp))
+		tok = rrl_tokens(t, &set[i], now);
+		if (!old || tok > best) {
 			old = &set[i];
+			best = tok;
+		}
 	}
 	if (old->key)
 		t->counts.evicted++;
@@ -157,16 +175,14 @@ static struct rrl_entry *rrl_find(struct rrl *t, uint64_t key, uint32_t now)
 enum rrl_action rrl_check(struct rrl *t, const struct sockaddr *sa, enum rrl_kind kind,
                           uint32_t name, uint64_t now_ms)
 {
-	uint64_t key = rrl_key(t, sa, kind, name), tok;
-	uint32_t now = (uint32_t)now_ms, dt;
+	uint64_t key = rrl_key(t, sa, kind, name);
+	uint32_t now = (uint32_t)now_ms;
 	struct rrl_entry *e;
 
 	if (!key)
 		return RRL_PASS;
 	e = rrl_find(t, key, now);
-	dt = now - e->stamp;
-	tok = e->tokens + (dt >= 1000 ? t->cap : (uint64_t)dt * t->p.rate);
-	e->tokens = tok > t->cap ? t->cap : (uint32_t)tok;
+	e->tokens = rrl_tokens(t, e, now);
 	e->stamp = now;
 	if (e->tokens >= RRL_COST) {
 		e->tokens -= RRL_COST;

@@ -9,7 +9,7 @@
  *
  * Pure logic: the caller gives the time. The table is fixed at creation
  * (table_size entries, 24 bytes each, in 4-way sets); a new key takes an
- * empty slot of its set or the one used longest ago. Keys are hashed with a
+ * empty slot of its set or the one with the most tokens (the least limited). Keys are hashed with a
  * secret seed, so a client cannot choose whom it collides with.
  */
 #ifndef BECKON_RESOLVER_RRL_H
