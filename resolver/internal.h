@@ -67,6 +67,19 @@ struct listener {
 	struct listener *next;
 };
 
+#define TCP_PEER_BUCKETS 1024
+
+/* A client address holding TCP connections (tcp_peer.c). */
+struct tcp_peer_key {
+	uint8_t addr[16];
+	int family;
+};
+struct tcp_peer {
+	struct tcp_peer_key k;
+	unsigned n; /* its connections */
+	LIST_ENTRY(tcp_peer) link;
+};
+
 struct tconn {
 	struct resolver *r;
 	struct bufferevent *bev;
@@ -74,7 +87,7 @@ struct tconn {
 	unsigned nwait; /* pending answers and forwards for this connection */
 	bool eof;       /* the client closed its side: finish, then close */
 	bool stalled;   /* reading stopped until the client reads its answers */
-	struct sockaddr_storage peer;
+	struct tcp_peer *peer;
 	TAILQ_ENTRY(tconn) link; /* least recently used first */
 };
 
@@ -106,6 +119,8 @@ struct resolver {
 	unsigned nconns;
 	unsigned tcp_max, tcp_per_client;
 	struct timeval tcp_idle_tv;
+	LIST_HEAD(, tcp_peer) peers[TCP_PEER_BUCKETS];
+	uint32_t peer_seed;
 	struct rrl *rrl; /* NULL: off */
 	struct udp_batch *udp;
 	struct query tq; /* TCP queries */
@@ -148,6 +163,19 @@ void tcp_close_listener(struct listener *l);
 void tcp_send(struct tconn *c, const uint8_t *buf, size_t len);
 void tcp_done_wait(struct tconn *c);
 void tcp_free_all(struct resolver *r);
+
+/* tcp_peer.c: connections per client address */
+unsigned tcp_peer_count(struct resolver *r, const struct sockaddr *sa);
+/* SA's entry, its count one more; NULL on ENOMEM. */
+struct tcp_peer *tcp_peer_get(struct resolver *r, const struct sockaddr *sa);
+/* One connection fewer; the entry goes with the last. */
+void tcp_peer_put(struct tcp_peer *p);
+/*
+ * The connection to close for a new one: of SA's when SA is given, else of
+ * anyone's; the least recently used with no answer pending of the address
+ * that holds the most. NULL when every one has an answer pending.
+ */
+struct tconn *tcp_peer_victim(struct resolver *r, const struct sockaddr *sa);
 
 /* pending.c: answers that wait for a boot (hold "none") */
 int pending_init(struct resolver *r);

@@ -215,6 +215,7 @@ struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
 	r->base = base;
 	r->launcher = launcher;
 	TAILQ_INIT(&r->conns);
+	r->peer_seed = arc4random();
 	if (resolver_buffers(r) < 0 || !(r->zone = zone_new(conf)) || ratelimit_apply(r, conf) < 0)
 		goto fail;
 	if (listeners_make(r, &none, conf, &r->listeners) < 0)

@@ -4,16 +4,15 @@
  * hold up the ones behind it (RFC 7766 allows this order).
  *
  * Connections are kept least recently used first. A new one that would
- * pass dns.tcp.per_client or dns.tcp.max takes the place of the oldest
- * with no answer pending (RFC 7766 6.2.2: a server may close idle ones to
- * make room), so clients that open connections and say nothing cannot
- * shut the others out; per_client keeps one address from pushing out
- * everyone else's.
+ * pass dns.tcp.per_client or dns.tcp.max takes the place of an idle one
+ * (no answer pending; RFC 7766 6.2.2 lets a server close idle ones to make
+ * room), the oldest of the address holding the most (tcp_peer.c), so
+ * clients that open connections and say nothing cannot shut the others
+ * out.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -29,6 +28,7 @@
 static void tcp_close(struct tconn *c)
 {
 	struct resolver *r = c->r;
+	evutil_socket_t fd;
 
 	if (c->nwait) {
 		pending_drop_conn(r, c);
@@ -36,6 +36,13 @@ static void tcp_close(struct tconn *c)
 	}
 	TAILQ_REMOVE(&r->conns, c, link);
 	r->nconns--;
+	tcp_peer_put(c->peer);
+	/* libevent closes the socket from the loop, later: many closed in one
+	 * accept burst would stay open until then. Close it now. */
+	fd = bufferevent_getfd(c->bev);
+	bufferevent_setfd(c->bev, -1);
+	if (fd >= 0)
+		close(fd);
 	bufferevent_free(c->bev);
 	event_free(c->idle);
 	free(c);
@@ -161,52 +168,28 @@ static void tcp_idle(evutil_socket_t fd, short what, void *arg)
 	tcp_close(c);
 }
 
-static bool tcp_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
-	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
-
-	if (a->ss_family != b->sa_family)
-		return false;
-	if (b->sa_family == AF_INET)
-		return a4->sin_addr.s_addr == b4->sin_addr.s_addr;
-	if (b->sa_family == AF_INET6)
-		return memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
-	return true;
-}
-
 /*
- * Room for one more connection from SA: close the least recently used idle
- * one of SA when SA has per_client, else of anyone when there are max. -1
- * when none of them is idle. One pass: a few hundred connections.
+ * Room for one more connection from SA: when SA holds per_client, one of
+ * its own gives way; when there are max, one of anyone's (tcp_peer.c says
+ * which). -1 when none can: every one has an answer pending. A loop, as a
+ * reload may have lowered the limits below what is open.
  */
 static int tcp_make_room(struct resolver *r, const struct sockaddr *sa)
 {
-	struct tconn *c, *mine = NULL, *any = NULL;
-	unsigned n = 0;
+	struct tconn *v;
+	unsigned n;
 
-	TAILQ_FOREACH(c, &r->conns, link) {
-		bool same = tcp_same_addr(&c->peer, sa);
-
-		n += same;
-		if (c->nwait == 0 && !any)
-			any = c;
-		if (c->nwait == 0 && same && !mine)
-			mine = c;
+	for (;;) {
+		n = tcp_peer_count(r, sa);
+		if (n < r->tcp_per_client && r->nconns < r->tcp_max)
+			return 0;
+		v = tcp_peer_victim(r, n >= r->tcp_per_client ? sa : NULL);
+		if (!v)
+			return -1;
+		log_debug("dns: tcp: closing an idle connection to make room");
+		r->stats.tcp_evicted++;
+		tcp_close(v);
 	}
-	if (n < r->tcp_per_client && r->nconns < r->tcp_max)
-		return 0;
-	c = n >= r->tcp_per_client ? mine : any;
-	if (!c)
-		return -1;
-	log_debug("dns: tcp: closing the oldest idle connection%s to make room",
-	          c == mine ? " of the same client" : "");
-	r->stats.tcp_evicted++;
-	tcp_close(c);
-	/* After a reload lowered the limits there may be more to close. */
-	return n - (c == mine) < r->tcp_per_client && r->nconns < r->tcp_max
-	           ? 0
-	           : tcp_make_room(r, sa);
 }
 
 static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct sockaddr *sa,
@@ -216,15 +199,18 @@ static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct soc
 	struct resolver *r = l->r;
 	struct tconn *c = NULL;
 
-	(void)el;
-	if (salen < 0 || (size_t)salen > sizeof(c->peer) || tcp_make_room(r, sa) < 0) {
+	(void)el, (void)salen;
+	if (tcp_make_room(r, sa) < 0) {
 		r->stats.tcp_refused++;
 		goto fail;
 	}
 	if (!(c = calloc(1, sizeof(*c))))
 		goto fail;
+	if (!(c->peer = tcp_peer_get(r, sa))) {
+		free(c);
+		goto fail;
+	}
 	c->r = r;
-	memcpy(&c->peer, sa, (size_t)salen);
 	c->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->idle = evtimer_new(r->base, tcp_idle, c);
 	if (!c->bev || !c->idle) {
@@ -240,6 +226,7 @@ static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct soc
 	r->nconns++;
 	return;
 fail_free:
+	tcp_peer_put(c->peer);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->idle)
