@@ -5,9 +5,10 @@
  *
  * Limits:
  * - dns.tcp.max connections at once, dns.tcp.per_client from one address:
- *   beyond either, the least recently used connection with no answer
- *   pending (of that address, or of anyone) gives way to the new one; when
- *   every one has an answer pending, the new one is closed.
+ *   beyond either, a connection with no answer pending gives way to the
+ *   new one (of that address; or the least recently used of the address
+ *   holding the most, tcp_peer.c); when every one has an answer pending,
+ *   the new one is closed.
  * - A TCP connection with no complete query for dns.tcp.idle_timeout (and
  *   no answer pending) is closed; so is one whose client does not read its
  *   answers for as long.
