@@ -94,7 +94,8 @@ struct tconn *tcp_peer_victim(struct resolver *r, const struct sockaddr *sa)
 
 	if (sa) {
 		peer_key(sa, &k);
-		mine = peer_find(r, &k);
+		if (!(mine = peer_find(r, &k)))
+			return NULL; /* SA holds none */
 	}
 	/* Oldest first: only a strictly larger count replaces the one found. */
 	TAILQ_FOREACH(c, &r->conns, link) {

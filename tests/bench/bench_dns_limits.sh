@@ -21,7 +21,7 @@ SAMPLES=${BENCH_TCP_SAMPLES:-50}
 OUT=$ROOT/tests/bench/results/dns-limits-$(date -u +%Y-%m-%d).txt
 T=$(mktemp -d /tmp/beckon-bench.XXXXXX)
 DPID=
-trap '[ -n "$DPID" ] && kill -9 $DPID 2>/dev/null; jobs -p | xargs -r kill 2>/dev/null; rm -rf "$T"' EXIT
+trap '[ -n "$DPID" ] && kill -9 $DPID 2>/dev/null; rm -rf "$T"' EXIT
 ulimit -n 8192
 [ -x "$BECKOND" ] || { echo "bench_dns_limits: $BECKOND missing (run make)"; exit 1; }
 
@@ -66,8 +66,9 @@ stats() { sort -n "$1" | awk '{a[NR]=$1} END {i=int(NR*0.9+0.5); if (i<1) i=1; p
 for rate in 20 200; do
 	start "$rate"
 	python3 "$LOAD" steady "$DNS_PORT" "127.$A.11.2" "$SECS" 10 ns1.svc.test >"$T/other.json" &
+	other=$!
 	python3 "$LOAD" flood "$DNS_PORT" "127.$A.10.2" "$SECS" "$QPS" ns1.svc.test >"$T/flood.json"
-	wait
+	wait "$other"
 	el=$(field "$T/flood.json" elapsed)
 	python3 - "$T/flood.json" "$T/other.json" "$rate" <<'EOF' | tee -a "$OUT"
 import json, sys
@@ -102,6 +103,7 @@ ev0=$(metric 'beckon_dns_tcp_closed_total{reason="evicted"}')
 t0=$(date +%s%N)
 maxfd=0
 ( while kill -0 "$HOLD" 2>/dev/null; do fds; sleep 0.1; done ) >"$T/fds.txt" 2>/dev/null &
+FDS=$!
 sample "$T/busy.txt" "127.$A.60"
 t1=$(date +%s%N)
 ev1=$(metric 'beckon_dns_tcp_closed_total{reason="evicted"}')
@@ -109,7 +111,7 @@ conns=$(metric beckon_dns_tcp_connections)
 refused=$(metric 'beckon_dns_tcp_closed_total{reason="refused"}')
 hold=$(cat "$T/hold.json")
 kill "$HOLD"
-wait 2>/dev/null
+wait "$HOLD" "$FDS" 2>/dev/null
 maxfd=$(sort -n "$T/fds.txt" | tail -1)
 fails=$(grep -c '^99999$' "$T/busy.txt")
 {
