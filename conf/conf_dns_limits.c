@@ -50,7 +50,8 @@ static void dl_tcp_idle(struct conf_ctx *c, struct conf *conf, const config_sett
 	if (conf_get_duration(c, s, "dns.tcp.idle_timeout", &ms) == -1)
 		return;
 	if (ms < 100 || ms > 3600000)
-		conf_err(c, s, "dns.tcp.idle_timeout: %llu ms is out of range (\"100ms\" to \"1h\")",
+		conf_err(c, s,
+		         "dns.tcp.idle_timeout: %llu ms is out of range (\"100ms\" to \"1h\")",
 		         (unsigned long long)ms);
 	else
 		conf->tcp_idle_ms = ms;
@@ -99,7 +100,8 @@ void conf_load_dns_rrl(struct conf_ctx *c, struct conf *conf, const config_setti
 		    !dl_int(c, s, grp, "slip", 0, CONF_RRL_SLIP_LIMIT, &conf->rrl_slip) &&
 		    !dl_int(c, s, grp, "ipv4_prefix", 8, 32, &conf->rrl_ipv4_prefix) &&
 		    !dl_int(c, s, grp, "ipv6_prefix", 16, 128, &conf->rrl_ipv6_prefix) &&
-		    !dl_int(c, s, grp, "table_size", 64, CONF_RRL_TABLE_LIMIT, &conf->rrl_table_size))
+		    !dl_int(c, s, grp, "table_size", 64, CONF_RRL_TABLE_LIMIT,
+		            &conf->rrl_table_size))
 			conf_err(c, s, "unknown key \"%s\"",
 			         conf_label(buf, grp, config_setting_name(s)));
 	}

@@ -45,8 +45,8 @@ static struct tcp_peer *peer_find(struct resolver *r, const struct tcp_peer_key 
 	struct tcp_peer *p;
 
 	LIST_FOREACH(p, &r->peers[peer_bucket(r, k)], link)
-		if (memcmp(&p->k, k, sizeof(*k)) == 0)
-			return p;
+	if (memcmp(&p->k, k, sizeof(*k)) == 0)
+		return p;
 	return NULL;
 }
 
@@ -98,7 +98,8 @@ struct tconn *tcp_peer_victim(struct resolver *r, const struct sockaddr *sa)
 			return NULL; /* SA holds none */
 	}
 	/* Oldest first: only a strictly larger count replaces the one found. */
-	TAILQ_FOREACH(c, &r->conns, link) {
+	TAILQ_FOREACH(c, &r->conns, link)
+	{
 		if (c->nwait || (mine && c->peer != mine))
 			continue;
 		if (!best || c->peer->n > best->peer->n)

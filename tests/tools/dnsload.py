@@ -13,6 +13,8 @@ and tests/bench/bench_dns_limits.sh. Loopback only: a source address is any
                                   is opened again (renewed). STATUS gets a
                                   JSON line of counts every half second.
   tcpq PORT SRC NAME              one query over a new TCP connection: ms
+  tcpqs PORT SRCBASE N GAP NAME   N of those, each from SRCBASE.(i % 250 + 1),
+                                  GAP s apart: one line each, ms or "fail"
 
 flood and steady print one JSON object: sent, answered (no TC), tc,
 unanswered, elapsed (s).
@@ -159,6 +161,31 @@ def tcphold(port, n, base, naddr, secs, status):
             first = False
 
 
+def tcpq_once(port, src, name):
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(src, 0))
+    s.settimeout(5)
+    q = query(name, 0x7777)
+    s.sendall(struct.pack(">H", len(q)) + q)
+    b = b""
+    while len(b) < 2 or len(b) < 2 + struct.unpack(">H", b[:2])[0]:
+        c = s.recv(4096)
+        if not c:
+            raise EOFError
+        b += c
+    s.close()
+    return (time.monotonic() - t0) * 1000
+
+
+def tcpqs(port, base, n, gap, name):
+    for i in range(n):
+        try:
+            print(round(tcpq_once(port, f"{base}.{i % 250 + 1}", name), 2), flush=True)
+        except (OSError, EOFError):
+            print("fail", flush=True)
+        time.sleep(gap)
+
+
 def tcpq(port, src, name):
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(src, 0))
@@ -180,6 +207,8 @@ def main():
         udp_load(int(args[0]), args[1], float(args[2]), float(args[3]), args[4])
     elif cmd == "tcphold":
         tcphold(int(args[0]), int(args[1]), args[2], int(args[3]), float(args[4]), args[5])
+    elif cmd == "tcpqs":
+        tcpqs(int(args[0]), args[1], int(args[2]), float(args[3]), args[4])
     elif cmd == "tcpq":
         tcpq(int(args[0]), args[1], args[2])
     else:

@@ -419,8 +419,9 @@ static void test_dns_limits(void **state)
 	conf_free(c);
 	e = load_bad("dns = { zone = \"svc.test\"; ns = { name = \"ns.example.org\"; };\n"
 	             "  tcp = { per_client = 300; };\n  rrl = { rate = 5000000; }; };\n");
-	assert_string_equal(e, "bad.conf:2: dns.tcp.per_client: 300 is more than dns.tcp.max (256)\n"
-	                       "bad.conf:3: dns.rrl.rate: 5000000 is out of range (0..1000000)\n");
+	assert_string_equal(e,
+	                    "bad.conf:2: dns.tcp.per_client: 300 is more than dns.tcp.max (256)\n"
+	                    "bad.conf:3: dns.rrl.rate: 5000000 is out of range (0..1000000)\n");
 	free(e);
 }
 
@@ -808,24 +809,15 @@ static void test_cross_checks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_duration),
-	    cmocka_unit_test(test_size),
-	    cmocka_unit_test(test_hostport),
-	    cmocka_unit_test(test_dns_names),
-	    cmocka_unit_test(test_service_names),
-	    cmocka_unit_test(test_cidr),
-	    cmocka_unit_test(test_enum_names),
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_dns_limits),
-	    cmocka_unit_test(test_hold_follows_mode),
-	    cmocka_unit_test(test_defaults_inherit),
-	    cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_service_dup_equal),
-	    cmocka_unit_test(test_several_errors),
-	    cmocka_unit_test(test_syntax_error),
-	    cmocka_unit_test(test_int_wrap),
-	    cmocka_unit_test(test_include),
-	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_duration),          cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_hostport),          cmocka_unit_test(test_dns_names),
+	    cmocka_unit_test(test_service_names),     cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_enum_names),        cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_dns_limits),        cmocka_unit_test(test_hold_follows_mode),
+	    cmocka_unit_test(test_defaults_inherit),  cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_service_dup_equal), cmocka_unit_test(test_several_errors),
+	    cmocka_unit_test(test_syntax_error),      cmocka_unit_test(test_int_wrap),
+	    cmocka_unit_test(test_include),           cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_cross_checks),
 	};
 

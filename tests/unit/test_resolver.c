@@ -592,7 +592,8 @@ static size_t want_limit(uint16_t edns, bool tcp)
  */
 static void test_size_limits(void **state)
 {
-	static const uint16_t sizes[] = {0, 512, 513, 600, 900, 1000, 1231, 1232, 1233, 4096, 65535};
+	static const uint16_t sizes[] = {0,    512,  513,  600,  900,  1000,
+	                                 1231, 1232, 1233, 4096, 65535};
 	static const ldns_rr_type types[] = {LDNS_RR_TYPE_NS, LDNS_RR_TYPE_SOA, LDNS_RR_TYPE_ANY,
 	                                     LDNS_RR_TYPE_A, LDNS_RR_TYPE_TXT};
 	static const size_t labels[] = {5, 30, 60};

@@ -141,9 +141,9 @@ static void test_slip_0_and_1(void **state)
 /* A /24 shares one limit; the next /24 has its own; IPv6 by /56. */
 static void test_prefixes(void **state)
 {
-	struct sockaddr_storage a1 = v4("192.0.2.7"), a2 = v4("192.0.2.200"),
-	                        b = v4("192.0.3.7"), c1 = v6("2001:db8:0:1200::1"),
-	                        c2 = v6("2001:db8:0:12ff:1::9"), d = v6("2001:db8:0:1300::1");
+	struct sockaddr_storage a1 = v4("192.0.2.7"), a2 = v4("192.0.2.200"), b = v4("192.0.3.7"),
+	                        c1 = v6("2001:db8:0:1200::1"), c2 = v6("2001:db8:0:12ff:1::9"),
+	                        d = v6("2001:db8:0:1300::1");
 	struct rrl *t = make(10, 2, 1024);
 	int c[3];
 
