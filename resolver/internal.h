@@ -144,7 +144,11 @@ void resolver_count(struct resolver *r, const uint8_t *answer);
 /* A non-blocking socket of TYPE for the listen address A; -1 on error. */
 int resolver_socket(const struct conf_addr *a, int type);
 
-/* ratelimit.c: the config's limits, and RRL over UDP */
+/*
+ * ratelimit.c: the config's limits, and RRL over UDP. ratelimit_apply
+ * takes dns.tcp, and dns.rrl unless its table cannot be had (-1, the old
+ * one kept).
+ */
 int ratelimit_apply(struct resolver *r, const struct conf *conf);
 /*
  * RRL for a UDP query in state ST (not QUERY_DROP) from SA: RRL_PASS goes

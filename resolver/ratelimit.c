@@ -48,13 +48,11 @@ static int ratelimit_rrl(struct resolver *r, const struct conf *conf)
 
 int ratelimit_apply(struct resolver *r, const struct conf *conf)
 {
-	if (ratelimit_rrl(r, conf) < 0)
-		return -1;
 	r->tcp_max = conf->tcp_max;
 	r->tcp_per_client = conf->tcp_per_client;
 	r->tcp_idle_tv.tv_sec = (time_t)(conf->tcp_idle_ms / 1000);
 	r->tcp_idle_tv.tv_usec = (suseconds_t)(conf->tcp_idle_ms % 1000 * 1000);
-	return 0;
+	return ratelimit_rrl(r, conf);
 }
 
 /* Coarse is enough for one-second buckets, and costs no system call. */

@@ -238,10 +238,6 @@ int resolver_reload(struct resolver *r, const struct conf *conf)
 
 	if (!z)
 		return -1;
-	if (ratelimit_apply(r, conf) < 0) {
-		zone_free(z);
-		return -1;
-	}
 	if (listeners_make(r, &r->listeners, conf, &list) < 0) {
 		zone_free(z);
 		return -1;
@@ -257,6 +253,9 @@ int resolver_reload(struct resolver *r, const struct conf *conf)
 	}
 	pending_reload(r);
 	zone_free(oldz);
+	/* Only a table that cannot be had fails here: the old one stays, and says so. */
+	if (ratelimit_apply(r, conf) < 0)
+		log_warnx("dns: the old rate limit stays");
 	log_info("dns: reloaded zone %s, %zu names", conf->zone, z->nnames);
 	return 0;
 }

@@ -240,5 +240,21 @@ fi
 kill "$ONE_PID" 2>/dev/null
 wait "$ONE_PID" 2>/dev/null
 
+# SIGHUP: new limits apply; rrl rate 0 turns RRL off (the flooder gets every answer).
+sed -i "s/rrl = { rate = $RATE; slip = 2; };/rrl = { rate = 0; };/" "$CONF"
+kill -HUP "$DPID"
+if wait_for 15 grep -q 'reloaded zone' "$DLOG"; then
+	python3 "$LOAD" flood "$DNS_PORT" "$FLOODER" 2 500 "$NAME0" >"$T/flood2.json"
+	read -r sent answered tc < <(python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); print(d["sent"], d["answered"], d["tc"])' "$T/flood2.json")
+	if [ "$sent" -ge 100 ] && [ "$answered" -eq "$sent" ] && [ "$tc" -eq 0 ]; then
+		ok "after SIGHUP with rrl rate 0: the flooder got all $answered of $sent answers"
+	else
+		not_ok "after SIGHUP with rrl rate 0: $answered of $sent answered, $tc truncated"
+	fi
+else
+	not_ok "SIGHUP: no reload in the log"
+fi
+
 check "beckond stops cleanly, sanitizers quiet" stop_daemon
 finish
