@@ -27,6 +27,7 @@ static struct conf *conf_defaults(struct conf_ctx *c, const char *path)
 	if (conf_parse_hostport("127.0.0.1:5353", &conf->dns_listen[0]) == 0)
 		conf->ndns_listen = 1;
 	conf->ttl = 30;
+	conf_dns_limits_defaults(conf);
 	conf->net_mode = CONF_NET_BRIDGE;
 	conf->bridge = conf_strdup(c, "beckon0");
 	conf->subnet.s_addr = htonl(0x0a4d0000); /* 10.77.0.0 */

@@ -113,6 +113,16 @@ struct conf {
 	uint32_t ttl;
 	bool has_forward; /* false when forward is "" */
 	struct conf_addr forward;
+	/* DNS over TCP (dns.tcp): connections at once, per client address, idle time. */
+	unsigned tcp_max;        /* default 256 */
+	unsigned tcp_per_client; /* default 16 */
+	uint64_t tcp_idle_ms;    /* default 10s */
+	/* Response rate limiting over UDP (dns.rrl); rate 0 is off. */
+	unsigned rrl_rate; /* responses a second per prefix and kind; default 200 */
+	unsigned rrl_slip; /* every Nth over the limit goes out truncated; 0 none; default 2 */
+	unsigned rrl_ipv4_prefix; /* default 24 */
+	unsigned rrl_ipv6_prefix; /* default 56 */
+	unsigned rrl_table_size;  /* entries kept; default 65536 */
 
 	enum conf_net_mode net_mode;
 	char *bridge;

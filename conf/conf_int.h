@@ -166,6 +166,10 @@ void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setti
 bool conf_is_limit_key(const char *key);
 void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_dns(struct conf_ctx *c, const struct conf *conf);
+/* conf_dns_limits.c: the dns.tcp and dns.rrl groups. */
+void conf_dns_limits_defaults(struct conf *conf);
+void conf_load_dns_tcp(struct conf_ctx *c, struct conf *conf, const config_setting_t *g);
+void conf_load_dns_rrl(struct conf_ctx *c, struct conf *conf, const config_setting_t *g);
 /* A Linux interface name: 1..15 of letters, digits, '_', '.', '-'. */
 bool conf_ifname_valid(const char *s);
 /* "10.77.0.0/24": a network (no host bits) with a prefix of 1 to 30. */

@@ -121,11 +121,9 @@ void conf_load_dns(struct conf_ctx *c, struct conf *conf, const config_setting_t
 	static const struct {
 		const char *key;
 		void (*load)(struct conf_ctx *, struct conf *, const config_setting_t *);
-	} keys[] = {{"listen", dns_listen},
-	            {"zone", dns_zone},
-	            {"ns", dns_ns},
-	            {"ttl", dns_ttl},
-	            {"forward", dns_forward}};
+	} keys[] = {{"listen", dns_listen},    {"zone", dns_zone},       {"ns", dns_ns},
+	            {"ttl", dns_ttl},          {"forward", dns_forward}, {"tcp", conf_load_dns_tcp},
+	            {"rrl", conf_load_dns_rrl}};
 	char buf[CONF_LABEL_MAX];
 	size_t k;
 

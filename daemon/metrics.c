@@ -24,6 +24,29 @@ static const char *metrics_rcode_names[16] = {
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
     "NXRRSET", "NOTAUTH", "NOTZONE",  "RCODE11",  "RCODE12", "RCODE13", "RCODE14",  "RCODE15"};
 
+/* Response rate limiting (UDP) and the TCP connection limits. */
+static void metrics_dns_limits(const struct resolver_stats *st, struct evbuffer *out)
+{
+	evbuffer_add_printf(
+	    out,
+	    "# HELP beckon_dns_rrl_total UDP responses over the rate limit: dropped, or "
+	    "slipped (sent truncated).\n# TYPE beckon_dns_rrl_total counter\n"
+	    "beckon_dns_rrl_total{action=\"dropped\"} %llu\n"
+	    "beckon_dns_rrl_total{action=\"slipped\"} %llu\n",
+	    (unsigned long long)st->rrl_dropped, (unsigned long long)st->rrl_slipped);
+	evbuffer_add_printf(
+	    out,
+	    "# HELP beckon_dns_tcp_connections DNS TCP connections open.\n"
+	    "# TYPE beckon_dns_tcp_connections gauge\nbeckon_dns_tcp_connections %u\n"
+	    "# HELP beckon_dns_tcp_closed_total DNS TCP connections closed by the limits: "
+	    "evicted (idle, to make room), refused (no room).\n"
+	    "# TYPE beckon_dns_tcp_closed_total counter\n"
+	    "beckon_dns_tcp_closed_total{reason=\"evicted\"} %llu\n"
+	    "beckon_dns_tcp_closed_total{reason=\"refused\"} %llu\n",
+	    st->tcp_conns, (unsigned long long)st->tcp_evicted,
+	    (unsigned long long)st->tcp_refused);
+}
+
 static void metrics_dns(struct metrics *m, struct evbuffer *out)
 {
 	struct resolver_stats st;
@@ -42,6 +65,7 @@ static void metrics_dns(struct metrics *m, struct evbuffer *out)
 	                    "# TYPE beckon_dns_dropped_total counter\n"
 	                    "beckon_dns_dropped_total %llu\n",
 	                    (unsigned long long)st.dropped);
+	metrics_dns_limits(&st, out);
 }
 
 static void metrics_boots_one(struct instance *inst, void *arg)

@@ -103,13 +103,24 @@ static void fwd_reply(struct resolver *r, size_t len)
 	fwd_deliver(r, s, f->buf, len);
 }
 
-/* REPLY goes to the client of S, with its ID back. */
+/*
+ * REPLY goes to the client of S, with its ID back. A UDP client gets no more
+ * than its query allows (the forwarder may not keep to it): beyond that,
+ * the header and question with TC, and the client asks again over TCP.
+ */
 void fwd_deliver(struct resolver *r, struct fwd *s, uint8_t *reply, size_t len)
 {
 	struct client c = s->c;
+	struct query *q = &r->lq;
 
 	reply[0] = (uint8_t)(s->k.id >> 8);
 	reply[1] = (uint8_t)s->k.id;
+	if (!c.conn && len > query_limit(&s->k)) {
+		q->k = s->k;
+		query_tc(q, reply);
+		reply = q->out;
+		len = q->outlen;
+	}
 	fwd_release(r, s);
 	resolver_send(r, &c, reply, len);
 }

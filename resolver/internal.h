@@ -3,11 +3,16 @@
  * TCP connections, and the answers that go out later (pending wakes and
  * forwarded queries). Nothing outside resolver/ includes this.
  *
- * Limits (constants, not config):
- * - RESOLVER_TCP_MAX connections at once; more are closed at accept.
- * - A TCP connection with no complete query for RESOLVER_TCP_IDLE_SEC (and
+ * Limits:
+ * - dns.tcp.max connections at once, dns.tcp.per_client from one address:
+ *   beyond either, a connection with no answer pending gives way to the
+ *   new one (of that address; or the least recently used of the address
+ *   holding the most, tcp_peer.c); when every one has an answer pending,
+ *   the new one is closed.
+ * - A TCP connection with no complete query for dns.tcp.idle_timeout (and
  *   no answer pending) is closed; so is one whose client does not read its
  *   answers for as long.
+ * - dns.rrl: UDP responses a second per client prefix and kind (rrl.h).
  * - RESOLVER_PENDING_MAX answers waiting for a boot; beyond that SERVFAIL.
  * - RESOLVER_FWD_MAX forwarded queries in flight; beyond that SERVFAIL, and
  *   SERVFAIL when the forwarder does not answer in RESOLVER_FWD_TIMEOUT_MS.
@@ -19,15 +24,15 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "conf.h"
 #include "query.h"
 #include "resolver.h"
+#include "rrl.h"
 
 #define RESOLVER_UDP_BATCH 32
 #define RESOLVER_UDP_IN 4096
-#define RESOLVER_TCP_MAX 256
-#define RESOLVER_TCP_IDLE_SEC 10
 #define RESOLVER_TCP_OUT_HIWAT (256 * 1024)
 #define RESOLVER_PENDING_MAX 4096
 #define RESOLVER_FWD_MAX 1024
@@ -63,6 +68,19 @@ struct listener {
 	struct listener *next;
 };
 
+#define TCP_PEER_BUCKETS 1024
+
+/* A client address holding TCP connections (tcp_peer.c). */
+struct tcp_peer_key {
+	uint8_t addr[16];
+	int family;
+};
+struct tcp_peer {
+	struct tcp_peer_key k;
+	unsigned n; /* its connections */
+	LIST_ENTRY(tcp_peer) link;
+};
+
 struct tconn {
 	struct resolver *r;
 	struct bufferevent *bev;
@@ -70,7 +88,8 @@ struct tconn {
 	unsigned nwait; /* pending answers and forwards for this connection */
 	bool eof;       /* the client closed its side: finish, then close */
 	bool stalled;   /* reading stopped until the client reads its answers */
-	TAILQ_ENTRY(tconn) link;
+	struct tcp_peer *peer;
+	TAILQ_ENTRY(tconn) link; /* least recently used first */
 };
 
 /* Where an answer goes, as the caller sees it. */
@@ -99,6 +118,11 @@ struct resolver {
 	unsigned next_id;
 	TAILQ_HEAD(, tconn) conns;
 	unsigned nconns;
+	unsigned tcp_max, tcp_per_client;
+	struct timeval tcp_idle_tv;
+	LIST_HEAD(, tcp_peer) peers[TCP_PEER_BUCKETS];
+	uint32_t peer_seed;
+	struct rrl *rrl; /* NULL: off */
 	struct udp_batch *udp;
 	struct query tq; /* TCP queries */
 	uint8_t *tin;    /* a TCP frame */
@@ -120,6 +144,19 @@ void resolver_count(struct resolver *r, const uint8_t *answer);
 /* A non-blocking socket of TYPE for the listen address A; -1 on error. */
 int resolver_socket(const struct conf_addr *a, int type);
 
+/*
+ * ratelimit.c: the config's limits, and RRL over UDP. ratelimit_apply
+ * takes dns.tcp, and dns.rrl unless its table cannot be had (-1, the old
+ * one kept).
+ */
+int ratelimit_apply(struct resolver *r, const struct conf *conf);
+/*
+ * RRL for a UDP query in state ST (not QUERY_DROP) from SA: RRL_PASS goes
+ * on; RRL_SLIP has put a truncated answer in q->out; RRL_DROP sends nothing.
+ */
+enum rrl_action ratelimit_udp(struct resolver *r, struct query *q, enum query_state st,
+                              const struct sockaddr *sa);
+
 /* udp.c */
 struct udp_batch *udp_batch_new(void);
 int udp_open(struct listener *l);
@@ -131,6 +168,19 @@ void tcp_close_listener(struct listener *l);
 void tcp_send(struct tconn *c, const uint8_t *buf, size_t len);
 void tcp_done_wait(struct tconn *c);
 void tcp_free_all(struct resolver *r);
+
+/* tcp_peer.c: connections per client address */
+unsigned tcp_peer_count(struct resolver *r, const struct sockaddr *sa);
+/* SA's entry, its count one more; NULL on ENOMEM. */
+struct tcp_peer *tcp_peer_get(struct resolver *r, const struct sockaddr *sa);
+/* One connection fewer; the entry goes with the last. */
+void tcp_peer_put(struct tcp_peer *p);
+/*
+ * The connection to close for a new one: of SA's when SA is given, else of
+ * anyone's; the least recently used with no answer pending of the address
+ * that holds the most. NULL when every one has an answer pending.
+ */
+struct tconn *tcp_peer_victim(struct resolver *r, const struct sockaddr *sa);
 
 /* pending.c: answers that wait for a boot (hold "none") */
 int pending_init(struct resolver *r);

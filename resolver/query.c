@@ -20,6 +20,17 @@ void query_error(struct query *q, uint8_t rcode)
 	wire_emit(q, &e);
 }
 
+void query_tc(struct query *q, const uint8_t *hdr)
+{
+	struct zone_answer e;
+
+	memset(&e, 0, sizeof(e));
+	e.hdr[2] = (uint8_t)(0x80 | (hdr ? hdr[2] & 0x04 : 0));
+	e.hdr[3] = hdr ? hdr[3] & 0x0f : 0;
+	wire_emit(q, &e);
+	q->out[2] |= 0x02;
+}
+
 static void query_badvers(struct query *q)
 {
 	struct zone_answer e;

@@ -66,6 +66,13 @@ enum query_state query_answer(struct query *q, const struct zone *z);
 /* Replace q->out with an answer carrying RCODE and the question, if any. */
 void query_error(struct query *q, uint8_t rcode);
 
+/*
+ * Replace q->out with the header and question alone, TC set: the client is
+ * to ask again over TCP. AA and the rcode come from HDR (an answer's
+ * header, which may be q->out itself), none when HDR is NULL.
+ */
+void query_tc(struct query *q, const uint8_t *hdr);
+
 /* The UDP size limit of the client, or QUERY_TCP_MAX over TCP. */
 size_t query_limit(const struct query_key *k);
 

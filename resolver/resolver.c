@@ -215,7 +215,8 @@ struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
 	r->base = base;
 	r->launcher = launcher;
 	TAILQ_INIT(&r->conns);
-	if (resolver_buffers(r) < 0 || !(r->zone = zone_new(conf)))
+	r->peer_seed = arc4random();
+	if (resolver_buffers(r) < 0 || !(r->zone = zone_new(conf)) || ratelimit_apply(r, conf) < 0)
 		goto fail;
 	if (listeners_make(r, &none, conf, &r->listeners) < 0)
 		goto fail;
@@ -252,6 +253,9 @@ int resolver_reload(struct resolver *r, const struct conf *conf)
 	}
 	pending_reload(r);
 	zone_free(oldz);
+	/* Only a table that cannot be had fails here: the old one stays, and says so. */
+	if (ratelimit_apply(r, conf) < 0)
+		log_warnx("dns: the old rate limit stays");
 	log_info("dns: reloaded zone %s, %zu names", conf->zone, z->nnames);
 	return 0;
 }
@@ -265,6 +269,7 @@ void resolver_free(struct resolver *r)
 	fwd_free(r);
 	listeners_free(r->listeners);
 	zone_free(r->zone);
+	rrl_free(r->rrl);
 	free(r->udp);
 	free(r->tin);
 	free(r->tout);
@@ -275,4 +280,5 @@ void resolver_free(struct resolver *r)
 void resolver_stats(const struct resolver *r, struct resolver_stats *st)
 {
 	*st = r->stats;
+	st->tcp_conns = r->nconns;
 }

@@ -29,7 +29,12 @@ void resolver_free(struct resolver *r);
 /* Answers sent, by rcode (0..15), for metrics. */
 struct resolver_stats {
 	uint64_t rcode[16];
-	uint64_t dropped; /* packets too broken to answer */
+	uint64_t dropped;     /* packets too broken to answer */
+	uint64_t rrl_dropped; /* UDP responses over the rate limit, not sent */
+	uint64_t rrl_slipped; /* ... sent truncated instead */
+	uint64_t tcp_evicted; /* idle TCP connections closed to make room */
+	uint64_t tcp_refused; /* new TCP connections closed: no room, none idle */
+	unsigned tcp_conns;   /* TCP connections open now */
 };
 void resolver_stats(const struct resolver *r, struct resolver_stats *st);
 

@@ -2,6 +2,13 @@
  * TCP: two-byte length framing, any number of queries per connection.
  * Answers go out as they are ready, so a query waiting for a boot does not
  * hold up the ones behind it (RFC 7766 allows this order).
+ *
+ * Connections are kept least recently used first. A new one that would
+ * pass dns.tcp.per_client or dns.tcp.max takes the place of an idle one
+ * (no answer pending; RFC 7766 6.2.2 lets a server close idle ones to make
+ * room), the oldest of the address holding the most (tcp_peer.c), so
+ * clients that open connections and say nothing cannot shut the others
+ * out.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +25,10 @@
 
 #define TCP_BACKLOG 128
 
-static const struct timeval tcp_idle_tv = {RESOLVER_TCP_IDLE_SEC, 0};
-
 static void tcp_close(struct tconn *c)
 {
 	struct resolver *r = c->r;
+	evutil_socket_t fd;
 
 	if (c->nwait) {
 		pending_drop_conn(r, c);
@@ -30,6 +36,13 @@ static void tcp_close(struct tconn *c)
 	}
 	TAILQ_REMOVE(&r->conns, c, link);
 	r->nconns--;
+	tcp_peer_put(c->peer);
+	/* libevent closes the socket from the loop, later: many closed in one
+	 * accept burst would stay open until then. Close it now. */
+	fd = bufferevent_getfd(c->bev);
+	bufferevent_setfd(c->bev, -1);
+	if (fd >= 0)
+		close(fd);
 	bufferevent_free(c->bev);
 	event_free(c->idle);
 	free(c);
@@ -55,7 +68,7 @@ void tcp_done_wait(struct tconn *c)
 {
 	c->nwait--;
 	if (c->nwait == 0)
-		evtimer_add(c->idle, &tcp_idle_tv);
+		evtimer_add(c->idle, &c->r->tcp_idle_tv);
 }
 
 static void tcp_query(struct tconn *c, const uint8_t *pkt, size_t len)
@@ -68,6 +81,16 @@ static void tcp_query(struct tconn *c, const uint8_t *pkt, size_t len)
 		resolver_count(r, r->tq.out);
 		tcp_send(c, r->tq.out, r->tq.outlen);
 	}
+}
+
+/* A query came: the idle clock starts again, and C is the most recently used. */
+static void tcp_touch(struct tconn *c)
+{
+	struct resolver *r = c->r;
+
+	evtimer_add(c->idle, &r->tcp_idle_tv);
+	TAILQ_REMOVE(&r->conns, c, link);
+	TAILQ_INSERT_TAIL(&r->conns, c, link);
 }
 
 /* Take every complete frame; -1 when the connection was closed. */
@@ -91,7 +114,7 @@ static int tcp_frames(struct tconn *c)
 		evbuffer_drain(in, 2);
 		evbuffer_remove(in, c->r->tin, len);
 		tcp_query(c, c->r->tin, len);
-		evtimer_add(c->idle, &tcp_idle_tv);
+		tcp_touch(c);
 		if (evbuffer_get_length(out) > RESOLVER_TCP_OUT_HIWAT) {
 			c->stalled = true;
 			bufferevent_disable(c->bev, EV_READ);
@@ -145,6 +168,30 @@ static void tcp_idle(evutil_socket_t fd, short what, void *arg)
 	tcp_close(c);
 }
 
+/*
+ * Room for one more connection from SA: when SA holds per_client, one of
+ * its own gives way; when there are max, one of anyone's (tcp_peer.c says
+ * which). -1 when none can: every one has an answer pending. A loop, as a
+ * reload may have lowered the limits below what is open.
+ */
+static int tcp_make_room(struct resolver *r, const struct sockaddr *sa)
+{
+	struct tconn *v;
+	unsigned n;
+
+	for (;;) {
+		n = tcp_peer_count(r, sa);
+		if (n < r->tcp_per_client && r->nconns < r->tcp_max)
+			return 0;
+		v = tcp_peer_victim(r, n >= r->tcp_per_client ? sa : NULL);
+		if (!v)
+			return -1;
+		log_debug("dns: tcp: closing an idle connection to make room");
+		r->stats.tcp_evicted++;
+		tcp_close(v);
+	}
+}
+
 static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct sockaddr *sa,
                        int salen, void *arg)
 {
@@ -152,9 +199,17 @@ static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct soc
 	struct resolver *r = l->r;
 	struct tconn *c = NULL;
 
-	(void)el, (void)sa, (void)salen;
-	if (r->nconns >= RESOLVER_TCP_MAX || !(c = calloc(1, sizeof(*c))))
+	(void)el, (void)salen;
+	if (tcp_make_room(r, sa) < 0) {
+		r->stats.tcp_refused++;
 		goto fail;
+	}
+	if (!(c = calloc(1, sizeof(*c))))
+		goto fail;
+	if (!(c->peer = tcp_peer_get(r, sa))) {
+		free(c);
+		goto fail;
+	}
 	c->r = r;
 	c->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->idle = evtimer_new(r->base, tcp_idle, c);
@@ -164,13 +219,14 @@ static void tcp_accept(struct evconnlistener *el, evutil_socket_t fd, struct soc
 		goto fail_free;
 	}
 	bufferevent_setcb(c->bev, tcp_read, tcp_write, tcp_event, c);
-	bufferevent_set_timeouts(c->bev, NULL, &tcp_idle_tv);
+	bufferevent_set_timeouts(c->bev, NULL, &r->tcp_idle_tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	evtimer_add(c->idle, &tcp_idle_tv);
+	evtimer_add(c->idle, &r->tcp_idle_tv);
 	TAILQ_INSERT_TAIL(&r->conns, c, link);
 	r->nconns++;
 	return;
 fail_free:
+	tcp_peer_put(c->peer);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->idle)

@@ -69,8 +69,21 @@ static bool udp_one(struct listener *l, struct udp_batch *b, int i, int *nout)
 	q->out = b->obuf[*nout];
 	q->outcap = QUERY_EDNS_SIZE;
 	st = query_process(q, r->zone, b->ibuf[i], b->in[i].msg_len, false);
-	if (!resolver_dispatch(r, q, st, b->ibuf[i], b->in[i].msg_len, &c))
+	if (st == QUERY_DROP) {
+		r->stats.dropped++;
 		return false;
+	}
+	/* Over the rate limit: no wake, no forward, at most a truncated answer. */
+	switch (ratelimit_udp(r, q, st, c.sa)) {
+	case RRL_DROP:
+		return false;
+	case RRL_PASS:
+		if (!resolver_dispatch(r, q, st, b->ibuf[i], b->in[i].msg_len, &c))
+			return false;
+		break;
+	case RRL_SLIP:
+		break;
+	}
 	resolver_count(r, q->out);
 	om->msg_name = &b->from[i];
 	om->msg_namelen = b->in[i].msg_hdr.msg_namelen;

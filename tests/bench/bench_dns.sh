@@ -57,6 +57,7 @@ dns = {
   zone = "svc.test";
   ns = ( { name = "ns1.svc.test"; address = "127.0.0.1"; } );
   ttl = 30;
+  rrl = { rate = 0; };   # as NSD's rrl-ratelimit: 0 below: the load is one client
 };
 network = { mode = "user"; hold = "none"; };
 services = (

@@ -2,7 +2,9 @@
 # linked against the library sources compiled again with clang and
 # -fsanitize=fuzzer-no-link,address,undefined in build/fuzz/obj.
 # `make fuzz` builds them; tests/integration/test_fuzz.sh runs each briefly;
-# a long run by hand: build/fuzz/fuzz_dns -max_total_time=3600 tests/fuzz/corpus/dns
+# `make fuzz-long` runs each for hours by hand (tests/fuzz/long.sh:
+# FUZZ_SECONDS per target, default 3600; FUZZ_TARGETS; FUZZ_JOBS) and
+# merges inputs that reach new code into tests/fuzz/corpus/<target>/.
 # (no -Werror here: clang warns about things gcc does not, and this build
 # must not break on another module's clang-only warning).
 
@@ -24,5 +26,7 @@ build/fuzz/libbeckon.a: $(call fuzzobj,$(LIB_SRCS))
 $(FUZZ_BINS): build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libbeckon.a
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
-.PHONY: fuzz
+.PHONY: fuzz fuzz-long
 fuzz: $(FUZZ_BINS)
+fuzz-long: $(FUZZ_BINS)
+	@tests/fuzz/long.sh

@@ -348,6 +348,14 @@ static void test_defaults(void **state)
 	assert_true(c->ns[0].has_addr);
 	assert_int_equal(c->ttl, 30);
 	assert_false(c->has_forward);
+	assert_int_equal(c->tcp_max, 256);
+	assert_int_equal(c->tcp_per_client, 16);
+	assert_int_equal(c->tcp_idle_ms, 10000);
+	assert_int_equal(c->rrl_rate, 200);
+	assert_int_equal(c->rrl_slip, 2);
+	assert_int_equal(c->rrl_ipv4_prefix, 24);
+	assert_int_equal(c->rrl_ipv6_prefix, 56);
+	assert_int_equal(c->rrl_table_size, 65536);
 	assert_int_equal(c->net_mode, CONF_NET_BRIDGE);
 	assert_string_equal(c->bridge, "beckon0");
 	assert_string_equal(inet_ntop(AF_INET, &c->subnet, buf, sizeof(buf)), "10.77.0.0");
@@ -387,6 +395,34 @@ static void test_defaults(void **state)
 	assert_ptr_equal(conf_service_find(c, "www"), s);
 	assert_null(conf_service_find(c, "api"));
 	conf_free(c);
+}
+
+/* dns.tcp and dns.rrl: set, and per_client following a small max when not set. */
+static void test_dns_limits(void **state)
+{
+	struct conf *c;
+	char *e;
+
+	(void)state;
+	c = load_good("dns = { zone = \"svc.test\"; ns = { name = \"ns.example.org\"; };\n"
+	              "  tcp = { max = 4; idle_timeout = \"1500ms\"; };\n"
+	              "  rrl = { rate = 0; slip = 1; ipv4_prefix = 32; ipv6_prefix = 64; "
+	              "table_size = 100; }; };\n");
+	assert_int_equal(c->tcp_max, 4);
+	assert_int_equal(c->tcp_per_client, 4);
+	assert_int_equal(c->tcp_idle_ms, 1500);
+	assert_int_equal(c->rrl_rate, 0);
+	assert_int_equal(c->rrl_slip, 1);
+	assert_int_equal(c->rrl_ipv4_prefix, 32);
+	assert_int_equal(c->rrl_ipv6_prefix, 64);
+	assert_int_equal(c->rrl_table_size, 100);
+	conf_free(c);
+	e = load_bad("dns = { zone = \"svc.test\"; ns = { name = \"ns.example.org\"; };\n"
+	             "  tcp = { per_client = 300; };\n  rrl = { rate = 5000000; }; };\n");
+	assert_string_equal(e,
+	                    "bad.conf:2: dns.tcp.per_client: 300 is more than dns.tcp.max (256)\n"
+	                    "bad.conf:3: dns.rrl.rate: 5000000 is out of range (0..1000000)\n");
+	free(e);
 }
 
 static void test_hold_follows_mode(void **state)
@@ -773,23 +809,15 @@ static void test_cross_checks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_duration),
-	    cmocka_unit_test(test_size),
-	    cmocka_unit_test(test_hostport),
-	    cmocka_unit_test(test_dns_names),
-	    cmocka_unit_test(test_service_names),
-	    cmocka_unit_test(test_cidr),
-	    cmocka_unit_test(test_enum_names),
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_hold_follows_mode),
-	    cmocka_unit_test(test_defaults_inherit),
-	    cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_service_dup_equal),
-	    cmocka_unit_test(test_several_errors),
-	    cmocka_unit_test(test_syntax_error),
-	    cmocka_unit_test(test_int_wrap),
-	    cmocka_unit_test(test_include),
-	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_duration),          cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_hostport),          cmocka_unit_test(test_dns_names),
+	    cmocka_unit_test(test_service_names),     cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_enum_names),        cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_dns_limits),        cmocka_unit_test(test_hold_follows_mode),
+	    cmocka_unit_test(test_defaults_inherit),  cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_service_dup_equal), cmocka_unit_test(test_several_errors),
+	    cmocka_unit_test(test_syntax_error),      cmocka_unit_test(test_int_wrap),
+	    cmocka_unit_test(test_include),           cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_cross_checks),
 	};
 

@@ -574,6 +574,84 @@ static void test_truncation(void **state)
 	ldns_pkt_free(p);
 }
 
+/* What a client may receive: 512 without EDNS, its EDNS size (512 at least, 1232 at most) with. */
+static size_t want_limit(uint16_t edns, bool tcp)
+{
+	if (tcp)
+		return QUERY_TCP_MAX;
+	if (edns == 0 || edns <= 512)
+		return 512;
+	return edns < 1232 ? edns : 1232;
+}
+
+/*
+ * Every answer over UDP keeps to the query's limit, whatever the zone: up
+ * to eight NS names of up to 200 bytes (answers of 2 KB and more), every
+ * question kind, sizes from none to 4096. Either the whole answer (as TCP
+ * gives it) goes out, or TC says it did not.
+ */
+static void test_size_limits(void **state)
+{
+	static const uint16_t sizes[] = {0,    512,  513,  600,  900,  1000,
+	                                 1231, 1232, 1233, 4096, 65535};
+	static const ldns_rr_type types[] = {LDNS_RR_TYPE_NS, LDNS_RR_TYPE_SOA, LDNS_RR_TYPE_ANY,
+	                                     LDNS_RR_TYPE_A, LDNS_RR_TYPE_TXT};
+	static const size_t labels[] = {5, 30, 60};
+	struct fixture *f = *state;
+	size_t n, l, s, t, full;
+	ldns_pkt *p;
+
+	for (n = 1; n <= 8; n++)
+		for (l = 0; l < sizeof(labels) / sizeof(labels[0]); l++) {
+			long_ns(f, n, labels[l]);
+			for (t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+				ask(f, "svc.test.", types[t], 0, true);
+				p = answer(f);
+				full = ldns_pkt_ancount(p);
+				ldns_pkt_free(p);
+				for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+					ask(f, "svc.test.", types[t], sizes[s], false);
+					assert_true(f->q.outlen <= want_limit(sizes[s], false));
+					p = answer(f);
+					if (!ldns_pkt_tc(p))
+						assert_int_equal(ldns_pkt_ancount(p), full);
+					else
+						assert_int_equal(ldns_pkt_ancount(p), 0);
+					assert_int_equal(ldns_pkt_edns(p), sizes[s] != 0);
+					ldns_pkt_free(p);
+				}
+			}
+		}
+}
+
+/* A slipped answer (RRL) or a forwarded reply too big: header and question, TC, rcode kept. */
+static void test_query_tc(void **state)
+{
+	struct fixture *f = *state;
+	ldns_pkt *p;
+
+	assert_int_equal(ask(f, "nothere.svc.test.", LDNS_RR_TYPE_A, 1232, false), QUERY_ANSWER);
+	query_tc(&f->q, f->out);
+	p = answer(f);
+	assert_true(ldns_pkt_tc(p));
+	assert_true(ldns_pkt_aa(p));
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(ldns_pkt_qdcount(p), 1);
+	assert_int_equal(ldns_pkt_ancount(p) + ldns_pkt_nscount(p), 0);
+	assert_true(ldns_pkt_edns(p));
+	ldns_pkt_free(p);
+	/* No answer to take from (a forward): NOERROR, no AA. */
+	assert_int_equal(ask(f, "www.svc.test.", LDNS_RR_TYPE_A, 0, false), QUERY_WAKE);
+	query_tc(&f->q, NULL);
+	assert_int_equal(f->q.outlen, 12 + 14 + 4);
+	p = answer(f);
+	assert_true(ldns_pkt_tc(p));
+	assert_false(ldns_pkt_aa(p));
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	assert_false(ldns_pkt_edns(p));
+	ldns_pkt_free(p);
+}
+
 static void test_glue_dropped_first(void **state)
 {
 	struct fixture *f = *state;
@@ -687,6 +765,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_class, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_glue_dropped_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_size_limits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_query_tc, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_answer_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_ns_no_services, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random, setup, teardown),
