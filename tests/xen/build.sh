@@ -14,9 +14,13 @@ SECURITY=${XEN_LAB_SECURITY:-http://deb.debian.org/debian-security}
 # that they match the hypervisor), its network, and what the tests run.
 DOM0_PKGS="iproute2 bridge-utils kmod busybox curl bind9-dnsutils iptables procps psmisc"
 # Modules dom0 loads (with their dependencies).
+# dom0 runs iptables-legacy (dom0-init): iptables-nft would want nf_tables
+# and nft_compat, and every iptables run (beckon's, Xen's vif-bridge) that
+# finds a module missing stalls for many seconds under the emulation.
 DOM0_MODS="xen-evtchn xenfs xen-privcmd xen-gntdev xen-gntalloc xen-netback xen-blkback
-bridge tun nfnetlink_queue xt_NFQUEUE xt_mark xt_tcpudp xt_conntrack nf_conntrack_netlink
-iptable_filter iptable_mangle iptable_nat ip_tables x_tables"
+bridge br_netfilter tun nfnetlink_queue xt_NFQUEUE xt_mark xt_tcpudp xt_conntrack xt_comment
+xt_physdev xt_state xt_addrtype nf_conntrack_netlink iptable_filter iptable_mangle iptable_nat
+ip_tables x_tables"
 
 say() { echo "xen-lab: $*" >&2; }
 command -v depmod >/dev/null || { say "needs kmod (depmod, modinfo)"; exit 1; }
@@ -81,11 +85,13 @@ copy_modules() {
 
 # dom0's root: bookworm minbase, the Xen tools from bookworm-security.
 build_dom0_root() {
-	local r=$OUT/dom0root
-	[ -f "$r/.done" ] && return 0
+	local r=$OUT/dom0root mods
+	# Made again when the module list changes (the debootstrap'd base is kept).
+	mods=$(echo $DOM0_MODS | md5sum | cut -c1-8)
+	[ -f "$r/.done" ] && [ "$(cat "$r/.done")" = "$mods" ] && return 0
 	[ -f "$r/.base" ] || build_dom0_base
 	copy_modules "$r" $DOM0_MODS
-	touch "$r/.done"
+	echo "$mods" >"$r/.done"
 }
 
 # debootstrap, then the Xen tools from bookworm-security.
