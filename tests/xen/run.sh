@@ -170,14 +170,18 @@ sed 's/hold = "none"/hold = "syn"/' $T/beckon.conf >$T/syn.conf
 rm -f $T/ctl.sock
 $B/beckond -c $T/syn.conf -v >>$T/beckond.log 2>&1 &
 PID=$!
-wait_for 300 test -S $T/ctl.sock || not_ok "beckond starts with hold syn"
-curl -s -m 900 http://10.77.0.3/ | grep -q "hello from pv" &&
-	ok "hold syn: a connection alone (a held SYN) boots cold pv on Xen; curl gets its page" ||
-	{ not_ok "hold syn: a held SYN boots pv"; log_tail; }
-wait_for 600 state_is pv paused && ok "hold syn: pv idles again (paused)" || not_ok "hold syn: pv paused once idle"
-curl -s -m 900 http://10.77.0.3/ | grep -q "hello from pv" &&
-	ok "hold syn: a held SYN wakes the paused pv; curl gets its page" ||
-	{ not_ok "hold syn: a held SYN wakes the paused pv"; log_tail; }
+if ! wait_for 300 test -S $T/ctl.sock; then
+	not_ok "beckond starts with hold syn"
+	log_tail
+else
+	curl -s -m 900 http://10.77.0.3/ | grep -q "hello from pv" &&
+		ok "hold syn: a connection alone (a held SYN) boots cold pv on Xen; curl gets its page" ||
+		{ not_ok "hold syn: a held SYN boots pv"; log_tail; }
+	wait_for 600 state_is pv paused && ok "hold syn: pv idles again (paused)" || not_ok "hold syn: pv paused once idle"
+	curl -s -m 900 http://10.77.0.3/ | grep -q "hello from pv" &&
+		ok "hold syn: a held SYN wakes the paused pv; curl gets its page" ||
+		{ not_ok "hold syn: a held SYN wakes the paused pv"; log_tail; }
+fi
 kill -TERM $PID
 wait_for 180 sh -c "! kill -0 $PID" && no_beckon_domains && ok "hold syn: SIGTERM leaves no beckon-* domain" ||
 	not_ok "hold syn: after SIGTERM: $(xl list | grep beckon-)"
