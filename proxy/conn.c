@@ -55,6 +55,8 @@ void pxconn_free(struct pxconn *c)
 		event_free(c->timer);
 	if (c->replay != NULL)
 		evbuffer_free(c->replay);
+	if (c->http != NULL)
+		front_free(c);
 	TAILQ_REMOVE(&svc->conns, c, entry);
 	free(c);
 	pxsvc_unref(svc);
@@ -100,6 +102,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->http != NULL && front_timer(c))
+		return;
 	switch (c->state) {
 	case PXC_HELD:
 		log_debug("proxy: %s: held past hold_timeout, reset", c->svc->name);
@@ -306,7 +310,49 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockad
 		pxconn_reset(c);
 		return;
 	}
+	if (svc->nroutes > 0) {
+		front_start(c); /* the service comes from the request's path */
+		return;
+	}
 	/* Replaying is only ever needed behind QEMU's hostfwd, just after a boot. */
+	if (guest_fresh(c, true))
+		c->replay = evbuffer_new();
+	conn_hold(c);
+}
+
+void pxconn_drop_upstream(struct pxconn *c)
+{
+	pump_free_all(c);
+	if (c->up != NULL)
+		bufferevent_free(c->up);
+	c->up = NULL;
+	if (c->open)
+		proxy_count_open(c->svc, -1);
+	c->open = false;
+	c->up_eof = c->up_shut = c->up_spoke = false;
+	c->cl_throttled = c->up_throttled = false;
+	memset(c->moved, 0, sizeof(c->moved));
+	memset(c->pump_want, 0, sizeof(c->pump_want));
+	c->attempts = 0;
+	if (c->replay != NULL)
+		evbuffer_free(c->replay);
+	c->replay = NULL;
+}
+
+void pxconn_route(struct pxconn *c, struct pxsvc *to, uint16_t port)
+{
+	struct pxsvc *from = c->svc;
+
+	pxconn_drop_upstream(c);
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	TAILQ_REMOVE(&from->conns, c, entry);
+	to->refs++;
+	TAILQ_INSERT_TAIL(&to->conns, c, entry);
+	c->svc = to;
+	c->port = port;
+	c->state = PXC_HELD;
+	pxsvc_unref(from);
 	if (guest_fresh(c, true))
 		c->replay = evbuffer_new();
 	conn_hold(c);

@@ -28,7 +28,7 @@ static bool is_vchar(unsigned char ch)
  */
 static int next_line(const char *buf, size_t n, size_t *pos, const char **line, size_t *llen)
 {
-	const char *lf = memchr(buf + *pos, '\n', n - *pos);
+	const char *lf = *pos < n ? memchr(buf + *pos, '\n', n - *pos) : NULL;
 
 	if (lf == NULL)
 		return -1;
@@ -308,6 +308,8 @@ static enum http_rc parse_head(const char *buf, size_t len, size_t max, const ch
 
 	memset(h, 0, sizeof(*h));
 	memset(&f, 0, sizeof(f));
+	if (n == 0) /* an empty evbuffer pulls up to NULL */
+		return max == 0 ? HTTP_TOO_BIG : HTTP_MORE;
 	/* Empty lines before a request line are ignored (RFC 9112, 2.2). */
 	do {
 		if (next_line(buf, n, &pos, &line, &llen) == -1)
