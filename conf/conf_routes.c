@@ -150,8 +150,7 @@ int conf_get_routes(struct conf_ctx *c, const config_setting_t *s, const char *l
 		if (route_one(c, conf_list_elem(s, i), buf, svc->routes, (size_t)i) == -1)
 			rc = -1;
 	}
-	if (rc == -1)
-		conf_routes_clear(svc);
+	/* The good routes stay, so that their services are checked too. */
 	return rc;
 }
 
@@ -207,8 +206,10 @@ static void check_targets(struct conf_ctx *c, const struct conf_build *b, size_t
 		const config_setting_t *s =
 		    config_setting_get_member(conf_list_elem(list, (int)i), "service");
 		const char *name = f->svc.routes[i].service;
-		const struct conf_build *t = entry_named(b, n, name);
+		const struct conf_build *t = name != NULL ? entry_named(b, n, name) : NULL;
 
+		if (name == NULL || s == NULL)
+			continue; /* reported already */
 		if (t == NULL)
 			conf_err(c, s, "%s.routes[%zu].service: no service \"%s\"", f->label, i,
 			         name);
@@ -233,7 +234,6 @@ void conf_check_fronts(struct conf_ctx *c, const struct conf *conf, const struct
 			         "%s.routes: needs network.hold \"proxy\" (the proxy reads each "
 			         "request's path), not \"%s\"",
 			         b[i].label, conf_hold_name(conf->hold));
-		if (!b[i].bad[CONF_SK_ROUTES])
-			check_targets(c, b, n, &b[i]);
+		check_targets(c, b, n, &b[i]);
 	}
 }
