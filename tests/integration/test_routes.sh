@@ -234,4 +234,49 @@ check "a service's own address is still relayed at L4 ($out)" [ "$out" = "name=$
 check "SIGTERM: beckond exits cleanly (no sanitizer report)" stop_daemon
 check "SIGTERM: no QEMU of ours left" wait_for 10 no_qemu
 check "SIGTERM: no listener left on the front" bash -c "! ss -Htln | grep -q '$LO\\.1:80 '"
+
+# 8. Bridge mode: the front's address is no host's; its connections are
+# redirected to the proxy (nat) whether or not the guests behind it are
+# ready. Guests are exec services in namespaces behind a test bridge, the
+# client a namespace routed through the host (holdnet.sh).
+if [ "$(id -u)" -ne 0 ] || ! command -v iptables >/dev/null || ! command -v busybox >/dev/null; then
+	skip "routes in bridge mode: needs root, iptables and busybox"
+	finish
+fi
+. "$(dirname "$0")/holdnet.sh"
+holdnet_up || { not_ok "bridge: test network set up"; finish; }
+for n in 2 3; do holdnet_guest $n || { not_ok "bridge: guest namespace $n"; finish; }; done
+CHAIN=BECKON-PROXY-$HBR
+on_exit "while iptables -w -D FORWARD -m conntrack --ctstate ESTABLISHED -m comment --comment 'beckon-ct $HBR'; do :; done"
+on_exit "while iptables -w -t nat -D PREROUTING -j $CHAIN; do :; done; while iptables -w -t nat -D OUTPUT -j $CHAIN; do :; done; iptables -w -t nat -F $CHAIN; iptables -w -t nat -X $CHAIN"
+for n in 2 3; do
+	DOC=$(make_docroot "g$n")
+	mkdir -p "$DOC/docs" && echo "docs from g$n" >"$DOC/docs/index.html"
+	holdnet_svc $n "$P-g$n" 0.3
+done >"$T/guests.conf"
+base_conf "$CONF"
+sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$HBR\"; subnet = \"$HNET.0/24\"; hold = \"proxy\"; };|" "$CONF"
+{
+	cat <<CONF
+  { name = "$P-bsite"; dns = ( "bsite.svc.test" ); address = "$HNET.9"; ports = ( 80 );
+    routes = ( { prefix = "/docs/"; service = "$P-g2"; }, { prefix = "/"; service = "$P-g3"; } ); },
+CONF
+	cat "$T/guests.conf"
+} | add_services "$CONF"
+: >"$T/bridge.log"
+start_daemon "$CONF" "$T/bridge.log" || { not_ok "bridge: beckond starts with a front"; finish; }
+front_rule() { iptables -w -t nat -S "$CHAIN" 2>/dev/null | grep -q -- "-d $HNET.9/32 .*REDIRECT"; }
+check "bridge: a redirect rule for the front" front_rule
+out=$(hcl curl -s -m 10 "http://$HNET.9/docs/")
+check "bridge: /docs/ reaches g2, woken for it ($out; runs $(runs 2) $(runs 3))" \
+	[ "$out" = "docs from g2" -a "$(runs 2) $(runs 3)" = "1 0" ]
+out=$(hcl curl -s -m 10 "http://$HNET.9/")
+check "bridge: / reaches g3, woken for it ($out; runs $(runs 2) $(runs 3))" \
+	[ "$out" = "hello from g3" -a "$(runs 2) $(runs 3)" = "1 1" ]
+check "bridge: with both guests ready, the front's rule stays" front_rule
+out=$(hcl curl -s -m 10 "http://$HNET.9/docs/" "http://$HNET.9/" | tr '\n' ' ')
+check "bridge: both again, no more boots ($out)" \
+	[ "$out" = "docs from g2 hello from g3 " -a "$(runs 2) $(runs 3)" = "1 1" ]
+check "bridge: SIGTERM: clean" stop_daemon
+check "bridge: SIGTERM: the chain is gone" bash -c "! iptables -w -t nat -S $CHAIN >/dev/null 2>&1"
 finish
