@@ -218,6 +218,10 @@ static void check_targets(struct conf_ctx *c, const struct conf_build *b, size_t
 			    c, s,
 			    "%s.routes[%zu].service: \"%s\" is a front; a route names a service",
 			    f->label, i, name);
+		else if (t->src[CONF_SK_PORTS] == NULL && !t->bad[CONF_SK_PORTS])
+			conf_err(c, s,
+			         "%s.routes[%zu].service: \"%s\" has no ports to send requests to",
+			         f->label, i, name);
 	}
 }
 

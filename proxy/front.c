@@ -179,6 +179,10 @@ static void front_head(struct pxconn *c)
 
 	if (len == 0)
 		return; /* between requests: nothing of the next yet */
+	if (c->cl_shut) {
+		pxconn_free(c); /* the upstream closed, and the client was told so */
+		return;
+	}
 	switch (http_parse_request(buf, n, FRONT_HEAD_MAX, &hd)) {
 	case HTTP_MORE:
 		if (len > 0 && !h->head_armed) {
