@@ -50,7 +50,21 @@ class H(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
     def do_GET(self):
+        if self.headers.get("Upgrade") == "echo":
+            return self.echo()
         self.send(("name=%s path=%s\n" % (name, self.path)).encode())
+    def echo(self):  # 101, then each byte back until EOF
+        self.send_response(101)
+        self.send_header("Upgrade", "echo")
+        self.send_header("Connection", "Upgrade")
+        self.end_headers()
+        self.wfile.flush()
+        while True:
+            b = self.rfile.read1(65536)
+            if not b:
+                break
+            self.wfile.write(b)
+        self.close_connection = True
     def body(self):
         if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
             return self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -78,7 +92,22 @@ s = socket.create_connection((host, port), timeout=30)
 t0 = time.time()
 s.sendall({"half": b"GET / HTTP/1.1\r\nHost: site\r\nAccept: */*\r\n",
            "garbage": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-           "nothing": b""}[mode])
+           "nothing": b"", "upgrade": b"",
+           # three requests in one write, for two services, the last one closing
+           "pipeline": b"GET /blog/p1 HTTP/1.1\r\nHost: s\r\n\r\n"
+                       b"GET /api/p2 HTTP/1.1\r\nHost: s\r\n\r\n"
+                       b"GET /blog/p3 HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n"}[mode])
+if mode == "upgrade":  # bytes before and after the 101 come back
+    s.sendall(b"GET /api/ws HTTP/1.1\r\nHost: s\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping1 ")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    data = data.split(b"\r\n\r\n", 1)[1]
+    s.sendall(b"ping2")
+    while len(data) < 11:
+        data += s.recv(65536)
+    print(data.decode())
+    sys.exit(0)
 data, how = b"", "eof"
 try:
     while True:
@@ -90,7 +119,10 @@ except ConnectionResetError:
     how = "reset"
 except socket.timeout:
     how = "timeout"
-print("%s %.2f %s" % (how, time.time() - t0, data.split(b"\r\n", 1)[0].decode(errors="replace")))
+if mode == "pipeline":  # the answers' bodies, in order
+    print("%s %s" % (how, " ".join(l.decode() for l in data.split(b"\n") if l.startswith(b"name="))))
+else:
+    print("%s %.2f %s" % (how, time.time() - t0, data.split(b"\r\n", 1)[0].decode(errors="replace")))
 EOF
 
 exec_svc() { # exec_svc NAME N: srv.py NAME on its own loopback port; runs counted
@@ -202,6 +234,13 @@ name=$P-api path=/api/up got=300000 $sum|200 0" ]
 out=$(curl_ka -H 'Transfer-Encoding: chunked' --data-binary @"$T/body" "$F/api/c" "$F/blog/c")
 check "POST chunked to two services on one connection" [ "$out" = "name=$P-api path=/api/c got=300000 $sum|200 1
 name=$P-blog path=/blog/c got=300000 $sum|200 0" ]
+
+out=$(python3 "$T/cli.py" "$LO.1" 80 pipeline)
+check "pipelined requests for two services: answered in order, then closed ($out)" \
+	[ "$out" = "eof name=$P-blog path=/blog/p1 name=$P-api path=/api/p2 name=$P-blog path=/blog/p3" ]
+
+out=$(timeout 30 python3 "$T/cli.py" "$LO.1" 80 upgrade 2>&1)
+check "Upgrade: after the 101 the connection is a tunnel both ways ($out)" [ "$out" = "ping1 ping2" ]
 
 # 5. Heads that are not to be routed: answered at once, not hung.
 long=$(head -c 65536 /dev/zero | tr '\0' a)
