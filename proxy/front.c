@@ -231,7 +231,7 @@ static void next_cb(evutil_socket_t fd, short what, void *arg)
 		relay_kick(c, c->cl); /* what the client sent after its Upgrade request */
 		return;
 	}
-	if (h->in_exchange || c->closing)
+	if (h->in_exchange || c->closing || h->lingering)
 		return;
 	/* A side said it will close: the upstream's close ends the client's too. */
 	if (h->req_close || h->resp_close)
