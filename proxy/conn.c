@@ -96,6 +96,21 @@ void pxconn_activity(struct pxconn *c, size_t bytes)
 	launcher_activity(c->svc->inst);
 }
 
+/*
+ * C will not be served (its guest did not come up, a limit, the hold
+ * timeout): reset, as a guest that is not there would; a front's HTTP
+ * client is answered STATUS instead, which it can show.
+ */
+static void conn_refuse(struct pxconn *c, int status)
+{
+	if (c->http == NULL) {
+		pxconn_reset(c);
+		return;
+	}
+	unhold(c);
+	front_refuse(c, status);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pxconn *c = arg;
@@ -108,7 +123,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	case PXC_HELD:
 		log_debug("proxy: %s: held past hold_timeout, reset", c->svc->name);
 		c->svc->p->st.timed_out++;
-		pxconn_reset(c);
+		conn_refuse(c, 504);
 		break;
 	case PXC_BACKOFF:
 		conn_connect(c);
@@ -130,7 +145,7 @@ static void woken_cb(struct instance *inst, bool ok, void *arg)
 	if (!ok) {
 		log_debug("proxy: %s: the guest did not come up, reset", c->svc->name);
 		c->svc->p->st.failed++;
-		pxconn_reset(c);
+		conn_refuse(c, 503);
 		return;
 	}
 	conn_connect(c);
@@ -257,7 +272,7 @@ static void conn_hold(struct pxconn *c)
 	int rc;
 
 	if (svc->inst == NULL) {
-		pxconn_reset(c);
+		conn_refuse(c, 503);
 		return;
 	}
 	rc = launcher_wake_from(svc->inst, (struct sockaddr *)&c->peer, woken_cb, c, &c->waiter);
@@ -267,13 +282,13 @@ static void conn_hold(struct pxconn *c)
 	}
 	if (rc == -1) {
 		svc->p->st.failed++;
-		pxconn_reset(c);
+		conn_refuse(c, 503);
 		return;
 	}
 	if (proxy_held_full(svc->p, svc)) {
 		log_debug("proxy: %s: held-connection limit reached, reset", svc->name);
 		svc->p->st.refused++;
-		pxconn_reset(c); /* cancels the wait */
+		conn_refuse(c, 503); /* cancels the wait */
 		return;
 	}
 	c->held = true;

@@ -63,6 +63,8 @@ static const char *status_text(int status)
 		return "Request Header Fields Too Large";
 	case 502:
 		return "Bad Gateway";
+	case 504:
+		return "Gateway Timeout";
 	default:
 		return "Service Unavailable";
 	}
@@ -117,6 +119,11 @@ static void front_reply(struct pxconn *c, int status)
 	bufferevent_enable(c->cl, EV_READ | EV_WRITE);
 	bufferevent_write(c->cl, buf, (size_t)n);
 	timer_in(c->timer, FRONT_LINGER_MS);
+}
+
+void front_refuse(struct pxconn *c, int status)
+{
+	front_reply(c, status);
 }
 
 /* The port of TO that the front's PORT goes to: the same number, else its first. */

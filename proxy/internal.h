@@ -214,6 +214,8 @@ void front_start(struct pxconn *c);
  * relayed.
  */
 size_t front_take(struct pxconn *c, struct bufferevent *src, size_t avail);
+/* C's service will not serve it: answer STATUS (503, 504) and close. */
+void front_refuse(struct pxconn *c, int status);
 /* C's timer went off: true when it was the front's (a head's deadline, lingering). */
 bool front_timer(struct pxconn *c);
 void front_free(struct pxconn *c);

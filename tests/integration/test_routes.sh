@@ -139,6 +139,8 @@ write_conf() { # write_conf HOLD_TIMEOUT
   { name = "$P-site"; dns = ( "site.svc.test" ); address = "$LO.1"; ports = ( 80 );
     routes = ( { prefix = "/blog/"; service = "$P-blog"; },
                { prefix = "/api/"; service = "$P-api"; },
+               { prefix = "/never/"; service = "$P-never"; },
+               { prefix = "/stuck/"; service = "$P-stuck"; },
                { prefix = "/"; service = "$P-www"; } ); },
   { name = "$P-apionly"; dns = ( "apionly.svc.test" ); address = "$LO.5"; ports = ( 80 );
     routes = ( { prefix = "/api/"; service = "$P-api"; } ); },
@@ -147,6 +149,10 @@ write_conf() { # write_conf HOLD_TIMEOUT
     ready = "console:^READY"; boot_timeout = "20s"; },
 $(exec_svc blog 3)
 $(exec_svc api 4)
+  { name = "$P-never"; dns = ( "never.svc.test" ); address = "$LO.6"; ports = ( 80 );
+    backend = "exec"; ready = "tcp"; boot_timeout = "1s"; exec = { command = "sleep 1000"; }; },
+  { name = "$P-stuck"; dns = ( "stuck.svc.test" ); address = "$LO.7"; ports = ( 80 );
+    backend = "exec"; ready = "tcp"; boot_timeout = "20s"; exec = { command = "sleep 1000"; }; },
 CONF
 }
 
@@ -207,6 +213,12 @@ check "a path no route takes: 404 ($out)" [ "$out" = 404 ]
 out=$(curl -s -m 10 "http://$LO.5/api/x")
 check "... and the other front routes its prefix ($out)" [ "$out" = "name=$P-api path=/api/x" ]
 
+t0=$(now_ms)
+out=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$F/never/x")
+t1=$(now_ms)
+check "a service that does not come up: 503 at its boot_timeout, not a reset ($out, $((t1 - t0)) ms)" \
+	[ "$out" = 503 -a $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 5000 ]
+
 # 3. One keep-alive connection, all three asleep again: each request wakes
 # and reaches its service, and curl connects once.
 for s in www blog api; do ctl stop "$P-$s" >/dev/null; done
@@ -265,6 +277,12 @@ import sys; how, t, *line = '$out'.split(' ', 2); line = ' '.join(line)
 sys.exit(not (how == 'eof' and 0.9 <= float(t) < 3 and line == 'HTTP/1.1 408 Request Timeout'))"
 out=$(python3 "$T/cli.py" "$LO.1" 80 nothing)
 check "a client that sends nothing: 408 at hold_timeout too ($out)" bash -c "[[ '$out' == 'eof '*' HTTP/1.1 408 Request Timeout' ]]"
+
+t0=$(now_ms)
+out=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$F/stuck/x")
+t1=$(now_ms)
+check "held past hold_timeout (1 s, the boot takes longer): 504 ($out, $((t1 - t0)) ms)" \
+	[ "$out" = 504 -a $((t1 - t0)) -ge 900 -a $((t1 - t0)) -lt 4000 ]
 
 # 7. The L4 proxy is as it was for the services' own addresses.
 out=$(curl -s -m 10 "http://$LO.3/anything")
