@@ -354,8 +354,15 @@ static size_t take_response(struct pxhttp *h, struct evbuffer *in, size_t avail)
 	ssize_t k;
 	int rc;
 
-	if (!h->in_exchange || h->resp_done) {
-		broken(h); /* nothing was asked */
+	if (!h->in_exchange) {
+		/* Nothing was asked: a server's parting words before it closes. Dropped. */
+		log_debug("proxy: %s: %zu bytes from the upstream between requests, dropped",
+		          h->front, avail);
+		evbuffer_drain(in, avail);
+		return 0;
+	}
+	if (h->resp_done) {
+		broken(h); /* a second answer to one request */
 		return 0;
 	}
 	while (off < avail && !h->resp_head && !h->tunnel)
