@@ -9,8 +9,10 @@
  * connection is routed on its own, to the same upstream when it names the
  * same service, else to a new connection to the other one. A malformed head
  * is answered 400, one too big 431, one too slow 408, a path no route takes
- * 404; then the connection is closed (lingering, so that the answer is not
- * lost to a reset). A response 101 (Upgrade) turns it into a plain tunnel.
+ * 404, a service that cannot be woken 503 (conn.c), one not ready at
+ * hold_timeout 504; then the connection is closed (lingering, so that the
+ * answer is not lost to a reset). A response 101 (Upgrade) turns it into a
+ * plain tunnel.
  */
 #include <stdio.h>
 #include <stdlib.h>
