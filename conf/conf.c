@@ -103,6 +103,26 @@ static void load_globals(struct conf_ctx *c, struct conf *conf, const config_set
 	}
 }
 
+/* The checked entries go to conf->services, and those with routes to conf->fronts. */
+static void keep_services(struct conf_ctx *c, struct conf *conf, struct conf_build *b, size_t n)
+{
+	conf->services = n > 0 ? calloc(n, sizeof(*conf->services)) : NULL;
+	conf->fronts = n > 0 ? calloc(n, sizeof(*conf->fronts)) : NULL;
+	if (n > 0 && (conf->services == NULL || conf->fronts == NULL))
+		c->oom = true;
+	for (size_t i = 0; i < n; i++) {
+		if (conf->services != NULL && conf->fronts != NULL) {
+			b[i].svc.line = (int)config_setting_source_line(b[i].group);
+			if (b[i].src[CONF_SK_ROUTES] != NULL)
+				conf->fronts[conf->nfronts++] = b[i].svc;
+			else
+				conf->services[conf->nservices++] = b[i].svc;
+			memset(&b[i].svc, 0, sizeof(b[i].svc));
+		}
+		conf_build_clear(&b[i]);
+	}
+}
+
 /* The services list: each one the defaults, overridden by its own group. */
 static void load_services(struct conf_ctx *c, struct conf *conf, const config_setting_t *list,
                           const struct conf_build *def)
@@ -134,17 +154,8 @@ static void load_services(struct conf_ctx *c, struct conf *conf, const config_se
 	}
 	conf_check_services(c, conf, b, n);
 	conf_check_hosts(c, conf, b, n);
-	conf->services = n > 0 ? calloc(n, sizeof(*conf->services)) : NULL;
-	if (n > 0 && conf->services == NULL)
-		c->oom = true;
-	for (size_t i = 0; i < n; i++) {
-		if (conf->services != NULL) {
-			b[i].svc.line = (int)config_setting_source_line(b[i].group);
-			conf->services[conf->nservices++] = b[i].svc;
-			memset(&b[i].svc, 0, sizeof(b[i].svc));
-		}
-		conf_build_clear(&b[i]);
-	}
+	conf_check_fronts(c, conf, b, n);
+	keep_services(c, conf, b, n);
 	free(b);
 }
 
@@ -164,6 +175,13 @@ static void load_root(struct conf_ctx *c, struct conf *conf, const config_settin
 	conf_build_init(c, &def);
 	if (defaults != NULL)
 		conf_build_apply(c, &def, defaults, "defaults");
+	/* Every entry would be a front, with the same routes: surely a mistake. */
+	if (def.src[CONF_SK_ROUTES] != NULL) {
+		conf_err(c, def.src[CONF_SK_ROUTES],
+		         "defaults.routes: routes belong to a front's own entry in services");
+		conf_routes_clear(&def.svc);
+		def.src[CONF_SK_ROUTES] = NULL;
+	}
 	load_services(c, conf, services, &def);
 	conf_build_clear(&def);
 }
@@ -293,6 +311,9 @@ void conf_free(struct conf *conf)
 	for (size_t i = 0; i < conf->nservices; i++)
 		conf_service_clear(&conf->services[i]);
 	free(conf->services);
+	for (size_t i = 0; i < conf->nfronts; i++)
+		conf_service_clear(&conf->fronts[i]);
+	free(conf->fronts);
 	for (size_t i = 0; i < conf->nhosts; i++)
 		conf_host_clear(&conf->hosts[i]);
 	free(conf->hosts);

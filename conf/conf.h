@@ -51,6 +51,12 @@ struct conf_qemu {
 	size_t nargs;
 };
 
+/* A route of a front: requests whose path begins with PREFIX go to SERVICE. */
+struct conf_route {
+	char *prefix;  /* begins with "/" */
+	char *service; /* a service's name (not a front's) */
+};
+
 struct conf_service {
 	char *name;
 	char **dns; /* lower case FQDNs, no trailing dot */
@@ -78,6 +84,13 @@ struct conf_service {
 	char *exec_command; /* exec group; NULL when unset */
 	char **hosts;       /* the hosts it may run on (names in conf.hosts); NULL: any */
 	size_t nhosts;
+	/*
+	 * A front (an entry with a routes key) runs nothing: the proxy reads
+	 * each HTTP request to its address and ports and sends it to the
+	 * service of the longest matching prefix. NULL for a service.
+	 */
+	struct conf_route *routes;
+	size_t nroutes;
 	int line; /* where the service begins in its file */
 };
 
@@ -148,6 +161,8 @@ struct conf {
 
 	struct conf_service *services;
 	size_t nservices;
+	struct conf_service *fronts; /* the entries of services with routes, in order */
+	size_t nfronts;
 	struct conf_host *hosts; /* the hosts list; none: libvirt services use libvirt.uri */
 	size_t nhosts;
 	time_t loaded_at; /* the SOA serial */
@@ -209,6 +224,9 @@ bool conf_host_equal(const struct conf_host *a, const struct conf_host *b);
  * the service address (its bits below H's prefix).
  */
 struct in_addr conf_host_address(const struct conf_host *h, const struct conf_service *svc);
+
+/* The front named NAME in CONF, NULL when there is none. */
+const struct conf_service *conf_front_find(const struct conf *conf, const char *name);
 
 /* The service named NAME in CONF, NULL when there is none. */
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name);

@@ -247,6 +247,12 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 {
 	for (size_t i = 0; i < n; i++) {
 		check_required(c, &b[i]);
+		/* A front runs nothing: conf_check_fronts says what it takes. */
+		if (b[i].src[CONF_SK_ROUTES] != NULL) {
+			check_zone(c, conf, &b[i]);
+			check_unique(c, b, i);
+			continue;
+		}
 		check_backend(c, &b[i]);
 		check_image(c, &b[i]);
 		check_ready(c, &b[i]);

@@ -130,6 +130,7 @@ enum conf_skey {
 	CONF_SK_XEN_CFG,
 	CONF_SK_EXEC_COMMAND,
 	CONF_SK_HOSTS,
+	CONF_SK_ROUTES,
 	CONF_SK_N
 };
 
@@ -179,6 +180,15 @@ int conf_get_subnet(struct conf_ctx *c, const config_setting_t *s, const char *l
 void conf_load_hosts(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_hosts(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
                       size_t n);
+/* conf_routes.c: a front's routes key, and the checks of fronts. */
+int conf_get_routes(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                    struct conf_service *svc);
+void conf_check_fronts(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
+                       size_t n);
+/* Free a service's routes; copy them in place (false on ENOMEM: then none); compare. */
+void conf_routes_clear(struct conf_service *svc);
+bool conf_routes_dup(struct conf_service *svc);
+bool conf_routes_equal(const struct conf_service *a, const struct conf_service *b);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 

@@ -75,6 +75,7 @@ void conf_service_clear(struct conf_service *svc)
 	free(svc->xen_cfg);
 	free(svc->exec_command);
 	free_strv(svc->hosts, svc->nhosts);
+	conf_routes_clear(svc);
 	memset(svc, 0, sizeof(*svc));
 }
 
@@ -141,6 +142,8 @@ struct conf_service *conf_service_dup(const struct conf_service *svc)
 		d->qemu.nargs = 0;
 	if (d->hosts == NULL)
 		d->nhosts = 0;
+	if (!conf_routes_dup(d))
+		ok = false;
 	if (!ok) {
 		conf_service_free(d);
 		return NULL;
@@ -188,7 +191,7 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       str_eq(a->libvirt_uri, b->libvirt_uri) && str_eq(a->libvirt_xml, b->libvirt_xml) &&
 	       str_eq(a->xen_cfg, b->xen_cfg) && str_eq(a->exec_command, b->exec_command) &&
 	       (a->hosts == NULL) == (b->hosts == NULL) &&
-	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts);
+	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts) && conf_routes_equal(a, b);
 }
 
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name)
@@ -196,6 +199,14 @@ const struct conf_service *conf_service_find(const struct conf *conf, const char
 	for (size_t i = 0; i < conf->nservices; i++)
 		if (strcmp(conf->services[i].name, name) == 0)
 			return &conf->services[i];
+	return NULL;
+}
+
+const struct conf_service *conf_front_find(const struct conf *conf, const char *name)
+{
+	for (size_t i = 0; i < conf->nfronts; i++)
+		if (strcmp(conf->fronts[i].name, name) == 0)
+			return &conf->fronts[i];
 	return NULL;
 }
 

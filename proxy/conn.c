@@ -55,6 +55,8 @@ void pxconn_free(struct pxconn *c)
 		event_free(c->timer);
 	if (c->replay != NULL)
 		evbuffer_free(c->replay);
+	if (c->http != NULL)
+		front_free(c);
 	TAILQ_REMOVE(&svc->conns, c, entry);
 	free(c);
 	pxsvc_unref(svc);
@@ -94,17 +96,34 @@ void pxconn_activity(struct pxconn *c, size_t bytes)
 	launcher_activity(c->svc->inst);
 }
 
+/*
+ * C will not be served (its guest did not come up, a limit, the hold
+ * timeout): reset, as a guest that is not there would; a front's HTTP
+ * client is answered STATUS instead, which it can show.
+ */
+static void conn_refuse(struct pxconn *c, int status)
+{
+	if (c->http == NULL) {
+		pxconn_reset(c);
+		return;
+	}
+	unhold(c);
+	front_refuse(c, status);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pxconn *c = arg;
 
 	(void)fd;
 	(void)what;
+	if (c->http != NULL && front_timer(c))
+		return;
 	switch (c->state) {
 	case PXC_HELD:
 		log_debug("proxy: %s: held past hold_timeout, reset", c->svc->name);
 		c->svc->p->st.timed_out++;
-		pxconn_reset(c);
+		conn_refuse(c, 504);
 		break;
 	case PXC_BACKOFF:
 		conn_connect(c);
@@ -126,7 +145,7 @@ static void woken_cb(struct instance *inst, bool ok, void *arg)
 	if (!ok) {
 		log_debug("proxy: %s: the guest did not come up, reset", c->svc->name);
 		c->svc->p->st.failed++;
-		pxconn_reset(c);
+		conn_refuse(c, 503);
 		return;
 	}
 	conn_connect(c);
@@ -253,7 +272,7 @@ static void conn_hold(struct pxconn *c)
 	int rc;
 
 	if (svc->inst == NULL) {
-		pxconn_reset(c);
+		conn_refuse(c, 503);
 		return;
 	}
 	rc = launcher_wake_from(svc->inst, (struct sockaddr *)&c->peer, woken_cb, c, &c->waiter);
@@ -263,13 +282,13 @@ static void conn_hold(struct pxconn *c)
 	}
 	if (rc == -1) {
 		svc->p->st.failed++;
-		pxconn_reset(c);
+		conn_refuse(c, 503);
 		return;
 	}
 	if (proxy_held_full(svc->p, svc)) {
 		log_debug("proxy: %s: held-connection limit reached, reset", svc->name);
 		svc->p->st.refused++;
-		pxconn_reset(c); /* cancels the wait */
+		conn_refuse(c, 503); /* cancels the wait */
 		return;
 	}
 	c->held = true;
@@ -306,7 +325,49 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockad
 		pxconn_reset(c);
 		return;
 	}
+	if (svc->nroutes > 0) {
+		front_start(c); /* the service comes from the request's path */
+		return;
+	}
 	/* Replaying is only ever needed behind QEMU's hostfwd, just after a boot. */
+	if (guest_fresh(c, true))
+		c->replay = evbuffer_new();
+	conn_hold(c);
+}
+
+void pxconn_drop_upstream(struct pxconn *c)
+{
+	pump_free_all(c);
+	if (c->up != NULL)
+		bufferevent_free(c->up);
+	c->up = NULL;
+	if (c->open)
+		proxy_count_open(c->svc, -1);
+	c->open = false;
+	c->up_eof = c->up_shut = c->up_spoke = false;
+	c->cl_throttled = c->up_throttled = false;
+	memset(c->moved, 0, sizeof(c->moved));
+	memset(c->pump_want, 0, sizeof(c->pump_want));
+	c->attempts = 0;
+	if (c->replay != NULL)
+		evbuffer_free(c->replay);
+	c->replay = NULL;
+}
+
+void pxconn_route(struct pxconn *c, struct pxsvc *to, uint16_t port)
+{
+	struct pxsvc *from = c->svc;
+
+	pxconn_drop_upstream(c);
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	TAILQ_REMOVE(&from->conns, c, entry);
+	to->refs++;
+	TAILQ_INSERT_TAIL(&to->conns, c, entry);
+	c->svc = to;
+	c->port = port;
+	c->state = PXC_HELD;
+	pxsvc_unref(from);
 	if (guest_fresh(c, true))
 		c->replay = evbuffer_new();
 	conn_hold(c);

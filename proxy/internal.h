@@ -20,6 +20,7 @@ struct evconnlistener;
 struct fw;
 struct nfq;
 struct pxconn;
+struct pxhttp;
 struct pxpump;
 struct synpkt;
 
@@ -65,6 +66,10 @@ struct pxsvc {
 	struct launcher_waiter *syn_waiter;
 	bool rule;      /* its connections pass through beckon (not ready); bypass: they skip it */
 	bool rule_left; /* bypass: its rule is going now */
+	/* A front (routes in its config): it reads HTTP requests, front.c routes them. */
+	char **prefixes,
+	    **targets;  /* route i: a path beginning with prefixes[i] goes to targets[i] */
+	size_t nroutes; /* 0: a service */
 };
 
 TAILQ_HEAD(pxsvc_list, pxsvc);
@@ -91,7 +96,8 @@ struct proxy {
 	bool bypass;
 };
 
-enum pxconn_state { PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY };
+/* PXC_HEAD: at a front, reading a request's head to route it (front.c). */
+enum pxconn_state { PXC_HEAD, PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY };
 /* The two ways a connection relays: client to upstream, and back. */
 enum pump_dir { PUMP_CL_UP, PUMP_UP_CL, PUMP_DIRS };
 
@@ -117,6 +123,7 @@ struct pxconn {
 	struct pxpump *pump[PUMP_DIRS];  /* splicing that way */
 	bool pump_want[PUMP_DIRS];       /* to splice once the destination has flushed */
 	size_t moved[PUMP_DIRS];         /* bytes relayed by bufferevents */
+	struct pxhttp *http;             /* came to a front: its requests are framed (front.c) */
 };
 
 /* proxy.c */
@@ -124,6 +131,8 @@ bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc);
 void proxy_count_held(struct pxsvc *svc, int delta);
 void proxy_count_open(struct pxsvc *svc, int delta);
 void pxsvc_unref(struct pxsvc *svc);
+/* The service (or front) named NAME, NULL when none. */
+struct pxsvc *proxy_svc_by_name(struct proxy *p, const char *name);
 /* The service whose address is ADDR, NULL when none. */
 struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr);
 /*
@@ -154,6 +163,10 @@ void pxconn_reset(struct pxconn *c);
 bool pxconn_can_retry(const struct pxconn *c);
 void pxconn_retry(struct pxconn *c);
 void pxconn_activity(struct pxconn *c, size_t bytes);
+/* The upstream goes (and its counts): a front's connection between two requests. */
+void pxconn_drop_upstream(struct pxconn *c);
+/* C's next request is for TO's PORT: C moves to TO, is held while it wakes, then relayed. */
+void pxconn_route(struct pxconn *c, struct pxsvc *to, uint16_t port);
 /* TCP_NODELAY on FD (a listening socket passes it on to what it accepts). */
 void pxconn_nodelay(int fd);
 
@@ -163,6 +176,9 @@ void relay_setcbs(struct pxconn *c);
 void relay_start(struct pxconn *c);
 /* The client side while it is held: bounded reading, EOF and errors. */
 void relay_hold_client(struct pxconn *c);
+
+/* Relay what SRC's input holds (as far as a front's framing lets it). */
+void relay_kick(struct pxconn *c, struct bufferevent *src);
 
 /* relay.c, for pump.c: BEV has written all it had; BEV failed (close it, flush the other). */
 void relay_flushed(struct pxconn *c, struct bufferevent *bev);
@@ -179,6 +195,30 @@ bool pump_holds(const struct pxconn *c, const struct bufferevent *dst);
 /* BEV is about to be freed: the pumps stop reading or writing it. */
 void pump_side_gone(struct pxconn *c, const struct bufferevent *bev);
 void pump_free_all(struct pxconn *c);
+
+/*
+ * front.c: a connection to a front. Its request heads are read (within
+ * hold_timeout; at most FRONT_HEAD_MAX bytes), each routed by the longest
+ * prefix to a service, which is woken, and relayed request by request: a
+ * keep-alive connection's next request may go to another service.
+ */
+#define FRONT_HEAD_MAX (32 * 1024)
+#define FRONT_RESP_HEAD_MAX (64 * 1024)
+/* After an error answer, what the client still sends is read and dropped this long. */
+#define FRONT_LINGER_MS 2000
+/* C came to a front (c->svc): read its first request's head. */
+void front_start(struct pxconn *c);
+/*
+ * How many of the AVAIL bytes in SRC's input may be relayed now: the rest
+ * of this request (client) or of its response (upstream). Accounts them as
+ * relayed.
+ */
+size_t front_take(struct pxconn *c, struct bufferevent *src, size_t avail);
+/* C's service will not serve it: answer STATUS (503, 504) and close. */
+void front_refuse(struct pxconn *c, int status);
+/* C's timer went off: true when it was the front's (a head's deadline, lingering). */
+bool front_timer(struct pxconn *c);
+void front_free(struct pxconn *c);
 
 /* synhold.c: hold "syn". */
 int synhold_start(struct proxy *p, const char *bridge);

@@ -15,17 +15,45 @@
 static void pxsvc_free(struct pxsvc *svc)
 {
 	listen_close(svc);
+	for (size_t i = 0; i < svc->nroutes; i++) {
+		free(svc->prefixes[i]);
+		free(svc->targets[i]);
+	}
+	free(svc->prefixes);
+	free(svc->targets);
 	free(svc->name);
 	free(svc);
+}
+
+/* A front's routes, copied from CS: the prefixes for http_route and their services. */
+static int pxsvc_routes(struct pxsvc *svc, const struct conf_service *cs)
+{
+	if (cs->nroutes == 0)
+		return 0;
+	svc->prefixes = calloc(cs->nroutes, sizeof(*svc->prefixes));
+	svc->targets = calloc(cs->nroutes, sizeof(*svc->targets));
+	if (svc->prefixes == NULL || svc->targets == NULL)
+		return -1;
+	for (size_t i = 0; i < cs->nroutes; i++, svc->nroutes++) {
+		svc->prefixes[i] = strdup(cs->routes[i].prefix);
+		svc->targets[i] = strdup(cs->routes[i].service);
+		if (svc->prefixes[i] == NULL || svc->targets[i] == NULL) {
+			svc->nroutes++; /* freed with the rest */
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static struct pxsvc *pxsvc_new(struct proxy *p, const struct conf_service *cs)
 {
 	struct pxsvc *svc;
 
-	if ((svc = calloc(1, sizeof(*svc))) == NULL || (svc->name = strdup(cs->name)) == NULL) {
+	if ((svc = calloc(1, sizeof(*svc))) == NULL || (svc->name = strdup(cs->name)) == NULL ||
+	    pxsvc_routes(svc, cs) == -1) {
 		log_warn("proxy: %s", cs->name);
-		free(svc);
+		if (svc != NULL)
+			pxsvc_free(svc);
 		return NULL;
 	}
 	svc->p = p;
@@ -37,12 +65,24 @@ static struct pxsvc *pxsvc_new(struct proxy *p, const struct conf_service *cs)
 	return svc;
 }
 
+static bool routes_same(const struct pxsvc *old, const struct conf_service *cs)
+{
+	if (old->nroutes != cs->nroutes)
+		return false;
+	for (size_t i = 0; i < cs->nroutes; i++)
+		if (strcmp(old->prefixes[i], cs->routes[i].prefix) != 0 ||
+		    strcmp(old->targets[i], cs->routes[i].service) != 0)
+			return false;
+	return true;
+}
+
 /* True when OLD can go on serving CS under P's hold. */
 static bool pxsvc_same(const struct pxsvc *old, const struct conf_service *cs)
 {
 	return strcmp(old->name, cs->name) == 0 && old->address.s_addr == cs->address.s_addr &&
 	       old->nports == cs->nports &&
-	       memcmp(old->ports, cs->ports, cs->nports * sizeof(cs->ports[0])) == 0;
+	       memcmp(old->ports, cs->ports, cs->nports * sizeof(cs->ports[0])) == 0 &&
+	       routes_same(old, cs);
 }
 
 /* SVC's instance is now INST (a reload): the counts move with it. */
@@ -99,6 +139,11 @@ static struct pxsvc *find_in(struct pxsvc_list *list, const char *name)
 	return NULL;
 }
 
+struct pxsvc *proxy_svc_by_name(struct proxy *p, const char *name)
+{
+	return find_in(&p->svcs, name);
+}
+
 struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr)
 {
 	struct pxsvc *svc;
@@ -136,6 +181,9 @@ static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 	struct instance_info info;
 	struct sockaddr_in sa;
 
+	/* A front's connections always pass through the proxy: it reads their requests. */
+	if (svc->nroutes > 0)
+		return p->hold == CONF_HOLD_PROXY;
 	if (inst == NULL)
 		return false;
 	launcher_info(inst, &info);
@@ -202,28 +250,37 @@ static bool own_listeners(const struct conf *conf)
 	return conf->hold == CONF_HOLD_PROXY && conf->net_mode == CONF_NET_USER;
 }
 
-/* The services of CONF: kept from P's when unchanged, else new. */
-static int build_svcs(struct proxy *p, const struct conf *conf, struct pxsvc_list *next)
+/* CS's pxsvc into NEXT: kept from P's when unchanged, else new. */
+static int build_svc(struct proxy *p, const struct conf *conf, const struct conf_service *cs,
+                     struct pxsvc_list *next)
 {
 	struct pxsvc *svc, *old;
 
-	for (size_t i = 0; i < conf->nservices; i++) {
-		const struct conf_service *cs = &conf->services[i];
-
-		old = find_in(&p->svcs, cs->name);
-		if (old != NULL && p->hold == conf->hold && p->mode == conf->net_mode &&
-		    pxsvc_same(old, cs)) {
-			TAILQ_REMOVE(&p->svcs, old, entry);
-			TAILQ_INSERT_TAIL(next, old, entry);
-			continue;
-		}
-		if ((svc = pxsvc_new(p, cs)) == NULL)
-			return -1;
-		svc->fresh = true;
-		TAILQ_INSERT_TAIL(next, svc, entry);
-		if (own_listeners(conf) && listen_open(svc, &p->svcs) == -1)
-			return -1;
+	old = find_in(&p->svcs, cs->name);
+	if (old != NULL && p->hold == conf->hold && p->mode == conf->net_mode &&
+	    pxsvc_same(old, cs)) {
+		TAILQ_REMOVE(&p->svcs, old, entry);
+		TAILQ_INSERT_TAIL(next, old, entry);
+		return 0;
 	}
+	if ((svc = pxsvc_new(p, cs)) == NULL)
+		return -1;
+	svc->fresh = true;
+	TAILQ_INSERT_TAIL(next, svc, entry);
+	if (own_listeners(conf) && listen_open(svc, &p->svcs) == -1)
+		return -1;
+	return 0;
+}
+
+/* The services and fronts of CONF. */
+static int build_svcs(struct proxy *p, const struct conf *conf, struct pxsvc_list *next)
+{
+	for (size_t i = 0; i < conf->nservices; i++)
+		if (build_svc(p, conf, &conf->services[i], next) == -1)
+			return -1;
+	for (size_t i = 0; i < conf->nfronts; i++)
+		if (build_svc(p, conf, &conf->fronts[i], next) == -1)
+			return -1;
 	return 0;
 }
 

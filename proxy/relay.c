@@ -53,6 +53,21 @@ static void keep_for_replay(struct pxconn *c, struct evbuffer *in, size_t n)
 	evbuffer_add(c->replay, evbuffer_pullup(in, (ssize_t)n), n);
 }
 
+/* N bytes of IN to OUT, whose socket is FD. */
+static void move_bytes(struct evbuffer *in, struct evbuffer *out, int fd, size_t n)
+{
+	int w = 0;
+
+	/* Nothing queued: write now, not a loop turn later (errors show there). */
+	if (evbuffer_get_length(out) == 0 && (w = evbuffer_write_atmost(in, fd, (ssize_t)n)) < 0)
+		w = 0;
+	n -= (size_t)w;
+	if (n == evbuffer_get_length(in))
+		evbuffer_add_buffer(out, in);
+	else if (n > 0)
+		evbuffer_remove_buffer(in, out, n);
+}
+
 /* Move what SRC read to the other side's output. */
 static void relay_move(struct pxconn *c, struct bufferevent *src)
 {
@@ -66,6 +81,9 @@ static void relay_move(struct pxconn *c, struct bufferevent *src)
 		evbuffer_drain(in, n); /* the other side is gone */
 		return;
 	}
+	/* A front's connection: this request or response, not what follows it. */
+	if (c->http != NULL && (n = front_take(c, src, n)) == 0)
+		return;
 	if (src == c->up) {
 		c->up_spoke = true;
 		if (c->replay != NULL)
@@ -75,14 +93,11 @@ static void relay_move(struct pxconn *c, struct bufferevent *src)
 		keep_for_replay(c, in, n);
 	}
 	out = bufferevent_get_output(dst);
-	/* Nothing queued: write now, not a loop turn later (errors show there). */
-	if (evbuffer_get_length(out) == 0)
-		evbuffer_write(in, bufferevent_getfd(dst));
-	evbuffer_add_buffer(out, in);
+	move_bytes(in, out, bufferevent_getfd(dst), n);
 	pxconn_activity(c, n);
-	/* Bulk, and no replay to keep: splice it once DST has written this. */
+	/* Bulk, and no replay to keep: splice it once DST has written this (not HTTP framed). */
 	c->moved[dir_from(c, src)] += n;
-	if (c->moved[dir_from(c, src)] >= PUMP_MIN_BYTES && c->replay == NULL)
+	if (c->moved[dir_from(c, src)] >= PUMP_MIN_BYTES && c->replay == NULL && c->http == NULL)
 		c->pump_want[dir_from(c, src)] = true;
 	if (c->pump_want[dir_from(c, src)] && evbuffer_get_length(out) == 0) {
 		pump_start_now(c, src);
@@ -93,6 +108,11 @@ static void relay_move(struct pxconn *c, struct bufferevent *src)
 		*throttled(c, src) = true;
 		bufferevent_setwatermark(dst, EV_WRITE, RELAY_MAX_OUTPUT / 2, RELAY_MAX_OUTPUT);
 	}
+}
+
+void relay_kick(struct pxconn *c, struct bufferevent *src)
+{
+	relay_move(c, src);
 }
 
 static void readcb(struct bufferevent *bev, void *arg)

@@ -136,38 +136,54 @@ static int zone_add_ns(struct zone *z, size_t *cap, const struct conf *conf)
 	return 0;
 }
 
-static int zone_add_services(struct zone *z, size_t *cap, const struct conf *conf)
+/* Service (or front) S's names, as z->svcs[I]. */
+static int zone_add_service(struct zone *z, size_t *cap, const struct conf *conf,
+                            const struct conf_service *s, size_t i)
 {
 	uint8_t w[ZONE_NAME_MAX];
-	size_t i, j, len;
+	size_t j, len;
 
-	z->svcs = calloc(conf->nservices ? conf->nservices : 1, sizeof(*z->svcs));
+	if (!(z->svcs[i].name = strdup(s->name)))
+		return -1;
+	z->svcs[i].addr = s->address;
+	for (j = 0; j < s->ndns; j++) {
+		struct zone_name *n;
+
+		if (zone_wire(s->dns[j], w, &len) < 0 || !zone_contains(z, w, len)) {
+			log_warnx("dns: %s: name %s is not in zone %s, ignored", s->name, s->dns[j],
+			          conf->zone);
+			continue;
+		}
+		if (!(n = zone_add(z, cap, w, len)))
+			return -1;
+		if (n->svc >= 0) {
+			log_warnx("dns: %s: name %s already belongs to %s", s->name, s->dns[j],
+			          z->svcs[n->svc].name);
+			continue;
+		}
+		n->svc = (int)i;
+	}
+	return 0;
+}
+
+/*
+ * The services, then the fronts: a front has no instance (launcher_find
+ * finds none), so its names are answered with its address and wake nothing;
+ * the proxy wakes the service a request's path routes to.
+ */
+static int zone_add_services(struct zone *z, size_t *cap, const struct conf *conf)
+{
+	size_t n = conf->nservices + conf->nfronts, i;
+
+	z->svcs = calloc(n ? n : 1, sizeof(*z->svcs));
 	if (!z->svcs)
 		return -1;
-	for (i = 0; i < conf->nservices; i++, z->nsvcs++) {
-		const struct conf_service *s = &conf->services[i];
-
-		if (!(z->svcs[i].name = strdup(s->name)))
+	for (i = 0; i < n; i++, z->nsvcs++)
+		if (zone_add_service(z, cap, conf,
+		                     i < conf->nservices ? &conf->services[i]
+		                                         : &conf->fronts[i - conf->nservices],
+		                     i) < 0)
 			return -1;
-		z->svcs[i].addr = s->address;
-		for (j = 0; j < s->ndns; j++) {
-			struct zone_name *n;
-
-			if (zone_wire(s->dns[j], w, &len) < 0 || !zone_contains(z, w, len)) {
-				log_warnx("dns: %s: name %s is not in zone %s, ignored", s->name,
-				          s->dns[j], conf->zone);
-				continue;
-			}
-			if (!(n = zone_add(z, cap, w, len)))
-				return -1;
-			if (n->svc >= 0) {
-				log_warnx("dns: %s: name %s already belongs to %s", s->name,
-				          s->dns[j], z->svcs[n->svc].name);
-				continue;
-			}
-			n->svc = (int)i;
-		}
-	}
 	return 0;
 }
 

@@ -772,6 +772,49 @@ static void test_missing_file(void **state)
 }
 
 /* The checks across services: zone, subnet, duplicates, backends. */
+/* A services entry with routes is a front: kept apart, its routes in order, a value like a service.
+ */
+static void test_fronts(void **state)
+{
+	struct conf *c = load_good(
+	    "dns = { zone = \"svc.test\"; ns = ( { name = \"ns1.svc.test\"; address = "
+	    "\"127.0.0.1\"; } ); };\n"
+	    "network = { mode = \"user\"; hold = \"proxy\"; };\n"
+	    "defaults = { backend = \"exec\"; ready = \"tcp\"; exec = { command = \"true\"; }; };\n"
+	    "services = (\n"
+	    " { name = \"site\"; dns = \"site.svc.test\"; address = \"127.0.0.9\"; ports = 80;\n"
+	    "   routes = ( { prefix = \"/b/\"; service = \"b\"; }, { prefix = \"/\"; service = "
+	    "\"a\"; } ); },\n"
+	    " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.10\"; ports = 80; },\n"
+	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.11\"; ports = 8080; }\n"
+	    ");\n");
+	const struct conf_service *f;
+	struct conf_service *d;
+
+	(void)state;
+	assert_int_equal(c->nservices, 2);
+	assert_int_equal(c->nfronts, 1);
+	assert_null(conf_service_find(c, "site"));
+	assert_null(conf_front_find(c, "a"));
+	f = conf_front_find(c, "site");
+	assert_non_null(f);
+	assert_int_equal(f->nroutes, 2);
+	assert_string_equal(f->routes[0].prefix, "/b/");
+	assert_string_equal(f->routes[0].service, "b");
+	assert_string_equal(f->routes[1].prefix, "/");
+	assert_int_equal(f->line, 5);
+	assert_null(conf_service_find(c, "a")->routes);
+	d = conf_service_dup(f);
+	assert_non_null(d);
+	assert_true(conf_service_equal(d, f));
+	free(d->routes[1].service);
+	d->routes[1].service = strdup("b");
+	assert_false(conf_service_equal(d, f));
+	assert_false(conf_service_equal(d, conf_service_find(c, "a")));
+	conf_service_free(d);
+	conf_free(c);
+}
+
 static void test_cross_checks(void **state)
 {
 	char *errs, *text;
@@ -819,6 +862,7 @@ int main(void)
 	    cmocka_unit_test(test_syntax_error),      cmocka_unit_test(test_int_wrap),
 	    cmocka_unit_test(test_include),           cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_cross_checks),
+	    cmocka_unit_test(test_fronts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
