@@ -861,8 +861,7 @@ int main(void)
 	    cmocka_unit_test(test_service_dup_equal), cmocka_unit_test(test_several_errors),
 	    cmocka_unit_test(test_syntax_error),      cmocka_unit_test(test_int_wrap),
 	    cmocka_unit_test(test_include),           cmocka_unit_test(test_missing_file),
-	    cmocka_unit_test(test_cross_checks),
-	    cmocka_unit_test(test_fronts),
+	    cmocka_unit_test(test_cross_checks),      cmocka_unit_test(test_fronts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
