@@ -146,10 +146,13 @@ SUBST = sed -e 's|@sbindir@|$(sbindir)|g' -e 's|@bindir@|$(bindir)|g' \
 	-e 's|@sysconfdir@|$(sysconfdir)|g' -e 's|@localstatedir@|$(localstatedir)|g' \
 	-e 's|@runstatedir@|$(runstatedir)|g' -e 's|@pkglibdir@|$(pkglibdir)|g'
 
-build/beckond.service: daemon/beckond.service.in Makefile
+# Made again on every install: the paths come from the command line.
+.PHONY: FORCE
+FORCE:
+build/beckond.service: daemon/beckond.service.in FORCE
 	@mkdir -p build
 	$(SUBST) $< >$@
-build/beckon.conf: conf/beckon.conf.in Makefile
+build/beckon.conf: conf/beckon.conf.in FORCE
 	@mkdir -p build
 	$(SUBST) $< >$@
 
@@ -171,7 +174,7 @@ install: all build/beckond.service build/beckon.conf
 	$(INSTALL) -d -m 0700 $(DESTDIR)$(localstatedir)/lib/beckon
 
 # What install put there, but the config (the user's) and the state (guests' saves).
-uninstall:
+uninstall: build/beckon.conf
 	rm -f $(DESTDIR)$(sbindir)/beckond $(DESTDIR)$(bindir)/beckonctl \
 		$(DESTDIR)$(pkglibdir)/hello.elf $(DESTDIR)$(unitdir)/beckond.service \
 		$(DESTDIR)$(mandir)/man8/beckond.8 $(DESTDIR)$(mandir)/man8/beckonctl.8 \
