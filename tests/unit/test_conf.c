@@ -735,6 +735,26 @@ static void test_missing_file(void **state)
 	assert_null(c);
 }
 
+/* user: looked up at load (uid and group kept); one that does not exist is an error. */
+static void test_user(void **state)
+{
+	struct conf *c;
+	char *errs;
+
+	(void)state;
+	c = load_good(ZONE "\nuser = \"root\";\n");
+	assert_string_equal(c->user, "root");
+	assert_int_equal(c->uid, 0);
+	assert_int_equal(c->gid, 0);
+	conf_free(c);
+	c = load_good(ZONE "\n");
+	assert_null(c->user);
+	conf_free(c);
+	errs = load_bad(ZONE "\nuser = \"no-such-user-here\";\n");
+	assert_string_equal(errs, "bad.conf:3: user: no user \"no-such-user-here\" on this host\n");
+	free(errs);
+}
+
 /* The checks across services: zone, subnet, duplicates, backends. */
 static void test_cross_checks(void **state)
 {
@@ -791,6 +811,7 @@ int main(void)
 	    cmocka_unit_test(test_include),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_cross_checks),
+	    cmocka_unit_test(test_user),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
