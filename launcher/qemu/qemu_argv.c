@@ -23,7 +23,10 @@
  */
 /* Everything but what a guest needs: no obsolete calls, no set*id, no
  * fork or exec (beckon passes QEMU its tap by name, its QMP socket and
- * saved states as fds: nothing to spawn), no scheduler or affinity. */
+ * saved states as fds: nothing to spawn), no scheduler or affinity. No
+ * -runas with it: QEMU 7.2 installs the filter before -runas's setuid,
+ * and dies of SIGSYS under elevateprivileges=deny (tried; only "allow"
+ * lets it through). QEMU runs as beckond's unprivileged user instead. */
 #define QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 #define MICROVM_TUNED "microvm,acpi=off"
 
