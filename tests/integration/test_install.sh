@@ -249,4 +249,38 @@ check "restart: the new beckond serves; the guest boots again on the next query"
 kill -TERM $DPID
 wait_for 30 bash -c "! kill -0 $DPID"
 check "no QEMU is left after the last stop" bash -c "! pgrep -u $U -f '$MARK' >/dev/null"
+
+# 5. The package on this host, installed, removed and purged: only where
+# neither the package nor a beckon user is here already (all goes at exit).
+if dpkg-query -W -f='${Status}' beckon 2>/dev/null | grep -q installed ||
+	getent passwd beckon >/dev/null || getent group beckon >/dev/null; then
+	skip "dpkg -i: a beckon package or user is already on this host"
+	finish
+fi
+on_exit "dpkg --purge beckon"
+dpkg -i "$DEB" >"$T/dpkg.log" 2>&1
+check "dpkg -i installs the package" [ $? -eq 0 ]
+pw=$(getent passwd beckon)
+check "postinst made the system user beckon, home /var/lib/beckon, no login ($pw)" \
+	bash -c "[ \$(id -u beckon) -lt 1000 ] && [[ '$pw' == *:/var/lib/beckon:/usr/sbin/nologin ]]"
+if getent group kvm >/dev/null; then
+	check "beckon is in group kvm (for /dev/kvm)" bash -c "id -nG beckon | grep -qw kvm"
+fi
+check "beckond.service is enabled" [ -L /etc/systemd/system/multi-user.target.wants/beckond.service ]
+check "the installed config checks (as the unit's ExecStartPre does)" \
+	bash -c "/usr/sbin/beckond -n -c /etc/beckon/beckon.conf | grep -q 'configuration OK'"
+if [ "$(cat /proc/1/comm)" = systemd ]; then
+	check "systemctl start beckond: active" bash -c "systemctl start beckond && systemctl is-active -q beckond"
+	check "systemctl stop beckond" systemctl stop beckond
+else
+	skip "systemd is not PID 1 here ($(cat /proc/1/comm)): the unit's way was run by hand above"
+fi
+dpkg -r beckon >>"$T/dpkg.log" 2>&1
+check "dpkg -r: the programs go, the config and the user stay" \
+	bash -c "[ ! -e /usr/sbin/beckond ] && [ -f /etc/beckon/beckon.conf ] && getent passwd beckon >/dev/null"
+dpkg --purge beckon >>"$T/dpkg.log" 2>&1
+check "dpkg --purge: no config, no state, no user or group, no enablement left" \
+	bash -c "[ ! -e /etc/beckon ] && [ ! -e /var/lib/beckon ] && ! getent passwd beckon && ! getent group beckon &&
+		[ ! -e /etc/systemd/system/multi-user.target.wants/beckond.service ] && ! dpkg-query -W beckon 2>/dev/null | grep -q ."
+check "dpkg said nothing of failure" bash -c "! grep -iE 'error|warning' '$T/dpkg.log'"
 finish
