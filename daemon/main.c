@@ -262,6 +262,17 @@ static void daemon_become_user(const struct conf *conf)
 		return;
 	if (geteuid() != 0)
 		fatalx("user \"%s\": beckond must be started as root to become it", conf->user);
+	for (size_t i = 0; i < conf->nservices; i++) {
+		/* libxl drives Xen through privcmd and xenstore, root's alone. */
+		if (conf->services[i].backend == CONF_BACKEND_XEN)
+			fatalx(
+			    "user \"%s\": service %s: the xen backend needs beckond to stay root",
+			    conf->user, conf->services[i].name);
+		if (conf->services[i].backend == CONF_BACKEND_LIBVIRT)
+			log_info("user \"%s\": service %s: libvirt must let this user in "
+			         "(group libvirt, or its polkit rules)",
+			         conf->user, conf->services[i].name);
+	}
 	daemon_give(conf, "state_dir", conf->state_dir, 0700);
 	snprintf(dir, sizeof(dir), "%s", conf->control_socket);
 	dirname(dir);
@@ -285,9 +296,9 @@ static void daemon_start(struct daemon *d)
 		fatalx("cannot clear the ambient capabilities");
 	if (daemon_mkdirs(d->conf->state_dir) < 0)
 		fatal("state_dir %s", d->conf->state_dir);
-	daemon_lock(d->conf->state_dir);
 	/* Before anything is started or bound: the rest needs no more than what is kept. */
 	daemon_become_user(d->conf);
+	daemon_lock(d->conf->state_dir); /* made by the user it runs as */
 	d->base = daemon_event_base();
 	if (!d->base)
 		fatalx("cannot create the event loop");

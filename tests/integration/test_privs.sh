@@ -136,7 +136,8 @@ sed -i "s|^control_socket = .*|control_socket = \"$T/run/ctl.sock\";|" "$CONF"
 sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$BR\"; subnet = \"$NET.0/24\"; hold = \"syn\"; };|" "$CONF"
 cat <<CONF | add_services "$CONF"
   { name = "$P-br"; dns = ( "br.svc.test" ); address = "$NET.2"; ports = ( 80 ); image = "$IMG";
-    cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}"; boot_timeout = "20s"; },
+    cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}"; boot_timeout = "20s";
+    idle_timeout = "3s"; on_idle = "suspend"; },
 CONF
 : >"$T/beckond2.log"
 start_daemon "$CONF" "$T/beckond2.log" || { not_ok "beckond starts in bridge mode as $U"; finish; }
@@ -153,6 +154,18 @@ check "bridge QEMU runs as $U, sandboxed ($(uid_of $QPID), Seccomp $(status_of $
 	[ "$(uid_of $QPID) $(status_of $QPID Seccomp) $(status_of $QPID CapEff)" = "$UID_$UID_$UID_$UID_ 2 0000000000000000" ]
 check "its tap $TAP is owned by $U ($(cat /sys/class/net/$TAP/owner 2>/dev/null))" \
 	[ "$(cat /sys/class/net/$TAP/owner 2>/dev/null)" = "$UID_" ]
+check "the idle policy's conntrack rule is there (iptables through posix_spawn, as $U)" \
+	bash -c "iptables -S FORWARD | grep -q 'beckon-ct $BR'"
+is_suspended() { [ "$(field br state)" = suspended ]; }
+check "idle 3 s: suspended (QMP migrate to a file under the sandbox)" wait_for 30 is_suspended
+check "the saved state is $U's alone ($(mode_of "$T/state/$P-br.state" 2>/dev/null))" \
+	[ "$(mode_of "$T/state/$P-br.state" 2>/dev/null)" = "600 $U" ]
+got=$(curl -s --max-time 20 "http://$NET.2/")
+check "a held connection restores it ($got)" bash -c "[[ '$got' == 'hello from $P-br '* ]]"
+check "the log says restored" grep -qE "$P-br: restored from suspend in [0-9.]+ ms" "$T/beckond2.log"
+QPID=$(qemu_of br)
+check "the restored QEMU is $U's and sandboxed too ($(status_of "$QPID" Seccomp))" \
+	[ "$(uid_of $QPID) $(status_of $QPID Seccomp)" = "$UID_$UID_$UID_$UID_ 2" ]
 # kill -9: the guest goes with beckond (PR_SET_PDEATHSIG); a restart cleans the rest.
 kill -9 "$DPID"
 check "kill -9 of beckond: its QEMU goes with it" wait_for 20 no_qemu
