@@ -7,9 +7,12 @@
  *                        message), iptables rules (its children);
  *   CAP_NET_BIND_SERVICE DNS on port 53 and user-mode proxy ports below
  *                        1024, bound again on a reload that adds one;
- *   CAP_NET_RAW          iptables: its legacy backend reads the tables
- *                        through a raw socket (the nft one does not, but
- *                        which one runs is the host's choice).
+ *   CAP_NET_RAW          iptables: its legacy backend opens the tables
+ *                        through a raw socket and says "Permission denied
+ *                        (you must be root)" without it; the nft backend
+ *                        (Debian's default) needs CAP_NET_ADMIN only.
+ *                        Which one runs is the host's choice. (The legacy
+ *                        one also wants /run/xtables.lock writable.)
  */
 #include <errno.h>
 #include <grp.h>

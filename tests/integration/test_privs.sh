@@ -58,6 +58,8 @@ check "-n: an unknown user is an error at its line ($out)" \
 base_conf "$CONF"
 sed -i "1i user = \"$U\";" "$CONF"
 sed -i "s|^control_socket = .*|control_socket = \"$T/run/ctl.sock\";|" "$CONF"
+# Port 53 too (on an address of this run's own), bound after the user change.
+sed -i "s|^  listen = ( \"127.0.0.1:$DNS_PORT\" );|  listen = ( \"127.0.0.1:$DNS_PORT\", \"$LNET.9:53\" );|" "$CONF"
 cat <<CONF | add_services "$CONF"
   { name = "$P-exec"; dns = ( "exec.svc.test" ); address = "$LNET.2"; ports = ( $HPORT );
     backend = "exec"; exec = { command = "busybox httpd -f -p {address}:$HPORT -h $T"; }; },
@@ -86,6 +88,8 @@ check "the control socket's directory it made is $U's, 0750 ($(mode_of $T/run))"
 check "the control socket is user and group only, 0660 ($(mode_of $T/run/ctl.sock))" \
 	[ "$(mode_of $T/run/ctl.sock)" = "660 $U" ]
 
+ans=$(dig @"$LNET.9" -p 53 +time=5 +tries=1 +short ns1.svc.test A)
+check "DNS on port 53, bound as $U with CAP_NET_BIND_SERVICE, answers ($ans)" [ "$ans" = 127.0.0.1 ]
 ans=$(dq +short exec.svc.test A)
 check "a DNS query for the exec service answers ($ans)" [ "$ans" = "$LNET.2" ]
 check "and the service serves" wait_for 20 bash -c "curl -s --max-time 2 http://$LNET.2:$HPORT/ | grep -q privs-page"
