@@ -260,6 +260,11 @@ static void daemon_become_user(const struct conf *conf)
 
 	if (conf->user == NULL)
 		return;
+	if (geteuid() == conf->uid && conf->uid != 0) {
+		/* Started as that user already (beckond.service's User=): nothing to drop. */
+		log_info("running as user %s (uid %d) already", conf->user, (int)conf->uid);
+		return;
+	}
 	if (geteuid() != 0)
 		fatalx("user \"%s\": beckond must be started as root to become it", conf->user);
 	for (size_t i = 0; i < conf->nservices; i++) {
