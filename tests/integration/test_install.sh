@@ -158,7 +158,7 @@ sort >"$T/deb.want" <<'EOF'
 /usr/bin/beckonctl
 /usr/lib/beckon/hello.elf
 /usr/sbin/beckond
-/usr/share/doc/beckon/changelog.Debian.gz
+/usr/share/doc/beckon/changelog.gz
 /usr/share/doc/beckon/copyright
 /usr/share/doc/beckon/examples/beckon.conf
 /usr/share/doc/beckon/examples/demo-user.conf
