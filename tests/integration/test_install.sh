@@ -39,6 +39,11 @@ out=$("$D/usr/local/sbin/beckond" -n -c "$T/installed.conf" 2>&1)
 check "the installed beckond checks the installed config ($out)" [ "$out" = "configuration OK" ]
 check "the installed man pages render" \
 	bash -c "for p in '$D'/usr/local/share/man/man*/*; do [ -z \"\$(groff -man -ww -z \$p 2>&1)\" ] || exit 1; done"
+if command -v systemd-analyze >/dev/null; then
+	sed "s|/usr/local/|$D/usr/local/|g" "$D/usr/local/lib/systemd/system/beckond.service" >"$T/beckond.service"
+	out=$(systemd-analyze verify --man=no "$T/beckond.service" 2>&1)
+	check "systemd-analyze verify finds nothing wrong with the unit${out:+: $out}" [ -z "$out" ]
+fi
 echo "# my edit" >>"$D/usr/local/etc/beckon/beckon.conf"
 make -s install DESTDIR="$D" >>"$T/install.log" 2>&1
 check "a second install keeps an edited config" grep -q '^# my edit' "$D/usr/local/etc/beckon/beckon.conf"
