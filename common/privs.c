@@ -27,6 +27,9 @@
 
 static const cap_value_t privs_keep[] = {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, CAP_NET_RAW};
 #define PRIVS_NKEEP (sizeof(privs_keep) / sizeof(privs_keep[0]))
+/* beckond opens no raw socket itself: CAP_NET_RAW stays permitted (for
+ * iptables' ambient set) but is never effective in beckond. */
+static const cap_value_t privs_idle[] = {CAP_NET_RAW};
 
 static bool privs_kept(cap_value_t v)
 {
@@ -36,16 +39,36 @@ static bool privs_kept(cap_value_t v)
 	return false;
 }
 
+/* Lower what beckond never uses itself from its effective set. */
+static int privs_lower_idle(void)
+{
+	cap_t caps = cap_get_proc();
+	int rc = -1;
+
+	if (caps == NULL)
+		return -1;
+	if (cap_set_flag(caps, CAP_EFFECTIVE, 1, privs_idle, CAP_CLEAR) == 0)
+		rc = cap_set_proc(caps);
+	cap_free(caps);
+	return rc;
+}
+
 int privs_init(void)
 {
 	if (cap_reset_ambient() == -1 && errno != EINVAL) {
 		log_warn("privileges: clearing the ambient capabilities");
 		return -1;
 	}
+	/* As root everything stays as it was; started with capabilities, trim. */
+	if (geteuid() != 0 && privs_lower_idle() == -1) {
+		log_warn("privileges: lowering CAP_NET_RAW");
+		return -1;
+	}
 	return 0;
 }
 
-/* Only the kept capabilities, permitted, effective and inheritable (for ambient). */
+/* Only the kept capabilities, permitted and inheritable (for ambient), effective but the idle one.
+ */
 static int privs_set_kept(void)
 {
 	cap_t caps = cap_init();
@@ -55,6 +78,7 @@ static int privs_set_kept(void)
 		return -1;
 	if (cap_set_flag(caps, CAP_PERMITTED, PRIVS_NKEEP, privs_keep, CAP_SET) == 0 &&
 	    cap_set_flag(caps, CAP_EFFECTIVE, PRIVS_NKEEP, privs_keep, CAP_SET) == 0 &&
+	    cap_set_flag(caps, CAP_EFFECTIVE, 1, privs_idle, CAP_CLEAR) == 0 &&
 	    cap_set_flag(caps, CAP_INHERITABLE, PRIVS_NKEEP, privs_keep, CAP_SET) == 0)
 		rc = cap_set_proc(caps);
 	cap_free(caps);
