@@ -12,14 +12,16 @@
 /*
  * At start: the ambient set a service manager may have given us
  * (AmbientCapabilities=) is cleared, so that no VMM inherits it; the
- * capabilities stay permitted and effective. 0, or -1 when libcap fails.
+ * capabilities stay permitted and effective, but CAP_NET_RAW, which only
+ * iptables uses, when not root. 0, or -1 when libcap fails.
  */
 int privs_init(void);
 
 /*
- * Become USER (UID, primary group GID, and its groups), keeping CAP_NET_ADMIN,
- * CAP_NET_BIND_SERVICE and CAP_NET_RAW and dropping every other
- * capability from the bounding set too; sets no_new_privs. Call as root.
+ * Become USER (UID, primary group GID, and its groups), keeping
+ * CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and CAP_NET_RAW (permitted, for
+ * iptables; not effective) and dropping every other capability from the
+ * bounding set too; sets no_new_privs. Call as root.
  * 0, or -1 with a message logged.
  */
 int privs_drop(const char *user, uid_t uid, gid_t gid);

@@ -290,7 +290,7 @@ static void daemon_become_user(const struct conf *conf)
 	if (privs_drop(conf->user, conf->uid, conf->gid) < 0)
 		fatalx("cannot become user %s", conf->user);
 	log_info("running as user %s (uid %d), keeping CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, "
-	         "CAP_NET_RAW",
+	         "CAP_NET_RAW (for iptables only)",
 	         conf->user, (int)conf->uid);
 }
 
