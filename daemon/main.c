@@ -100,6 +100,10 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 	if (strcmp(conf->control_socket, d->conf->control_socket) != 0)
 		log_warnx("reload: control_socket changes take a restart; keeping %s",
 		          d->conf->control_socket);
+	if ((conf->user == NULL) != (d->conf->user == NULL) ||
+	    (conf->user != NULL && strcmp(conf->user, d->conf->user) != 0))
+		log_warnx("reload: user changes take a restart; keeping %s",
+		          d->conf->user != NULL ? d->conf->user : "the user it runs as");
 	if (strcmp(conf->metrics_listen.text, d->conf->metrics_listen.text) != 0 ||
 	    conf->has_metrics != d->conf->has_metrics)
 		log_warnx("reload: metrics_listen changes take a restart; keeping the old one");

@@ -123,6 +123,12 @@ check "resume under the sandbox" ctl resume "$P-vm"
 check "the guest serves after resume" \
 	wait_for 20 bash -c "curl -s --max-time 3 http://127.0.0.1:$HP/ | grep -q 'hello from $P-vm'"
 
+# A reload cannot change the user: it says so and keeps running as $U.
+sed -i "/^user = /d" "$CONF"
+kill -HUP "$DPID"
+check "reload without the user key: the log says it takes a restart" \
+	wait_for 20 grep -q "reload: user changes take a restart; keeping $U" "$DLOG"
+check "... and beckond is still $U" [ "$(uid_of $DPID)" = "$UID_$UID_$UID_$UID_" ]
 check "SIGTERM: beckond exits cleanly" stop_daemon
 check "the log says what the stop did" grep -q "shutting down; stopping 2 running instances" "$DLOG"
 none_left() { no_qemu && ! pgrep -f "httpd -f -p $LNET.2:$HPORT" >/dev/null; }
