@@ -158,3 +158,16 @@ void privs_ambient(bool on)
 	else if (geteuid() != 0)
 		prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
+
+void privs_bind(bool on)
+{
+	cap_value_t bind = CAP_NET_BIND_SERVICE;
+	cap_t caps;
+
+	if (geteuid() == 0 || (caps = cap_get_proc()) == NULL)
+		return;
+	if (cap_set_flag(caps, CAP_EFFECTIVE, 1, &bind, on ? CAP_SET : CAP_CLEAR) == 0 &&
+	    cap_set_proc(caps) == -1)
+		log_warn("privileges: CAP_NET_BIND_SERVICE %s", on ? "on" : "off");
+	cap_free(caps);
+}

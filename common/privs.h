@@ -26,6 +26,13 @@ int privs_init(void);
  */
 int privs_drop(const char *user, uid_t uid, gid_t gid);
 
+/*
+ * CAP_NET_BIND_SERVICE effective (ON) or not: only while listeners are
+ * bound (start, reload), so that the code reading packets from the
+ * network runs without it. No-op as root.
+ */
+void privs_bind(bool on);
+
 /* May this process administer the network (rules, queues, links)? */
 bool privs_net_admin(void);
 

@@ -94,6 +94,7 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 
 	log_info("reloading %s", d->conf->path);
 	notify_send("RELOADING=1");
+	privs_bind(true); /* a new listener may want port 53 */
 	conf = daemon_load(d->conf->path, err, errlen);
 	if (!conf)
 		goto rejected;
@@ -123,6 +124,7 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 		resolver_reload(d->resolver, d->conf);
 		goto rejected_free;
 	}
+	privs_bind(false);
 	conf_free(d->conf);
 	d->conf = conf;
 	daemon_update_status(d);
@@ -132,6 +134,7 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 rejected_free:
 	conf_free(conf);
 rejected:
+	privs_bind(false);
 	log_warnx("reload rejected, keeping the running config");
 	notify_send("READY=1\nSTATUS=reload rejected, the old config runs");
 	return -1;
@@ -338,6 +341,7 @@ static void daemon_start(struct daemon *d)
 	log_info("beckond %s: serving zone %s, %zu services, control %s", BECKON_VERSION,
 	         d->conf->zone, d->conf->nservices, d->conf->control_socket);
 	/* Every listener is bound by now: DNS, control, metrics, the hold. */
+	privs_bind(false);
 	notify_send("READY=1\nSTATUS=serving");
 }
 
