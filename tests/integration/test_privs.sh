@@ -25,7 +25,9 @@ UID_=$(id -u "$U")
 # open it (QEMU attaches to its tap by name), and only for this run.
 if ! su -s /bin/sh "$U" -c 'test -r /dev/net/tun -a -w /dev/net/tun' 2>/dev/null; then
 	command -v setfacl >/dev/null || { skip "privileges: /dev/net/tun is not open to users and setfacl is missing (make deps)"; finish; }
-	setfacl -m "u:$U:rw" /dev/net/tun && on_exit "setfacl -x u:$U /dev/net/tun"
+	# Put back exactly what was there (no ACL at all, usually), not a mask.
+	getfacl -p /dev/net/tun >"$T/tun.acl" 2>/dev/null && on_exit "setfacl --restore='$T/tun.acl'"
+	setfacl -m "u:$U:rw" /dev/net/tun
 fi
 chmod 0711 "$T" # the user reaches its state_dir below, nothing else here
 
