@@ -3,7 +3,7 @@
 # `make deps` installs the Debian packages the build, tests and demo need.
 
 CC       ?= cc
-PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0 libnl-nf-3.0
+PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0 libnl-nf-3.0 libcap
 MODULES  := common conf resolver launcher launcher/exec launcher/qemu hostnet proxy policy daemon
 # The libvirt backend is built where libvirt-dev (and libxml2-dev) are installed.
 HAVE_LIBVIRT := $(shell pkg-config --exists libvirt libxml-2.0 2>/dev/null && echo yes)
@@ -24,7 +24,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 INCS     := $(addprefix -I,$(MODULES))
 WARN     := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE $(DEFS) $(INCS) $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(WARN) -D_GNU_SOURCE $(DEFS) $(INCS) $(PKG_CFLAGS) -MMD -MP
 LIBS     := $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -64,11 +64,11 @@ build/asan/libbeckon.a: $(call aobj,$(LIB_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
 build/beckond: build/obj/daemon/main.o build/libbeckon.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 build/asan/beckond: build/asan/obj/daemon/main.o build/asan/libbeckon.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 build/beckonctl: $(call obj,$(CTL_SRCS))
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 build/asan/beckonctl: $(call aobj,$(CTL_SRCS))
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
@@ -128,6 +128,71 @@ demo: deps all
 
 deps:
 	@tests/deps.sh
+
+# ---- install (GNU conventions: `make install PREFIX=/usr DESTDIR=/tmp/root`) ----
+# The tree is in README.md ("Installing"). The config is installed only
+# when none is there: an upgrade keeps the user's.
+PREFIX        ?= /usr/local
+prefix        ?= $(PREFIX)
+exec_prefix   ?= $(prefix)
+bindir        ?= $(exec_prefix)/bin
+sbindir       ?= $(exec_prefix)/sbin
+datarootdir   ?= $(prefix)/share
+datadir       ?= $(datarootdir)
+pkglibdir     ?= $(exec_prefix)/lib/beckon
+docdir        ?= $(datarootdir)/doc/beckon
+mandir        ?= $(datarootdir)/man
+sysconfdir    ?= $(prefix)/etc
+localstatedir ?= $(prefix)/var
+runstatedir   ?= /run
+unitdir       ?= $(prefix)/lib/systemd/system
+INSTALL       ?= install
+SUBST = sed -e 's|@sbindir@|$(sbindir)|g' -e 's|@bindir@|$(bindir)|g' \
+	-e 's|@sysconfdir@|$(sysconfdir)|g' -e 's|@localstatedir@|$(localstatedir)|g' \
+	-e 's|@runstatedir@|$(runstatedir)|g' -e 's|@pkglibdir@|$(pkglibdir)|g'
+
+# Made again on every install: the paths come from the command line.
+.PHONY: FORCE
+FORCE:
+build/beckond.service: daemon/beckond.service.in FORCE
+	@mkdir -p build
+	$(SUBST) $< >$@
+build/beckon.conf: conf/beckon.conf.in FORCE
+	@mkdir -p build
+	$(SUBST) $< >$@
+
+.PHONY: install uninstall package
+install: all build/beckond.service build/beckon.conf
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(pkglibdir) \
+		$(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(unitdir) \
+		$(DESTDIR)$(docdir)/examples $(DESTDIR)$(sysconfdir)/beckon
+	$(INSTALL) -m 0755 build/beckond $(DESTDIR)$(sbindir)/beckond
+	$(INSTALL) -m 0755 build/beckonctl $(DESTDIR)$(bindir)/beckonctl
+	$(INSTALL) -m 0644 build/hello.elf $(DESTDIR)$(pkglibdir)/hello.elf
+	$(INSTALL) -m 0644 daemon/beckond.8 ctl/beckonctl.8 $(DESTDIR)$(mandir)/man8/
+	$(INSTALL) -m 0644 conf/beckon.conf.5 $(DESTDIR)$(mandir)/man5/
+	$(INSTALL) -m 0644 build/beckond.service $(DESTDIR)$(unitdir)/beckond.service
+	$(INSTALL) -m 0644 build/beckon.conf $(DESTDIR)$(docdir)/examples/beckon.conf
+	$(INSTALL) -m 0644 conf/examples/*.conf $(DESTDIR)$(docdir)/examples/
+	[ -e $(DESTDIR)$(sysconfdir)/beckon/beckon.conf ] || \
+		$(INSTALL) -m 0644 build/beckon.conf $(DESTDIR)$(sysconfdir)/beckon/beckon.conf
+	$(INSTALL) -d -m 0700 $(DESTDIR)$(localstatedir)/lib/beckon
+
+# What install put there, but the config (the user's) and the state (guests' saves).
+uninstall: build/beckon.conf
+	rm -f $(DESTDIR)$(sbindir)/beckond $(DESTDIR)$(bindir)/beckonctl \
+		$(DESTDIR)$(pkglibdir)/hello.elf $(DESTDIR)$(unitdir)/beckond.service \
+		$(DESTDIR)$(mandir)/man8/beckond.8 $(DESTDIR)$(mandir)/man8/beckonctl.8 \
+		$(DESTDIR)$(mandir)/man5/beckon.conf.5
+	rm -rf $(DESTDIR)$(docdir)
+	-rmdir $(DESTDIR)$(pkglibdir) $(DESTDIR)$(localstatedir)/lib/beckon 2>/dev/null
+	-cmp -s build/beckon.conf $(DESTDIR)$(sysconfdir)/beckon/beckon.conf && \
+		rm -f $(DESTDIR)$(sysconfdir)/beckon/beckon.conf
+	-rmdir $(DESTDIR)$(sysconfdir)/beckon 2>/dev/null
+
+# A Debian package in build/deb/ (debian/; needs debhelper: make deps).
+package:
+	@tests/package.sh
 
 format:
 	clang-format -i $(wildcard */*.c */*.h */*/*.c */*/*.h tests/*/*.c)

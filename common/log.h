@@ -1,4 +1,7 @@
-/* Logging to stderr, one line an event: timestamp, level, message. */
+/*
+ * Logging to stderr, one line an event: timestamp, level, message; into
+ * the journal, its <N> priority instead of the timestamp.
+ */
 #ifndef BECKON_LOG_H
 #define BECKON_LOG_H
 

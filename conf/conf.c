@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,6 +72,23 @@ static void load_metrics(struct conf_ctx *c, struct conf *conf, const config_set
 		conf_get_hostport(c, s, "metrics_listen", &conf->metrics_listen);
 }
 
+/* The user beckond becomes: known here, so that -n finds a typo too. */
+static void load_user(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
+{
+	const struct passwd *pw;
+	const char *v;
+
+	if (conf_get_string(c, s, "user", &v) == -1)
+		return;
+	if ((pw = getpwnam(v)) == NULL) {
+		conf_err(c, s, "user: no user \"%s\" on this host", v);
+		return;
+	}
+	conf_set_str(c, &conf->user, v);
+	conf->uid = pw->pw_uid;
+	conf->gid = pw->pw_gid;
+}
+
 /* Everything but the services, which wait until the defaults are known. */
 static void load_globals(struct conf_ctx *c, struct conf *conf, const config_setting_t *root,
                          const config_setting_t **defaults, const config_setting_t **services)
@@ -86,6 +104,8 @@ static void load_globals(struct conf_ctx *c, struct conf *conf, const config_set
 			              &conf->control_socket);
 		else if (strcmp(key, "metrics_listen") == 0)
 			load_metrics(c, conf, s);
+		else if (strcmp(key, "user") == 0)
+			load_user(c, conf, s);
 		else if (strcmp(key, "dns") == 0)
 			conf_load_dns(c, conf, s);
 		else if (strcmp(key, "network") == 0)
@@ -304,6 +324,7 @@ void conf_free(struct conf *conf)
 	free(conf->path);
 	free(conf->state_dir);
 	free(conf->control_socket);
+	free(conf->user);
 	free(conf->zone);
 	for (size_t i = 0; i < conf->nns; i++)
 		free(conf->ns[i].name);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define CONF_MAX_LISTEN 8
@@ -115,6 +116,11 @@ struct conf {
 	char *path;
 	char *state_dir;
 	char *control_socket;
+	/* user = "NAME": beckond runs as that user once its sockets are up,
+	 * keeping only the network capabilities; NULL: as it was started. */
+	char *user;
+	uid_t uid;        /* the user's, looked up at load */
+	gid_t gid;        /* its primary group */
 	bool has_metrics; /* false when metrics_listen is "" */
 	struct conf_addr metrics_listen;
 

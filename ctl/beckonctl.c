@@ -14,6 +14,9 @@
 #include <jansson.h>
 
 #define CTL_DEFAULT_SOCKET "/run/beckon.sock"
+/* Where beckond.service's config puts it (its RuntimeDirectory), tried
+ * when the default is not there. */
+#define CTL_SERVICE_SOCKET "/run/beckon/beckon.sock"
 #define CTL_MAX_REPLY (1 << 20)
 
 static void ctl_usage(void)
@@ -236,7 +239,10 @@ int main(int argc, char **argv)
 	json_t *reply;
 
 	if (!path)
-		path = CTL_DEFAULT_SOCKET;
+		path =
+		    access(CTL_DEFAULT_SOCKET, F_OK) != 0 && access(CTL_SERVICE_SOCKET, F_OK) == 0
+		        ? CTL_SERVICE_SOCKET
+		        : CTL_DEFAULT_SOCKET;
 	while ((c = getopt_long(argc, argv, "s:jh", longopts, NULL)) != -1) {
 		if (c == 's')
 			path = optarg;

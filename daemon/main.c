@@ -9,6 +9,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <libgen.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 #include "launcher.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
+#include "privs.h"
 #include "proxy.h"
 #include "resolver.h"
 #include "version.h"
@@ -90,12 +93,18 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 	struct conf *conf;
 
 	log_info("reloading %s", d->conf->path);
+	notify_send("RELOADING=1");
+	privs_bind(true); /* a new listener may want port 53 */
 	conf = daemon_load(d->conf->path, err, errlen);
 	if (!conf)
 		goto rejected;
 	if (strcmp(conf->control_socket, d->conf->control_socket) != 0)
 		log_warnx("reload: control_socket changes take a restart; keeping %s",
 		          d->conf->control_socket);
+	if ((conf->user == NULL) != (d->conf->user == NULL) ||
+	    (conf->user != NULL && strcmp(conf->user, d->conf->user) != 0))
+		log_warnx("reload: user changes take a restart; keeping %s",
+		          d->conf->user != NULL ? d->conf->user : "the user it runs as");
 	if (strcmp(conf->metrics_listen.text, d->conf->metrics_listen.text) != 0 ||
 	    conf->has_metrics != d->conf->has_metrics)
 		log_warnx("reload: metrics_listen changes take a restart; keeping the old one");
@@ -115,16 +124,47 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 		resolver_reload(d->resolver, d->conf);
 		goto rejected_free;
 	}
+	privs_bind(false);
 	conf_free(d->conf);
 	d->conf = conf;
 	daemon_update_status(d);
 	log_info("reloaded: %zu services", conf->nservices);
+	notify_send("READY=1");
 	return 0;
 rejected_free:
 	conf_free(conf);
 rejected:
+	privs_bind(false);
 	log_warnx("reload rejected, keeping the running config");
+	notify_send("READY=1\nSTATUS=reload rejected, the old config runs");
 	return -1;
+}
+
+static void daemon_count_running(struct instance *inst, void *arg)
+{
+	struct instance_info in;
+
+	launcher_info(inst, &in);
+	if (in.state != INST_STOPPED && in.state != INST_FAILED)
+		(*(int *)arg)++;
+}
+
+/*
+ * What a stop does to the guests, for the log: a restart (an upgrade) does
+ * not adopt them, it stops each one cleanly here and boots it again on
+ * the next request; nothing is left running behind.
+ */
+static const char *daemon_running_text(struct daemon *d)
+{
+	static char text[96];
+	int n = 0;
+
+	launcher_foreach(d->launcher, daemon_count_running, &n);
+	if (n == 0)
+		return "no instance is running";
+	snprintf(text, sizeof(text), "stopping %d running instance%s (not left behind)", n,
+	         n == 1 ? "" : "s");
+	return text;
 }
 
 static void daemon_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -137,7 +177,8 @@ static void daemon_on_signal(evutil_socket_t sig, short what, void *arg)
 		daemon_reload(d, err, sizeof(err));
 		return;
 	}
-	log_info("%s: shutting down", strsignal(sig));
+	notify_send("STOPPING=1");
+	log_info("%s: shutting down; %s", strsignal(sig), daemon_running_text(d));
 	event_base_loopbreak(d->base);
 }
 
@@ -203,11 +244,73 @@ static struct event_base *daemon_event_base(void)
 	return base;
 }
 
+/* Hand PATH to the user beckond becomes, with MODE. */
+static void daemon_give(const struct conf *conf, const char *what, const char *path, mode_t mode)
+{
+	struct stat st;
+
+	/* /tmp, /run and the like are everyone's: never handed to one user. */
+	if (stat(path, &st) < 0 || (st.st_mode & S_ISVTX) || strcmp(path, "/") == 0)
+		fatalx("%s %s: not a directory of beckon's own", what, path);
+	if (chown(path, conf->uid, conf->gid) < 0 || chmod(path, mode) < 0)
+		fatal("%s %s: giving it to user %s", what, path, conf->user);
+}
+
+/*
+ * Start as root, run as conf->user: its state_dir becomes its own, and the
+ * control socket's directory too when beckond makes it (an existing one,
+ * /run say, is not ours to give: the user must be able to write there).
+ */
+static void daemon_become_user(const struct conf *conf)
+{
+	char dir[4096];
+
+	if (conf->user == NULL)
+		return;
+	if (geteuid() == conf->uid && conf->uid != 0) {
+		/* Started as that user already (beckond.service's User=): nothing to drop. */
+		log_info("running as user %s (uid %d) already", conf->user, (int)conf->uid);
+		return;
+	}
+	if (geteuid() != 0)
+		fatalx("user \"%s\": beckond must be started as root to become it", conf->user);
+	for (size_t i = 0; i < conf->nservices; i++) {
+		/* libxl drives Xen through privcmd and xenstore, root's alone. */
+		if (conf->services[i].backend == CONF_BACKEND_XEN)
+			fatalx(
+			    "user \"%s\": service %s: the xen backend needs beckond to stay root",
+			    conf->user, conf->services[i].name);
+		if (conf->services[i].backend == CONF_BACKEND_LIBVIRT)
+			log_info("user \"%s\": service %s: libvirt must let this user in "
+			         "(group libvirt, or its polkit rules)",
+			         conf->user, conf->services[i].name);
+	}
+	daemon_give(conf, "state_dir", conf->state_dir, 0700);
+	snprintf(dir, sizeof(dir), "%s", conf->control_socket);
+	dirname(dir);
+	if (access(dir, F_OK) < 0) {
+		if (daemon_mkdirs(dir) < 0)
+			fatal("control_socket directory %s", dir);
+		/* the group may reach the socket (0660) */
+		daemon_give(conf, "control_socket directory", dir, 0750);
+	}
+	if (privs_drop(conf->user, conf->uid, conf->gid) < 0)
+		fatalx("cannot become user %s", conf->user);
+	log_info("running as user %s (uid %d), keeping CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, "
+	         "CAP_NET_RAW (for iptables only)",
+	         conf->user, (int)conf->uid);
+}
+
 static void daemon_start(struct daemon *d)
 {
+	/* A VMM must not inherit what a service manager's AmbientCapabilities= gave us. */
+	if (privs_init() < 0)
+		fatalx("cannot clear the ambient capabilities");
 	if (daemon_mkdirs(d->conf->state_dir) < 0)
 		fatal("state_dir %s", d->conf->state_dir);
-	daemon_lock(d->conf->state_dir);
+	/* Before anything is started or bound: the rest needs no more than what is kept. */
+	daemon_become_user(d->conf);
+	daemon_lock(d->conf->state_dir); /* made by the user it runs as */
 	d->base = daemon_event_base();
 	if (!d->base)
 		fatalx("cannot create the event loop");
@@ -237,6 +340,9 @@ static void daemon_start(struct daemon *d)
 	daemon_update_status(d);
 	log_info("beckond %s: serving zone %s, %zu services, control %s", BECKON_VERSION,
 	         d->conf->zone, d->conf->nservices, d->conf->control_socket);
+	/* Every listener is bound by now: DNS, control, metrics, the hold. */
+	privs_bind(false);
+	notify_send("READY=1\nSTATUS=serving");
 }
 
 static void daemon_stop(struct daemon *d)
@@ -282,6 +388,8 @@ int main(int argc, char **argv)
 	if (optind != argc)
 		daemon_usage();
 	log_init(verbose);
+	/* State, pid files, saved guests, QMP sockets: for beckond's user alone. */
+	umask(077);
 	if (conf_load(path, &d.conf, stderr) < 0)
 		return 1;
 	/* Names that hash alike, unknown placeholders: found by -n too, not only at start. */

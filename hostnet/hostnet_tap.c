@@ -30,6 +30,12 @@ static int hn_tun_persist(const char *name)
 		log_warn("hostnet: tap %s: TUNSETIFF", name);
 		goto fail;
 	}
+	/* beckond's VMMs run as beckond's user with no capability: as the tap's
+	 * owner they may attach to it all the same (root needs no such leave). */
+	if (geteuid() != 0 && ioctl(fd, TUNSETOWNER, (unsigned long)geteuid()) == -1) {
+		log_warn("hostnet: tap %s: TUNSETOWNER", name);
+		goto fail;
+	}
 	if (ioctl(fd, TUNSETPERSIST, 1) == -1) {
 		log_warn("hostnet: tap %s: TUNSETPERSIST", name);
 		goto fail;

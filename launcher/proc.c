@@ -37,7 +37,7 @@ static void proc_pidfile(const struct instance *inst, pid_t pid)
 		return;
 	}
 	/* Only the next start's sweep needs it: a failure is not fatal. */
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1 ||
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1 ||
 	    dprintf(fd, "%d\n", (int)pid) < 0)
 		log_warn("%s: pid file %s", inst->svc->name, path);
 	if (fd != -1)

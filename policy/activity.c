@@ -44,6 +44,7 @@
 #include "engine_int.h"
 #include "hostnet.h"
 #include "log.h"
+#include "privs.h"
 
 #define ACT_RULE_MAX 32       /* copies of the rule removed at most */
 #define ACT_IPTABLES_MS 20000 /* how long an iptables run may take */
@@ -80,7 +81,9 @@ static int act_iptables(const struct activity *a, const char *action)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	privs_ambient(true); /* iptables needs beckond's network capabilities */
 	rc = posix_spawnp(&pid, "iptables", &fa, NULL, argv, environ);
+	privs_ambient(false);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0)
 		return -1;
@@ -112,7 +115,7 @@ struct activity *activity_new(const struct conf *conf)
 	/* User mode: only the proxy's bypass reaches an instance directly, and its
 	 * nat chain makes conntrack track; no rule of our own. */
 	if (conf->net_mode != CONF_NET_BRIDGE) {
-		if (conf->hold != CONF_HOLD_PROXY || !conf->bypass || geteuid() != 0)
+		if (conf->hold != CONF_HOLD_PROXY || !conf->bypass || !privs_net_admin())
 			return NULL;
 		if ((a = calloc(1, sizeof(*a))) != NULL)
 			a->by_port = true;
@@ -137,7 +140,7 @@ struct activity *activity_new(const struct conf *conf)
 bool activity_fits(const struct activity *a, const struct conf *conf)
 {
 	bool user = conf->net_mode != CONF_NET_BRIDGE;
-	bool want = !user || (conf->hold == CONF_HOLD_PROXY && conf->bypass && geteuid() == 0);
+	bool want = !user || (conf->hold == CONF_HOLD_PROXY && conf->bypass && privs_net_admin());
 	char comment[sizeof(a->comment)];
 
 	if (a == NULL || !want)

@@ -21,6 +21,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "privs.h"
 
 /* Two beckonds on a host (different state_dirs) get different chains. */
 static uint32_t bypass_hash(const char *s)
@@ -36,8 +37,8 @@ int bypass_start(struct proxy *p, const char *state_dir)
 {
 	char chain[32];
 
-	if (geteuid() != 0) {
-		log_info("proxy: not root, so it stays in the path of ready instances too");
+	if (!privs_net_admin()) {
+		log_info("proxy: no CAP_NET_ADMIN, so it stays in the path of ready instances too");
 		return 0;
 	}
 	snprintf(chain, sizeof(chain), "BECKON-DIRECT-%08x", bypass_hash(state_dir));

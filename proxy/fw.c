@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "privs.h"
 
 #define FW_REAP_MS 2
 #define FW_RETRY_MS 1000   /* after a failed write */
@@ -135,6 +136,7 @@ static pid_t fw_fork(char *const argv[], const char *input, int *outfd)
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		dup2(out[1], 2);
+		privs_child_net(); /* iptables needs beckond's network capabilities */
 		execvp(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);

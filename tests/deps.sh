@@ -8,10 +8,13 @@ libconfig-dev libjansson-dev libnl-3-dev libnl-route-3-dev libnl-nf-3-dev libcmo
 bind9-dnsutils knot-dnsutils dnsperf nsd busybox curl iproute2 iptables tcpdump wrk
 qemu-system-x86 psmisc procps python3 iputils-ping
 libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-libxen-dev debootstrap cpio kmod"
+libxen-dev debootstrap cpio kmod
+libcap-dev debhelper lintian acl"
 # libvirt: the daemon, QEMU driver and virsh for the tests' private libvirtd
 # (none of these packages brings an init script or unit: libvirt-daemon-system
 # would, and is not wanted), -dev for the backend (left out of beckond without).
+# libcap-dev: beckond's capabilities; debhelper and lintian: make package
+# and its test; acl: test_privs lets its user open /dev/net/tun.
 # Xen: libxen-dev for the backend (libxenlight, libxlutil); debootstrap, cpio
 # and kmod build the Xen lab's dom0 (tests/xen/), which boots under QEMU.
 for f in */deps.txt; do [ -f "$f" ] && pkgs="$pkgs $(grep -v '^#' "$f")"; done

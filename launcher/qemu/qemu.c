@@ -234,6 +234,9 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	    .qmp_fd = QEMU_QMP_FD,
 	    .paused = paused,
 	    .incoming = incoming,
+	    /* Run as an unprivileged user, QEMU is fenced in by its seccomp filter
+	     * too; as root it runs as before (a root VMM is the user's choice). */
+	    .sandbox = geteuid() != 0,
 	};
 	struct conf_qemu q = svc->qemu;
 	struct qemu_templates x;

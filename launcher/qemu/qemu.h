@@ -63,6 +63,7 @@ struct qemu_argv_in {
 	int qmp_fd;
 	bool paused;          /* -S: a warm shell, the guest not yet running */
 	const char *incoming; /* -incoming URI: restore a saved state; NULL when not */
+	bool sandbox;         /* -sandbox on,...: QEMU's seccomp filter, no spawn, no set*id */
 };
 
 /*

@@ -21,6 +21,13 @@
  * measurable, so they stay for guests that want them. Only the plain name
  * is tuned: "microvm,..." is the user's own choice, taken as written.
  */
+/* Everything but what a guest needs: no obsolete calls, no set*id, no
+ * fork or exec (beckon passes QEMU its tap by name, its QMP socket and
+ * saved states as fds: nothing to spawn), no scheduler or affinity. No
+ * -runas with it: QEMU 7.2 installs the filter before -runas's setuid,
+ * and dies of SIGSYS under elevateprivileges=deny (tried; only "allow"
+ * lets it through). QEMU runs as beckond's unprivileged user instead. */
+#define QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 #define MICROVM_TUNED "microvm,acpi=off"
 
 static void vec_str(struct argvec *a, const char *s)
@@ -273,6 +280,10 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 	vec_str(&a, "pvpanic");
 	for (i = 0; i < in->q->nargs; i++)
 		vec_str(&a, in->q->args[i]);
+	if (in->sandbox) {
+		vec_str(&a, "-sandbox");
+		vec_str(&a, QEMU_SANDBOX);
+	}
 	if (in->paused)
 		vec_str(&a, "-S");
 	if (in->incoming != NULL) {

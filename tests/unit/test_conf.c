@@ -771,7 +771,26 @@ static void test_missing_file(void **state)
 	assert_null(c);
 }
 
-/* The checks across services: zone, subnet, duplicates, backends. */
+/* user: looked up at load (uid and group kept); one that does not exist is an error. */
+static void test_user(void **state)
+{
+	struct conf *c;
+	char *errs;
+
+	(void)state;
+	c = load_good(ZONE "\nuser = \"root\";\n");
+	assert_string_equal(c->user, "root");
+	assert_int_equal(c->uid, 0);
+	assert_int_equal(c->gid, 0);
+	conf_free(c);
+	c = load_good(ZONE "\n");
+	assert_null(c->user);
+	conf_free(c);
+	errs = load_bad(ZONE "\nuser = \"no-such-user-here\";\n");
+	assert_string_equal(errs, "bad.conf:3: user: no user \"no-such-user-here\" on this host\n");
+	free(errs);
+}
+
 /* A services entry with routes is a front: kept apart, its routes in order, a value like a service.
  */
 static void test_fronts(void **state)
@@ -815,6 +834,7 @@ static void test_fronts(void **state)
 	conf_free(c);
 }
 
+/* The checks across services: zone, subnet, duplicates, backends. */
 static void test_cross_checks(void **state)
 {
 	char *errs, *text;
@@ -852,16 +872,27 @@ static void test_cross_checks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_duration),          cmocka_unit_test(test_size),
-	    cmocka_unit_test(test_hostport),          cmocka_unit_test(test_dns_names),
-	    cmocka_unit_test(test_service_names),     cmocka_unit_test(test_cidr),
-	    cmocka_unit_test(test_enum_names),        cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_dns_limits),        cmocka_unit_test(test_hold_follows_mode),
-	    cmocka_unit_test(test_defaults_inherit),  cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_service_dup_equal), cmocka_unit_test(test_several_errors),
-	    cmocka_unit_test(test_syntax_error),      cmocka_unit_test(test_int_wrap),
-	    cmocka_unit_test(test_include),           cmocka_unit_test(test_missing_file),
-	    cmocka_unit_test(test_cross_checks),      cmocka_unit_test(test_fronts),
+	    cmocka_unit_test(test_duration),
+	    cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_hostport),
+	    cmocka_unit_test(test_dns_names),
+	    cmocka_unit_test(test_service_names),
+	    cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_enum_names),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_dns_limits),
+	    cmocka_unit_test(test_hold_follows_mode),
+	    cmocka_unit_test(test_defaults_inherit),
+	    cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_service_dup_equal),
+	    cmocka_unit_test(test_several_errors),
+	    cmocka_unit_test(test_syntax_error),
+	    cmocka_unit_test(test_int_wrap),
+	    cmocka_unit_test(test_include),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_cross_checks),
+	    cmocka_unit_test(test_fronts),
+	    cmocka_unit_test(test_user),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -287,6 +287,16 @@ static void test_args_last(void **state)
 	qemu_argv_free(argv);
 }
 
+/* Unprivileged, QEMU gets its seccomp sandbox; not otherwise (as before). */
+static void test_sandbox(void **state)
+{
+	(void)state;
+	expect_flag("-sandbox", NULL);
+	in.sandbox = true;
+	expect_flag("-sandbox",
+	            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+}
+
 static void expect_error(const char *msg)
 {
 	char err[128] = "";
@@ -353,6 +363,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_sizes, setup),
 	    cmocka_unit_test_setup(test_disk, setup),
 	    cmocka_unit_test_setup(test_args_last, setup),
+	    cmocka_unit_test_setup(test_sandbox, setup),
 	    cmocka_unit_test_setup(test_shell_and_restore, setup),
 	    cmocka_unit_test_setup(test_errors, setup),
 	    cmocka_unit_test(test_accel),
