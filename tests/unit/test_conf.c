@@ -861,7 +861,6 @@ static void test_cross_checks(void **state)
 	          "bad.conf:5: services[1].address: 10.77.1.2 is outside network.subnet "
 	          "10.77.0.0/24\n"
 	          "bad.conf:5: services[1].dns: \"a.svc.test\" is already used by service \"a\"\n"
-	          "bad.conf:6: services[2]: backend \"xen\" needs \"xen.cfg\"\n"
 	          "bad.conf:6: services[2].address: 10.77.1.2 is outside network.subnet "
 	          "10.77.0.0/24\n"
 	          "bad.conf:6: services[2].address: 10.77.1.2 is already used by service \"b\"\n"
