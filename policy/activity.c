@@ -70,10 +70,10 @@ struct activity {
  */
 static int act_iptables(const struct activity *a, const char *action)
 {
-	char *argv[] = {"iptables",         "-w", "5",         (char *)action,
-	                "FORWARD",          "-m", "conntrack", "--ctstate",
-	                "ESTABLISHED",      "-m", "comment",   "--comment",
-	                (char *)a->comment, NULL};
+	char *argv[] = {"iptables",     "--wait=5", /* "-w 5" is not read alike by every version */
+	                (char *)action, "FORWARD",          "-m", "conntrack",
+	                "--ctstate",    "ESTABLISHED",      "-m", "comment",
+	                "--comment",    (char *)a->comment, NULL};
 	posix_spawn_file_actions_t fa;
 	pid_t pid, got;
 	int status, rc;
