@@ -130,6 +130,7 @@ enum conf_skey {
 	CONF_SK_XEN_CFG,
 	CONF_SK_EXEC_COMMAND,
 	CONF_SK_HOSTS,
+	CONF_SK_ADDRESS_POOL,
 	CONF_SK_N
 };
 
@@ -175,6 +176,11 @@ int conf_get_subnet(struct conf_ctx *c, const config_setting_t *s, const char *l
 void conf_load_hosts(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_hosts(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
                       size_t n);
+/* conf_pattern.c: what a pattern service needs (its pool, hold "none", no warm pool). */
+void conf_check_pattern(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
+                        size_t i);
+/* Once for all: no configured address inside a pattern service's pool. */
+void conf_check_pools(struct conf_ctx *c, const struct conf_build *b, size_t n);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 

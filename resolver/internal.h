@@ -135,7 +135,9 @@ void tcp_free_all(struct resolver *r);
 /* pending.c: answers that wait for a boot (hold "none") */
 int pending_init(struct resolver *r);
 int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c);
-void pending_activity(struct resolver *r, const struct zone_svc *svc);
+/* A query answered at once for a service's name: activity; a pattern's label with no image:
+ * NXDOMAIN. */
+void pending_activity(struct resolver *r, struct query *q);
 void pending_drop_conn(struct resolver *r, struct tconn *c);
 void pending_reload(struct resolver *r);
 void pending_free_all(struct resolver *r);

@@ -143,7 +143,7 @@ static bool zb_records(ldns_pkt *p, const struct zone *z, const struct zone_name
 		return false;
 	if (apex && (k == ZA_NS || k == ZA_ANY) && !zb_ns(p, z, conf, glue))
 		return false;
-	if ((k == ZA_A || k == ZA_ANY) && zb_addr(z, n, &a) &&
+	if ((k == ZA_A || (k == ZA_ANY && !n->pattern)) && zb_addr(z, n, &a) &&
 	    !zb_push_rr(p, LDNS_SECTION_ANSWER, zb_a(n->name, n->len, a, z->ttl)))
 		return false;
 	if (ldns_pkt_ancount(p) == 0 && !zb_push_rr(p, LDNS_SECTION_AUTHORITY, zb_soa(z, conf)))

@@ -27,7 +27,7 @@ extern const struct backend_ops backend_libvirt_ops;
 
 /* Every domain beckon makes is named LIBVIRT_PREFIX<service>. */
 #define LIBVIRT_PREFIX "beckon-"
-#define LIBVIRT_NAME_MAX (CONF_SERVICE_NAME_MAX + 16)
+#define LIBVIRT_NAME_MAX (CONF_INSTANCE_NAME_MAX + 16)
 
 /* ---- libvirt_xml.c: the domain XML, no I/O but the user's file ---------------- */
 

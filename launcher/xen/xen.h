@@ -29,7 +29,7 @@ extern const struct backend_ops backend_xen_ops;
 
 /* Every domain beckon makes is named XEN_PREFIX<service>. */
 #define XEN_PREFIX "beckon-"
-#define XEN_NAME_MAX (CONF_SERVICE_NAME_MAX + 16)
+#define XEN_NAME_MAX (CONF_INSTANCE_NAME_MAX + 16)
 /* Where xenconsoled --log=guest writes each guest's console. */
 #define XEN_CONSOLE_DIR "/var/log/xen/console"
 
