@@ -270,7 +270,9 @@ static void check_pattern_needs(struct conf_ctx *c, const struct conf *conf,
 		    "%s.dns: a pattern service needs network.hold = \"none\" (the SYN hold and "
 		    "the proxy follow configured addresses only)",
 		    b->label);
-	if (!set(b, CONF_SK_IMAGE) && !b->bad[CONF_SK_IMAGE])
+	/* QEMU's own check says it already. */
+	if (!set(b, CONF_SK_IMAGE) && !b->bad[CONF_SK_IMAGE] &&
+	    !(!b->bad[CONF_SK_BACKEND] && s->backend == CONF_BACKEND_QEMU))
 		conf_err(c, b->group,
 		         "%s: missing \"image\" (a pattern service serves a name only when its "
 		         "image, {label} replaced, exists)",
