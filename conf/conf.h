@@ -89,7 +89,14 @@ struct conf_service {
 	bool pattern;
 	struct in_addr pool_first, pool_last;
 	char *label; /* an instance made from a pattern service: its label; NULL otherwise */
-	int line;    /* where the service begins in its file */
+	/*
+	 * replicas = { min; max; target; }: up to MAX instances, another
+	 * booted while each has more than TARGET open connections; the extra
+	 * ones ("N.SERVICE", addresses from the pool) stopped one by one when
+	 * the load falls; MIN kept up. max 1 (the default): one instance.
+	 */
+	unsigned replicas_min, replicas_max, replicas_target;
+	int line; /* where the service begins in its file */
 };
 
 /*
@@ -233,9 +240,14 @@ int conf_pattern_label(const struct conf_service *svc, const char *name, char *l
  */
 struct conf_service *conf_pattern_instance(const struct conf_service *svc, const char *label,
                                            struct in_addr addr);
+/* The service extra replica N (2 and up) of SVC runs: "N.SERVICE" at ADDR. NULL on ENOMEM. */
+struct conf_service *conf_replica_instance(const struct conf_service *svc, unsigned n,
+                                           struct in_addr addr);
+
 /*
  * The service of CONF an instance name stands for: the service of that
- * name, or for "LABEL.SERVICE" the pattern service SERVICE. NULL when none.
+ * name, or for "LABEL.SERVICE" the pattern (or replicated) service SERVICE.
+ * NULL when none.
  */
 const struct conf_service *conf_service_of(const struct conf *conf, const char *instance);
 

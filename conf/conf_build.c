@@ -188,6 +188,39 @@ static int k_address_pool(struct conf_ctx *c, struct conf_build *b, const config
 	return 0;
 }
 
+/* replicas = { min = 0; max = 4; target = 50; } */
+static int k_replicas(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                      const char *label, size_t off)
+{
+	char buf[CONF_LABEL_MAX];
+	long long v;
+	int rc = 0;
+
+	(void)off;
+	if (conf_want_group(c, s, label) == -1)
+		return -1;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *key = config_setting_name(e);
+		unsigned *dst = strcmp(key, "min") == 0      ? &b->svc.replicas_min
+		                : strcmp(key, "max") == 0    ? &b->svc.replicas_max
+		                : strcmp(key, "target") == 0 ? &b->svc.replicas_target
+		                                             : NULL;
+
+		conf_label(buf, label, key);
+		if (dst == NULL) {
+			conf_err(c, e, "unknown key \"%s\"", buf);
+			rc = -1;
+		} else if (conf_get_int(c, e, buf, dst == &b->svc.replicas_min ? 0 : 1, 64, &v) ==
+		           -1) {
+			rc = -1;
+		} else {
+			*dst = (unsigned)v;
+		}
+	}
+	return rc;
+}
+
 static int k_ports(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                    const char *label, size_t off)
 {
@@ -401,6 +434,7 @@ static const struct key_def keys[] = {
     {NULL, "cmdline", CONF_SK_CMDLINE, k_str_empty, OFF(cmdline)},
     {NULL, "address", CONF_SK_ADDRESS, k_address, 0},
     {NULL, "address_pool", CONF_SK_ADDRESS_POOL, k_address_pool, 0},
+    {NULL, "replicas", CONF_SK_REPLICAS, k_replicas, 0},
     {NULL, "ports", CONF_SK_PORTS, k_ports, 0},
     {NULL, "backend", CONF_SK_BACKEND, k_backend, 0},
     {NULL, "memory", CONF_SK_MEMORY, k_memory, 0},

@@ -147,6 +147,24 @@ fail:
 	return NULL;
 }
 
+struct conf_service *conf_replica_instance(const struct conf_service *svc, unsigned n,
+                                           struct in_addr addr)
+{
+	struct conf_service *d = conf_service_dup(svc);
+	char name[CONF_INSTANCE_NAME_MAX + 1];
+
+	if (d == NULL)
+		return NULL;
+	snprintf(name, sizeof(name), "%u.%s", n, svc->name);
+	free(d->name);
+	if ((d->name = strdup(name)) == NULL) {
+		conf_service_free(d);
+		return NULL;
+	}
+	d->address = addr;
+	return d;
+}
+
 const struct conf_service *conf_service_of(const struct conf *conf, const char *instance)
 {
 	const struct conf_service *svc = conf_service_find(conf, instance);
@@ -155,7 +173,7 @@ const struct conf_service *conf_service_of(const struct conf *conf, const char *
 	if (svc != NULL || dot == NULL)
 		return svc;
 	svc = conf_service_find(conf, dot + 1);
-	return svc != NULL && svc->pattern ? svc : NULL;
+	return svc != NULL && (svc->pattern || svc->replicas_max > 1) ? svc : NULL;
 }
 
 /* ---- the checks of conf_check_services ---- */
@@ -215,7 +233,7 @@ static void check_pool_unique(struct conf_ctx *c, const struct conf_build *b, si
 	for (size_t k = 0; k < i; k++) {
 		const struct conf_service *o = &b[k].svc;
 
-		if (o->pattern && set(&b[k], CONF_SK_ADDRESS_POOL) &&
+		if ((o->pattern || o->replicas_max > 1) && set(&b[k], CONF_SK_ADDRESS_POOL) &&
 		    !b[k].bad[CONF_SK_ADDRESS_POOL] && ntohl(o->pool_first.s_addr) <= l &&
 		    ntohl(o->pool_last.s_addr) >= f)
 			conf_err(c, b[i].src[CONF_SK_ADDRESS_POOL],
@@ -234,12 +252,18 @@ static void check_addr_in_pools(struct conf_ctx *c, const struct conf_build *b, 
 
 		if (b[i].svc.pattern || !set(&b[i], CONF_SK_ADDRESS) || b[i].bad[CONF_SK_ADDRESS])
 			continue;
+		if (b[i].svc.replicas_max > 1 && set(&b[i], CONF_SK_ADDRESS_POOL) &&
+		    a >= ntohl(b[i].svc.pool_first.s_addr) && a <= ntohl(b[i].svc.pool_last.s_addr))
+			conf_err(c, b[i].src[CONF_SK_ADDRESS],
+			         "%s.address: is in its own address_pool (the extra replicas' "
+			         "addresses)",
+			         b[i].label);
 		for (size_t k = 0; k < n; k++) {
 			const struct conf_service *p = &b[k].svc;
 
-			if (!p->pattern || !set(&b[k], CONF_SK_ADDRESS_POOL) ||
-			    b[k].bad[CONF_SK_ADDRESS_POOL] || a < ntohl(p->pool_first.s_addr) ||
-			    a > ntohl(p->pool_last.s_addr))
+			if (k == i || !(p->pattern || p->replicas_max > 1) ||
+			    !set(&b[k], CONF_SK_ADDRESS_POOL) || b[k].bad[CONF_SK_ADDRESS_POOL] ||
+			    a < ntohl(p->pool_first.s_addr) || a > ntohl(p->pool_last.s_addr))
 				continue;
 			inet_ntop(AF_INET, &b[i].svc.address, addr, sizeof(addr));
 			conf_err(c, b[i].src[CONF_SK_ADDRESS],
@@ -294,11 +318,54 @@ static void check_pattern_needs(struct conf_ctx *c, const struct conf *conf,
 		         "%s.dns: a pattern service does not run on the hosts list", b->label);
 }
 
+/* Replicas: their extra instances take addresses from the pool; hold "none" for now. */
+static void check_replicas(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b)
+{
+	const struct conf_service *s = &b->svc;
+	const config_setting_t *at = src_or_group(b, CONF_SK_REPLICAS);
+
+	if (!set(b, CONF_SK_REPLICAS) || b->bad[CONF_SK_REPLICAS])
+		return;
+	if (s->replicas_min > s->replicas_max)
+		conf_err(c, at, "%s.replicas: min %u is more than max %u", b->label,
+		         s->replicas_min, s->replicas_max);
+	if (s->replicas_max <= 1)
+		return;
+	if (s->pattern)
+		conf_err(c, at, "%s.replicas: a pattern service has one instance per name",
+		         b->label);
+	if (s->replicas_target == 0)
+		conf_err(c, at, "%s.replicas: missing \"target\" (open connections per instance)",
+		         b->label);
+	if (!set(b, CONF_SK_ADDRESS_POOL))
+		conf_err(
+		    c, at,
+		    "%s.replicas: max %u needs \"address_pool\" (where the extra instances take "
+		    "their addresses)",
+		    b->label, s->replicas_max);
+	if (conf->hold != CONF_HOLD_NONE)
+		conf_err(c, at,
+		         "%s.replicas: more than one instance needs network.hold = \"none\" (DNS "
+		         "gives every ready instance's address; the proxy does not spread yet)",
+		         b->label);
+	if (!b->bad[CONF_SK_WARM] && s->warm != CONF_WARM_NONE)
+		conf_err(c, src_or_group(b, CONF_SK_WARM),
+		         "%s.warm: not with replicas (yet); use \"none\"", b->label);
+}
+
 void conf_check_pattern(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
                         size_t i)
 {
 	const struct conf_build *me = &b[i];
 
+	check_replicas(c, conf, me);
+	if (me->svc.replicas_max > 1 && !me->svc.pattern) {
+		if (set(me, CONF_SK_ADDRESS_POOL) && !me->bad[CONF_SK_ADDRESS_POOL]) {
+			check_pool_subnet(c, conf, me);
+			check_pool_unique(c, b, i);
+		}
+		return;
+	}
 	if (!me->svc.pattern) {
 		if (set(me, CONF_SK_ADDRESS_POOL))
 			conf_err(c, me->src[CONF_SK_ADDRESS_POOL],

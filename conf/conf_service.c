@@ -191,7 +191,9 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       (a->hosts == NULL) == (b->hosts == NULL) &&
 	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts) && a->pattern == b->pattern &&
 	       a->pool_first.s_addr == b->pool_first.s_addr &&
-	       a->pool_last.s_addr == b->pool_last.s_addr && str_eq(a->label, b->label);
+	       a->pool_last.s_addr == b->pool_last.s_addr && str_eq(a->label, b->label) &&
+	       a->replicas_min == b->replicas_min && a->replicas_max == b->replicas_max &&
+	       a->replicas_target == b->replicas_target;
 }
 
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name)
@@ -215,6 +217,7 @@ void conf_build_init(struct conf_ctx *c, struct conf_build *b)
 	s->idle_timeout_ms = 60000;
 	s->on_idle = CONF_IDLE_PAUSE;
 	s->warm = CONF_WARM_NONE;
+	s->replicas_max = 1;
 	s->cmdline = conf_strdup(c, "");
 	s->qemu.machine = conf_strdup(c, "microvm");
 	s->qemu.accel = conf_strdup(c, "auto");

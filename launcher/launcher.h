@@ -125,6 +125,22 @@ struct instance *launcher_pattern_get(struct launcher *l, const char *service, c
 const char *launcher_pattern_of(const struct instance *inst);
 
 /*
+ * Replicas (replicas.max > 1): the service's own instance is replica 1,
+ * the extra ones "N.SERVICE" (N = 2..max), with addresses from the pool,
+ * made by launcher_replica_add (stopped: wake it) and forgotten like a
+ * pattern's once stopped. launcher_replicas: SERVICE's replicas into OUT
+ * (at most MAX), its own instance first; how many.
+ * launcher_replica_of: the service an extra replica runs, else NULL.
+ * launcher_replica_index: 1 for a replicated service's own instance, N
+ * for extra replica N, 0 for any other instance.
+ */
+size_t launcher_replicas(struct launcher *l, const char *service, struct instance **out,
+                         size_t max);
+struct instance *launcher_replica_add(struct launcher *l, const char *service);
+const char *launcher_replica_of(const struct instance *inst);
+unsigned launcher_replica_index(const struct instance *inst);
+
+/*
  * Wake INST: boot it when stopped, failed or suspended, resume it when
  * paused, join a boot under way. Returns 1 when it is ready now (CB is not
  * called), 0 when CB will be called once later, -1 when refused (CB not

@@ -107,7 +107,7 @@ int launcher_patterns_prepare(struct launcher *l, const struct conf *conf, struc
 	for (size_t i = 0; i < conf->nservices; i++) {
 		const struct conf_service *svc = &conf->services[i];
 
-		if (!svc->pattern)
+		if (!svc->pattern && svc->replicas_max <= 1)
 			continue;
 		old = pattern_find(l->patterns, l->npatterns, svc->name);
 		if (old != NULL && pattern_same(old, conf, svc))
@@ -327,5 +327,71 @@ struct instance *launcher_pattern_get(struct launcher *l, const char *service, c
 
 const char *launcher_pattern_of(const struct instance *inst)
 {
-	return inst->pat != NULL ? inst->pat->svc->name : NULL;
+	return inst->pat != NULL && inst->pat->svc->pattern ? inst->pat->svc->name : NULL;
+}
+
+/* ---- replicas: a service's extra instances, "N.SERVICE" (N from 2), made the same way ---- */
+
+const char *launcher_replica_of(const struct instance *inst)
+{
+	return inst->pat != NULL && !inst->pat->svc->pattern ? inst->pat->svc->name : NULL;
+}
+
+unsigned launcher_replica_index(const struct instance *inst)
+{
+	if (inst->pat != NULL)
+		return inst->pat->svc->pattern ? 0 : (unsigned)strtoul(inst->svc->name, NULL, 10);
+	return inst->svc->replicas_max > 1 ? 1 : 0;
+}
+
+size_t launcher_replicas(struct launcher *l, const char *service, struct instance **out, size_t max)
+{
+	struct instance *inst;
+	size_t n = 0;
+
+	if ((inst = launcher_find(l, service)) != NULL && n < max)
+		out[n++] = inst;
+	TAILQ_FOREACH(inst, &l->instances, entry)
+	if (n < max && inst->pat != NULL && !inst->pat->svc->pattern &&
+	    strcmp(inst->pat->svc->name, service) == 0)
+		out[n++] = inst;
+	return n;
+}
+
+struct instance *launcher_replica_add(struct launcher *l, const char *service)
+{
+	struct lpattern *p = pattern_find(l->patterns, l->npatterns, service);
+	char name[CONF_INSTANCE_NAME_MAX + 1];
+	struct conf_service *svc = NULL;
+	struct instance *inst = NULL;
+	struct in_addr addr;
+	unsigned n;
+
+	if (p == NULL || p->svc->pattern)
+		return NULL;
+	for (n = 2; n <= p->svc->replicas_max; n++) {
+		snprintf(name, sizeof(name), "%u.%s", n, service);
+		if (launcher_find(l, name) == NULL)
+			break;
+	}
+	if (n > p->svc->replicas_max || pool_take(p->pool, &addr) == -1)
+		return NULL;
+	if ((svc = conf_replica_instance(p->svc, n, addr)) == NULL ||
+	    (inst = launcher_inst_make(l, svc, p->state_dir, p->net_mode, p->hold, false)) ==
+	        NULL ||
+	    pattern_clash(l, inst))
+		goto fail;
+	conf_service_free(svc);
+	inst->pat = p;
+	p->ninst++;
+	TAILQ_INSERT_TAIL(&l->instances, inst, entry);
+	log_info("%s: replica %u of %s, address %s", inst->svc->name, n, service, inst->address);
+	launcher_pattern_reap_soon(l);
+	return inst;
+fail:
+	if (inst != NULL)
+		launcher_inst_destroy(inst);
+	conf_service_free(svc);
+	pool_put(p->pool, addr);
+	return NULL;
 }

@@ -125,6 +125,10 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 		return;
 	if (info.open + info.held > 0)
 		launcher_activity(inst);
+	/* The first replicas.min replicas stay up; the scaler stops extra ones. */
+	if (launcher_replica_index(inst) >= 1 &&
+	    launcher_replica_index(inst) <= launcher_service(inst)->replicas_min)
+		return;
 	engine_view(inst, &v);
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
 		return;
@@ -174,6 +178,8 @@ static void engine_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* Counts from an earlier tick are stale; one read this tick fills all. */
 	launcher_foreach(t.e->l, engine_clear_ct, NULL);
+	if (++t.e->ticks % SCALE_TICKS == 0)
+		scale_tick(t.e, t.now, &t.ct_read);
 	/* An action may stop an instance, never free it. */
 	launcher_foreach(t.e->l, engine_check_cb, &t);
 }

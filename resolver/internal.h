@@ -109,6 +109,7 @@ struct resolver {
 	unsigned pending_free, npending;
 	struct fwd_state *fwd;
 	struct resolver_stats stats;
+	unsigned rr_next; /* replicas: whose address goes first in the next answer */
 };
 
 /* resolver.c */

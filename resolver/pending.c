@@ -148,6 +148,42 @@ static int pending_no_inst(struct resolver *r, struct query *q, enum launcher_pa
 	return 1;
 }
 
+#define PENDING_REPLICAS 64 /* replicas.max is at most 64 */
+
+/*
+ * A service with replicas, one ready at least: the answer is every ready
+ * replica's address, a different one first each time (round robin). 1
+ * when answered so, 0 when none is ready (wake it as any other).
+ */
+static int pending_replicas(struct resolver *r, struct query *q)
+{
+	struct instance *rs[PENDING_REPLICAS];
+	struct in_addr ready[PENDING_REPLICAS], a, from;
+	size_t n, k = 0;
+	unsigned first;
+
+	if (q->svc->replicas < 2 || q->k.qtype != 1 || r->launcher == NULL)
+		return 0;
+	n = launcher_replicas(r->launcher, q->svc->name, rs, PENDING_REPLICAS);
+	for (size_t i = 0; i < n; i++)
+		if (launcher_state(rs[i]) == INST_READY && launcher_address(rs[i], &a) == 0)
+			ready[k++] = a;
+	if (k == 0)
+		return 0;
+	if (n > 0)
+		launcher_activity(rs[0]);
+	if (k > 1 && (q->zn == NULL || q->zn->nmulti < k - 1))
+		k = 1; /* no answer of that size was built */
+	if (k > 1)
+		wire_emit(q, &q->zn->multi[k - 2]);
+	first = r->rr_next++;
+	for (size_t i = 0; i < k; i++) {
+		from.s_addr = k > 1 ? htonl((uint32_t)i + 1) : q->svc->addr.s_addr;
+		wire_patch_a_at(q, (unsigned)i, from, ready[(first + i) % k]);
+	}
+	return 1;
+}
+
 /* 1 when q->out is to be sent now (the answer or SERVFAIL), 0 when it waits. */
 int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c)
 {
@@ -158,6 +194,8 @@ int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c
 
 	if (!inst) /* no launcher (tests), no instance yet, or a pattern's label without one */
 		return pending_no_inst(r, q, why);
+	if (pending_replicas(r, q))
+		return 1;
 	launcher_activity(inst);
 	/* A boot refused (rate limits, no room) is SERVFAIL in every hold mode. */
 	if (r->zone->hold != CONF_HOLD_NONE) {

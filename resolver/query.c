@@ -138,6 +138,7 @@ enum query_state query_answer(struct query *q, const struct zone *z)
 	int rc;
 
 	q->svc = NULL;
+	q->zn = NULL;
 	q->label[0] = '\0';
 	if (q->k.edns && q->k.edns_version > 0) {
 		query_badvers(q);
@@ -158,6 +159,7 @@ enum query_state query_answer(struct query *q, const struct zone *z)
 	if (!n)
 		return query_pattern(q, z);
 	kind = zone_qkind(q->k.qtype);
+	q->zn = n;
 	wire_emit(q, &n->ans[kind]);
 	if (n->svc < 0)
 		return QUERY_ANSWER;

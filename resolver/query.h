@@ -48,6 +48,7 @@ struct query {
 	uint32_t hash;
 	const struct zone_svc *svc;     /* the service the name belongs to, or NULL */
 	char label[ZONE_LABEL_MAX + 1]; /* svc a pattern: the name's first label, else "" */
+	const struct zone_name *zn;     /* the name's entry in the tables, or NULL */
 	uint8_t *out;                   /* answer bytes, set up by the caller */
 	size_t outcap, outlen;
 };
@@ -83,6 +84,9 @@ void wire_emit(struct query *q, const struct zone_answer *a);
  * when there is no such record.
  */
 bool wire_patch_a(struct query *q, struct in_addr from, struct in_addr to);
+
+/* The same for the I-th answer record (0 is the first). */
+bool wire_patch_a_at(struct query *q, unsigned i, struct in_addr from, struct in_addr to);
 
 /* Set q->lname and q->hash from q->k.qname (wire.c). */
 void wire_lower(struct query *q);

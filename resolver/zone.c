@@ -150,6 +150,7 @@ static int zone_add_services(struct zone *z, size_t *cap, const struct conf *con
 			return -1;
 		z->svcs[i].addr = s->address;
 		z->svcs[i].pattern = s->pattern;
+		z->svcs[i].replicas = s->replicas_max > 1 ? s->replicas_max : 1;
 		for (j = 0; j < s->ndns && !s->pattern; j++) {
 			struct zone_name *n;
 
@@ -253,7 +254,8 @@ static int zone_fill(struct zone *z, const struct conf *conf)
 	    zone_build_nxdomain(z, conf) < 0)
 		return -1;
 	for (i = 0; i < z->nnames; i++)
-		if (zone_build_answers(z, &z->names[i], conf) < 0)
+		if (zone_build_answers(z, &z->names[i], conf) < 0 ||
+		    zone_build_multi(z, &z->names[i], conf) < 0)
 			return -1;
 	return zone_add_patterns(z, conf);
 }
@@ -279,9 +281,13 @@ void zone_free(struct zone *z)
 
 	if (!z)
 		return;
-	for (i = 0; i < z->nnames; i++)
+	for (i = 0; i < z->nnames; i++) {
 		for (k = 0; k < ZA_N; k++)
 			zone_answer_free(&z->names[i].ans[k]);
+		for (k = 0; k < z->names[i].nmulti; k++)
+			zone_answer_free(&z->names[i].multi[k]);
+		free(z->names[i].multi);
+	}
 	zone_free_patterns(z);
 	for (i = 0; i < z->nsvcs; i++)
 		free(z->svcs[i].name);

@@ -36,6 +36,7 @@ struct zone_svc {
 	char *name; /* the service, for launcher_find (a pattern's: launcher_pattern_get) */
 	struct in_addr addr;
 	bool pattern; /* dns = ( "*.SUFFIX" ): ADDR is 0.0.0.0, the instance's goes in its place */
+	unsigned replicas; /* replicas.max: its names have A answers of 2..replicas records too */
 };
 
 /*
@@ -61,6 +62,10 @@ struct zone_name {
 	bool pattern;        /* a pattern's template (zone_pattern.c): no A in its ANY answer */
 	struct in_addr addr; /* the glue address */
 	struct zone_answer ans[ZA_N];
+	/* A service with replicas: A answers of k = 2..nmulti+1 records (0.0.0.1 .. 0.0.0.k). */
+	struct zone_answer *multi;
+	uint8_t nmulti;
+	uint8_t acount; /* while building: A records in the answer; 0 or 1: one */
 };
 
 struct zone {
@@ -106,6 +111,9 @@ enum zone_qkind zone_qkind(uint16_t qtype);
 
 /* Prebuild the answers of one entry (zone_build.c). -1 on failure. */
 int zone_build_answers(struct zone *z, struct zone_name *n, const struct conf *conf);
+
+/* Prebuild N's A answers of several records when its service has replicas. -1 on failure. */
+int zone_build_multi(struct zone *z, struct zone_name *n, const struct conf *conf);
 
 /* Prebuild the NXDOMAIN template (zone_build.c). -1 on failure. */
 int zone_build_nxdomain(struct zone *z, const struct conf *conf);
