@@ -121,6 +121,9 @@ static json_t *control_instance_json(struct instance *inst)
 	/* A pattern's instance ("LABEL.SERVICE") names the service it was made from. */
 	if (o != NULL && pattern != NULL)
 		json_object_set_new(o, "pattern", json_string(pattern));
+	/* An extra replica ("N.SERVICE") names the service it is a replica of. */
+	if (o != NULL && launcher_replica_of(inst) != NULL)
+		json_object_set_new(o, "replica_of", json_string(launcher_replica_of(inst)));
 	return o;
 }
 

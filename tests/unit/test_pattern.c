@@ -3,7 +3,8 @@
  * (conf_pattern_label), the pool syntax (conf_parse_pool), the service an
  * instance runs (conf_pattern_instance), the address pool
  * (launcher/pool.c), and the zone's answers for a pattern's names
- * (resolver/zone_pattern.c through query_process), read back with ldns.
+ * (resolver/zone_pattern.c through query_process), read back with ldns;
+ * and the replica scaler's decision (policy/replicas.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <ldns/ldns.h>
 
 #include "conf.h"
+#include "policy.h"
 #include "pool.h"
 #include "query.h"
 #include "zone.h"
@@ -294,6 +296,117 @@ static void test_zone_pattern_misses(void **state)
 	ldns_pkt_free(p);
 }
 
+/* ---- replicas: when to boot another, when to stop one ---- */
+
+static struct policy_replicas_view rv(unsigned up, unsigned booting, unsigned open)
+{
+	return (struct policy_replicas_view){.min = 0,
+	                                     .max = 3,
+	                                     .target = 50,
+	                                     .up = up,
+	                                     .booting = booting,
+	                                     .open = open,
+	                                     .idle_timeout_ms = 10000};
+}
+
+static void test_replicas_up(void **state)
+{
+	struct policy_replicas_view v = rv(1, 0, 50);
+	const int64_t now = 100000000;
+
+	(void)state;
+	/* At the target: enough. One past it: another. */
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_KEEP);
+	v.open = 51;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_UP);
+	/* One boot at a time. */
+	v = rv(2, 1, 200);
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_KEEP);
+	v.booting = 0;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_UP);
+	/* Never past max, whatever the load. */
+	v = rv(3, 0, 1000);
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_KEEP);
+	/* Nothing up: DNS wakes the first, not the scaler (unless min says so). */
+	v = rv(0, 0, 0);
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_KEEP);
+	v.min = 2;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_UP);
+	v.up = 1;
+	v.booting = 1;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_UP); /* min counts booting ones */
+}
+
+static void test_replicas_down(void **state)
+{
+	struct policy_replicas_view v = rv(3, 0, 101);
+	const int64_t now = 100000000;
+
+	(void)state;
+	/* 101 connections need 3 of 50: not low. 100 fit 2. */
+	assert_false(policy_replicas_low(&v));
+	v.open = 100;
+	assert_true(policy_replicas_low(&v));
+	/* Low, but not for idle_timeout yet; then one goes. */
+	v.low_since_us = now - 9999000;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_KEEP);
+	v.low_since_us = now - 10000000;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_DOWN);
+	/* Never below max(min, 1): the last one follows the idle policy. */
+	v = rv(1, 0, 0);
+	assert_false(policy_replicas_low(&v));
+	v.low_since_us = 1;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_KEEP);
+	v = rv(2, 0, 0);
+	v.min = 2;
+	v.low_since_us = 1;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_KEEP);
+	v.up = 3;
+	assert_int_equal(policy_replicas(&v, now), POLICY_SCALE_DOWN);
+}
+
+/* A replicated service's A answers of several records, each patched in place. */
+static void test_zone_replicas(void **state)
+{
+	struct zfix *f = calloc(1, sizeof(*f));
+	char *s;
+	ldns_pkt *p;
+
+	(void)state;
+	f->conf.zone = "svc.test";
+	f->conf.ttl = 30;
+	f->conf.hold = CONF_HOLD_NONE;
+	f->svcs[0].name = "www";
+	f->svcs[0].dns = www_dns;
+	f->svcs[0].ndns = 1;
+	f->svcs[0].address = ip("10.77.0.9");
+	f->svcs[0].replicas_max = 3;
+	f->conf.services = f->svcs;
+	f->conf.nservices = 1;
+	assert_non_null(f->z = zone_new(&f->conf));
+	f->q.out = f->out;
+	assert_int_equal(zask(f, "www.pages.svc.test", LDNS_RR_TYPE_A, &p), QUERY_WAKE);
+	ldns_pkt_free(p);
+	assert_non_null(f->q.zn);
+	assert_int_equal(f->q.zn->nmulti, 2);
+	wire_emit(&f->q, &f->q.zn->multi[1]); /* three records */
+	assert_true(wire_patch_a_at(&f->q, 0, ip("0.0.0.1"), ip("10.77.1.3")));
+	assert_true(wire_patch_a_at(&f->q, 1, ip("0.0.0.2"), ip("10.77.0.9")));
+	assert_true(wire_patch_a_at(&f->q, 2, ip("0.0.0.3"), ip("10.77.1.2")));
+	assert_false(wire_patch_a_at(&f->q, 3, ip("0.0.0.4"), ip("10.77.1.4")));
+	assert_int_equal(ldns_wire2pkt(&p, f->out, f->q.outlen), LDNS_STATUS_OK);
+	assert_int_equal(ldns_pkt_ancount(p), 3);
+	s = ldns_rr_list2str(ldns_pkt_answer(p));
+	assert_non_null(strstr(s, "10.77.1.3\n"));
+	assert_non_null(strstr(s, "10.77.0.9\n"));
+	assert_non_null(strstr(s, "10.77.1.2\n"));
+	assert_null(strstr(s, "0.0.0."));
+	free(s);
+	ldns_pkt_free(p);
+	zone_free(f->z);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +417,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_zone_pattern_a, zsetup, zteardown),
 	    cmocka_unit_test_setup_teardown(test_zone_pattern_other, zsetup, zteardown),
 	    cmocka_unit_test_setup_teardown(test_zone_pattern_misses, zsetup, zteardown),
+	    cmocka_unit_test(test_replicas_up),
+	    cmocka_unit_test(test_replicas_down),
+	    cmocka_unit_test(test_zone_replicas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
