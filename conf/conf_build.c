@@ -211,8 +211,8 @@ static int k_replicas(struct conf_ctx *c, struct conf_build *b, const config_set
 		if (dst == NULL) {
 			conf_err(c, e, "unknown key \"%s\"", buf);
 			rc = -1;
-		} else if (conf_get_int(c, e, buf, dst == &b->svc.replicas_min ? 0 : 1, 64, &v) ==
-		           -1) {
+		} else if (conf_get_int(c, e, buf, dst == &b->svc.replicas_min ? 0 : 1,
+		                        dst == &b->svc.replicas_target ? 1000000 : 64, &v) == -1) {
 			rc = -1;
 		} else {
 			*dst = (unsigned)v;

@@ -8,11 +8,19 @@
 # p90. Memory: beckond's RSS plus every guest QEMU's, sampled every 200 ms
 # through the crawl (the peak), and again once every page has idled out
 # (on_idle "destroy", idle_timeout SITE_IDLE, default 30s) and been
-# forgotten. Bridge mode, the real daemon (build/beckond), accel SITE_ACCEL
-# (default auto: KVM when /dev/kvm opens, which this machine lacks).
-# Results: tests/bench/results/site-<date>.txt.
+# forgotten. Then replicas: one service of the hello guest run with
+# replicas = { min = max = 1 } and then { min = max = 3 }, its addresses
+# from one DNS answer, and wrk (SITE_CONNS connections in all, default 30,
+# for SITE_SECS seconds, default 10) spread over them as round-robin DNS
+# spreads clients: requests per second with 1 and with 3 replicas. Not
+# through the proxy: replicas need hold "none" for now, so clients reach the
+# guests directly. Bridge mode, the real daemon (build/beckond), accel
+# SITE_ACCEL (default auto: KVM when /dev/kvm opens, which this machine
+# lacks). Results: tests/bench/results/site-<date>.txt.
 . "$(dirname "$0")/lib.sh"
 N=${SITE_N:-100}
+CONNS=${SITE_CONNS:-30}
+SECS=${SITE_SECS:-10}
 IDLE=${SITE_IDLE:-30s}
 ACCEL=${SITE_ACCEL:-auto}
 RUNS=1
@@ -22,7 +30,17 @@ NET=10.87.$((RANDOM % 250 + 1))
 BR=bks$$
 S=site$$
 MARK="guest=beckon:page[0-9]+\\.$S,"
-trap 'bench_cleanup "$MARK"; for l in $(ip -o link show | grep -E "alias beckon:page[0-9]+\\.$S( |$)" | awk -F": " "{print \$2}" | cut -d@ -f1); do ip link del "$l" 2>/dev/null; done' EXIT
+REPMARK="guest=beckon:([0-9]+\\.)?rep$S,"
+site_cleanup() {
+	local p l
+	for p in $(pgrep -f "$REPMARK"); do kill -9 "$p"; done
+	for l in $(ip -o link show | grep -E "alias beckon:(page[0-9]+\\.|([0-9]+\\.)?rep)$S( |$)" |
+		awk -F": " '{print $2}' | cut -d@ -f1); do
+		ip link del "$l" 2>/dev/null
+	done
+	bench_cleanup "$MARK"
+}
+trap site_cleanup EXIT
 trap 'exit 1' INT TERM
 
 bench_check bench_site
@@ -105,6 +123,40 @@ LEFT=$("$BECKONCTL" -s "$T/ctl.sock" --json list | python3 -c 'import json,sys; 
 FORGOT=$(grep -c "forgotten (address" "$T/beckond.log")
 bench_stop
 
+# Replicas: requests per second with R = 1 and R = 3 replicas kept up (min = max = R).
+replicas_run() {
+	local r=$1 addrs a n got out pids=
+	{
+		bench_conf_head bridge
+		echo "services = ("
+		echo "  { name = \"rep$S\"; dns = ( \"rep.svc.test\" ); address = \"$NET.2\"; address_pool = \"$NET.3-$NET.9\"; ports = ( 80 );"
+		echo "    image = \"$IMG\"; cmdline = \"ip={address}/{prefix} gw={gateway} name={name} port={port}\";"
+		echo "    ready = \"http:/healthz\"; boot_timeout = \"60s\"; idle_timeout = \"10m\";"
+		echo "    replicas = { min = $r; max = $r; target = 1000; }; qemu = { accel = \"$ACCEL\"; }; }"
+		echo ");"
+	} >"$T/beckon.conf"
+	bench_start "$T/beckond-rep$r.log"
+	for _ in $(seq 600); do
+		addrs=$(dig @127.0.0.1 -p "$DNS_PORT" +time=60 +tries=1 +short rep.svc.test A | sort)
+		[ "$(echo "$addrs" | grep -c .)" = "$r" ] && break
+		sleep 0.2
+	done
+	n=$(echo "$addrs" | grep -c .)
+	# One wrk per address, the connections split evenly, as round-robin DNS spreads clients.
+	for a in $addrs; do
+		wrk -t 1 -c $((CONNS / r)) -d "${SECS}s" "http://$a/" >"$T/wrk-$r-$a" 2>&1 &
+		pids="$pids $!"
+	done
+	wait $pids
+	got=$(cat "$T"/wrk-$r-* | awk '/^Requests\/sec:/ {s += $2} END {printf "%.0f", s}')
+	out=$(cat "$T"/wrk-$r-* | awk '/requests in/ {n += $1} /Socket errors|Non-2xx/ {e = e " " $0} END {print n " requests" e}')
+	echo "replicas $r: $n addresses in the DNS answer ($(echo $addrs)), $CONNS connections for ${SECS}s: $got requests/s ($out)" >>"$T/replicas"
+	bench_stop
+}
+: >"$T/replicas"
+replicas_run 1
+replicas_run 3
+
 {
 	echo "# bench_site $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# $(qemu-system-x86_64 --version | head -1); beckond $BECKOND"
@@ -130,6 +182,9 @@ print("peak during the crawl      %7.1f  %7.1f  %7.1f  %d" % (mb(peak[0]), mb(pe
 print("right after the crawl      %7.1f  %7.1f  %7.1f" % (mb(a[0]), mb(a[1]), mb(a[0] + a[1])))
 print("after the idle timeout     %7.1f  %7.1f  %7.1f" % (mb(i1[0]), mb(i1[1]), mb(i1[0] + i1[1])))
 EOF
+	echo "# replicas: the hello guest, replicas = { min = max = R }, hold none, clients straight to the guests"
+	echo "# (not through the proxy: replicas need hold \"none\" for now); wrk, one per address in the answer"
+	cat "$T/replicas"
 } >"$T/result"
 bench_publish "$T/result" "$OUT"
 grep -q "failed 0" "$T/crawl"
