@@ -110,6 +110,27 @@ int engine_act(struct instance *inst, enum policy_action action, const char *why
 }
 
 /*
+ * Replicas the idle policy leaves alone: the first replicas.min stay up,
+ * and while the service's own instance is up the scaler stops the extra
+ * ones, one at a time (scale.c); with it down, they idle out as any other.
+ */
+static bool engine_replica_kept(struct engine *e, struct instance *inst)
+{
+	unsigned idx = launcher_replica_index(inst);
+	struct instance *first;
+	enum inst_state s;
+
+	if (idx == 0)
+		return false;
+	if (idx <= launcher_service(inst)->replicas_min)
+		return true;
+	if (idx == 1 || (first = launcher_find(e->l, launcher_replica_of(inst))) == NULL)
+		return false;
+	s = launcher_state(first);
+	return s == INST_READY || s == INST_BOOTING || s == INST_PAUSED;
+}
+
+/*
  * One instance at a tick. Open connections the proxy holds or relays count
  * as activity while they last, so the idle time runs from their end.
  */
@@ -125,9 +146,7 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 		return;
 	if (info.open + info.held > 0)
 		launcher_activity(inst);
-	/* The first replicas.min replicas stay up; the scaler stops extra ones. */
-	if (launcher_replica_index(inst) >= 1 &&
-	    launcher_replica_index(inst) <= launcher_service(inst)->replicas_min)
+	if (engine_replica_kept(e, inst))
 		return;
 	engine_view(inst, &v);
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)

@@ -5,9 +5,9 @@
 # the name again before each new connection and keeps them all open makes
 # beckon boot a second replica, then a third, and no fourth; DNS answers
 # every ready replica's address, another first each time; each replica
-# serves its own page. When the client closes everything, the extra
-# replicas are stopped one by one (their addresses back in the pool) and
-# the first one is left running (min 1).
+# serves its own page. When the client closes everything, the scaler stops
+# the extra replicas one by one, idle_timeout apart (their addresses back
+# in the pool), and the first one is left running (min 1).
 . "$(dirname "$0")/lib.sh"
 
 need_root "replicas (conntrack counts their connections, bridge mode)"
@@ -110,8 +110,10 @@ touch "$T/stop"
 wait "$LOAD"
 check "load gone: the extra replicas are stopped and forgotten" \
 	wait_for 90 bash -c "! '$BECKONCTL' -s '$DSOCK' list | grep -qE '^[23]\\.$P '"
-check "... one by one, by the scaler or their idle policy" \
-	bash -c "grep -E '(stopping|idle: destroy)' '$DLOG' | grep -E '[23]\\.$P' | grep -c stopping | grep -qx 2"
+check "... each stopped once" bash -c "[ \$(grep -cE 'info: [23]\\.$P: stopping\$' '$DLOG') = 2 ]"
+check "... both by the scaler, one at a time (3 to 2, then 2 to 1)" \
+	bash -c "grep -qE '$P: [0-9]+ open connections fit 2 replicas: stopping [23]\\.$P' '$DLOG' &&
+		 grep -qE '$P: [0-9]+ open connections fit 1 replicas: stopping [23]\\.$P' '$DLOG'"
 check "... their addresses back in the pool" \
 	bash -c "[ \$(grep -cE '[23]\\.$P: stopped, forgotten \\(address $LO\\.1[0-9] back in the pool\\)' '$DLOG') = 2 ]"
 sleep 4 # past idle_timeout: min keeps the first one up
