@@ -359,7 +359,8 @@ void conf_check_pattern(struct conf_ctx *c, const struct conf *conf, const struc
 	const struct conf_build *me = &b[i];
 
 	check_replicas(c, conf, me);
-	if ((me->svc.replicas_max > 1 || me->bad[CONF_SK_REPLICAS]) && !me->svc.pattern) {
+	/* A replicas group takes a pool, also at max 1 (max may be raised by a reload). */
+	if (set(me, CONF_SK_REPLICAS) && !me->svc.pattern) {
 		if (set(me, CONF_SK_ADDRESS_POOL) && !me->bad[CONF_SK_ADDRESS_POOL]) {
 			check_pool_subnet(c, conf, me);
 			check_pool_unique(c, b, i);

@@ -64,12 +64,14 @@ bench_pylib "$T"
 
 # Memory in kB: beckond's RSS and the sum of its guests' (QEMU) RSS.
 mem() {
-	local d g=0 p
-	d=$(awk '/^VmRSS/ {print $2}' "/proc/$DPID/status")
+	local d g=0 p v
+	d=$(awk '/^VmRSS/ {print $2}' "/proc/$DPID/status" 2>/dev/null)
 	for p in $(pgrep -f "$MARK"); do
-		g=$((g + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+		# A guest exiting now may have no status, or no RSS (a zombie).
+		v=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null)
+		g=$((g + ${v:-0}))
 	done
-	echo "$d $g"
+	echo "${d:-0} $g"
 }
 IDLE0=$(mem)
 (while :; do echo "$(mem) $(pgrep -fc "$MARK")"; sleep 0.2; done) >"$T/mem" &
