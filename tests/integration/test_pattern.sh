@@ -209,10 +209,24 @@ check "... their QEMUs are gone" wait_for 30 bash -c "! pgrep -f 'guest=beckon:[
 check "... and their taps" bash -c "! ip link show '$tap' >/dev/null 2>&1"
 
 # 7. SIGHUP with the config unchanged keeps the instances; SIGTERM leaves nothing.
+# no_pages_of SERVICE: no page process of that pattern's instances (their docroots are $T/run/LABEL).
+no_pages_of() { ! pgrep -f "busybox httpd -f -p $LO\\..* -h $T/run/" >/dev/null; }
 n=$(rows)
 kill -HUP "$DPID"
 check "a reload keeps the pattern instances ($n)" \
 	wait_for 15 bash -c "grep -q 'reload' '$DLOG' && [ \"\$('$BECKONCTL' -s '$DSOCK' --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"services\"]))')\" = $n ]"
+# A reload that changes a pattern service forgets its instances (and stops them).
+pgs() { "$BECKONCTL" -s "$DSOCK" list | grep -c "\.$P-pg "; }
+check "before the change: the pattern's instances are there ($(pgs))" [ "$(pgs)" -ge 50 ]
+sed -i 's|idle_timeout = "10m"; on_idle = "destroy"; exec|idle_timeout = "9m"; on_idle = "destroy"; exec|' "$CONF"
+kill -HUP "$DPID"
+check "a reload that changes the pattern forgets its instances" \
+	wait_for 60 bash -c "[ \"\$('$BECKONCTL' -s '$DSOCK' list | grep -c '\\.$P-pg ')\" = 0 ]"
+check "... and the log says why" grep -q "p1.$P-pg: its pattern service changed or went, forgetting it" "$DLOG"
+check "... their processes are gone" wait_for 30 no_pages_of pg
+check "... a name of it is made again at the next query" \
+	bash -c "a=\$(dig @127.0.0.1 -p $DNS_PORT +time=60 +tries=1 +short p7.pages.svc.test A) &&
+		 [ \"\$(curl -s --max-time 10 http://\$a:8080/)\" = name=p7 ]"
 check "beckond exits cleanly on SIGTERM (sanitizers quiet)" stop_daemon
 no_pages() { ! pgrep -f "busybox httpd -f -p .* -h $T/run/" >/dev/null; }
 check "no page process left" no_pages
