@@ -18,6 +18,10 @@
 #define CONF_MAX_PORTS 16
 #define CONF_DNS_NAME_MAX 253 /* without the trailing dot */
 #define CONF_SERVICE_NAME_MAX 32
+#define CONF_DNS_LABEL_MAX 63
+/* An instance's name: the service's, or "LABEL.SERVICE" for a pattern service's. */
+#define CONF_INSTANCE_NAME_MAX (CONF_DNS_LABEL_MAX + 1 + CONF_SERVICE_NAME_MAX)
+#define CONF_POOL_MAX 65536 /* addresses in one address_pool */
 #define CONF_HOST_NAME_MAX 32
 
 enum conf_backend { CONF_BACKEND_QEMU, CONF_BACKEND_LIBVIRT, CONF_BACKEND_XEN, CONF_BACKEND_EXEC };
@@ -92,6 +96,20 @@ struct conf_service {
 	 */
 	struct conf_route *routes;
 	size_t nroutes;
+	/*
+	 * A pattern service: dns is ( "*.SUFFIX" ), one instance per label
+	 * whose image exists, its address from [pool_first, pool_last].
+	 */
+	bool pattern;
+	struct in_addr pool_first, pool_last;
+	char *label; /* an instance made from a pattern service: its label; NULL otherwise */
+	/*
+	 * replicas = { min; max; target; }: up to MAX instances, another
+	 * booted while each has more than TARGET open connections; the extra
+	 * ones ("N.SERVICE", addresses from the pool) stopped one by one when
+	 * the load falls; MIN kept up. max 1 (the default): one instance.
+	 */
+	unsigned replicas_min, replicas_max, replicas_target;
 	int line; /* where the service begins in its file */
 };
 
@@ -233,6 +251,38 @@ struct in_addr conf_host_address(const struct conf_host *h, const struct conf_se
 
 /* The front named NAME in CONF, NULL when there is none. */
 const struct conf_service *conf_front_find(const struct conf *conf, const char *name);
+/* ---- pattern services (conf_pattern.c) ---- */
+
+/*
+ * "10.77.1.0/24" (every address of it) or "10.77.0.100-10.77.0.199" into
+ * the first and last address. -1 when bad, with why in *WHY.
+ */
+int conf_parse_pool(const char *s, struct in_addr *first, struct in_addr *last, const char **why);
+/* The suffix of a pattern service's "*.SUFFIX": SUFFIX. */
+const char *conf_pattern_suffix(const struct conf_service *svc);
+/*
+ * Whether NAME (lower case, no trailing dot) is one label under pattern
+ * service SVC's suffix: 0 with the label in LABEL (CONF_DNS_LABEL_MAX + 1
+ * bytes), -1 when not.
+ */
+int conf_pattern_label(const struct conf_service *svc, const char *name, char *label);
+/*
+ * The service an instance of pattern service SVC for LABEL runs: named
+ * "LABEL.SERVICE", its one DNS name LABEL.SUFFIX, {label} in its image
+ * replaced, ADDR its address, not a pattern. NULL on ENOMEM.
+ */
+struct conf_service *conf_pattern_instance(const struct conf_service *svc, const char *label,
+                                           struct in_addr addr);
+/* The service extra replica N (2 and up) of SVC runs: "N.SERVICE" at ADDR. NULL on ENOMEM. */
+struct conf_service *conf_replica_instance(const struct conf_service *svc, unsigned n,
+                                           struct in_addr addr);
+
+/*
+ * The service of CONF an instance name stands for: the service of that
+ * name, or for "LABEL.SERVICE" the pattern (or replicated) service SERVICE.
+ * NULL when none.
+ */
+const struct conf_service *conf_service_of(const struct conf *conf, const char *instance);
 
 /* The service named NAME in CONF, NULL when there is none. */
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name);

@@ -87,6 +87,45 @@ static void set_dns(struct conf_build *b, char **names, const config_setting_t *
 	b->svc.ndns = n;
 }
 
+/*
+ * "*.SUFFIX": a pattern, the service's only name. 0 with "*.suffix" in OUT,
+ * 1 when E is no pattern (no '*'), -1 when it is a bad one (reported).
+ */
+static int k_dns_pattern(struct conf_ctx *c, struct conf_build *b, const config_setting_t *e,
+                         const char *label, int n, char *out)
+{
+	const char *v = config_setting_get_string(e), *why;
+	char suffix[CONF_DNS_NAME_MAX + 1];
+
+	if (v == NULL || strchr(v, '*') == NULL)
+		return 1;
+	b->svc.pattern = true; /* even a bad one: no errors of an exact name's keys follow */
+	if (strncmp(v, "*.", 2) != 0 || strchr(v + 1, '*') != NULL) {
+		conf_err(c, e,
+		         "%s: bad pattern \"%s\" (a pattern is \"*.\" and a name: the "
+		         "first label is the placeholder)",
+		         label, v);
+		return -1;
+	}
+	if ((why = conf_dns_name_check(v + 2, suffix)) != NULL) {
+		conf_err(c, e, "%s: bad pattern \"%s\" (%s)", label, v, why);
+		return -1;
+	}
+	if (n > 1) {
+		conf_err(c, e, "%s: a pattern \"%s\" must be the service's only dns name", label,
+		         v);
+		return -1;
+	}
+	if (strlen(suffix) + 2 + CONF_DNS_LABEL_MAX > CONF_DNS_NAME_MAX) {
+		conf_err(c, e,
+		         "%s: bad pattern \"%s\" (its names may be longer than 253 characters)",
+		         label, v);
+		return -1;
+	}
+	snprintf(out, CONF_DNS_NAME_MAX + 1, "*.%s", suffix);
+	return 0;
+}
+
 static int k_dns(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                  const char *label, size_t off)
 {
@@ -106,11 +145,17 @@ static int k_dns(struct conf_ctx *c, struct conf_build *b, const config_setting_
 		c->oom = true;
 		return -1;
 	}
+	b->svc.pattern = false;
 	for (i = 0; i < n; i++) {
 		const config_setting_t *e = conf_list_elem(s, i);
 
 		src[i] = e;
-		if (conf_get_dns_name(c, e, elem_label(buf, s, label, i), name) == -1)
+		if (k_dns_pattern(c, b, e, elem_label(buf, s, label, i), n, name) == 0)
+			names[i] = conf_strdup(c, name);
+		else if (strchr(config_setting_get_string(e) ? config_setting_get_string(e) : "",
+		                '*') != NULL)
+			rc = -1; /* reported */
+		else if (conf_get_dns_name(c, e, elem_label(buf, s, label, i), name) == -1)
 			rc = -1;
 		else
 			names[i] = conf_strdup(c, name);
@@ -126,6 +171,54 @@ static int k_address(struct conf_ctx *c, struct conf_build *b, const config_sett
 {
 	(void)off;
 	return conf_get_ipv4(c, s, label, &b->svc.address);
+}
+
+static int k_address_pool(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                          const char *label, size_t off)
+{
+	const char *v, *why;
+
+	(void)off;
+	if (conf_get_string(c, s, label, &v) == -1)
+		return -1;
+	if (conf_parse_pool(v, &b->svc.pool_first, &b->svc.pool_last, &why) == -1) {
+		conf_err(c, s, "%s: bad address pool \"%s\" (%s)", label, v, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* replicas = { min = 0; max = 4; target = 50; } */
+static int k_replicas(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                      const char *label, size_t off)
+{
+	char buf[CONF_LABEL_MAX];
+	long long v;
+	int rc = 0;
+
+	(void)off;
+	if (conf_want_group(c, s, label) == -1)
+		return -1;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *key = config_setting_name(e);
+		unsigned *dst = strcmp(key, "min") == 0      ? &b->svc.replicas_min
+		                : strcmp(key, "max") == 0    ? &b->svc.replicas_max
+		                : strcmp(key, "target") == 0 ? &b->svc.replicas_target
+		                                             : NULL;
+
+		conf_label(buf, label, key);
+		if (dst == NULL) {
+			conf_err(c, e, "unknown key \"%s\"", buf);
+			rc = -1;
+		} else if (conf_get_int(c, e, buf, dst == &b->svc.replicas_min ? 0 : 1,
+		                        dst == &b->svc.replicas_target ? 1000000 : 64, &v) == -1) {
+			rc = -1;
+		} else {
+			*dst = (unsigned)v;
+		}
+	}
+	return rc;
 }
 
 static int k_ports(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
@@ -347,6 +440,8 @@ static const struct key_def keys[] = {
     {NULL, "image", CONF_SK_IMAGE, k_str, OFF(image)},
     {NULL, "cmdline", CONF_SK_CMDLINE, k_str_empty, OFF(cmdline)},
     {NULL, "address", CONF_SK_ADDRESS, k_address, 0},
+    {NULL, "address_pool", CONF_SK_ADDRESS_POOL, k_address_pool, 0},
+    {NULL, "replicas", CONF_SK_REPLICAS, k_replicas, 0},
     {NULL, "ports", CONF_SK_PORTS, k_ports, 0},
     {NULL, "backend", CONF_SK_BACKEND, k_backend, 0},
     {NULL, "memory", CONF_SK_MEMORY, k_memory, 0},

@@ -53,7 +53,8 @@ static void check_required(struct conf_ctx *c, const struct conf_build *b)
 	} req[] = {{CONF_SK_NAME, "name"}, {CONF_SK_DNS, "dns"}, {CONF_SK_ADDRESS, "address"}};
 
 	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
-		if (missing(b, req[i].key))
+		/* A pattern service's addresses come from its address_pool (conf_pattern.c). */
+		if (missing(b, req[i].key) && !(req[i].key == CONF_SK_ADDRESS && b->svc.pattern))
 			conf_err(c, b->group, "%s: missing \"%s\"", b->label, req[i].name);
 }
 
@@ -108,7 +109,9 @@ static void check_image(struct conf_ctx *c, const struct conf_build *b)
 {
 	if (b->bad[CONF_SK_BACKEND] || b->svc.backend == CONF_BACKEND_EXEC)
 		return;
-	check_file(c, b, CONF_SK_IMAGE, "image", b->svc.image);
+	/* A pattern's image per label is looked for at each new name. */
+	if (!(b->svc.pattern && b->svc.image != NULL && strstr(b->svc.image, "{label}") != NULL))
+		check_file(c, b, CONF_SK_IMAGE, "image", b->svc.image);
 	if (b->svc.backend != CONF_BACKEND_QEMU)
 		return;
 	check_file(c, b, CONF_SK_QEMU_INITRD, "qemu.initrd", b->svc.qemu.initrd);
@@ -181,7 +184,7 @@ static void check_subnet(struct conf_ctx *c, const struct conf *conf, const stru
 	const char *what = NULL;
 
 	if (conf->net_mode != CONF_NET_BRIDGE || !c->mode_ok || !c->subnet_ok ||
-	    !usable(b, CONF_SK_ADDRESS) || b->bad[CONF_SK_BACKEND] ||
+	    !usable(b, CONF_SK_ADDRESS) || b->svc.pattern || b->bad[CONF_SK_BACKEND] ||
 	    b->svc.backend == CONF_BACKEND_EXEC)
 		return;
 	if ((a & mask) != n)
@@ -223,6 +226,7 @@ static void check_unique(struct conf_ctx *c, const struct conf_build *b, size_t 
 			conf_err(c, b[i].src[CONF_SK_NAME], "%s.name: \"%s\" is already used by %s",
 			         b[i].label, b[i].svc.name, b[k].label);
 		if (usable(&b[i], CONF_SK_ADDRESS) && usable(&b[k], CONF_SK_ADDRESS) &&
+		    !b[i].svc.pattern && !b[k].svc.pattern &&
 		    b[i].svc.address.s_addr == b[k].svc.address.s_addr) {
 			inet_ntop(AF_INET, &b[i].svc.address, addr, sizeof(addr));
 			conf_err(c, b[i].src[CONF_SK_ADDRESS],
@@ -261,5 +265,7 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 		check_zone(c, conf, &b[i]);
 		check_subnet(c, conf, &b[i]);
 		check_unique(c, b, i);
+		conf_check_pattern(c, conf, b, i);
 	}
+	conf_check_pools(c, b, n);
 }

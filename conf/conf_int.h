@@ -131,6 +131,8 @@ enum conf_skey {
 	CONF_SK_EXEC_COMMAND,
 	CONF_SK_HOSTS,
 	CONF_SK_ROUTES,
+	CONF_SK_ADDRESS_POOL,
+	CONF_SK_REPLICAS,
 	CONF_SK_N
 };
 
@@ -189,6 +191,11 @@ void conf_check_fronts(struct conf_ctx *c, const struct conf *conf, const struct
 void conf_routes_clear(struct conf_service *svc);
 bool conf_routes_dup(struct conf_service *svc);
 bool conf_routes_equal(const struct conf_service *a, const struct conf_service *b);
+/* conf_pattern.c: what a pattern service needs (its pool, hold "none", no warm pool). */
+void conf_check_pattern(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,
+                        size_t i);
+/* Once for all: no configured address inside a pattern service's pool. */
+void conf_check_pools(struct conf_ctx *c, const struct conf_build *b, size_t n);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 

@@ -76,6 +76,7 @@ void conf_service_clear(struct conf_service *svc)
 	free(svc->exec_command);
 	free_strv(svc->hosts, svc->nhosts);
 	conf_routes_clear(svc);
+	free(svc->label);
 	memset(svc, 0, sizeof(*svc));
 }
 
@@ -125,7 +126,7 @@ struct conf_service *conf_service_dup(const struct conf_service *svc)
 	char **strs[] = {&d->name,         &d->image,        &d->cmdline,     &d->ready_arg,
 	                 &d->qemu.machine, &d->qemu.accel,   &d->qemu.cpu,    &d->qemu.nic,
 	                 &d->qemu.disk,    &d->qemu.initrd,  &d->libvirt_uri, &d->libvirt_xml,
-	                 &d->xen_cfg,      &d->exec_command, &d->fail_re};
+	                 &d->xen_cfg,      &d->exec_command, &d->fail_re,     &d->label};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (!dup_str(strs[i]))
 			ok = false;
@@ -191,7 +192,11 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       str_eq(a->libvirt_uri, b->libvirt_uri) && str_eq(a->libvirt_xml, b->libvirt_xml) &&
 	       str_eq(a->xen_cfg, b->xen_cfg) && str_eq(a->exec_command, b->exec_command) &&
 	       (a->hosts == NULL) == (b->hosts == NULL) &&
-	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts) && conf_routes_equal(a, b);
+	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts) && conf_routes_equal(a, b) &&
+	       a->pattern == b->pattern && a->pool_first.s_addr == b->pool_first.s_addr &&
+	       a->pool_last.s_addr == b->pool_last.s_addr && str_eq(a->label, b->label) &&
+	       a->replicas_min == b->replicas_min && a->replicas_max == b->replicas_max &&
+	       a->replicas_target == b->replicas_target;
 }
 
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name)
@@ -223,6 +228,7 @@ void conf_build_init(struct conf_ctx *c, struct conf_build *b)
 	s->idle_timeout_ms = 60000;
 	s->on_idle = CONF_IDLE_PAUSE;
 	s->warm = CONF_WARM_NONE;
+	s->replicas_max = 1;
 	s->cmdline = conf_strdup(c, "");
 	s->qemu.machine = conf_strdup(c, "microvm");
 	s->qemu.accel = conf_strdup(c, "auto");

@@ -109,13 +109,22 @@ static enum inst_state control_state(const struct instance *inst)
 static json_t *control_instance_json(struct instance *inst)
 {
 	struct instance_info in;
+	const char *pattern = launcher_pattern_of(inst);
+	json_t *o;
 
 	launcher_info(inst, &in);
-	return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:i, s:b, s:s}", "name", in.name,
-	                 "state", launcher_state_name(in.state), "address", in.address, "uptime_ms",
-	                 (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
-	                 (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity,
-	                 "pid", (int)in.pid, "shell", in.shell, "host", in.host);
+	o = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:i, s:b, s:s}", "name", in.name,
+	              "state", launcher_state_name(in.state), "address", in.address, "uptime_ms",
+	              (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
+	              (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity, "pid",
+	              (int)in.pid, "shell", in.shell, "host", in.host);
+	/* A pattern's instance ("LABEL.SERVICE") names the service it was made from. */
+	if (o != NULL && pattern != NULL)
+		json_object_set_new(o, "pattern", json_string(pattern));
+	/* An extra replica ("N.SERVICE") names the service it is a replica of. */
+	if (o != NULL && launcher_replica_of(inst) != NULL)
+		json_object_set_new(o, "replica_of", json_string(launcher_replica_of(inst)));
+	return o;
 }
 
 static void control_list_one(struct instance *inst, void *arg)

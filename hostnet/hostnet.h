@@ -110,5 +110,7 @@ int hostnet_prefix(void);
  * hypervisor makes the guest's interface: Xen's vif). -1 when not (logged).
  */
 int hostnet_guest_up(const char *service, const char *tap, struct in_addr addr);
+/* SERVICE's guest is gone for good (a pattern instance forgotten): its tap and entry go. */
+void hostnet_guest_down(const char *service);
 
 #endif

@@ -18,7 +18,7 @@
 
 struct hsvc {
 	TAILQ_ENTRY(hsvc) entry;
-	char name[CONF_SERVICE_NAME_MAX + 1];
+	char name[CONF_INSTANCE_NAME_MAX + 1];
 	char tap[IFNAMSIZ]; /* "" when none made */
 	char bridge[IFNAMSIZ];
 	struct in_addr neigh_ip;
@@ -85,7 +85,7 @@ static void hsvc_reconcile(const struct conf *conf, bool (*uses)(const struct co
 	hsvc_list_init();
 	for (e = TAILQ_FIRST(&hs.svcs); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, entry);
-		svc = conf_service_find(conf, e->name);
+		svc = conf_service_of(conf, e->name); /* "LABEL.SERVICE": a pattern's instance */
 		if (svc == NULL || !uses(svc) || conf->net_mode != CONF_NET_BRIDGE ||
 		    strcmp(e->bridge, conf->bridge) != 0)
 			hsvc_down(e);
@@ -194,4 +194,16 @@ int hostnet_guest_up(const char *service, const char *tap, struct in_addr addr)
 	e->neigh = true;
 	e->neigh_ip = addr;
 	return 0;
+}
+
+void hostnet_guest_down(const char *service)
+{
+	struct hsvc *e;
+
+	hsvc_list_init();
+	TAILQ_FOREACH(e, &hs.svcs, entry)
+	if (strcmp(e->name, service) == 0) {
+		hsvc_down(e);
+		return;
+	}
 }

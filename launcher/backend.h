@@ -164,7 +164,8 @@ void launcher_inst_resumed(struct instance *inst, bool ok);
 struct backend_vars {
 	const char *image, *cmdline, *tap, *mac, *address, *prefix, *netmask, *gateway, *dns;
 	const char *memory, *name;
-	const char *port; /* {port}: ports[0], or the run's own port under hold "proxy" */
+	const char *port;  /* {port}: ports[0], or the run's own port under hold "proxy" */
+	const char *label; /* {label}: a pattern instance's label; "" for a configured service */
 };
 /* Room for the values backend_vars_fill formats. */
 struct backend_vars_buf {

@@ -55,10 +55,20 @@ void launcher_inst_set_state(struct instance *inst, enum inst_state s)
 	inst->since_us = launcher_now_us();
 	revive_state(inst, old);
 	launcher_hooks_state(inst, old);
+	if (inst->pat != NULL && (s == INST_STOPPED || s == INST_FAILED))
+		launcher_pattern_reap_soon(inst->l);
 }
 
 struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,
                                    const struct conf *conf)
+{
+	return launcher_inst_make(l, svc, conf->state_dir, conf->net_mode, conf->hold,
+	                          conf_service_hosted(conf, svc));
+}
+
+struct instance *launcher_inst_make(struct launcher *l, const struct conf_service *svc,
+                                    const char *state_dir, enum conf_net_mode net_mode,
+                                    enum conf_hold hold, bool hosted)
 {
 	struct instance *inst;
 	uint8_t mac[6];
@@ -69,13 +79,13 @@ struct instance *launcher_inst_new(struct launcher *l, const struct conf_service
 	TAILQ_INIT(&inst->waiters);
 	if ((inst->svc = conf_service_dup(svc)) == NULL)
 		goto fail;
-	if ((inst->state_dir = strdup(conf->state_dir)) == NULL)
+	if ((inst->state_dir = strdup(state_dir)) == NULL)
 		goto fail;
-	inst->net_mode = conf->net_mode;
-	inst->hold = conf->hold;
+	inst->net_mode = net_mode;
+	inst->hold = hold;
 	inet_ntop(AF_INET, &svc->address, inst->address, sizeof(inst->address));
 	inst->addr = svc->address;
-	inst->hosted = conf_service_hosted(conf, svc);
+	inst->hosted = hosted;
 	/* The names host networking gives this service's guest. */
 	hostnet_mac(svc->name, mac);
 	hostnet_mac_format(mac, inst->mac);
@@ -225,6 +235,8 @@ void launcher_inst_predecessor_gone(struct launcher *l, const char *name)
 	if (inst != NULL && inst->start_deferred && inst->state == INST_BOOTING &&
 	    !launcher_child_pending(l, name))
 		inst_start(inst);
+	else if (inst != NULL && inst->pat != NULL)
+		launcher_pattern_reap_soon(l); /* it waited for this process to go */
 }
 
 void launcher_inst_ready(struct instance *inst)

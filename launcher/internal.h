@@ -16,6 +16,7 @@ struct backend_ops;
 struct probe;
 struct console;
 struct lchild;
+struct lpattern;
 
 TAILQ_HEAD(waiter_list, launcher_waiter);
 
@@ -45,6 +46,7 @@ struct instance {
 	TAILQ_ENTRY(instance) entry;
 	struct launcher *l;
 	struct conf_service *svc; /* our own deep copy */
+	struct lpattern *pat;     /* the pattern service it was made from (pattern.c); NULL */
 	char *state_dir;
 	enum conf_net_mode net_mode;
 	char address[INET_ADDRSTRLEN]; /* the guest's: the service's, or on its host (hosts.c) */
@@ -113,7 +115,10 @@ struct launcher {
 	launcher_observer_fn observer;
 	void *observer_arg;
 	struct launcher_hook_slot hooks[LAUNCHER_MAX_HOOKS];
-	bool reloading; /* launcher_reload under way: no state hooks are called */
+	bool reloading;             /* launcher_reload under way: no state hooks are called */
+	struct lpattern **patterns; /* the pattern services (pattern.c) */
+	size_t npatterns;
+	struct event *reap_ev; /* forget pattern instances left stopped */
 };
 
 /* Grace between SIGTERM and SIGKILL. */
@@ -125,6 +130,10 @@ int launcher_mkdir_p(const char *dir);
 /* instance.c: the state machine. */
 struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,
                                    const struct conf *conf);
+/* The same, with what it takes of a config given one by one. */
+struct instance *launcher_inst_make(struct launcher *l, const struct conf_service *svc,
+                                    const char *state_dir, enum conf_net_mode net_mode,
+                                    enum conf_hold hold, bool hosted);
 void launcher_inst_destroy(struct instance *inst);
 void launcher_inst_ready(struct instance *inst);
 /* Every state change goes through here: the transition table, the hooks. */
@@ -154,6 +163,19 @@ int revive_resume(struct instance *inst);
 int revive_state_path(const struct instance *inst, char *buf, size_t len);
 /* A new instance: a saved state an earlier run or config left is no use. */
 void revive_forget_stale(struct instance *inst);
+
+/* pattern.c: pattern services at a reload, in two steps so that a failure changes nothing. */
+/* *OUT: one per pattern service of CONF, L's own when unchanged, else new. -1 on ENOMEM. */
+int launcher_patterns_prepare(struct launcher *l, const struct conf *conf, struct lpattern ***out,
+                              size_t *nout);
+/* Free what prepare made that L does not hold. */
+void launcher_patterns_abort(struct launcher *l, struct lpattern **pats, size_t n);
+/* PATS become L's; of the instances in PINST, those of a kept pattern go back to L's list. */
+void launcher_patterns_commit(struct launcher *l, struct lpattern **pats, size_t n,
+                              struct instance_list *pinst);
+void launcher_patterns_free(struct launcher *l);
+/* Forget (from a fresh event) the pattern instances left stopped or failed. */
+void launcher_pattern_reap_soon(struct launcher *l);
 
 /* proc.c: kill what OPS's pid files in DIR name that an earlier beckond left. */
 void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir);

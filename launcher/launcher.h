@@ -1,5 +1,6 @@
 /*
- * The instance registry and its state machine. One instance per service.
+ * The instance registry and its state machine. One instance per service,
+ * or per label of a pattern service (pattern.c).
  * Everything runs on the caller's event_base; nothing here blocks.
  */
 #ifndef BECKON_LAUNCHER_H
@@ -100,6 +101,44 @@ int launcher_check_templates(const struct conf *conf, FILE *errs);
 
 /* The instance of a service by name, NULL when there is none. */
 struct instance *launcher_find(struct launcher *l, const char *service);
+
+/*
+ * Pattern services (dns = ( "*.SUFFIX" )): an instance per label, named
+ * "LABEL.SERVICE". launcher_pattern_get gives the instance of pattern
+ * service SERVICE for LABEL: the one there is; else, when its image (with
+ * {label} replaced) is a readable file and CREATE, a new one with an
+ * address from the pool (stopped: wake it). NULL when there is none, *WHY
+ * saying why: NOIMAGE (answer NXDOMAIN), ABSENT (not made: CREATE false),
+ * FULL (no free address), ERROR (no such pattern service, out of memory, a
+ * clash). An instance made here that is left stopped or failed, with
+ * nobody waiting, is forgotten from the event loop soon after.
+ */
+enum launcher_pattern_miss {
+	LAUNCHER_PATTERN_NOIMAGE,
+	LAUNCHER_PATTERN_ABSENT,
+	LAUNCHER_PATTERN_FULL,
+	LAUNCHER_PATTERN_ERROR
+};
+struct instance *launcher_pattern_get(struct launcher *l, const char *service, const char *label,
+                                      bool create, enum launcher_pattern_miss *why);
+/* The pattern service INST was made from, NULL for a configured service's instance. */
+const char *launcher_pattern_of(const struct instance *inst);
+
+/*
+ * Replicas (replicas.max > 1): the service's own instance is replica 1,
+ * the extra ones "N.SERVICE" (N = 2..max), with addresses from the pool,
+ * made by launcher_replica_add (stopped: wake it) and forgotten like a
+ * pattern's once stopped. launcher_replicas: SERVICE's replicas into OUT
+ * (at most MAX), its own instance first; how many.
+ * launcher_replica_of: the service an extra replica runs, else NULL.
+ * launcher_replica_index: 1 for a replicated service's own instance, N
+ * for extra replica N, 0 for any other instance.
+ */
+size_t launcher_replicas(struct launcher *l, const char *service, struct instance **out,
+                         size_t max);
+struct instance *launcher_replica_add(struct launcher *l, const char *service);
+const char *launcher_replica_of(const struct instance *inst);
+unsigned launcher_replica_index(const struct instance *inst);
 
 /*
  * Wake INST: boot it when stopped, failed or suspended, resume it when

@@ -234,7 +234,7 @@ static void proc_sweep_kill(const struct backend_ops *ops, pid_t pid, const char
 static void proc_sweep_one(struct launcher *l, const struct backend_ops *ops, const char *dir,
                            const char *file, size_t n)
 {
-	char path[4096], service[CONF_SERVICE_NAME_MAX + 1], buf[32];
+	char path[4096], service[CONF_INSTANCE_NAME_MAX + 1], buf[32];
 	ssize_t r;
 	pid_t pid;
 	int fd;

@@ -158,6 +158,10 @@ int launcher_check_names(const struct conf *conf, FILE *errs)
 	}
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++) {
+			/* A pattern service has no guest of its own name (pattern.c checks its
+			 * instances). */
+			if (conf->services[i].pattern || conf->services[j].pattern)
+				continue;
 			if (strcmp(np[i].tap, np[j].tap) == 0)
 				launcher_name_clash(conf, i, j, "tap name", errs);
 			else if (memcmp(np[i].mac, np[j].mac, sizeof(np[i].mac)) == 0)
@@ -174,8 +178,10 @@ int launcher_check_names(const struct conf *conf, FILE *errs)
 static int reload_apply(struct launcher *l, const struct conf *conf)
 {
 	struct instance_list next = TAILQ_HEAD_INITIALIZER(next);
-	struct instance *inst, *old;
-	size_t i;
+	struct instance_list pinst = TAILQ_HEAD_INITIALIZER(pinst);
+	struct instance *inst, *old, *tmp;
+	struct lpattern **pats = NULL;
+	size_t i, npats = 0;
 
 	if (launcher_check_names(conf, NULL) == -1 || launcher_check_templates(conf, NULL) == -1 ||
 	    launcher_mkdir_p(conf->state_dir) == -1)
@@ -183,7 +189,11 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 	/* What a killed beckond left, the bridge, the taps of removed services. */
 	if (backend_global_init(l, conf) == -1)
 		return -1;
+	if (launcher_patterns_prepare(l, conf, &pats, &npats) == -1)
+		return -1;
 	for (i = 0; i < conf->nservices; i++) {
+		if (conf->services[i].pattern)
+			continue; /* its instances are made on demand (pattern.c) */
 		old = find_in(&l->instances, conf->services[i].name);
 		if (old != NULL && inst_unchanged(old, &conf->services[i], conf))
 			continue;
@@ -195,8 +205,18 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 	}
 	if (launcher_hosts_reload(l, conf) == -1)
 		goto fail;
-	/* Commit: move kept instances over in config order, drop the rest. */
+	/* Commit: pattern instances aside (pattern.c keeps or drops them with their pattern). */
+	for (inst = TAILQ_FIRST(&l->instances); inst != NULL; inst = tmp) {
+		tmp = TAILQ_NEXT(inst, entry);
+		if (inst->pat == NULL)
+			continue;
+		TAILQ_REMOVE(&l->instances, inst, entry);
+		TAILQ_INSERT_TAIL(&pinst, inst, entry);
+	}
+	/* Move kept instances over in config order, drop the rest. */
 	for (i = 0; i < conf->nservices; i++) {
+		if (conf->services[i].pattern)
+			continue;
 		inst = find_in(&next, conf->services[i].name);
 		old = find_in(&l->instances, conf->services[i].name);
 		if (inst != NULL) {
@@ -218,12 +238,14 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 		launcher_inst_destroy(old);
 	}
 	TAILQ_CONCAT(&l->instances, &next, entry);
+	launcher_patterns_commit(l, pats, npats, &pinst);
 	return 0;
 fail:
 	while ((inst = TAILQ_FIRST(&next)) != NULL) {
 		TAILQ_REMOVE(&next, inst, entry);
 		launcher_inst_destroy(inst);
 	}
+	launcher_patterns_abort(l, pats, npats);
 	return -1;
 }
 
@@ -255,6 +277,7 @@ void launcher_free(struct launcher *l)
 		launcher_inst_destroy(inst);
 	}
 	launcher_children_shutdown(l);
+	launcher_patterns_free(l);
 	backend_global_fini(); /* taps, neighbours, bridge */
 	launcher_hosts_free(l);
 	if (l->sigchld != NULL)

@@ -29,6 +29,7 @@ static const struct {
     {"{memory}", offsetof(struct backend_vars, memory)},
     {"{name}", offsetof(struct backend_vars, name)},
     {"{port}", offsetof(struct backend_vars, port)},
+    {"{label}", offsetof(struct backend_vars, label)},
 };
 
 size_t backend_placeholder_at(const char *s, const char *start)
@@ -144,6 +145,7 @@ void backend_vars_fill(const struct instance *inst, struct backend_vars *v,
 	v->memory = b->memory;
 	v->name = svc->name;
 	v->port = b->port;
+	v->label = svc->label != NULL ? svc->label : ""; /* a pattern instance's */
 	if (inst->hosted && inst->host[0] != '\0')
 		backend_vars_net(v, b, inst->address, inst->prefix, inst->gateway, inst->gateway);
 	else if (inst->tap[0] != '\0')
@@ -187,8 +189,8 @@ int launcher_check_templates(const struct conf *conf, FILE *errs)
 /* Dummy values of every placeholder, for a check at load. */
 void backend_vars_dummy(struct backend_vars *v)
 {
-	*v = (struct backend_vars){"i", "c", "t",  "m", "a", "24", "255.255.255.0",
-	                           "g", "d", "16", "n", "80"};
+	*v = (struct backend_vars){"i", "c", "t",  "m", "a",  "24", "255.255.255.0",
+	                           "g", "d", "16", "n", "80", "l"};
 }
 
 int backend_check_cmdline(const struct conf_service *svc, FILE *errs, const char *where)

@@ -110,6 +110,27 @@ int engine_act(struct instance *inst, enum policy_action action, const char *why
 }
 
 /*
+ * Replicas the idle policy leaves alone: the first replicas.min stay up,
+ * and while the service's own instance is up the scaler stops the extra
+ * ones, one at a time (scale.c); with it down, they idle out as any other.
+ */
+static bool engine_replica_kept(struct engine *e, struct instance *inst)
+{
+	unsigned idx = launcher_replica_index(inst);
+	struct instance *first;
+	enum inst_state s;
+
+	if (idx == 0)
+		return false;
+	if (idx <= launcher_service(inst)->replicas_min)
+		return true;
+	if (idx == 1 || (first = launcher_find(e->l, launcher_replica_of(inst))) == NULL)
+		return false;
+	s = launcher_state(first);
+	return s == INST_READY || s == INST_BOOTING || s == INST_PAUSED;
+}
+
+/*
  * One instance at a tick. Open connections the proxy holds or relays count
  * as activity while they last, so the idle time runs from their end.
  */
@@ -125,6 +146,8 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 		return;
 	if (info.open + info.held > 0)
 		launcher_activity(inst);
+	if (engine_replica_kept(e, inst))
+		return;
 	engine_view(inst, &v);
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
 		return;
@@ -174,6 +197,8 @@ static void engine_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* Counts from an earlier tick are stale; one read this tick fills all. */
 	launcher_foreach(t.e->l, engine_clear_ct, NULL);
+	if (++t.e->ticks % SCALE_TICKS == 0)
+		scale_tick(t.e, t.now, &t.ct_read);
 	/* An action may stop an instance, never free it. */
 	launcher_foreach(t.e->l, engine_check_cb, &t);
 }

@@ -26,6 +26,7 @@ struct engine_inst {
 	                       * last moved (0: none seen) */
 	bool rewarm;          /* stopping (idle, beckonctl stop): make it warm again once down */
 	bool evicting;        /* ... but not when evicted to make room */
+	int64_t low_since_us; /* replicas (scale.c): the load has fit one fewer since; 0: not */
 };
 
 struct engine {
@@ -35,6 +36,7 @@ struct engine {
 	struct event *warm_ev; /* a warm pass, out of the launcher's hooks */
 	struct admit *admit;
 	struct activity *act;
+	unsigned ticks; /* the scaler runs every SCALE_TICKS */
 };
 
 /* engine.c */
@@ -77,6 +79,10 @@ void activity_free(struct activity *a);
  * the service's ports count. -1 when conntrack cannot be read.
  */
 int activity_conntrack(struct activity *a, struct launcher *l);
+
+/* scale.c: replicas; conntrack read first when *CT_READ is false. */
+#define SCALE_TICKS 5
+void scale_tick(struct engine *e, int64_t now, bool *ct_read);
 
 /* warm.c */
 /* Make a warm shell or a warm paused guest for INST when its config asks. */

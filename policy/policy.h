@@ -84,4 +84,28 @@ bool policy_client_take(struct policy_clients *c, const void *addr, size_t len, 
 
 const char *policy_action_name(enum policy_action a);
 
+/* What the scaler sees of one service with replicas (replicas.max > 1). */
+struct policy_replicas_view {
+	unsigned min, max, target; /* replicas.* */
+	unsigned up;               /* replicas booting, ready or paused */
+	unsigned booting;          /* ... of them booting */
+	unsigned open;             /* open connections to them all */
+	int64_t low_since_us;      /* since when policy_replicas_low held; 0: it does not */
+	uint64_t idle_timeout_ms;
+};
+
+enum policy_scale { POLICY_SCALE_KEEP, POLICY_SCALE_UP, POLICY_SCALE_DOWN };
+
+/* Whether the open connections would fit one replica fewer (each at most target). */
+bool policy_replicas_low(const struct policy_replicas_view *v);
+
+/*
+ * Boot another replica (UP): fewer than min are up, or none is booting and
+ * each of those up has more than target open connections, below max.
+ * Stop one (DOWN): more than max(min, 1) are up and the load has fit one
+ * fewer for idle_timeout; one at a time (the caller starts LOW_SINCE
+ * again after each).
+ */
+enum policy_scale policy_replicas(const struct policy_replicas_view *v, int64_t now_us);
+
 #endif

@@ -133,6 +133,7 @@ struct resolver {
 	unsigned pending_free, npending;
 	struct fwd_state *fwd;
 	struct resolver_stats stats;
+	unsigned rr_next; /* replicas: whose address goes first in the next answer */
 };
 
 /* resolver.c */
@@ -185,7 +186,9 @@ struct tconn *tcp_peer_victim(struct resolver *r, const struct sockaddr *sa);
 /* pending.c: answers that wait for a boot (hold "none") */
 int pending_init(struct resolver *r);
 int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c);
-void pending_activity(struct resolver *r, const struct zone_svc *svc);
+/* A query answered at once for a service's name: activity; a pattern's label with no image:
+ * NXDOMAIN. */
+void pending_activity(struct resolver *r, struct query *q);
 void pending_drop_conn(struct resolver *r, struct tconn *c);
 void pending_reload(struct resolver *r);
 void pending_free_all(struct resolver *r);

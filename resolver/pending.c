@@ -64,24 +64,41 @@ static void pending_put(struct resolver *r, struct pending *p)
 		tcp_done_wait(c);
 }
 
-/* Answer P from the tables of now: the A record when OK, else SERVFAIL. */
 /*
- * With hold "none" a client goes straight to the guest: a guest on another
- * host (a hosts list) is answered with its address there.
+ * The instance that serves Q's name: its service's, or under a pattern the
+ * label's (made when CREATE and its image exists). NULL when there is none
+ * (no launcher in the unit tests), *WHY saying why for a pattern.
  */
-static void pending_guest_addr(struct resolver *r, struct query *q)
+static struct instance *pending_inst(struct resolver *r, const struct query *q, bool create,
+                                     enum launcher_pattern_miss *why)
 {
-	struct instance *inst;
+	*why = LAUNCHER_PATTERN_ERROR;
+	if (r->launcher == NULL || q->svc == NULL)
+		return NULL;
+	if (q->svc->pattern)
+		return launcher_pattern_get(r->launcher, q->svc->name, q->label, create, why);
+	return launcher_find(r->launcher, q->svc->name);
+}
+
+/*
+ * The A answer names INST's address: a pattern instance's own (the
+ * template says 0.0.0.0); with hold "none", a guest on another host (a
+ * hosts list) is answered with its address there.
+ */
+static void pending_guest_addr(struct resolver *r, struct query *q, struct instance *inst)
+{
 	struct in_addr a;
 
-	if (r->zone->hold != CONF_HOLD_NONE || q->svc == NULL || r->launcher == NULL ||
-	    (inst = launcher_find(r->launcher, q->svc->name)) == NULL ||
-	    launcher_address(inst, &a) == -1 || a.s_addr == q->svc->addr.s_addr)
+	if (q->svc == NULL || inst == NULL || launcher_address(inst, &a) == -1)
+		return;
+	if (!q->svc->pattern &&
+	    (r->zone->hold != CONF_HOLD_NONE || a.s_addr == q->svc->addr.s_addr))
 		return;
 	wire_patch_a(q, q->svc->addr, a);
 }
 
-static void pending_answer(struct resolver *r, struct pending *p, bool ok)
+/* Answer P from the tables of now: the A record when OK (INST's), else SERVFAIL. */
+static void pending_answer(struct resolver *r, struct pending *p, bool ok, struct instance *inst)
 {
 	struct query *q = &r->lq;
 	struct client c = p->c;
@@ -93,7 +110,7 @@ static void pending_answer(struct resolver *r, struct pending *p, bool ok)
 	if (st != QUERY_ANSWER && st != QUERY_WAKE)
 		query_error(q, RCODE_SERVFAIL);
 	else
-		pending_guest_addr(r, q);
+		pending_guest_addr(r, q, inst);
 	pending_put(r, p);
 	resolver_send(r, &c, q->out, q->outlen);
 }
@@ -102,45 +119,97 @@ static void pending_done(struct instance *inst, bool ok, void *arg)
 {
 	struct pending *p = arg;
 
-	(void)inst;
 	if (!p->used)
 		return;
 	p->w = NULL;
-	pending_answer(p->r, p, ok);
+	pending_answer(p->r, p, ok, inst);
 }
 
-static struct instance *pending_inst(struct resolver *r, const struct zone_svc *svc)
+void pending_activity(struct resolver *r, struct query *q)
 {
-	return r->launcher ? launcher_find(r->launcher, svc->name) : NULL;
-}
-
-void pending_activity(struct resolver *r, const struct zone_svc *svc)
-{
-	struct instance *inst = pending_inst(r, svc);
+	enum launcher_pattern_miss why;
+	struct instance *inst = pending_inst(r, q, false, &why);
 
 	if (inst)
 		launcher_activity(inst);
+	else if (q->svc && q->svc->pattern && r->launcher && why == LAUNCHER_PATTERN_NOIMAGE)
+		wire_emit(q, &r->zone->nxdomain); /* a label with no image is no name */
+}
+
+/* A name under a pattern with no instance to wake: NXDOMAIN without an image, else SERVFAIL. */
+static int pending_no_inst(struct resolver *r, struct query *q, enum launcher_pattern_miss why)
+{
+	if (q->svc && q->svc->pattern && r->launcher) {
+		if (why == LAUNCHER_PATTERN_NOIMAGE)
+			wire_emit(q, &r->zone->nxdomain);
+		else
+			query_error(q, RCODE_SERVFAIL);
+	}
+	return 1;
+}
+
+#define PENDING_REPLICAS 64 /* replicas.max is at most 64 */
+
+/*
+ * A service with replicas, one ready at least: the answer is every ready
+ * replica's address, a different one first each time (round robin). 1
+ * when answered so, 0 when none is ready (wake it as any other).
+ */
+static int pending_replicas(struct resolver *r, struct query *q)
+{
+	struct instance *rs[PENDING_REPLICAS];
+	struct in_addr ready[PENDING_REPLICAS], a, from;
+	size_t n, k = 0;
+	unsigned first;
+
+	if (q->svc->replicas < 2 || q->k.qtype != 1 || r->launcher == NULL)
+		return 0;
+	n = launcher_replicas(r->launcher, q->svc->name, rs, PENDING_REPLICAS);
+	for (size_t i = 0; i < n; i++)
+		if (launcher_state(rs[i]) == INST_READY && launcher_address(rs[i], &a) == 0)
+			ready[k++] = a;
+	if (k == 0)
+		return 0;
+	if (n > 0)
+		launcher_activity(rs[0]);
+	if (k > 1 && (q->zn == NULL || q->zn->nmulti < k - 1))
+		k = 1; /* no answer of that size was built */
+	if (k > 1)
+		wire_emit(q, &q->zn->multi[k - 2]);
+	first = r->rr_next++;
+	for (size_t i = 0; i < k; i++) {
+		from.s_addr = k > 1 ? htonl((uint32_t)i + 1) : q->svc->addr.s_addr;
+		wire_patch_a_at(q, (unsigned)i, from, ready[(first + i) % k]);
+	}
+	return 1;
 }
 
 /* 1 when q->out is to be sent now (the answer or SERVFAIL), 0 when it waits. */
 int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c)
 {
-	struct instance *inst = pending_inst(r, q->svc);
+	enum launcher_pattern_miss why;
+	struct instance *inst = pending_inst(r, q, true, &why);
 	struct pending *p;
 	int rc;
 
-	if (!inst) /* no launcher (tests), or no instance yet: the address is all there is */
+	if (!inst) /* no launcher (tests), no instance yet, or a pattern's label without one */
+		return pending_no_inst(r, q, why);
+	if (pending_replicas(r, q))
 		return 1;
 	launcher_activity(inst);
 	/* A boot refused (rate limits, no room) is SERVFAIL in every hold mode. */
 	if (r->zone->hold != CONF_HOLD_NONE) {
 		if (launcher_wake_from(inst, c->sa, NULL, NULL, NULL) < 0)
 			query_error(q, RCODE_SERVFAIL);
+		else
+			pending_guest_addr(r, q, inst);
 		return 1;
 	}
 	if (!(p = pending_get(r))) {
 		if (launcher_wake_from(inst, c->sa, NULL, NULL, NULL) != 1)
 			query_error(q, RCODE_SERVFAIL);
+		else
+			pending_guest_addr(r, q, inst);
 		return 1;
 	}
 	p->k = q->k;
@@ -156,7 +225,7 @@ int pending_wake(struct resolver *r, struct query *q, const struct client_ref *c
 	if (rc < 0)
 		query_error(q, RCODE_SERVFAIL);
 	else
-		pending_guest_addr(r, q); /* ready already */
+		pending_guest_addr(r, q, inst); /* ready already */
 	return 1;
 }
 
@@ -187,19 +256,18 @@ void pending_reload(struct resolver *r)
 
 	for (i = 0; i < RESOLVER_PENDING_MAX && r->npending; i++) {
 		struct pending *p = &r->pending[i];
-		const struct zone_name *n;
 
 		if (!p->used)
 			continue;
 		q->k = p->k;
 		wire_lower(q);
-		n = zone_lookup(r->zone, q->lname, q->k.qnamelen, q->hash);
-		if (n && n->svc >= 0)
+		query_answer(q, r->zone); /* a name of the tables or under a pattern */
+		if (q->svc != NULL)
 			continue;
 		if (p->w)
 			launcher_cancel(p->w);
 		p->w = NULL;
-		pending_answer(r, p, false);
+		pending_answer(r, p, false, NULL);
 	}
 }
 

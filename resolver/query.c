@@ -124,6 +124,24 @@ static int query_type_rcode(uint16_t qtype)
 	}
 }
 
+/* A name not in the tables: under a pattern, else NXDOMAIN. */
+static enum query_state query_pattern(struct query *q, const struct zone *z)
+{
+	const struct zone_pattern *p;
+	enum zone_qkind kind = zone_qkind(q->k.qtype);
+	size_t ll;
+
+	if ((p = zone_pattern_match(z, q->lname, q->k.qnamelen, &ll)) == NULL) {
+		wire_emit(q, &z->nxdomain);
+		return QUERY_ANSWER;
+	}
+	wire_emit(q, &p->ans[ll - 1][kind]);
+	memcpy(q->label, q->lname + 1, ll);
+	q->label[ll] = '\0';
+	q->svc = &z->svcs[p->svc];
+	return kind == ZA_A ? QUERY_WAKE : QUERY_ANSWER;
+}
+
 enum query_state query_answer(struct query *q, const struct zone *z)
 {
 	const struct zone_name *n;
@@ -131,6 +149,8 @@ enum query_state query_answer(struct query *q, const struct zone *z)
 	int rc;
 
 	q->svc = NULL;
+	q->zn = NULL;
+	q->label[0] = '\0';
 	if (q->k.edns && q->k.edns_version > 0) {
 		query_badvers(q);
 		return QUERY_ANSWER;
@@ -147,11 +167,10 @@ enum query_state query_answer(struct query *q, const struct zone *z)
 		return QUERY_ANSWER;
 	}
 	n = zone_lookup(z, q->lname, q->k.qnamelen, q->hash);
-	if (!n) {
-		wire_emit(q, &z->nxdomain);
-		return QUERY_ANSWER;
-	}
+	if (!n)
+		return query_pattern(q, z);
 	kind = zone_qkind(q->k.qtype);
+	q->zn = n;
 	wire_emit(q, &n->ans[kind]);
 	if (n->svc < 0)
 		return QUERY_ANSWER;

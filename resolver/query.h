@@ -46,8 +46,10 @@ struct query {
 	struct query_key k;
 	uint8_t lname[ZONE_NAME_MAX]; /* qname in lower case */
 	uint32_t hash;
-	const struct zone_svc *svc; /* the service the name belongs to, or NULL */
-	uint8_t *out;               /* answer bytes, set up by the caller */
+	const struct zone_svc *svc;     /* the service the name belongs to, or NULL */
+	char label[ZONE_LABEL_MAX + 1]; /* svc a pattern: the name's first label, else "" */
+	const struct zone_name *zn;     /* the name's entry in the tables, or NULL */
+	uint8_t *out;                   /* answer bytes, set up by the caller */
 	size_t outcap, outlen;
 };
 
@@ -55,7 +57,9 @@ struct query {
  * Process one query of LEN bytes received over UDP or TCP. The answer is
  * written to q->out (q->outcap bytes, at least QUERY_EDNS_SIZE for UDP and
  * QUERY_TCP_MAX for TCP). q->svc is set for names that belong to a service
- * (their activity counts, even when the state is QUERY_ANSWER).
+ * (their activity counts, even when the state is QUERY_ANSWER); for a name
+ * under a pattern, q->label too, and the answer is the pattern's: whether
+ * the label exists (else NXDOMAIN) and its address are for the caller.
  */
 enum query_state query_process(struct query *q, const struct zone *z, const uint8_t *pkt,
                                size_t len, bool tcp);
@@ -87,6 +91,9 @@ void wire_emit(struct query *q, const struct zone_answer *a);
  * when there is no such record.
  */
 bool wire_patch_a(struct query *q, struct in_addr from, struct in_addr to);
+
+/* The same for the I-th answer record (0 is the first). */
+bool wire_patch_a_at(struct query *q, unsigned i, struct in_addr from, struct in_addr to);
 
 /* Set q->lname and q->hash from q->k.qname (wire.c). */
 void wire_lower(struct query *q);

@@ -83,7 +83,7 @@ int resolver_dispatch(struct resolver *r, struct query *q, enum query_state st, 
 		return 1;
 	case QUERY_ANSWER:
 		if (q->svc)
-			pending_activity(r, q->svc);
+			pending_activity(r, q);
 		return 1;
 	}
 	return 0;

@@ -201,10 +201,22 @@ static size_t wire_skip_name(const struct query *q, size_t off)
 
 bool wire_patch_a(struct query *q, struct in_addr from, struct in_addr to)
 {
+	return wire_patch_a_at(q, 0, from, to);
+}
+
+bool wire_patch_a_at(struct query *q, unsigned i, struct in_addr from, struct in_addr to)
+{
 	size_t off = 12 + (size_t)q->k.qnamelen + 4;
 
-	if (q->k.qtype != 1 || q->outlen < 12 || wire_get16(q->out + 6) == 0 ||
-	    (off = wire_skip_name(q, off)) == 0 || off + 14 > q->outlen)
+	if (q->k.qtype != 1 || q->outlen < 12 || wire_get16(q->out + 6) <= i)
+		return false;
+	/* Past I records: a name, 10 bytes of TYPE to RDLENGTH, the data. */
+	for (unsigned r = 0; r < i; r++) {
+		if ((off = wire_skip_name(q, off)) == 0 || off + 10 > q->outlen)
+			return false;
+		off += 10 + wire_get16(q->out + off + 8);
+	}
+	if ((off = wire_skip_name(q, off)) == 0 || off + 14 > q->outlen)
 		return false;
 	/* TYPE A, CLASS, TTL, RDLENGTH 4, then the address. */
 	if (wire_get16(q->out + off) != 1 || wire_get16(q->out + off + 8) != 4 ||

@@ -10,8 +10,7 @@
 #include "log.h"
 #include "zone.h"
 
-/* Wire form of a config name, lower case. -1 when it is not a valid name. */
-static int zone_wire(const char *text, uint8_t *out, size_t *len)
+int zone_wire(const char *text, uint8_t *out, size_t *len)
 {
 	ldns_rdf *d = ldns_dname_new_frm_str(text);
 
@@ -146,7 +145,9 @@ static int zone_add_service(struct zone *z, size_t *cap, const struct conf *conf
 	if (!(z->svcs[i].name = strdup(s->name)))
 		return -1;
 	z->svcs[i].addr = s->address;
-	for (j = 0; j < s->ndns; j++) {
+	z->svcs[i].pattern = s->pattern;
+	z->svcs[i].replicas = s->replicas_max > 1 ? s->replicas_max : 1;
+	for (j = 0; j < s->ndns && !s->pattern; j++) {
 		struct zone_name *n;
 
 		if (zone_wire(s->dns[j], w, &len) < 0 || !zone_contains(z, w, len)) {
@@ -184,6 +185,28 @@ static int zone_add_services(struct zone *z, size_t *cap, const struct conf *con
 		                                         : &conf->fronts[i - conf->nservices],
 		                     i) < 0)
 			return -1;
+	return 0;
+}
+
+/* A pattern's suffix exists (an empty non-terminal) when any name under it does. */
+static int zone_add_suffixes(struct zone *z, size_t *cap, const struct conf *conf)
+{
+	uint8_t w[ZONE_NAME_MAX];
+	size_t len;
+
+	for (size_t i = 0; i < conf->nservices; i++) {
+		const struct conf_service *s = &conf->services[i];
+
+		if (!s->pattern || s->ndns != 1)
+			continue;
+		if (zone_wire(s->dns[0] + 2, w, &len) < 0 || !zone_contains(z, w, len)) {
+			log_warnx("dns: %s: pattern %s is not in zone %s, ignored", s->name,
+			          s->dns[0], conf->zone);
+			continue;
+		}
+		if (!zone_add(z, cap, w, len))
+			return -1;
+	}
 	return 0;
 }
 
@@ -242,13 +265,15 @@ static int zone_fill(struct zone *z, const struct conf *conf)
 	z->has_forward = conf->has_forward;
 	z->forward = conf->forward;
 	if (!zone_add(z, &cap, z->apex, z->apexlen) || zone_add_ns(z, &cap, conf) < 0 ||
-	    zone_add_services(z, &cap, conf) < 0 || zone_add_ents(z, &cap) < 0 ||
-	    zone_hash_names(z) < 0 || zone_build_nxdomain(z, conf) < 0)
+	    zone_add_services(z, &cap, conf) < 0 || zone_add_suffixes(z, &cap, conf) < 0 ||
+	    zone_add_ents(z, &cap) < 0 || zone_hash_names(z) < 0 ||
+	    zone_build_nxdomain(z, conf) < 0)
 		return -1;
 	for (i = 0; i < z->nnames; i++)
-		if (zone_build_answers(z, &z->names[i], conf) < 0)
+		if (zone_build_answers(z, &z->names[i], conf) < 0 ||
+		    zone_build_multi(z, &z->names[i], conf) < 0)
 			return -1;
-	return 0;
+	return zone_add_patterns(z, conf);
 }
 
 struct zone *zone_new(const struct conf *conf)
@@ -272,9 +297,14 @@ void zone_free(struct zone *z)
 
 	if (!z)
 		return;
-	for (i = 0; i < z->nnames; i++)
+	for (i = 0; i < z->nnames; i++) {
 		for (k = 0; k < ZA_N; k++)
 			zone_answer_free(&z->names[i].ans[k]);
+		for (k = 0; k < z->names[i].nmulti; k++)
+			zone_answer_free(&z->names[i].multi[k]);
+		free(z->names[i].multi);
+	}
+	zone_free_patterns(z);
 	for (i = 0; i < z->nsvcs; i++)
 		free(z->svcs[i].name);
 	free(z->svcs);

@@ -4,6 +4,7 @@
  * question is kept, and query.c puts the question as asked back in front.
  * Its length does not change, so ldns's compression pointers stay valid.
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,8 +144,15 @@ static bool zb_records(ldns_pkt *p, const struct zone *z, const struct zone_name
 		return false;
 	if (apex && (k == ZA_NS || k == ZA_ANY) && !zb_ns(p, z, conf, glue))
 		return false;
-	if ((k == ZA_A || k == ZA_ANY) && zb_addr(z, n, &a) &&
-	    !zb_push_rr(p, LDNS_SECTION_ANSWER, zb_a(n->name, n->len, a, z->ttl)))
+	if (k == ZA_A && n->acount > 1) {
+		/* Placeholders 0.0.0.1 .. 0.0.0.N, patched with the replicas' addresses. */
+		for (uint8_t i = 1; i <= n->acount; i++) {
+			a.s_addr = htonl(i);
+			if (!zb_push_rr(p, LDNS_SECTION_ANSWER, zb_a(n->name, n->len, a, z->ttl)))
+				return false;
+		}
+	} else if ((k == ZA_A || (k == ZA_ANY && !n->pattern)) && zb_addr(z, n, &a) &&
+	           !zb_push_rr(p, LDNS_SECTION_ANSWER, zb_a(n->name, n->len, a, z->ttl)))
 		return false;
 	if (ldns_pkt_ancount(p) == 0 && !zb_push_rr(p, LDNS_SECTION_AUTHORITY, zb_soa(z, conf)))
 		return false;
@@ -217,6 +225,24 @@ int zone_build_answers(struct zone *z, struct zone_name *n, const struct conf *c
 		if (zb_answer(&n->ans[k], z, n, (enum zone_qkind)k, conf) < 0)
 			return -1;
 	return 0;
+}
+
+int zone_build_multi(struct zone *z, struct zone_name *n, const struct conf *conf)
+{
+	unsigned r = n->svc >= 0 ? z->svcs[n->svc].replicas : 0;
+	int rc = 0;
+
+	if (r < 2)
+		return 0;
+	if ((n->multi = calloc(r - 1, sizeof(*n->multi))) == NULL)
+		return -1;
+	for (unsigned k = 2; k <= r && rc == 0; k++) {
+		n->acount = (uint8_t)k;
+		rc = zb_answer(&n->multi[k - 2], z, n, ZA_A, conf);
+		n->nmulti = (uint8_t)(k - 1);
+	}
+	n->acount = 0;
+	return rc;
 }
 
 /* NXDOMAIN: header, then the SOA uncompressed, as it follows any question. */

@@ -237,7 +237,7 @@ static int exec_check(const struct conf_service *svc, FILE *errs, const char *wh
 /* proc_spawn's environment marker names the service. */
 static bool exec_is_ours(pid_t pid, const char *service)
 {
-	char word[CONF_SERVICE_NAME_MAX + 32];
+	char word[CONF_INSTANCE_NAME_MAX + 32];
 
 	snprintf(word, sizeof(word), "BECKON_SERVICE=%s", service);
 	return proc_has_word(pid, "environ", NULL, word, false);

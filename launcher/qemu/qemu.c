@@ -525,7 +525,7 @@ static int qemu_check(const struct conf_service *svc, FILE *errs, const char *wh
 /* qemu_argv's marker: -name guest=beckon:<service>,... */
 static bool qemu_is_ours(pid_t pid, const char *service)
 {
-	char want[CONF_SERVICE_NAME_MAX + 32];
+	char want[CONF_INSTANCE_NAME_MAX + 32];
 
 	snprintf(want, sizeof(want), "guest=beckon:%s,", service);
 	return proc_has_word(pid, "cmdline", "-name", want, true);

@@ -18,7 +18,7 @@
 
 struct qhost_svc {
 	TAILQ_ENTRY(qhost_svc) entry;
-	char name[CONF_SERVICE_NAME_MAX + 1];
+	char name[CONF_INSTANCE_NAME_MAX + 1];
 	uint16_t host_ports[CONF_MAX_PORTS]; /* 0: none picked */
 };
 
