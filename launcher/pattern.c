@@ -270,12 +270,38 @@ static bool pattern_clash(const struct launcher *l, const struct instance *inst)
 	return false;
 }
 
+/*
+ * An instance of P running SVC (freed here) at ADDR, taken from P's pool,
+ * in L's list; NULL when not (ADDR back in the pool).
+ */
+static struct instance *pattern_add(struct launcher *l, struct lpattern *p,
+                                    struct conf_service *svc, struct in_addr addr)
+{
+	struct instance *inst = NULL;
+
+	if (svc == NULL ||
+	    (inst = launcher_inst_make(l, svc, p->state_dir, p->net_mode, p->hold, false)) ==
+	        NULL ||
+	    pattern_clash(l, inst)) {
+		if (inst != NULL)
+			launcher_inst_destroy(inst);
+		conf_service_free(svc);
+		pool_put(p->pool, addr);
+		return NULL;
+	}
+	conf_service_free(svc);
+	inst->pat = p;
+	p->ninst++;
+	TAILQ_INSERT_TAIL(&l->instances, inst, entry);
+	launcher_pattern_reap_soon(l); /* should nobody wake it */
+	return inst;
+}
+
 /* A new instance of P for LABEL, in L's list. NULL when not (*WHY says why). */
 static struct instance *pattern_make(struct launcher *l, struct lpattern *p, const char *label,
                                      enum launcher_pattern_miss *why)
 {
-	struct conf_service *svc = NULL;
-	struct instance *inst = NULL;
+	struct instance *inst;
 	struct in_addr addr;
 
 	*why = LAUNCHER_PATTERN_FULL;
@@ -284,25 +310,11 @@ static struct instance *pattern_make(struct launcher *l, struct lpattern *p, con
 		return NULL;
 	}
 	*why = LAUNCHER_PATTERN_ERROR;
-	if ((svc = conf_pattern_instance(p->svc, label, addr)) == NULL ||
-	    (inst = launcher_inst_make(l, svc, p->state_dir, p->net_mode, p->hold, false)) ==
-	        NULL ||
-	    pattern_clash(l, inst))
-		goto fail;
-	conf_service_free(svc);
-	inst->pat = p;
-	p->ninst++;
-	TAILQ_INSERT_TAIL(&l->instances, inst, entry);
+	if ((inst = pattern_add(l, p, conf_pattern_instance(p->svc, label, addr), addr)) == NULL)
+		return NULL;
 	log_info("%s: made from pattern %s, address %s", inst->svc->name, p->svc->dns[0],
 	         inst->address);
-	launcher_pattern_reap_soon(l); /* should nobody wake it */
 	return inst;
-fail:
-	if (inst != NULL)
-		launcher_inst_destroy(inst);
-	conf_service_free(svc);
-	pool_put(p->pool, addr);
-	return NULL;
 }
 
 struct instance *launcher_pattern_get(struct launcher *l, const char *service, const char *label,
@@ -362,8 +374,7 @@ struct instance *launcher_replica_add(struct launcher *l, const char *service)
 {
 	struct lpattern *p = pattern_find(l->patterns, l->npatterns, service);
 	char name[CONF_INSTANCE_NAME_MAX + 1];
-	struct conf_service *svc = NULL;
-	struct instance *inst = NULL;
+	struct instance *inst;
 	struct in_addr addr;
 	unsigned n;
 
@@ -376,22 +387,8 @@ struct instance *launcher_replica_add(struct launcher *l, const char *service)
 	}
 	if (n > p->svc->replicas_max || pool_take(p->pool, &addr) == -1)
 		return NULL;
-	if ((svc = conf_replica_instance(p->svc, n, addr)) == NULL ||
-	    (inst = launcher_inst_make(l, svc, p->state_dir, p->net_mode, p->hold, false)) ==
-	        NULL ||
-	    pattern_clash(l, inst))
-		goto fail;
-	conf_service_free(svc);
-	inst->pat = p;
-	p->ninst++;
-	TAILQ_INSERT_TAIL(&l->instances, inst, entry);
+	if ((inst = pattern_add(l, p, conf_replica_instance(p->svc, n, addr), addr)) == NULL)
+		return NULL;
 	log_info("%s: replica %u of %s, address %s", inst->svc->name, n, service, inst->address);
-	launcher_pattern_reap_soon(l);
 	return inst;
-fail:
-	if (inst != NULL)
-		launcher_inst_destroy(inst);
-	conf_service_free(svc);
-	pool_put(p->pool, addr);
-	return NULL;
 }
