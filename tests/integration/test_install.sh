@@ -172,6 +172,8 @@ sort >"$T/deb.want" <<'EOF'
 /usr/share/doc/beckon/examples/full.conf
 /usr/share/doc/beckon/examples/hosts.conf
 /usr/share/doc/beckon/examples/minimal.conf
+/usr/share/doc/beckon/examples/pages.conf
+/usr/share/doc/beckon/examples/routes.conf
 /usr/share/lintian/overrides/beckon
 /usr/share/man/man5/beckon.conf.5.gz
 /usr/share/man/man8/beckonctl.8.gz
