@@ -234,14 +234,15 @@ start_daemon "$CONF" "$T/beckond.cap.log" || { not_ok "beckond starts with max_i
 get >/dev/null
 wait_for 15 rules_are 1
 check "max_instances 1: a local connection to web opens" hold_open local "$T/local.open"
-sleep 1.2
-two() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.3/"; }
+sleep 3 # conntrack's second of doubt, and the idle engine's next look, on a loaded machine
+# A minute: a boot that was not refused is waited for, not taken for a refusal.
+two() { curl -s -o /dev/null -m 60 -w '%{http_code}' "http://$HSNET.3/"; }
 out=$(two)
 check "max_instances 1, web busy with a bypassing connection: two is refused ($out)" [ "$out" = 000 ]
 check "... for capacity, says the log" grep -q "two: boot refused (capacity limit)" "$DLOG"
 check "... web was not evicted ($(state))" state_is ready
 hold_close "$T/local.open"
-sleep 2.5
+sleep 4 # as above, and the eviction's minimum idle second
 out=$(two)
 check "the connection closed: two boots and serves ($out)" [ "$out" = 200 ]
 check "... web was evicted for it" grep -q "web: evicted to make room for two" "$DLOG"
