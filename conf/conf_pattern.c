@@ -288,12 +288,13 @@ static void check_pattern_needs(struct conf_ctx *c, const struct conf *conf,
 		         "%s: missing \"address_pool\" (where a pattern service's instances take "
 		         "their addresses)",
 		         b->label);
-	if (conf->hold != CONF_HOLD_NONE)
-		conf_err(
-		    c, src_or_group(b, CONF_SK_DNS),
-		    "%s.dns: a pattern service needs network.hold = \"none\" (the SYN hold and "
-		    "the proxy follow configured addresses only)",
-		    b->label);
+	if (conf->hold == CONF_HOLD_SYN ||
+	    (conf->hold == CONF_HOLD_PROXY && conf->net_mode != CONF_NET_BRIDGE))
+		conf_err(c, src_or_group(b, CONF_SK_DNS),
+		         "%s.dns: a pattern service needs network.hold = \"none\", or \"proxy\" in "
+		         "bridge mode (the SYN hold, and the proxy's listeners in user networking, "
+		         "follow configured addresses only)",
+		         b->label);
 	/* QEMU's own check says it already. */
 	if (!set(b, CONF_SK_IMAGE) && !b->bad[CONF_SK_IMAGE] &&
 	    !(!b->bad[CONF_SK_BACKEND] && s->backend == CONF_BACKEND_QEMU))
@@ -318,7 +319,12 @@ static void check_pattern_needs(struct conf_ctx *c, const struct conf *conf,
 		         "%s.dns: a pattern service does not run on the hosts list", b->label);
 }
 
-/* Replicas: their extra instances take addresses from the pool; hold "none" for now. */
+/*
+ * Replicas: their extra instances take addresses from the pool. Hold "none":
+ * DNS gives every ready replica's address; "proxy": the proxy spreads the
+ * service address's connections. The SYN hold follows configured addresses
+ * only.
+ */
 static void check_replicas(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b)
 {
 	const struct conf_service *s = &b->svc;
@@ -343,10 +349,11 @@ static void check_replicas(struct conf_ctx *c, const struct conf *conf, const st
 		    "%s.replicas: max %u needs \"address_pool\" (where the extra instances take "
 		    "their addresses)",
 		    b->label, s->replicas_max);
-	if (conf->hold != CONF_HOLD_NONE)
+	if (conf->hold == CONF_HOLD_SYN)
 		conf_err(c, at,
 		         "%s.replicas: more than one instance needs network.hold = \"none\" (DNS "
-		         "gives every ready instance's address; the proxy does not spread yet)",
+		         "gives every ready instance's address) or \"proxy\" (the proxy spreads "
+		         "connections); the SYN hold follows configured addresses only",
 		         b->label);
 	if (!b->bad[CONF_SK_WARM] && s->warm != CONF_WARM_NONE)
 		conf_err(c, src_or_group(b, CONF_SK_WARM),

@@ -118,6 +118,11 @@ static json_t *control_instance_json(struct instance *inst)
 	              (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
 	              (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity, "pid",
 	              (int)in.pid, "shell", in.shell, "host", in.host);
+	/* The proxy's connections to it: held while it wakes, and relayed. */
+	if (o != NULL) {
+		json_object_set_new(o, "held", json_integer(in.held));
+		json_object_set_new(o, "open", json_integer(in.open));
+	}
 	/* A pattern's instance ("LABEL.SERVICE") names the service it was made from. */
 	if (o != NULL && pattern != NULL)
 		json_object_set_new(o, "pattern", json_string(pattern));

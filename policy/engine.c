@@ -238,6 +238,7 @@ static void engine_reloaded_hook(struct launcher *l, const struct conf *conf, vo
 
 	(void)l;
 	admit_conf(e->admit, conf);
+	e->proxied = conf->hold == CONF_HOLD_PROXY;
 	if (!activity_fits(e->act, conf)) { /* the mode, hold or bypass changed */
 		activity_free(e->act);
 		e->act = activity_new(conf);
@@ -270,6 +271,7 @@ struct engine *engine_new(struct event_base *base, struct launcher *l, const str
 	if ((e->admit = admit_new()) == NULL)
 		goto fail;
 	admit_conf(e->admit, conf);
+	e->proxied = conf->hold == CONF_HOLD_PROXY;
 	e->act = activity_new(conf);
 	if ((e->tick = event_new(base, -1, EV_PERSIST, engine_tick_cb, e)) == NULL ||
 	    event_add(e->tick, &tv) == -1 ||

@@ -37,6 +37,11 @@ struct engine {
 	struct admit *admit;
 	struct activity *act;
 	unsigned ticks; /* the scaler runs every SCALE_TICKS */
+	/*
+	 * Hold "proxy": the proxy's counts are every connection a replica has
+	 * (conntrack sees each one twice more: client to proxy, proxy to guest).
+	 */
+	bool proxied;
 };
 
 /* engine.c */

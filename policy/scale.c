@@ -4,8 +4,9 @@
  * proxy's and, for those that reach the guests directly, conntrack's), ask
  * policy_replicas, and boot one more (launcher_replica_add, through
  * admission: capacity and rate limits apply) or stop the extra replica with
- * the fewest connections. A stopped extra replica is forgotten by the
- * launcher, its address back in the pool.
+ * the fewest connections (under hold "proxy", the proxy's counts alone). A
+ * stopped extra replica is forgotten by the launcher, its address back in
+ * the pool.
  */
 #include <string.h>
 
@@ -16,8 +17,8 @@
 #define SCALE_MAX 64 /* replicas.max is at most 64 */
 
 /* What RS's replicas hold: up, booting, open connections into V; each one's in OPEN. */
-static void scale_count(struct instance **rs, size_t n, struct policy_replicas_view *v,
-                        unsigned *open)
+static void scale_count(const struct engine *e, struct instance **rs, size_t n,
+                        struct policy_replicas_view *v, unsigned *open)
 {
 	struct instance_info info;
 	struct engine_inst *ei;
@@ -25,7 +26,7 @@ static void scale_count(struct instance **rs, size_t n, struct policy_replicas_v
 	for (size_t i = 0; i < n; i++) {
 		launcher_info(rs[i], &info);
 		ei = engine_inst(rs[i]);
-		open[i] = info.open + info.held + (ei != NULL ? ei->conntrack : 0);
+		open[i] = info.open + info.held + (ei != NULL && !e->proxied ? ei->conntrack : 0);
 		if (info.state != INST_BOOTING && info.state != INST_READY &&
 		    info.state != INST_PAUSED)
 			continue;
@@ -92,7 +93,7 @@ static void scale_one(struct engine *e, struct instance *primary, int64_t now)
 
 	if (pe == NULL || n == 0)
 		return;
-	scale_count(rs, n, &v, open);
+	scale_count(e, rs, n, &v, open);
 	if (!policy_replicas_low(&v))
 		pe->low_since_us = 0;
 	else if (pe->low_since_us == 0)

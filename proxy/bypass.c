@@ -64,7 +64,8 @@ static bool bypass_target(const struct pxsvc *svc, struct sockaddr_in *up)
 	struct instance *inst = svc->inst;
 	struct instance_info info;
 
-	if (inst == NULL)
+	/* A replicated service's connections stay with the proxy: it spreads them. */
+	if (inst == NULL || svc->replicated)
 		return false;
 	launcher_info(inst, &info);
 	if (info.state != INST_READY)

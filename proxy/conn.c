@@ -33,7 +33,7 @@ static void unhold(struct pxconn *c)
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
 	if (c->held)
-		proxy_count_held(c->svc, -1);
+		proxy_count_held(c->svc, c->inst, -1);
 	c->held = false;
 	launcher_cancel(c->waiter);
 	c->waiter = NULL;
@@ -46,7 +46,7 @@ void pxconn_free(struct pxconn *c)
 	unhold(c);
 	pump_free_all(c);
 	if (c->open)
-		proxy_count_open(svc, -1);
+		proxy_count_open(svc, c->inst, -1);
 	if (c->cl != NULL)
 		bufferevent_free(c->cl);
 	if (c->up != NULL)
@@ -90,10 +90,10 @@ void pxconn_activity(struct pxconn *c, size_t bytes)
 	int64_t now = now_us();
 
 	c->svc->p->st.bytes += bytes;
-	if (now - c->activity_us < RELAY_ACTIVITY_US || c->svc->inst == NULL)
+	if (now - c->activity_us < RELAY_ACTIVITY_US || c->inst == NULL)
 		return;
 	c->activity_us = now;
-	launcher_activity(c->svc->inst);
+	launcher_activity(c->inst);
 }
 
 /*
@@ -198,7 +198,7 @@ static void conn_connect(struct pxconn *c)
 	int fd, rc;
 
 	unhold(c);
-	if (c->svc->inst == NULL || launcher_upstream(c->svc->inst, c->port, &sa) == -1) {
+	if (c->inst == NULL || launcher_upstream(c->inst, c->port, &sa) == -1) {
 		log_warnx("proxy: %s: nowhere to connect port %u to", c->svc->name, c->port);
 		pxconn_reset(c);
 		return;
@@ -235,9 +235,9 @@ static bool guest_fresh(const struct pxconn *c, bool waking)
 {
 	struct instance_info info;
 
-	if (c->svc->inst == NULL || c->svc->p->mode != CONF_NET_USER)
+	if (c->inst == NULL || c->svc->p->mode != CONF_NET_USER)
 		return false;
-	launcher_info(c->svc->inst, &info);
+	launcher_info(c->inst, &info);
 	return (info.state == INST_READY && info.uptime_ms < PXCONN_FRESH_MS) ||
 	       (waking && info.state != INST_READY);
 }
@@ -271,11 +271,15 @@ static void conn_hold(struct pxconn *c)
 	struct pxsvc *svc = c->svc;
 	int rc;
 
-	if (svc->inst == NULL) {
+	proxy_conn_set_inst(c, proxy_pick(c));
+	if (c->inst == NULL) {
 		conn_refuse(c, 503);
 		return;
 	}
-	rc = launcher_wake_from(svc->inst, (struct sockaddr *)&c->peer, woken_cb, c, &c->waiter);
+	/* Replaying is only ever needed behind QEMU's hostfwd, just after a boot. */
+	if (c->replay == NULL && guest_fresh(c, true))
+		c->replay = evbuffer_new();
+	rc = launcher_wake_from(c->inst, (struct sockaddr *)&c->peer, woken_cb, c, &c->waiter);
 	if (rc == 1) {
 		conn_connect(c); /* ready: straight through, whatever is held */
 		return;
@@ -292,13 +296,13 @@ static void conn_hold(struct pxconn *c)
 		return;
 	}
 	c->held = true;
-	proxy_count_held(svc, 1);
+	proxy_count_held(svc, c->inst, 1);
 	relay_hold_client(c);
 	timer_in(c->timer, svc->p->hold_timeout_ms);
 }
 
 void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockaddr *peer,
-                   int peerlen)
+                   int peerlen, struct in_addr dst)
 {
 	struct pxconn *c;
 
@@ -310,6 +314,7 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockad
 	}
 	c->svc = svc;
 	c->port = port;
+	c->dst = dst;
 	if (peer != NULL && peerlen > 0 && (size_t)peerlen <= sizeof(c->peer))
 		memcpy(&c->peer, peer, (size_t)peerlen);
 	c->state = PXC_HELD;
@@ -329,9 +334,6 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockad
 		front_start(c); /* the service comes from the request's path */
 		return;
 	}
-	/* Replaying is only ever needed behind QEMU's hostfwd, just after a boot. */
-	if (guest_fresh(c, true))
-		c->replay = evbuffer_new();
 	conn_hold(c);
 }
 
@@ -342,7 +344,7 @@ void pxconn_drop_upstream(struct pxconn *c)
 		bufferevent_free(c->up);
 	c->up = NULL;
 	if (c->open)
-		proxy_count_open(c->svc, -1);
+		proxy_count_open(c->svc, c->inst, -1);
 	c->open = false;
 	c->up_eof = c->up_shut = c->up_spoke = false;
 	c->cl_throttled = c->up_throttled = false;
@@ -368,7 +370,5 @@ void pxconn_route(struct pxconn *c, struct pxsvc *to, uint16_t port)
 	c->port = port;
 	c->state = PXC_HELD;
 	pxsvc_unref(from);
-	if (guest_fresh(c, true))
-		c->replay = evbuffer_new();
 	conn_hold(c);
 }

@@ -54,15 +54,31 @@ struct fw {
 
 static void fw_spawn(struct fw *fw);
 
+#define FW_DST_MAX (2 * INET_ADDRSTRLEN + 48)
+
+/* T's destination match: "-d A/32", or for a range (a pattern's pool) an iprange match. */
+static void fw_dst(char *out, size_t len, const struct fw_target *t)
+{
+	char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &t->addr, a, sizeof(a));
+	if (t->last.s_addr == 0) {
+		snprintf(out, len, "-d %s/32", a);
+		return;
+	}
+	inet_ntop(AF_INET, &t->last, b, sizeof(b));
+	snprintf(out, len, "-m iprange --dst-range %s-%s", a, b);
+}
+
 static void fw_rules(FILE *f, enum fw_kind kind, const char *chain, uint16_t num,
                      const struct fw_target *t)
 {
-	char addr[INET_ADDRSTRLEN];
+	char addr[FW_DST_MAX];
 
-	inet_ntop(AF_INET, &t->addr, addr, sizeof(addr));
+	fw_dst(addr, sizeof(addr), t);
 	if (kind == FW_SYN) {
 		fprintf(f,
-		        "-A %s -d %s/32 -p tcp -m tcp --syn -j NFQUEUE --queue-num %u "
+		        "-A %s %s -p tcp -m tcp --syn -j NFQUEUE --queue-num %u "
 		        "--queue-bypass\n",
 		        chain, addr, num);
 		return;
@@ -71,15 +87,13 @@ static void fw_rules(FILE *f, enum fw_kind kind, const char *chain, uint16_t num
 		char up[INET_ADDRSTRLEN];
 
 		if (kind == FW_REDIRECT) {
-			fprintf(
-			    f,
-			    "-A %s -d %s/32 -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
-			    chain, addr, t->ports[i], num);
+			fprintf(f, "-A %s %s -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
+			        chain, addr, t->ports[i], num);
 			continue;
 		}
 		inet_ntop(AF_INET, &t->up[i].sin_addr, up, sizeof(up));
 		fprintf(f,
-		        "-A %s -o lo -d %s/32 -p tcp -m tcp --dport %u -j DNAT --to-destination "
+		        "-A %s -o lo %s -p tcp -m tcp --dport %u -j DNAT --to-destination "
 		        "%s:%u\n",
 		        chain, addr, t->ports[i], up, ntohs(t->up[i].sin_port));
 	}

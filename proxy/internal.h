@@ -68,8 +68,12 @@ struct pxsvc {
 	bool rule_left; /* bypass: its rule is going now */
 	/* A front (routes in its config): it reads HTTP requests, front.c routes them. */
 	char **prefixes,
-	    **targets;  /* route i: a path beginning with prefixes[i] goes to targets[i] */
-	size_t nroutes; /* 0: a service */
+	    **targets;   /* route i: a path beginning with prefixes[i] goes to targets[i] */
+	size_t nroutes;  /* 0: a service */
+	bool replicated; /* replicas.max > 1: each connection goes to the least loaded replica */
+	/* A pattern service: its instances' addresses come from this pool. */
+	bool pattern;
+	struct in_addr pool_first, pool_last;
 };
 
 TAILQ_HEAD(pxsvc_list, pxsvc);
@@ -105,7 +109,14 @@ enum pump_dir { PUMP_CL_UP, PUMP_UP_CL, PUMP_DIRS };
 struct pxconn {
 	TAILQ_ENTRY(pxconn) entry;
 	struct pxsvc *svc;
-	uint16_t port;                /* the service port it came to */
+	/*
+	 * The instance it is held for or relayed to (svc->inst, or a replica):
+	 * its counts are on it. NULL once that instance stops (proxy_observer).
+	 */
+	struct instance *inst;
+	char inst_name[CONF_INSTANCE_NAME_MAX + 1]; /* found again by name after a reload */
+	struct in_addr dst; /* where the client connected (redirected: its original destination) */
+	uint16_t port;      /* the service port it came to */
 	struct sockaddr_storage peer; /* the client: for the per-client boot rate */
 	enum pxconn_state state;
 	struct bufferevent *cl, *up;
@@ -128,12 +139,26 @@ struct pxconn {
 
 /* proxy.c */
 bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc);
-void proxy_count_held(struct pxsvc *svc, int delta);
-void proxy_count_open(struct pxsvc *svc, int delta);
+/* SVC's (and INST's, when not NULL) count of held or relayed connections changes by DELTA. */
+void proxy_count_held(struct pxsvc *svc, struct instance *inst, int delta);
+void proxy_count_open(struct pxsvc *svc, struct instance *inst, int delta);
+/*
+ * The instance C goes to: its service's, or of its replicas the ready one
+ * with the fewest connections (else one on its way up, else the service's,
+ * to be woken), or of a pattern service the instance at C's destination.
+ * NULL when there is none.
+ */
+struct instance *proxy_pick(const struct pxconn *c);
+/* C goes to INST (NULL: none) from now on; it is counted there by the caller. */
+void proxy_conn_set_inst(struct pxconn *c, struct instance *inst);
+/* INST stopped or failed: connections that point at it uncounted let go of it. */
+void proxy_conns_forget(struct proxy *p, struct instance *inst);
+/* After a reload: each connection finds its instance again by name (spread.c). */
+void proxy_conns_refind(struct proxy *p);
 void pxsvc_unref(struct pxsvc *svc);
 /* The service (or front) named NAME, NULL when none. */
 struct pxsvc *proxy_svc_by_name(struct proxy *p, const char *name);
-/* The service whose address is ADDR, NULL when none. */
+/* The service whose address is ADDR (or a pattern's whose pool holds it), NULL when none. */
 struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr);
 /*
  * Rewrite the firewall chain (p->fw): a rule for each service whose traffic
@@ -152,7 +177,7 @@ void listen_close(struct pxsvc *svc);
 
 /* conn.c: a client connection, from accept to free. */
 void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockaddr *peer,
-                   int peerlen);
+                   int peerlen, struct in_addr dst);
 void pxconn_free(struct pxconn *c);
 /* Close the client with a TCP reset (SO_LINGER 0), then free. */
 void pxconn_reset(struct pxconn *c);
@@ -285,6 +310,7 @@ enum fw_kind {
 };
 struct fw_target {
 	struct in_addr addr;
+	struct in_addr last; /* not 0: the range addr..last (a pattern service's pool) */
 	const uint16_t *ports;
 	size_t nports;
 	const struct sockaddr_in *up; /* FW_DNAT: where each port goes */

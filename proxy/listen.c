@@ -20,7 +20,7 @@ static void accept_cb(struct evconnlistener *ls, evutil_socket_t fd, struct sock
 
 	for (size_t i = 0; i < svc->nports; i++)
 		if (svc->ls[i] == ls) {
-			pxconn_accept(svc, svc->ports[i], fd, sa, salen);
+			pxconn_accept(svc, svc->ports[i], fd, sa, salen, svc->address);
 			return;
 		}
 	close(fd);

@@ -60,6 +60,10 @@ static struct pxsvc *pxsvc_new(struct proxy *p, const struct conf_service *cs)
 	svc->address = cs->address;
 	memcpy(svc->ports, cs->ports, sizeof(svc->ports));
 	svc->nports = cs->nports;
+	svc->replicated = cs->replicas_max > 1;
+	svc->pattern = cs->pattern;
+	svc->pool_first = cs->pool_first;
+	svc->pool_last = cs->pool_last;
 	TAILQ_INIT(&svc->conns);
 	TAILQ_INIT(&svc->syns);
 	return svc;
@@ -80,24 +84,11 @@ static bool routes_same(const struct pxsvc *old, const struct conf_service *cs)
 static bool pxsvc_same(const struct pxsvc *old, const struct conf_service *cs)
 {
 	return strcmp(old->name, cs->name) == 0 && old->address.s_addr == cs->address.s_addr &&
-	       old->nports == cs->nports &&
+	       old->replicated == (cs->replicas_max > 1) && old->pattern == cs->pattern &&
+	       old->pool_first.s_addr == cs->pool_first.s_addr &&
+	       old->pool_last.s_addr == cs->pool_last.s_addr && old->nports == cs->nports &&
 	       memcmp(old->ports, cs->ports, cs->nports * sizeof(cs->ports[0])) == 0 &&
 	       routes_same(old, cs);
-}
-
-/* SVC's instance is now INST (a reload): the counts move with it. */
-static void pxsvc_set_inst(struct pxsvc *svc, struct instance *inst)
-{
-	unsigned open = 0;
-	struct pxconn *c;
-
-	if (svc->inst == inst)
-		return;
-	TAILQ_FOREACH(c, &svc->conns, entry)
-	open += c->open;
-	svc->inst = inst;
-	if (inst != NULL)
-		launcher_connections(inst, (int)svc->held, (int)open);
 }
 
 /* SVC leaves the config: held clients are reset, relayed ones run on. */
@@ -149,7 +140,11 @@ struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr)
 	struct pxsvc *svc;
 
 	TAILQ_FOREACH(svc, &p->svcs, entry)
-	if (svc->address.s_addr == addr.s_addr)
+	if (svc->address.s_addr == addr.s_addr && !svc->pattern)
+		return svc;
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	if (svc->pattern && ntohl(addr.s_addr) >= ntohl(svc->pool_first.s_addr) &&
+	    ntohl(addr.s_addr) <= ntohl(svc->pool_last.s_addr))
 		return svc;
 	return NULL;
 }
@@ -159,19 +154,19 @@ bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc)
 	return svc->held >= p->max_held_per_service || p->st.held >= p->max_held;
 }
 
-void proxy_count_held(struct pxsvc *svc, int delta)
+void proxy_count_held(struct pxsvc *svc, struct instance *inst, int delta)
 {
 	svc->held += (unsigned)delta;
 	svc->p->st.held += (unsigned)delta;
-	if (svc->inst != NULL)
-		launcher_connections(svc->inst, delta, 0);
+	if (inst != NULL)
+		launcher_connections(inst, delta, 0);
 }
 
-void proxy_count_open(struct pxsvc *svc, int delta)
+void proxy_count_open(struct pxsvc *svc, struct instance *inst, int delta)
 {
 	svc->p->st.open += (unsigned)delta;
-	if (svc->inst != NULL)
-		launcher_connections(svc->inst, 0, delta);
+	if (inst != NULL)
+		launcher_connections(inst, 0, delta);
 }
 
 /* Whether SVC's connections must pass through beckon now. */
@@ -181,9 +176,19 @@ static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 	struct instance_info info;
 	struct sockaddr_in sa;
 
-	/* A front's connections always pass through the proxy: it reads their requests. */
-	if (svc->nroutes > 0)
+	/*
+	 * A front's connections always pass through the proxy: it reads their
+	 * requests; a replicated service's too: it spreads them.
+	 */
+	if (svc->nroutes > 0 || svc->replicated)
 		return p->hold == CONF_HOLD_PROXY;
+	/*
+	 * A pattern's instances come and go with their names: its whole pool
+	 * passes through the proxy, a rule in place before a name is first
+	 * answered.
+	 */
+	if (svc->pattern)
+		return p->hold == CONF_HOLD_PROXY && p->mode == CONF_NET_BRIDGE;
 	if (inst == NULL)
 		return false;
 	launcher_info(inst, &info);
@@ -220,7 +225,8 @@ void proxy_rules(struct proxy *p, bool sync)
 	{
 		if (!(svc->rule = needs_rule(p, svc)))
 			continue;
-		t[n].addr = svc->address;
+		t[n].addr = svc->pattern ? svc->pool_first : svc->address;
+		t[n].last = svc->pattern ? svc->pool_last : (struct in_addr){0};
 		t[n].ports = svc->ports;
 		t[n++].nports = svc->nports;
 	}
@@ -235,6 +241,8 @@ static void proxy_observer(struct instance *inst, enum inst_state old, enum inst
 	struct pxsvc *svc;
 
 	(void)old;
+	if (new == INST_STOPPED || new == INST_FAILED)
+		proxy_conns_forget(p, inst);
 	if (p->fw == NULL)
 		return;
 	/* Verdicts for held SYNs first, then the rule goes: no SYN is left behind. */
@@ -372,7 +380,8 @@ static int proxy_apply(struct proxy *p, const struct conf *conf, bool strict)
 	}
 	TAILQ_CONCAT(&p->svcs, &next, entry);
 	TAILQ_FOREACH(svc, &p->svcs, entry)
-	pxsvc_set_inst(svc, launcher_find(p->l, svc->name));
+	svc->inst = launcher_find(p->l, svc->name);
+	proxy_conns_refind(p);
 	set_limits(p, conf);
 	if (switch_hold(p, conf) == -1) {
 		if (strict)

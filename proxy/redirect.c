@@ -49,7 +49,7 @@ static void accept_cb(struct evconnlistener *ls, evutil_socket_t fd, struct sock
 	}
 	for (size_t i = 0; i < svc->nports; i++)
 		if (svc->ports[i] == ntohs(dst.sin_port)) {
-			pxconn_accept(svc, svc->ports[i], fd, sa, salen);
+			pxconn_accept(svc, svc->ports[i], fd, sa, salen, dst.sin_addr);
 			return;
 		}
 	reset_fd(fd);

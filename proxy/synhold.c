@@ -58,7 +58,7 @@ static void release(struct pxsvc *svc, bool ok)
 		} else {
 			reject(p, s->id, &s->t);
 		}
-		proxy_count_held(svc, -1);
+		proxy_count_held(svc, svc->inst, -1);
 		free(s);
 	}
 }
@@ -123,7 +123,7 @@ static void hold(struct pxsvc *svc, uint32_t id, const struct tcp4 *t)
 	s->id = id;
 	s->t = *t;
 	TAILQ_INSERT_TAIL(&svc->syns, s, entry);
-	proxy_count_held(svc, 1);
+	proxy_count_held(svc, svc->inst, 1);
 	p->st.syns_held++;
 }
 

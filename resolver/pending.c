@@ -151,9 +151,10 @@ static int pending_no_inst(struct resolver *r, struct query *q, enum launcher_pa
 #define PENDING_REPLICAS 64 /* replicas.max is at most 64 */
 
 /*
- * A service with replicas, one ready at least: the answer is every ready
- * replica's address, a different one first each time (round robin). 1
- * when answered so, 0 when none is ready (wake it as any other).
+ * A service with replicas, one ready at least, hold "none": the answer is
+ * every ready replica's address, a different one first each time (round
+ * robin). 1 when answered so, 0 when none is ready (wake it as any other)
+ * or the proxy spreads the service address's connections (hold "proxy").
  */
 static int pending_replicas(struct resolver *r, struct query *q)
 {
@@ -162,7 +163,8 @@ static int pending_replicas(struct resolver *r, struct query *q)
 	size_t n, k = 0;
 	unsigned first;
 
-	if (q->svc->replicas < 2 || q->k.qtype != 1 || r->launcher == NULL)
+	if (q->svc->replicas < 2 || q->k.qtype != 1 || r->launcher == NULL ||
+	    r->zone->hold != CONF_HOLD_NONE)
 		return 0;
 	n = launcher_replicas(r->launcher, q->svc->name, rs, PENDING_REPLICAS);
 	for (size_t i = 0; i < n; i++)

@@ -12,9 +12,11 @@
 # replicas = { min = max = 1 } and then { min = max = 3 }, its addresses
 # from one DNS answer, and wrk (SITE_CONNS connections in all, default 30,
 # for SITE_SECS seconds, default 10) spread over them as round-robin DNS
-# spreads clients: requests per second with 1 and with 3 replicas. Not
-# through the proxy: replicas need hold "none" for now, so clients reach the
-# guests directly. Bridge mode, the real daemon (build/beckond), accel
+# spreads clients: requests per second with 1 and with 3 replicas, through
+# the proxy (hold "proxy": one address, least connections) and straight to
+# the guests (hold "none": every ready replica in the answer). SITE_PART
+# "replicas" runs that part alone. Bridge mode, the real daemon
+# (build/beckond), accel
 # SITE_ACCEL (default auto: KVM when /dev/kvm opens, which this machine
 # lacks). Results: tests/bench/results/site-<date>.txt.
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +25,7 @@ CONNS=${SITE_CONNS:-30}
 SECS=${SITE_SECS:-10}
 IDLE=${SITE_IDLE:-30s}
 ACCEL=${SITE_ACCEL:-auto}
+PART=${SITE_PART:-all}
 RUNS=1
 OUT=$ROOT/tests/bench/results/site-$(date +%Y-%m-%d).txt
 T=$(mktemp -d /tmp/bkt-site.XXXXXX)
@@ -58,6 +61,7 @@ services = (
 );
 EOF
 } >"$T/beckon.conf"
+site_crawl() {
 "$BECKOND" -n -c "$T/beckon.conf" | grep -qx 'configuration OK' || { echo "bench_site: bad config"; exit 1; }
 bench_start "$T/beckond.log"
 bench_pylib "$T"
@@ -124,49 +128,10 @@ IDLE1=$(mem)
 LEFT=$("$BECKONCTL" -s "$T/ctl.sock" --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["services"]))')
 FORGOT=$(grep -c "forgotten (address" "$T/beckond.log")
 bench_stop
-
-# Replicas: requests per second with R = 1 and R = 3 replicas kept up (min = max = R).
-replicas_run() {
-	local r=$1 addrs a n got out pids=
-	{
-		bench_conf_head bridge
-		echo "services = ("
-		echo "  { name = \"rep$S\"; dns = ( \"rep.svc.test\" ); address = \"$NET.2\"; address_pool = \"$NET.3-$NET.9\"; ports = ( 80 );"
-		echo "    image = \"$IMG\"; cmdline = \"ip={address}/{prefix} gw={gateway} name={name} port={port}\";"
-		echo "    ready = \"http:/healthz\"; boot_timeout = \"60s\"; idle_timeout = \"10m\";"
-		echo "    replicas = { min = $r; max = $r; target = 1000; }; qemu = { accel = \"$ACCEL\"; }; }"
-		echo ");"
-	} >"$T/beckon.conf"
-	bench_start "$T/beckond-rep$r.log"
-	for _ in $(seq 600); do
-		addrs=$(dig @127.0.0.1 -p "$DNS_PORT" +time=60 +tries=1 +short rep.svc.test A | sort)
-		[ "$(echo "$addrs" | grep -c .)" = "$r" ] && break
-		sleep 0.2
-	done
-	n=$(echo "$addrs" | grep -c .)
-	# One wrk per address, the connections split evenly, as round-robin DNS spreads clients.
-	for a in $addrs; do
-		wrk -t 1 -c $((CONNS / r)) -d "${SECS}s" "http://$a/" >"$T/wrk-$r-$a" 2>&1 &
-		pids="$pids $!"
-	done
-	wait $pids
-	got=$(cat "$T"/wrk-$r-* | awk '/^Requests\/sec:/ {s += $2} END {printf "%.0f", s}')
-	out=$(cat "$T"/wrk-$r-* | awk '/requests in/ {n += $1} /Socket errors|Non-2xx/ {e = e " " $0} END {print n " requests" e}')
-	echo "replicas $r: $n addresses in the DNS answer ($(echo $addrs)), $CONNS connections for ${SECS}s: $got requests/s ($out)" >>"$T/replicas"
-	bench_stop
 }
-: >"$T/replicas"
-replicas_run 1
-replicas_run 3
+[ "$PART" = replicas ] || site_crawl
 
-{
-	echo "# bench_site $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "# $(qemu-system-x86_64 --version | head -1); beckond $BECKOND"
-	if [ "$ACCEL" = kvm ] || { [ "$ACCEL" = auto ] && kvm_usable; }; then
-		echo "# accel: KVM"
-	else
-		echo "# accel: TCG (no /dev/kvm on this machine): figures are QEMU under TCG"
-	fi
+site_report() {
 	echo "# a site of $N pages: one pattern service *.site.svc.test, the hello guest (16M) under $N names,"
 	echo "# bridge mode, hold none, idle_timeout $IDLE, on_idle destroy; a crawler reads each page once, cold,"
 	echo "# one after the other (DNS query sent -> whole HTTP body)"
@@ -184,9 +149,64 @@ print("peak during the crawl      %7.1f  %7.1f  %7.1f  %d" % (mb(peak[0]), mb(pe
 print("right after the crawl      %7.1f  %7.1f  %7.1f" % (mb(a[0]), mb(a[1]), mb(a[0] + a[1])))
 print("after the idle timeout     %7.1f  %7.1f  %7.1f" % (mb(i1[0]), mb(i1[1]), mb(i1[0] + i1[1])))
 EOF
-	echo "# replicas: the hello guest, replicas = { min = max = R }, hold none, clients straight to the guests"
-	echo "# (not through the proxy: replicas need hold \"none\" for now); wrk, one per address in the answer"
+}
+
+# Replicas: requests per second with R = 1 and R = 3 replicas kept up (min =
+# max = R), under hold HOLD: "none", clients straight to the addresses DNS
+# gives (one wrk per address, the connections split evenly, as round-robin
+# DNS spreads clients); "proxy", every client to the service's one address,
+# the proxy spreading connections by least connections.
+replicas_run() {
+	local r=$1 hold=$2 addrs a n got out pids= want=$1
+	[ "$hold" = proxy ] && want=1
+	{
+		bench_conf_head bridge | sed "s/hold = \"none\"/hold = \"$hold\"/"
+		echo "services = ("
+		echo "  { name = \"rep$S\"; dns = ( \"rep.svc.test\" ); address = \"$NET.2\"; address_pool = \"$NET.3-$NET.9\"; ports = ( 80 );"
+		echo "    image = \"$IMG\"; cmdline = \"ip={address}/{prefix} gw={gateway} name={name} port={port}\";"
+		echo "    ready = \"http:/healthz\"; boot_timeout = \"60s\"; idle_timeout = \"10m\";"
+		echo "    replicas = { min = $r; max = $r; target = 1000; }; qemu = { accel = \"$ACCEL\"; }; }"
+		echo ");"
+	} >"$T/beckon.conf"
+	bench_start "$T/beckond-rep$r-$hold.log"
+	for _ in $(seq 600); do
+		addrs=$(dig @127.0.0.1 -p "$DNS_PORT" +time=60 +tries=1 +short rep.svc.test A | sort)
+		[ "$(echo "$addrs" | grep -c .)" = "$want" ] &&
+			[ "$("$BECKONCTL" -s "$T/ctl.sock" list | grep -c ' ready ')" = "$r" ] && break
+		sleep 0.2
+	done
+	n=$(echo "$addrs" | grep -c .)
+	rm -f "$T"/wrk-*
+	for a in $addrs; do
+		wrk -t 1 -c $((CONNS / n)) -d "${SECS}s" "http://$a/" >"$T/wrk-$a" 2>&1 &
+		pids="$pids $!"
+	done
+	wait $pids
+	got=$(cat "$T"/wrk-* | awk '/^Requests\/sec:/ {s += $2} END {printf "%.0f", s}')
+	out=$(cat "$T"/wrk-* | awk '/requests in/ {n += $1} /Socket errors|Non-2xx/ {e = e " " $0} END {print n " requests" e}')
+	printf 'hold %-5s replicas %d (%d ready): %d address(es) in the DNS answer (%s), %d connections for %ss: %s requests/s (%s)\n' \
+		"$hold" "$r" "$("$BECKONCTL" -s "$T/ctl.sock" list | grep -c ' ready ')" "$n" "$(echo $addrs)" "$CONNS" "$SECS" "$got" "$out" >>"$T/replicas"
+	bench_stop
+}
+: >"$T/replicas"
+for hold in proxy none; do
+	replicas_run 1 $hold
+	replicas_run 3 $hold
+done
+
+{
+	echo "# bench_site $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# $(qemu-system-x86_64 --version | head -1); beckond $BECKOND"
+	if [ "$ACCEL" = kvm ] || { [ "$ACCEL" = auto ] && kvm_usable; }; then
+		echo "# accel: KVM"
+	else
+		echo "# accel: TCG (no /dev/kvm on this machine): figures are QEMU under TCG"
+	fi
+	[ "$PART" = replicas ] || site_report
+	echo "# replicas: the hello guest, replicas = { min = max = R }; hold proxy: wrk on the service's one"
+	echo "# address, the proxy spreading connections by least connections; hold none: clients straight to"
+	echo "# the guests, one wrk per address in the DNS answer"
 	cat "$T/replicas"
 } >"$T/result"
 bench_publish "$T/result" "$OUT"
-grep -q "failed 0" "$T/crawl"
+[ "$PART" = replicas ] || grep -q "failed 0" "$T/crawl"
