@@ -28,6 +28,7 @@ ACCEL=${SITE_ACCEL:-auto}
 PART=${SITE_PART:-all}
 RUNS=1
 OUT=$ROOT/tests/bench/results/site-$(date +%Y-%m-%d).txt
+[ "$PART" = replicas ] && OUT=$ROOT/tests/bench/results/site-replicas-$(date +%Y-%m-%d).txt
 T=$(mktemp -d /tmp/bkt-site.XXXXXX)
 NET=10.87.$((RANDOM % 250 + 1))
 BR=bks$$
