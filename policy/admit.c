@@ -3,6 +3,8 @@
  * instances evicted least recently used first, then the boot rate limits,
  * global and per client. A refusal is logged (at most once a second for
  * each reason, with a count of the rest); the launcher counts it for metrics.
+ * With a wake queue, no room is not final (the launcher queues the wake and
+ * asks again): the launcher logs that, not this file.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +192,10 @@ int admit_boot(struct engine *e, struct instance *inst, const struct sockaddr *c
 		}
 		if ((nv = cap_room(e, &cs, warm)) < 0) {
 			*why = LAUNCHER_REFUSED_CAPACITY;
-			if (!warm)
+			if (!warm && launcher_wake_queue_on(e->l))
+				log_debug("%s: no room yet (the wake queue decides)",
+				          launcher_service(inst)->name);
+			else if (!warm)
 				cap_refuse(c, inst, LAUNCHER_REFUSED_CAPACITY, client);
 			else
 				log_info("%s: warm: no room (max_instances, max_memory)",
