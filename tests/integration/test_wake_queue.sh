@@ -61,6 +61,7 @@ fetch() {
 		curl -s --max-time 90 "http://$(addr "$1"):$PORT/" >"$T/$1.out" 2>/dev/null
 		rc=$?
 		echo $(($(now_ms) - t0)) >"$T/$1.ms"
+		now_ms >"$T/$1.end"
 		echo $rc >"$T/$1.rc"
 	) &
 	FETCH=$!
@@ -95,6 +96,7 @@ n=$(metric 'beckon_boots_refused_total{reason="capacity"}')
 check "metrics: counted as capacity refusals too ($n)" [ "${n:-0}" = 2 ]
 
 # 2. a goes idle: b boots, its client gets the page, within hold_timeout.
+tk=$(now_ms)
 kill "$HA" 2>/dev/null
 wait "$HA" 2>/dev/null
 check "b's client gets its page" wait_for $((HOLD_S + 30)) test -e "$T/3.rc"
@@ -102,6 +104,9 @@ check "... served (curl exit $(cat "$T/3.rc" 2>/dev/null), $(cat "$T/3.out" 2>/d
 	bash -c "[ \"\$(cat '$T/3.rc')\" = 0 ] && [ \"\$(cat '$T/3.out')\" = 'hello from q' ]"
 ms=$(cat "$T/3.ms" 2>/dev/null || echo 0)
 check "... within hold_timeout ($ms ms < ${HOLD_S}000)" [ "$ms" -lt $((HOLD_S * 1000)) ]
+# a may be evicted 1 s after its last use; then a retry (every 200 ms) and b's boot.
+after=$(($(cat "$T/3.end" 2>/dev/null || echo 0) - tk))
+check "... soon after a went idle ($after ms after its connection closed)" [ "$after" -lt 10000 ]
 check "a was evicted to make room for b" grep -q "a: evicted to make room for b" "$DLOG"
 check "the log says b found room" grep -q "b: room found after" "$DLOG"
 check "metrics: one admitted, the queue empty" \
@@ -129,4 +134,68 @@ check "metrics: one timed out, the queue empty" \
 wait "$FA" 2>/dev/null
 kill "$HB" 2>/dev/null
 check "SIGTERM: clean" stop_daemon
+
+# 4. hold "none": a waiting wake delays the DNS answer as a boot does, and
+# is SERVFAIL at hold_timeout. Queries keep a service busy here.
+: >"$T/beckond2.log"
+NSVC() { # NSVC NAME N
+	cat <<CONF
+  { name = "$1"; dns = ( "$1.svc.test" ); address = "$NET.$2"; ports = ( $PORT );
+    backend = "exec"; ready = "tcp"; idle_timeout = "60s"; memory = "16M";
+    exec = { command = "busybox httpd -f -p {address}:$PORT -h $DOC"; }; },
+CONF
+}
+base_conf "$CONF"
+sed -i "s|^network = .*|network = { mode = \"user\"; hold = \"none\"; hold_timeout = \"8s\"; };|; s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
+echo "max_instances = 1; wake_queue = 4; boot_rate = { rate = 0; client_rate = 0; };" >>"$CONF"
+printf '%s\n' "$(NSVC a 2)" "$(NSVC b 3)" | add_services "$CONF"
+start_daemon "$CONF" "$T/beckond2.log" || { not_ok "hold none: beckond starts"; finish; }
+# busy N: query N every 0.3 s until killed. Sets BUSY.
+busy() {
+	while :; do dig @127.0.0.1 -p "$DNS_PORT" +time=5 +tries=1 +short "$1.svc.test" A >/dev/null; sleep 0.3; done &
+	BUSY=$!
+	on_exit "kill $BUSY"
+}
+# ask N: a query for N in the background: its rcode and answer in $T/N.dns, its end in $T/N.dend.
+ask() {
+	rm -f "$T/$1.dend"
+	(
+		dig @127.0.0.1 -p "$DNS_PORT" +time=60 +tries=1 "$1.svc.test" A >"$T/$1.dns" 2>&1
+		now_ms >"$T/$1.dend"
+	) &
+	ASK=$!
+}
+ans=$(dq +short a.svc.test A)
+check "hold none: a's query is answered once a serves ($ans)" [ "$ans" = "$NET.2" ]
+busy a
+BA=$BUSY
+sleep 1.2
+ask b
+AB=$ASK
+check "hold none: b's query waits in the wake queue" wait_for 30 metric_is beckon_wake_queue 1
+sleep 1
+check "hold none: ... its answer waits" [ ! -e "$T/b.dend" ]
+tk=$(now_ms)
+kill "$BA" 2>/dev/null
+wait "$BA" 2>/dev/null
+check "hold none: b's answer comes once a went idle" wait_for 30 test -e "$T/b.dend"
+check "hold none: ... NOERROR, b's address" bash -c "grep -q 'status: NOERROR' '$T/b.dns' && grep -qE '^b.svc.test.*A[[:space:]]+$NET.3\$' '$T/b.dns'"
+after=$(($(cat "$T/b.dend" 2>/dev/null || echo 0) - tk))
+check "hold none: ... $after ms after a's last query, within hold_timeout (8 s)" [ "$after" -lt 8000 ]
+wait "$AB" 2>/dev/null
+busy b
+BB=$BUSY
+check "hold none: a was evicted" wait_for 30 state_is a stopped
+sleep 1.2
+t0=$(now_ms)
+ask a
+AA=$ASK
+check "hold none: a's query ends" wait_for 60 test -e "$T/a.dend"
+ms=$(($(cat "$T/a.dend" 2>/dev/null || echo 0) - t0))
+check "hold none: ... SERVFAIL at hold_timeout ($ms ms)" \
+	bash -c "grep -q 'status: SERVFAIL' '$T/a.dns' && [ $ms -ge 7500 ] && [ $ms -lt 30000 ]"
+check "hold none: ... a stays stopped" state_is a stopped
+wait "$AA" 2>/dev/null
+kill "$BB" 2>/dev/null
+check "hold none: SIGTERM: clean" stop_daemon
 finish
