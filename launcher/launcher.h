@@ -167,6 +167,8 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
  * refused: the admission hook need not log such a refusal as final.
  */
 bool launcher_wake_queue_on(const struct launcher *l);
+/* How many wakes wait for room now: a warm boot must not take it from them. */
+size_t launcher_wake_waiting(const struct launcher *l);
 
 /* Forget a pending waiter; its callback will not be called. */
 void launcher_cancel(struct launcher_waiter *w);

@@ -185,6 +185,8 @@ static void room_cb(evutil_socket_t fd, short what, void *arg)
 		    "%s: no room within hold_timeout (%.1f s in the wake queue): the wake fails",
 		    inst->svc->name, (double)(launcher_now_us() - inst->room_since_us) / 1e6);
 		launcher_inst_complete(inst, false);
+		if (inst->pat != NULL)
+			launcher_pattern_reap_soon(l); /* nobody waits for it any more */
 	}
 	room_run(l);
 	room_arm(l);
@@ -224,4 +226,9 @@ void room_stats(const struct launcher *l, struct launcher_stats *st)
 bool launcher_wake_queue_on(const struct launcher *l)
 {
 	return l->wq.max > 0;
+}
+
+size_t launcher_wake_waiting(const struct launcher *l)
+{
+	return l->room_ev != NULL ? l->wq.st.len : 0;
 }

@@ -180,6 +180,12 @@ int admit_boot(struct engine *e, struct instance *inst, const struct sockaddr *c
 	struct cap_set cs = {.self = inst};
 	int nv = 0, rc = -1;
 
+	/* Room that frees up goes to the wakes waiting for it, not to a warm pool. */
+	if (warm && launcher_wake_waiting(e->l) > 0) {
+		log_info("%s: warm: wakes are waiting for room", launcher_service(inst)->name);
+		*why = LAUNCHER_REFUSED_CAPACITY;
+		return -1;
+	}
 	if (c->max_instances != 0 || c->max_memory != 0) {
 		cs.max = launcher_count(e->l);
 		cs.views = calloc(cs.max, sizeof(*cs.views));

@@ -227,8 +227,6 @@ bool front_timer(struct pxconn *c);
 void front_free(struct pxconn *c);
 
 /* unavail.c: the unavailable answer of a service's ports, instead of a reset. */
-/* The HTTP answer U makes (*LEN bytes, malloc'd); NULL on ENOMEM. */
-char *unavail_render(const struct conf_unavailable *u, size_t *len);
 /* SVC's answers become CS's (nothing changes on failure: -1, logged). */
 int unavail_set(struct pxsvc *svc, const struct conf_service *cs);
 void unavail_clear(struct pxsvc *svc);

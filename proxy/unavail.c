@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "unavail.h"
 
 /* What the client still sends after the answer is read and dropped this long. */
 #define UNAVAIL_LINGER_MS 2000
