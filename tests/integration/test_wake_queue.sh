@@ -62,7 +62,8 @@ fetch() {
 		rc=$?
 		echo $(($(now_ms) - t0)) >"$T/$1.ms"
 		now_ms >"$T/$1.end"
-		echo $rc >"$T/$1.rc"
+		# Whole or not at all: the test waits for this file, then reads it.
+		echo $rc >"$T/$1.rc.tmp" && mv "$T/$1.rc.tmp" "$T/$1.rc"
 	) &
 	FETCH=$!
 }
@@ -161,7 +162,7 @@ ask() {
 	rm -f "$T/$1.dend"
 	(
 		dig @127.0.0.1 -p "$DNS_PORT" +time=60 +tries=1 "$1.svc.test" A >"$T/$1.dns" 2>&1
-		now_ms >"$T/$1.dend"
+		now_ms >"$T/$1.dend.tmp" && mv "$T/$1.dend.tmp" "$T/$1.dend"
 	) &
 	ASK=$!
 }
