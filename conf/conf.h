@@ -62,6 +62,23 @@ struct conf_route {
 	char *service; /* a service's name (not a front's) */
 };
 
+/*
+ * unavailable = { status; retry_after; body; content_type; ports; }: what
+ * the proxy (hold "proxy") answers an HTTP client on those ports when it
+ * cannot serve it (the boot failed or timed out, no room, a hold limit),
+ * instead of a reset. Not set: a reset.
+ */
+#define CONF_UNAVAILABLE_BODY_MAX 4096
+struct conf_unavailable {
+	bool set;
+	int status;              /* 400..599; default 503 */
+	uint64_t retry_after_ms; /* sent in whole seconds, rounded up; 0: no header; default 5s */
+	char *body;              /* default "503 Service Unavailable: try again shortly\n" */
+	char *content_type;      /* default "text/plain; charset=utf-8" */
+	uint16_t ports[CONF_MAX_PORTS]; /* the service's ports it answers on; none: all */
+	size_t nports;
+};
+
 struct conf_service {
 	char *name;
 	char **dns; /* lower case FQDNs, no trailing dot */
@@ -110,6 +127,8 @@ struct conf_service {
 	 * the load falls; MIN kept up. max 1 (the default): one instance.
 	 */
 	unsigned replicas_min, replicas_max, replicas_target;
+	/* Left out of conf_service_equal: a change needs no new instance (the proxy sees it). */
+	struct conf_unavailable unavailable;
 	int line; /* where the service begins in its file */
 };
 
@@ -182,6 +201,8 @@ struct conf {
 	/* Boot rate limits, boots a second with a burst; 0 is no limit. */
 	uint32_t boot_rate, boot_burst;
 	uint32_t client_boot_rate, client_boot_burst;
+	/* Wakes waiting for room (no capacity, nothing to evict), at most; 0: refused at once. */
+	unsigned wake_queue;
 
 	struct conf_service *services;
 	size_t nservices;
@@ -248,6 +269,11 @@ bool conf_host_equal(const struct conf_host *a, const struct conf_host *b);
  * the service address (its bits below H's prefix).
  */
 struct in_addr conf_host_address(const struct conf_host *h, const struct conf_service *svc);
+
+/* What SVC answers on PORT when it cannot serve a client: NULL for a reset. */
+const struct conf_unavailable *conf_unavailable_on(const struct conf_service *svc, uint16_t port);
+/* Whether A and B answer the same. */
+bool conf_unavailable_equal(const struct conf_unavailable *a, const struct conf_unavailable *b);
 
 /* The front named NAME in CONF, NULL when there is none. */
 const struct conf_service *conf_front_find(const struct conf *conf, const char *name);

@@ -425,6 +425,13 @@ static int k_ready(struct conf_ctx *c, struct conf_build *b, const config_settin
 	return conf_get_ready(c, s, label, &b->svc);
 }
 
+static int k_unavailable(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                         const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_unavailable(c, s, label, &b->svc);
+}
+
 static int k_routes(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                     const char *label, size_t off)
 {
@@ -454,6 +461,7 @@ static const struct key_def keys[] = {
     {NULL, "warm", CONF_SK_WARM, k_warm, 0},
     {NULL, "hosts", CONF_SK_HOSTS, k_hosts, 0},
     {NULL, "routes", CONF_SK_ROUTES, k_routes, 0},
+    {NULL, "unavailable", CONF_SK_UNAVAILABLE, k_unavailable, 0},
     {"qemu", "machine", CONF_SK_QEMU_MACHINE, k_str, OFF(qemu.machine)},
     {"qemu", "accel", CONF_SK_QEMU_ACCEL, k_accel, OFF(qemu.accel)},
     {"qemu", "cpu", CONF_SK_QEMU_CPU, k_str, OFF(qemu.cpu)},

@@ -266,6 +266,7 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 		check_subnet(c, conf, &b[i]);
 		check_unique(c, b, i);
 		conf_check_pattern(c, conf, b, i);
+		conf_check_unavailable(c, conf, &b[i]);
 	}
 	conf_check_pools(c, b, n);
 }

@@ -133,6 +133,7 @@ enum conf_skey {
 	CONF_SK_ROUTES,
 	CONF_SK_ADDRESS_POOL,
 	CONF_SK_REPLICAS,
+	CONF_SK_UNAVAILABLE,
 	CONF_SK_N
 };
 
@@ -196,6 +197,11 @@ void conf_check_pattern(struct conf_ctx *c, const struct conf *conf, const struc
                         size_t i);
 /* Once for all: no configured address inside a pattern service's pool. */
 void conf_check_pools(struct conf_ctx *c, const struct conf_build *b, size_t n);
+/* conf_unavail.c: the unavailable key, and that it fits its service and the hold. */
+int conf_get_unavailable(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                         struct conf_service *svc);
+void conf_check_unavailable(struct conf_ctx *c, const struct conf *conf,
+                            const struct conf_build *b);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 

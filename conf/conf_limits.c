@@ -1,14 +1,15 @@
-/* Capacity and boot rate limits: max_instances, max_memory, boot_rate. */
+/* Capacity and boot rate limits: max_instances, max_memory, wake_queue, boot_rate. */
 #include <string.h>
 
 #include "conf_int.h"
 
 #define CONF_MAX_RATE 1000000
+#define CONF_MAX_WAKE_QUEUE 100000
 
 bool conf_is_limit_key(const char *key)
 {
 	return strcmp(key, "max_instances") == 0 || strcmp(key, "max_memory") == 0 ||
-	       strcmp(key, "boot_rate") == 0;
+	       strcmp(key, "wake_queue") == 0 || strcmp(key, "boot_rate") == 0;
 }
 
 static void conf_load_rate_key(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
@@ -58,6 +59,9 @@ void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting
 			conf->max_instances = (uint64_t)n;
 	} else if (strcmp(key, "max_memory") == 0) {
 		conf_get_size(c, s, key, &conf->max_memory);
+	} else if (strcmp(key, "wake_queue") == 0) {
+		if (conf_get_int(c, s, key, 0, CONF_MAX_WAKE_QUEUE, &n) == 0)
+			conf->wake_queue = (unsigned)n;
 	} else {
 		conf_load_boot_rate(c, conf, s);
 	}

@@ -77,6 +77,8 @@ void conf_service_clear(struct conf_service *svc)
 	free_strv(svc->hosts, svc->nhosts);
 	conf_routes_clear(svc);
 	free(svc->label);
+	free(svc->unavailable.body);
+	free(svc->unavailable.content_type);
 	memset(svc, 0, sizeof(*svc));
 }
 
@@ -123,10 +125,24 @@ struct conf_service *conf_service_dup(const struct conf_service *svc)
 	if (d == NULL)
 		return NULL;
 	*d = *svc;
-	char **strs[] = {&d->name,         &d->image,        &d->cmdline,     &d->ready_arg,
-	                 &d->qemu.machine, &d->qemu.accel,   &d->qemu.cpu,    &d->qemu.nic,
-	                 &d->qemu.disk,    &d->qemu.initrd,  &d->libvirt_uri, &d->libvirt_xml,
-	                 &d->xen_cfg,      &d->exec_command, &d->fail_re,     &d->label};
+	char **strs[] = {&d->name,
+	                 &d->image,
+	                 &d->cmdline,
+	                 &d->ready_arg,
+	                 &d->qemu.machine,
+	                 &d->qemu.accel,
+	                 &d->qemu.cpu,
+	                 &d->qemu.nic,
+	                 &d->qemu.disk,
+	                 &d->qemu.initrd,
+	                 &d->libvirt_uri,
+	                 &d->libvirt_xml,
+	                 &d->xen_cfg,
+	                 &d->exec_command,
+	                 &d->fail_re,
+	                 &d->label,
+	                 &d->unavailable.body,
+	                 &d->unavailable.content_type};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (!dup_str(strs[i]))
 			ok = false;

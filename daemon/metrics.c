@@ -96,6 +96,25 @@ static void metrics_histogram(struct evbuffer *out, const char *name, const char
 	                    (unsigned long long)cum, name, h->sum, name, (unsigned long long)cum);
 }
 
+/* The wake queue (wake_queue): its length now, and what became of the wakes in it. */
+static void metrics_wake_queue(const struct launcher_stats *st, struct evbuffer *out)
+{
+	evbuffer_add_printf(
+	    out,
+	    "# HELP beckon_wake_queue Wakes waiting for room (max_instances, max_memory).\n"
+	    "# TYPE beckon_wake_queue gauge\nbeckon_wake_queue %zu\n"
+	    "# HELP beckon_wake_queue_total Wakes that found no room: queued, admitted once "
+	    "room was found, timed out (hold_timeout), refused (the queue was full).\n"
+	    "# TYPE beckon_wake_queue_total counter\n"
+	    "beckon_wake_queue_total{event=\"queued\"} %llu\n"
+	    "beckon_wake_queue_total{event=\"admitted\"} %llu\n"
+	    "beckon_wake_queue_total{event=\"timed_out\"} %llu\n"
+	    "beckon_wake_queue_total{event=\"refused\"} %llu\n",
+	    st->wake_queue, (unsigned long long)st->wake_queued,
+	    (unsigned long long)st->wake_admitted, (unsigned long long)st->wake_timed_out,
+	    (unsigned long long)st->wake_refused);
+}
+
 static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 {
 	struct launcher_stats st;
@@ -124,6 +143,7 @@ static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 	for (i = 0; i < LAUNCHER_REFUSED_N; i++)
 		evbuffer_add_printf(out, "beckon_boots_refused_total{reason=\"%s\"} %llu\n",
 		                    launcher_refusal_name(i), (unsigned long long)st.refused[i]);
+	metrics_wake_queue(&st, out);
 }
 
 static void metrics_on_request(struct evhttp_request *req, void *arg)

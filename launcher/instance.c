@@ -54,6 +54,7 @@ void launcher_inst_set_state(struct instance *inst, enum inst_state s)
 	inst->state = s;
 	inst->since_us = launcher_now_us();
 	revive_state(inst, old);
+	room_state(inst, old);
 	launcher_hooks_state(inst, old);
 	if (inst->pat != NULL && (s == INST_STOPPED || s == INST_FAILED))
 		launcher_pattern_reap_soon(inst->l);
@@ -126,6 +127,7 @@ static void inst_end_run(struct instance *inst, bool graceful)
 void launcher_inst_destroy(struct instance *inst)
 {
 	inst->doomed = true;
+	room_drop(inst);
 	inst_end_run(inst, true);
 	launcher_inst_drain_waiters(inst);
 	if (inst->boot_timer != NULL)
@@ -336,7 +338,8 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 	case INST_BOOTING:
 		break;
 	default:
-		if (launcher_hooks_admit(inst, client) == -1 || inst_boot(inst) == -1)
+		/* 1: no room yet, it waits for some in the wake queue (room.c). */
+		if ((rc = room_admit(inst, client)) == -1 || (rc == 0 && inst_boot(inst) == -1))
 			return -1;
 		break;
 	}
@@ -386,6 +389,10 @@ int launcher_inst_stop(struct instance *inst, bool graceful)
 		launcher_inst_set_state(inst, INST_STOPPED);
 		return 0;
 	default:
+		if (room_queued(inst)) { /* stopped by hand while waiting for room */
+			room_drop(inst);
+			launcher_inst_complete(inst, false);
+		}
 		return 0;
 	}
 }

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "launcher.h"
+#include "wakeq.h"
 
 struct backend_ops;
 struct probe;
@@ -73,6 +74,11 @@ struct instance {
 	bool rewake;         /* woken while stopping: boot once stopped */
 	bool warned_backend;
 	struct inst_revive rv;
+	/* Waiting for room (room.c): in the wake queue, since, for whom. */
+	struct wakeq_item room;
+	int64_t room_since_us;
+	struct sockaddr_storage room_client;
+	bool room_has_client;
 
 	int64_t boot_start_us, ready_at_us, activity_us;
 	enum conf_hold hold;
@@ -119,6 +125,12 @@ struct launcher {
 	struct lpattern **patterns; /* the pattern services (pattern.c) */
 	size_t npatterns;
 	struct event *reap_ev; /* forget pattern instances left stopped */
+	/* Wakes waiting for room (room.c). */
+	struct wakeq wq;
+	struct event *room_ev;
+	uint64_t room_timeout_ms; /* hold_timeout */
+	int64_t room_logged_us;
+	unsigned room_quiet;
 };
 
 /* Grace between SIGTERM and SIGKILL. */
@@ -147,6 +159,26 @@ int launcher_inst_stop(struct instance *inst, bool graceful);
 /* registry.c: the hooks. */
 void launcher_hooks_state(struct instance *inst, enum inst_state old);
 int launcher_hooks_admit(struct instance *inst, const struct sockaddr *client);
+/* The same, uncounted, with the reason of a refusal in *WHY. */
+int launcher_hooks_admit_why(struct instance *inst, const struct sockaddr *client,
+                             enum launcher_refusal *why);
+
+/* room.c: wakes waiting for room (the wake queue). */
+/* CONF's wake_queue and hold_timeout (the first call sets the queue up). */
+void room_conf(struct launcher *l, const struct conf *conf);
+void room_free(struct launcher *l);
+/*
+ * Admission of a wake of INST that needs a boot: 0 admitted (boot it now),
+ * 1 waiting for room (its waiters are called once it is booted, or with
+ * "not ready" at its deadline), -1 refused (counted).
+ */
+int room_admit(struct instance *inst, const struct sockaddr *client);
+/* INST changed state (from OLD): an instance that stopped may make room. */
+void room_state(struct instance *inst, enum inst_state old);
+bool room_queued(const struct instance *inst);
+/* INST leaves the queue without a word (it is freed, or stopped by hand). */
+void room_drop(struct instance *inst);
+void room_stats(const struct launcher *l, struct launcher_stats *st);
 
 /* revive.c: resume, restore, shells, warm boots (the state machine calls these). */
 /* The state INST's run that ended goes to: suspended after a save, else stopped. */

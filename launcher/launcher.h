@@ -155,10 +155,20 @@ int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
  * connection's peer; NULL when not known): a boot first passes the
  * admission hooks (the idle engine's boot rate limits and capacity). -1
  * when refused (counted in launcher_stats.refused): answer SERVFAIL, or
- * reset the connection.
+ * reset the connection. With wake_queue, a wake that finds no room waits
+ * for it (0: CB is called once booted, or not ready at hold_timeout).
  */
 int launcher_wake_from(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
                        void *arg, struct launcher_waiter **handle);
+
+/*
+ * Whether a wake that finds no room (max_instances, max_memory, nothing to
+ * evict) waits for it in the wake queue (wake_queue > 0) rather than being
+ * refused: the admission hook need not log such a refusal as final.
+ */
+bool launcher_wake_queue_on(const struct launcher *l);
+/* How many wakes wait for room now: a warm boot must not take it from them. */
+size_t launcher_wake_waiting(const struct launcher *l);
 
 /* Forget a pending waiter; its callback will not be called. */
 void launcher_cancel(struct launcher_waiter *w);
@@ -305,6 +315,10 @@ struct launcher_stats {
 	struct launcher_hist wake; /* paused or suspended to ready */
 	unsigned held_connections;
 	uint64_t refused[LAUNCHER_REFUSED_N]; /* boots refused, by reason */
+	/* The wake queue (wake_queue): waiting now; queued, admitted once room
+	 * was found, failed at hold_timeout, refused because it was full. */
+	size_t wake_queue;
+	uint64_t wake_queued, wake_admitted, wake_timed_out, wake_refused;
 };
 void launcher_stats(struct launcher *l, struct launcher_stats *st);
 

@@ -192,8 +192,8 @@ static bool pattern_reapable(const struct instance *inst)
 {
 	return (inst->state == INST_STOPPED || inst->state == INST_FAILED) &&
 	       TAILQ_EMPTY(&inst->waiters) && !inst->rewake && !inst->start_deferred &&
-	       !inst->rv.shell && inst->held == 0 && inst->open == 0 && !inst->doomed &&
-	       !launcher_child_pending(inst->l, inst->svc->name);
+	       !room_queued(inst) && !inst->rv.shell && inst->held == 0 && inst->open == 0 &&
+	       !inst->doomed && !launcher_child_pending(inst->l, inst->svc->name);
 }
 
 static void pattern_reap_cb(evutil_socket_t fd, short what, void *arg)

@@ -256,6 +256,8 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 	l->reloading = true;
 	rc = reload_apply(l, conf);
 	l->reloading = false;
+	if (rc == 0)
+		room_conf(l, conf);
 	for (size_t i = 0; rc == 0 && i < LAUNCHER_MAX_HOOKS; i++)
 		if (l->hooks[i].used && l->hooks[i].h.reloaded != NULL)
 			l->hooks[i].h.reloaded(l, conf, l->hooks[i].arg);
@@ -284,6 +286,7 @@ void launcher_free(struct launcher *l)
 		event_free(l->sigchld);
 	if (l->done_ev != NULL)
 		event_free(l->done_ev);
+	room_free(l);
 	free(l);
 }
 
@@ -313,6 +316,7 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	st->boot = l->boot_hist;
 	st->wake = l->wake_hist;
 	memcpy(st->refused, l->refused, sizeof(st->refused));
+	room_stats(l, st);
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
 		st->instances[inst->state]++;
@@ -357,22 +361,32 @@ void launcher_hooks_state(struct instance *inst, enum inst_state old)
 		l->observer(inst, old, inst->state, l->observer_arg);
 }
 
-int launcher_hooks_admit(struct instance *inst, const struct sockaddr *client)
+int launcher_hooks_admit_why(struct instance *inst, const struct sockaddr *client,
+                             enum launcher_refusal *why)
 {
 	struct launcher *l = inst->l;
-	enum launcher_refusal why;
 
 	for (size_t i = 0; i < LAUNCHER_MAX_HOOKS; i++) {
 		if (!l->hooks[i].used || l->hooks[i].h.admit == NULL)
 			continue;
-		why = LAUNCHER_REFUSED_CAPACITY;
-		if (l->hooks[i].h.admit(inst, client, &why, l->hooks[i].arg) == -1) {
-			if ((unsigned)why < LAUNCHER_REFUSED_N)
-				l->refused[why]++;
+		*why = LAUNCHER_REFUSED_CAPACITY;
+		if (l->hooks[i].h.admit(inst, client, why, l->hooks[i].arg) == -1) {
+			if ((unsigned)*why >= LAUNCHER_REFUSED_N)
+				*why = LAUNCHER_REFUSED_CAPACITY;
 			return -1;
 		}
 	}
 	return 0;
+}
+
+int launcher_hooks_admit(struct instance *inst, const struct sockaddr *client)
+{
+	enum launcher_refusal why;
+
+	if (launcher_hooks_admit_why(inst, client, &why) == 0)
+		return 0;
+	inst->l->refused[why]++;
+	return -1;
 }
 
 void launcher_connections(struct instance *inst, int held, int open)

@@ -3,6 +3,8 @@
  * instances evicted least recently used first, then the boot rate limits,
  * global and per client. A refusal is logged (at most once a second for
  * each reason, with a count of the rest); the launcher counts it for metrics.
+ * With a wake queue, no room is not final (the launcher queues the wake and
+ * asks again): the launcher logs that, not this file.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +180,12 @@ int admit_boot(struct engine *e, struct instance *inst, const struct sockaddr *c
 	struct cap_set cs = {.self = inst};
 	int nv = 0, rc = -1;
 
+	/* Room that frees up goes to the wakes waiting for it, not to a warm pool. */
+	if (warm && launcher_wake_waiting(e->l) > 0) {
+		log_info("%s: warm: wakes are waiting for room", launcher_service(inst)->name);
+		*why = LAUNCHER_REFUSED_CAPACITY;
+		return -1;
+	}
 	if (c->max_instances != 0 || c->max_memory != 0) {
 		cs.max = launcher_count(e->l);
 		cs.views = calloc(cs.max, sizeof(*cs.views));
@@ -190,7 +198,10 @@ int admit_boot(struct engine *e, struct instance *inst, const struct sockaddr *c
 		}
 		if ((nv = cap_room(e, &cs, warm)) < 0) {
 			*why = LAUNCHER_REFUSED_CAPACITY;
-			if (!warm)
+			if (!warm && launcher_wake_queue_on(e->l))
+				log_debug("%s: no room yet (the wake queue decides)",
+				          launcher_service(inst)->name);
+			else if (!warm)
 				cap_refuse(c, inst, LAUNCHER_REFUSED_CAPACITY, client);
 			else
 				log_info("%s: warm: no room (max_instances, max_memory)",

@@ -99,16 +99,20 @@ void pxconn_activity(struct pxconn *c, size_t bytes)
 /*
  * C will not be served (its guest did not come up, a limit, the hold
  * timeout): reset, as a guest that is not there would; a front's HTTP
- * client is answered STATUS instead, which it can show.
+ * client is answered STATUS instead, which it can show, and so is one on
+ * a port with an unavailable answer (unavail.c).
  */
 static void conn_refuse(struct pxconn *c, int status)
 {
-	if (c->http == NULL) {
+	if (c->http == NULL && !unavail_has(c)) {
 		pxconn_reset(c);
 		return;
 	}
 	unhold(c);
-	front_refuse(c, status);
+	if (c->http != NULL)
+		front_refuse(c, status);
+	else
+		unavail_answer(c);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)

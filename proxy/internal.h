@@ -74,6 +74,9 @@ struct pxsvc {
 	/* A pattern service: its instances' addresses come from this pool. */
 	bool pattern;
 	struct in_addr pool_first, pool_last;
+	/* unavail.c: what a client on port i that is not served gets; NULL: a reset. */
+	char *answer[CONF_MAX_PORTS];
+	size_t answer_len[CONF_MAX_PORTS];
 };
 
 TAILQ_HEAD(pxsvc_list, pxsvc);
@@ -100,8 +103,11 @@ struct proxy {
 	bool bypass;
 };
 
-/* PXC_HEAD: at a front, reading a request's head to route it (front.c). */
-enum pxconn_state { PXC_HEAD, PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY };
+/*
+ * PXC_HEAD: at a front, reading a request's head to route it (front.c).
+ * PXC_ANSWER: not served, answered (unavail.c), closing.
+ */
+enum pxconn_state { PXC_HEAD, PXC_HELD, PXC_CONNECTING, PXC_BACKOFF, PXC_RELAY, PXC_ANSWER };
 /* The two ways a connection relays: client to upstream, and back. */
 enum pump_dir { PUMP_CL_UP, PUMP_UP_CL, PUMP_DIRS };
 
@@ -244,6 +250,15 @@ void front_refuse(struct pxconn *c, int status);
 /* C's timer went off: true when it was the front's (a head's deadline, lingering). */
 bool front_timer(struct pxconn *c);
 void front_free(struct pxconn *c);
+
+/* unavail.c: the unavailable answer of a service's ports, instead of a reset. */
+/* SVC's answers become CS's (nothing changes on failure: -1, logged). */
+int unavail_set(struct pxsvc *svc, const struct conf_service *cs);
+void unavail_clear(struct pxsvc *svc);
+/* Whether C's port has an answer. */
+bool unavail_has(const struct pxconn *c);
+/* Answer C (unheld) and close it, lingering; a reset when its port has no answer. */
+void unavail_answer(struct pxconn *c);
 
 /* synhold.c: hold "syn". */
 int synhold_start(struct proxy *p, const char *bridge);

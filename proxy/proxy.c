@@ -15,6 +15,7 @@
 static void pxsvc_free(struct pxsvc *svc)
 {
 	listen_close(svc);
+	unavail_clear(svc);
 	for (size_t i = 0; i < svc->nroutes; i++) {
 		free(svc->prefixes[i]);
 		free(svc->targets[i]);
@@ -50,7 +51,7 @@ static struct pxsvc *pxsvc_new(struct proxy *p, const struct conf_service *cs)
 	struct pxsvc *svc;
 
 	if ((svc = calloc(1, sizeof(*svc))) == NULL || (svc->name = strdup(cs->name)) == NULL ||
-	    pxsvc_routes(svc, cs) == -1) {
+	    pxsvc_routes(svc, cs) == -1 || unavail_set(svc, cs) == -1) {
 		log_warn("proxy: %s", cs->name);
 		if (svc != NULL)
 			pxsvc_free(svc);
@@ -267,6 +268,7 @@ static int build_svc(struct proxy *p, const struct conf *conf, const struct conf
 	old = find_in(&p->svcs, cs->name);
 	if (old != NULL && p->hold == conf->hold && p->mode == conf->net_mode &&
 	    pxsvc_same(old, cs)) {
+		unavail_set(old, cs); /* the old answers stay if the new cannot be made */
 		TAILQ_REMOVE(&p->svcs, old, entry);
 		TAILQ_INSERT_TAIL(next, old, entry);
 		return 0;

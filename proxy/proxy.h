@@ -41,6 +41,7 @@ struct proxy_stats {
 	uint64_t refused;       /* reset beyond a held-connection limit */
 	uint64_t failed;        /* reset because the guest could not be woken */
 	uint64_t timed_out;     /* reset at the hold timeout */
+	uint64_t answered;      /* of those, answered (unavailable) instead of reset */
 	uint64_t retried;       /* upstream connections made again */
 	uint64_t bytes;         /* relayed, both ways */
 	uint64_t syns_held;     /* SYNs queued while their guest was not ready */

@@ -834,6 +834,136 @@ static void test_fronts(void **state)
 	conf_free(c);
 }
 
+#define UNAV_HEAD                                                                                  \
+	"dns = { zone = \"svc.test\"; ns = ( { name = \"ns1.svc.test\"; address = "                \
+	"\"127.0.0.1\"; } ); };\n"                                                                 \
+	"network = { mode = \"user\"; hold = \"proxy\"; };\n"
+#define UNAV_DEFAULTS                                                                              \
+	"defaults = { backend = \"exec\"; ready = \"tcp\"; exec = { command = \"true\"; }; "
+
+/* unavailable: its defaults, its keys, the defaults group replaced as a whole, the checks. */
+static void test_unavailable(void **state)
+{
+	struct conf *c = load_good(
+	    UNAV_HEAD UNAV_DEFAULTS
+	    "unavailable = { status = 429; }; };\n"
+	    "services = (\n"
+	    " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.10\"; ports = ( 80, "
+	    "81 );\n"
+	    "   unavailable = { retry_after = 30; body = \"later\"; ports = 81; }; },\n"
+	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.11\"; ports = 80;\n"
+	    "   unavailable = { retry_after = \"1500ms\"; content_type = \"text/html\"; }; "
+	    "},\n"
+	    " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.12\"; ports = 80; }\n"
+	    ");\n");
+	const struct conf_service *a, *b, *cc;
+	const struct conf_unavailable *u;
+	struct conf_service *d;
+	char *e;
+
+	(void)state;
+	a = conf_service_find(c, "a");
+	b = conf_service_find(c, "b");
+	cc = conf_service_find(c, "c");
+	/* a's own group replaces the defaults': status back to 503. */
+	assert_null(conf_unavailable_on(a, 80));
+	u = conf_unavailable_on(a, 81);
+	assert_non_null(u);
+	assert_int_equal(u->status, 503);
+	assert_int_equal(u->retry_after_ms, 30000);
+	assert_string_equal(u->body, "later");
+	assert_string_equal(u->content_type, "text/plain; charset=utf-8");
+	u = conf_unavailable_on(b, 80);
+	assert_non_null(u);
+	assert_int_equal(u->retry_after_ms, 1500);
+	assert_string_equal(u->content_type, "text/html");
+	assert_string_equal(u->body, "503 Service Unavailable: try again shortly\n");
+	/* c takes the defaults' group: every port, 429. */
+	u = conf_unavailable_on(cc, 80);
+	assert_non_null(u);
+	assert_int_equal(u->status, 429);
+	assert_int_equal(u->retry_after_ms, 5000);
+	/* A copy is equal; a changed answer needs no new instance. */
+	d = conf_service_dup(a);
+	assert_non_null(d);
+	assert_true(conf_unavailable_equal(&d->unavailable, &a->unavailable));
+	free(d->unavailable.body);
+	d->unavailable.body = strdup("other");
+	assert_false(conf_unavailable_equal(&d->unavailable, &a->unavailable));
+	assert_true(conf_service_equal(d, a));
+	assert_false(conf_unavailable_equal(&b->unavailable, &a->unavailable));
+	conf_service_free(d);
+	conf_free(c);
+
+	e = load_bad(
+	    UNAV_HEAD UNAV_DEFAULTS
+	    "};\n"
+	    "services = (\n"
+	    " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.10\"; ports = 80;\n"
+	    "   unavailable = { status = 200; retry_after = \"soon\"; colour = 1;\n"
+	    "     content_type = \"a\\nb\"; ports = ( 80, 8080 ); }; },\n"
+	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.11\"; ports = 80;\n"
+	    "   unavailable = { ports = 8080; retry_after = 100000; }; },\n"
+	    " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.12\"; ports = 80;\n"
+	    "   unavailable = 503; }\n"
+	    ");\n");
+	assert_string_equal(
+	    e,
+	    "bad.conf:6: services[0].unavailable.status: 200 is out of range (400..599)\n"
+	    "bad.conf:6: services[0].unavailable.retry_after: bad duration \"soon\" (want e.g. "
+	    "\"250ms\", \"30s\", \"5m\", \"1h\")\n"
+	    "bad.conf:6: unknown key \"services[0].unavailable.colour\"\n"
+	    "bad.conf:7: services[0].unavailable.content_type: only printable ASCII may go into "
+	    "a header\n"
+	    "bad.conf:9: services[1].unavailable.retry_after: 100000 is out of range (0..86400)\n"
+	    "bad.conf:11: services[2].unavailable: want a group { ... }, not an integer\n");
+	free(e);
+	e = load_bad(
+	    UNAV_HEAD UNAV_DEFAULTS
+	    "};\n"
+	    "services = (\n"
+	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.11\"; ports = 80;\n"
+	    "   unavailable = { ports = ( 80, 8080 ); }; }\n"
+	    ");\n");
+	assert_string_equal(
+	    e,
+	    "bad.conf:6: services[0].unavailable.ports: 8080 is not one of the service's ports\n");
+	free(e);
+	e = load_bad(
+	    "dns = { zone = \"svc.test\"; ns = ( { name = \"ns1.svc.test\"; address = "
+	    "\"127.0.0.1\"; } ); };\n"
+	    "network = { mode = \"bridge\"; };\n"
+	    "services = ( { name = \"b\"; dns = \"b.svc.test\"; address = \"10.77.0.2\"; "
+	    "ports = 80;\n"
+	    "  backend = \"exec\"; exec = { command = \"true\"; }; unavailable = { }; } );\n");
+	assert_string_equal(e,
+	                    "bad.conf:4: services[0].unavailable: an answer needs network.hold = "
+	                    "\"proxy\" (hold \"syn\" can only reset)\n");
+	free(e);
+}
+
+/* wake_queue: off by default, a bound when set. */
+static void test_wake_queue(void **state)
+{
+	struct conf *c;
+	char *e;
+
+	(void)state;
+	c = load_good(ZONE);
+	assert_int_equal(c->wake_queue, 0);
+	conf_free(c);
+	c = load_good(ZONE "max_instances = 2; wake_queue = 16;\n");
+	assert_int_equal(c->wake_queue, 16);
+	conf_free(c);
+	e = load_bad(ZONE "wake_queue = -1;\nwake_queue2 = 3;\n");
+	assert_string_equal(e, "bad.conf:2: wake_queue: -1 is out of range (0..100000)\n"
+	                       "bad.conf:3: unknown key \"wake_queue2\"\n");
+	free(e);
+	e = load_bad(ZONE "wake_queue = \"8\";\n");
+	assert_string_equal(e, "bad.conf:2: wake_queue: want an integer, not a string\n");
+	free(e);
+}
+
 /* The checks across services: zone, subnet, duplicates, backends. */
 static void test_cross_checks(void **state)
 {
@@ -892,6 +1022,8 @@ int main(void)
 	    cmocka_unit_test(test_cross_checks),
 	    cmocka_unit_test(test_fronts),
 	    cmocka_unit_test(test_user),
+	    cmocka_unit_test(test_unavailable),
+	    cmocka_unit_test(test_wake_queue),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

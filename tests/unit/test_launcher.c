@@ -704,6 +704,73 @@ static void foreach_cb(struct instance *inst, void *arg)
 }
 
 /* launcher_free stops everything, also what ignores SIGTERM or is paused. */
+/*
+ * The wake queue (launcher/room.c) through the real admission hook: with
+ * max_instances 1 and a busy, b and c wait in arrival order, d finds the
+ * queue full; a stopped makes room for b (not c); c, with b kept busy,
+ * fails at hold_timeout.
+ */
+static void test_wake_queue(void **state)
+{
+	struct fix *f = *state;
+	struct seen sa = {0}, sb = {0}, sc = {0}, sd = {0};
+	struct instance *a, *b, *c, *d;
+	struct launcher_stats st;
+	int64_t end;
+
+	f->conf.max_instances = 1;
+	f->conf.wake_queue = 2;
+	f->conf.hold_timeout_ms = 1500;
+	svc_set(&f->svcs[0], "a", "127.0.0.1", 0, "delay:20", 5000, "sleep 100");
+	svc_set(&f->svcs[1], "b", "127.0.0.1", 0, "delay:20", 5000, "sleep 100");
+	svc_set(&f->svcs[2], "c", "127.0.0.1", 0, "delay:20", 5000, "sleep 100");
+	svc_set(&f->svcs[3], "d", "127.0.0.1", 0, "delay:20", 5000, "sleep 100");
+	fix_start(f, 4);
+	a = launcher_find(f->l, "a");
+	b = launcher_find(f->l, "b");
+	c = launcher_find(f->l, "c");
+	d = launcher_find(f->l, "d");
+	assert_true(launcher_wake_queue_on(f->l));
+	assert_int_equal(launcher_wake(a, seen_cb, &sa, NULL), 0);
+	assert_true(run_until_int(f, &sa.calls, 5000));
+	assert_int_equal(sa.ok, 1);
+	/* a was just used: not evictable. b and c wait, d is refused. */
+	assert_int_equal(launcher_wake(b, seen_cb, &sb, NULL), 0);
+	assert_int_equal(launcher_wake(c, seen_cb, &sc, NULL), 0);
+	assert_int_equal(launcher_wake(c, NULL, NULL, NULL), 0); /* joins c's wait */
+	assert_int_equal(launcher_wake(d, seen_cb, &sd, NULL), -1);
+	assert_int_equal(fix_state_of(b), INST_STOPPED);
+	assert_int_equal(launcher_wake_waiting(f->l), 2);
+	launcher_stats(f->l, &st);
+	assert_int_equal(st.wake_queue, 2);
+	assert_int_equal(st.wake_queued, 2);
+	assert_int_equal(st.wake_refused, 1);
+	assert_int_equal(st.refused[LAUNCHER_REFUSED_CAPACITY], 1);
+	/* Room: the first in line boots, the second still waits. */
+	launcher_activity(b);
+	assert_int_equal(launcher_stop(a), 0);
+	assert_true(run_until_int(f, &sb.calls, 5000));
+	assert_int_equal(sb.ok, 1);
+	assert_int_equal(fix_state_of(b), INST_READY);
+	assert_int_equal(sc.calls, 0);
+	assert_int_equal(fix_state_of(c), INST_STOPPED);
+	/* b kept busy: c's wait ends at hold_timeout, not ready. */
+	end = fix_now_ms() + 5000;
+	while (sc.calls == 0 && fix_now_ms() < end) {
+		launcher_activity(b);
+		fix_run_for(f, 20);
+	}
+	assert_int_equal(sc.calls, 1);
+	assert_int_equal(sc.ok, 0);
+	assert_int_equal(fix_state_of(c), INST_STOPPED);
+	assert_int_equal(fix_state_of(b), INST_READY);
+	assert_int_equal(sd.calls, 0);
+	launcher_stats(f->l, &st);
+	assert_int_equal(st.wake_queue, 0);
+	assert_int_equal(st.wake_admitted, 1);
+	assert_int_equal(st.wake_timed_out, 1);
+}
+
 static void test_free_leaves_nothing(void **state)
 {
 	struct fix *f = *state;
@@ -786,6 +853,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reentrant_callback, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_backend_not_built, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_free_leaves_nothing, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_wake_queue, fix_setup, fix_teardown),
 	    cmocka_unit_test(test_name_clash),
 	};
 
