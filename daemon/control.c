@@ -118,6 +118,8 @@ static json_t *control_instance_json(struct instance *inst)
 	              (json_int_t)in.uptime_ms, "boots", (int)in.boots, "idle_ms",
 	              (json_int_t)in.idle_ms, "last_activity", (json_int_t)in.last_activity, "pid",
 	              (int)in.pid, "shell", in.shell, "host", in.host);
+	if (o != NULL && in.address6[0] != '\0')
+		json_object_set_new(o, "address6", json_string(in.address6));
 	/* A pattern's instance ("LABEL.SERVICE") names the service it was made from. */
 	if (o != NULL && pattern != NULL)
 		json_object_set_new(o, "pattern", json_string(pattern));
