@@ -58,6 +58,8 @@ static struct pxsvc *pxsvc_new(struct proxy *p, const struct conf_service *cs)
 	}
 	svc->p = p;
 	svc->address = cs->address;
+	svc->address6 = cs->address6;
+	svc->has_address6 = cs->has_address6;
 	memcpy(svc->ports, cs->ports, sizeof(svc->ports));
 	svc->nports = cs->nports;
 	TAILQ_INIT(&svc->conns);
@@ -80,6 +82,8 @@ static bool routes_same(const struct pxsvc *old, const struct conf_service *cs)
 static bool pxsvc_same(const struct pxsvc *old, const struct conf_service *cs)
 {
 	return strcmp(old->name, cs->name) == 0 && old->address.s_addr == cs->address.s_addr &&
+	       old->has_address6 == cs->has_address6 &&
+	       memcmp(&old->address6, &cs->address6, sizeof(old->address6)) == 0 &&
 	       old->nports == cs->nports &&
 	       memcmp(old->ports, cs->ports, cs->nports * sizeof(cs->ports[0])) == 0 &&
 	       routes_same(old, cs);
@@ -154,6 +158,16 @@ struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr)
 	return NULL;
 }
 
+struct pxsvc *proxy_svc_by_addr6(struct proxy *p, const struct in6_addr *addr)
+{
+	struct pxsvc *svc;
+
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	if (svc->has_address6 && memcmp(&svc->address6, addr, sizeof(*addr)) == 0)
+		return svc;
+	return NULL;
+}
+
 bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc)
 {
 	return svc->held >= p->max_held_per_service || p->st.held >= p->max_held;
@@ -197,6 +211,23 @@ static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 	return false;
 }
 
+/* The IPv6 half of the rules: services with address6 whose rule is on (p->fw6). */
+static void proxy_rules6(struct proxy *p, struct fw_target *t, bool sync)
+{
+	struct pxsvc *svc;
+	size_t n = 0;
+
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	{
+		if (!svc->rule || !svc->has_address6)
+			continue;
+		t[n].addr6 = &svc->address6;
+		t[n].ports = svc->ports;
+		t[n++].nports = svc->nports;
+	}
+	fw_set(p->fw6, t, n, sync);
+}
+
 void proxy_rules(struct proxy *p, bool sync)
 {
 	struct fw_target *t;
@@ -225,6 +256,10 @@ void proxy_rules(struct proxy *p, bool sync)
 		t[n++].nports = svc->nports;
 	}
 	fw_set(p->fw, t, n, sync);
+	if (p->fw6 != NULL) {
+		memset(t, 0, n * sizeof(*t));
+		proxy_rules6(p, t, sync);
+	}
 	free(t);
 }
 
@@ -411,6 +446,7 @@ struct proxy *proxy_new(struct event_base *base, const struct conf *conf, struct
 	p->base = base;
 	p->l = l;
 	p->raw = -1;
+	p->raw6 = -1;
 	p->hold = conf->hold;
 	p->mode = conf->net_mode;
 	TAILQ_INIT(&p->svcs);
