@@ -96,6 +96,7 @@ struct proxy {
 	int raw, raw6; /* for resets */
 	/* hold "proxy" in bridge mode */
 	struct evconnlistener *rd_ls;
+	struct evconnlistener *rd_ls6; /* IPv6 clients to address6 (p->fw6 redirects them) */
 	/* hold "proxy" in user mode: p->fw DNATs to ready instances */
 	bool bypass;
 };

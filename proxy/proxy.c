@@ -211,7 +211,11 @@ static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 	return false;
 }
 
-/* The IPv6 half of the rules: services with address6 whose rule is on (p->fw6). */
+/*
+ * The IPv6 half of the rules (p->fw6), for services with address6: with
+ * hold "syn" while their rule is on (the process has IPv6 itself); with
+ * "proxy" always, the guest being IPv4 only.
+ */
 static void proxy_rules6(struct proxy *p, struct fw_target *t, bool sync)
 {
 	struct pxsvc *svc;
@@ -219,7 +223,7 @@ static void proxy_rules6(struct proxy *p, struct fw_target *t, bool sync)
 
 	TAILQ_FOREACH(svc, &p->svcs, entry)
 	{
-		if (!svc->rule || !svc->has_address6)
+		if (!svc->has_address6 || (!svc->rule && p->hold != CONF_HOLD_PROXY))
 			continue;
 		t[n].addr6 = &svc->address6;
 		t[n].ports = svc->ports;
@@ -232,7 +236,7 @@ void proxy_rules(struct proxy *p, bool sync)
 {
 	struct fw_target *t;
 	struct pxsvc *svc;
-	size_t n = 0;
+	size_t n = 0, all;
 
 	if (p->fw == NULL)
 		return;
@@ -242,6 +246,7 @@ void proxy_rules(struct proxy *p, bool sync)
 	}
 	TAILQ_FOREACH(svc, &p->svcs, entry)
 	n++;
+	all = n;
 	if ((t = calloc(n ? n : 1, sizeof(*t))) == NULL) {
 		log_warn("proxy: rules");
 		return;
@@ -257,7 +262,7 @@ void proxy_rules(struct proxy *p, bool sync)
 	}
 	fw_set(p->fw, t, n, sync);
 	if (p->fw6 != NULL) {
-		memset(t, 0, n * sizeof(*t));
+		memset(t, 0, all * sizeof(*t));
 		proxy_rules6(p, t, sync);
 	}
 	free(t);
