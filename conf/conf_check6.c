@@ -10,8 +10,7 @@
 
 static bool has6(const struct conf_build *b)
 {
-	return b->src[CONF_SK_ADDRESS6] != NULL && !b->bad[CONF_SK_ADDRESS6] &&
-	       b->svc.has_address6;
+	return b->src[CONF_SK_ADDRESS6] != NULL && !b->bad[CONF_SK_ADDRESS6] && b->svc.has_address6;
 }
 
 /* Where to report: the service's own address6, else the service (it came from the defaults). */

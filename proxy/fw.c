@@ -1,10 +1,10 @@
 /*
- * beckon's iptables chains (ip6tables' for IPv6 targets), written whole by `iptables-restore --noflush`
- * (declaring the chain flushes it, and the batch is one atomic commit): the
- * SYN hold's in the filter table, the bridge-mode proxy's in nat. At start and exit iptables runs
- * and is waited for; at runtime a change forks one iptables-restore in the background, at most one
- * at a time, coalescing what changes meanwhile. The child is reaped by pid (waitpid WNOHANG after
- * its output pipe closes), never by SIGCHLD, which is the launcher's.
+ * beckon's iptables chains (ip6tables' for IPv6 targets), written whole by `iptables-restore
+ * --noflush` (declaring the chain flushes it, and the batch is one atomic commit): the SYN hold's
+ * in the filter table, the bridge-mode proxy's in nat. At start and exit iptables runs and is
+ * waited for; at runtime a change forks one iptables-restore in the background, at most one at a
+ * time, coalescing what changes meanwhile. The child is reaped by pid (waitpid WNOHANG after its
+ * output pipe closes), never by SIGCHLD, which is the launcher's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,10 +79,9 @@ static void fw_rules(FILE *f, enum fw_kind kind, const char *chain, uint16_t num
 		char up[INET_ADDRSTRLEN];
 
 		if (kind == FW_REDIRECT) {
-			fprintf(
-			    f,
-			    "-A %s -d %s -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
-			    chain, addr, t->ports[i], num);
+			fprintf(f,
+			        "-A %s -d %s -p tcp -m tcp --dport %u -j REDIRECT --to-ports %u\n",
+			        chain, addr, t->ports[i], num);
 			continue;
 		}
 		inet_ntop(AF_INET, &t->up[i].sin_addr, up, sizeof(up));

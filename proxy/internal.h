@@ -254,8 +254,8 @@ struct tcp4 {
 	struct in_addr saddr, daddr;
 	bool v6;                        /* an IPv6 packet (pkt6_parse): its addresses are these */
 	struct in6_addr saddr6, daddr6; /* ... not saddr and daddr */
-	uint16_t sport, dport; /* host order */
-	uint32_t seq;          /* host order */
+	uint16_t sport, dport;          /* host order */
+	uint32_t seq;                   /* host order */
 	uint8_t flags;
 };
 #define TCP4_SYN 0x02
@@ -299,7 +299,8 @@ enum fw_kind {
 };
 struct fw_target {
 	struct in_addr addr;
-	const struct in6_addr *addr6; /* non-NULL: an IPv6 target (an ip6tables chain's), not ADDR */
+	const struct in6_addr
+	    *addr6; /* non-NULL: an IPv6 target (an ip6tables chain's), not ADDR */
 	const uint16_t *ports;
 	size_t nports;
 	const struct sockaddr_in *up; /* FW_DNAT: where each port goes */

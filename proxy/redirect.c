@@ -107,8 +107,8 @@ static int redirect_listen6(struct proxy *p, uint16_t *port)
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, 1024) == -1 ||
 	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1 ||
 	    (p->rd_ls6 = evconnlistener_new(p->base, accept_cb, p,
-	                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd)) ==
-	        NULL) {
+	                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+	                                    fd)) == NULL) {
 		log_warn("proxy: listening for redirected IPv6 connections");
 		if (fd != -1)
 			close(fd);

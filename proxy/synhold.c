@@ -119,9 +119,8 @@ static void hold(struct pxsvc *svc, uint32_t id, const struct tcp4 *t)
 	int rc;
 
 	/* The client's address: a boot passes its per-client rate limit. */
-	rc =
-	    launcher_wake_from(svc->inst, client,
-	                       svc->syn_waiter ? NULL : woken_cb, svc, svc->syn_waiter ? NULL : &w);
+	rc = launcher_wake_from(svc->inst, client, svc->syn_waiter ? NULL : woken_cb, svc,
+	                        svc->syn_waiter ? NULL : &w);
 	if (w != NULL)
 		svc->syn_waiter = w;
 	if (rc == 1) {

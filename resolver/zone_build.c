@@ -51,8 +51,7 @@ static ldns_rr *zb_a(const uint8_t *owner, size_t len, struct in_addr addr, uint
 	               ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, &addr));
 }
 
-static ldns_rr *zb_aaaa(const uint8_t *owner, size_t len, const struct in6_addr *addr,
-                        uint32_t ttl)
+static ldns_rr *zb_aaaa(const uint8_t *owner, size_t len, const struct in6_addr *addr, uint32_t ttl)
 {
 	return zb_push(zb_rr(owner, len, LDNS_RR_TYPE_AAAA, ttl),
 	               ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, 16, addr));

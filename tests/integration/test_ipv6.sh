@@ -10,11 +10,15 @@
 #    namespace on the test's bridge, python's http.server on ::) gets an
 #    ip6tables rule; a local curl over IPv6 while it is cold is held (one
 #    SYN, released when it is ready) and served; the rule goes once ready.
-# The services are exec processes: the hello guest has no IPv6.
+# 3. bridge mode, hold "proxy", the real hello guest under QEMU (IPv4 only):
+#    a local curl over IPv6 to its address6 is redirected (ip6tables nat)
+#    to the proxy, held while the guest boots and relayed to it over IPv4;
+#    that rule stays once the guest is ready (it has no IPv6 of its own).
+# The hello guest has no IPv6 stack; the process of part 2 has one.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/holdnet.sh"
 need_root "ipv6"
-for tool in ip6tables ip6tables-restore iptables curl busybox python3 tcpdump dig; do
+for tool in ip6tables ip6tables-restore iptables curl busybox python3 tcpdump dig qemu-system-x86_64; do
 	command -v "$tool" >/dev/null || { skip "ipv6: $tool is not installed"; exit 0; }
 done
 if [ "$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null)" != 0 ]; then
@@ -45,6 +49,12 @@ CONF=$T/beckon.conf
 CHAIN=$(hold_chain "$HBR")
 on_exit holdnet_fw_cleanup
 on_exit "ip6tables -w -D FORWARD -j $CHAIN; ip6tables -w -D OUTPUT -j $CHAIN; ip6tables -w -F $CHAIN; ip6tables -w -X $CHAIN"
+PCHAIN=BECKON-PROXY-$HBR
+on_exit "for t in iptables ip6tables; do \$t -w -t nat -D PREROUTING -j $PCHAIN; \$t -w -t nat -D OUTPUT -j $PCHAIN; \$t -w -t nat -F $PCHAIN; \$t -w -t nat -X $PCHAIN; done"
+IMG=$ROOT/build/hello.elf
+[ -f "$IMG" ] || { not_ok "the hello guest is built ($IMG; make guest)"; finish; }
+G=v6g$$ # the hello guest's service: its QEMU found by this marker, should a check fail
+on_exit "for p in \$(pgrep -f 'guest=beckon:$G'); do kill -9 \$p; done"
 
 # ---- 1. user mode, hold "proxy" ----
 user_conf() {
@@ -163,4 +173,34 @@ check "dig AAAA dual ($out)" [ "$out" = "$V6BR::4" ]
 check "SIGTERM: clean exit" stop_daemon
 check "the ip6tables chain is gone" bash -c "! ip6tables -w -S $CHAIN 2>/dev/null"
 check "and its jumps" bash -c "! ip6tables -w -S OUTPUT | grep -q -- '-j $CHAIN'"
+
+# ---- 3. bridge mode, hold "proxy": the IPv4-only hello guest behind address6 ----
+base_conf "$CONF"
+sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$HBR\"; subnet = \"$HNET.0/24\"; hold = \"proxy\"; hold_timeout = \"60s\"; };|" "$CONF"
+add_services "$CONF" <<CONF
+  { name = "$G"; dns = ( "hello.svc.test" ); address = "$HNET.10"; address6 = "$V6BR::10";
+    ports = ( 80 ); image = "$IMG"; boot_timeout = "60s";
+    cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}"; },
+CONF
+rule6p() { ip6tables -w -t nat -S "$PCHAIN" 2>/dev/null | grep -q -- "-d $V6BR::10/128 .*REDIRECT"; }
+start_daemon "$CONF" || { not_ok "beckond starts (hold proxy in bridge mode, address6)"; finish; }
+ok "beckond starts (hold proxy in bridge mode, address6)"
+check "ip6tables nat chain $PCHAIN redirects address6's port" rule6p
+# no_qemu: the guest's QEMU does not run ("[v]": pgrep does not find itself).
+no_qemu() { ! pgrep -f "guest=beckon:[v]${G#v}" >/dev/null; }
+check "no QEMU runs yet" no_qemu
+out=$(curl -s -6 -m 60 -w ' %{http_code}' "http://[$V6BR::10]/")
+check "cold IPv6 connection to the hello guest: held, relayed over IPv4, 200 ($(echo $out))" \
+	bash -c "[[ \"\$1\" == 'hello from $G'*' 200' ]]" _ "$out"
+check "it booted the guest once" [ "$(grep -c "$G: booting" "$DLOG")" -eq 1 ]
+check "the guest is ready" wait_for 30 state_is "$G" ready
+check "address6's rule stays for the ready guest (IPv6 reaches it through the proxy only)" rule6p
+check "the IPv4 rule went (IPv4 clients reach it directly)" \
+	wait_for 30 bash -c "! iptables -w -t nat -S $PCHAIN | grep -q -- '-d $HNET.10/32'"
+out=$(curl -s -6 -m 30 -w ' %{http_code}' "http://[$V6BR::10]/")
+check "a second IPv6 connection to the ready guest: 200 ($(echo $out))" \
+	bash -c "[[ \"\$1\" == 'hello from $G'*' 200' ]]" _ "$out"
+check "SIGTERM: clean exit" stop_daemon
+check "the ip6tables nat chain is gone" bash -c "! ip6tables -w -t nat -S $PCHAIN 2>/dev/null"
+check "no QEMU left" no_qemu
 finish

@@ -837,17 +837,16 @@ static void test_fronts(void **state)
 /* address6: parsed, copied, compared; bad ones and doubles reported where they are. */
 static void test_address6(void **state)
 {
-	struct conf *c = load_good(ZONE "network = { mode = \"user\"; };\n"
-	                                "services = (\n"
-	                                " { name = \"a\"; dns = \"a.svc.test\"; address = "
-	                                "\"127.0.0.2\"; address6 = \"FD77::2\"; ports = 80; " EXEC
-	                                "},\n"
-	                                " { name = \"b\"; dns = \"b.svc.test\"; address = "
-	                                "\"127.0.0.3\"; ports = 80; " EXEC "}\n"
-	                                ");\n");
+	struct conf *c =
+	    load_good(ZONE "network = { mode = \"user\"; };\n"
+	                   "services = (\n"
+	                   " { name = \"a\"; dns = \"a.svc.test\"; address = "
+	                   "\"127.0.0.2\"; address6 = \"FD77::2\"; ports = 80; " EXEC "},\n"
+	                   " { name = \"b\"; dns = \"b.svc.test\"; address = "
+	                   "\"127.0.0.3\"; ports = 80; " EXEC "}\n"
+	                   ");\n");
 	struct in6_addr want;
 	struct conf_service *d;
-	char *errs;
 
 	(void)state;
 	assert_int_equal(inet_pton(AF_INET6, "fd77::2", &want), 1);
@@ -863,27 +862,35 @@ static void test_address6(void **state)
 	assert_false(conf_service_equal(d, &c->services[0]));
 	conf_service_free(d);
 	conf_free(c);
+}
 
-	errs = load_bad(ZONE "network = { mode = \"user\"; hold = \"none\"; };\n"
-	                     "services = (\n"
-	                     " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.2\"; "
-	                     "address6 = \"fd77::2\"; ports = 80; " EXEC "},\n"
-	                     " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.3\"; "
-	                     "address6 = \"fd77:0::2\"; ports = 80; " EXEC "},\n"
-	                     " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.4\"; "
-	                     "address6 = \"10.0.0.1\"; ports = 80; " EXEC "},\n"
-	                     " { name = \"d\"; dns = \"d.svc.test\"; address = \"127.0.0.5\"; "
-	                     "address6 = \"::ffff:10.0.0.1\"; ports = 80; " EXEC "},\n"
-	                     " { name = \"e\"; dns = \"e.svc.test\"; address = \"127.0.0.6\"; "
-	                     "address6 = \"ff02::1\"; ports = 80; " EXEC "},\n"
-	                     " { name = \"f\"; dns = \"f.svc.test\"; address = \"127.0.0.7\"; "
-	                     "address6 = \"::\"; ports = 80; " EXEC "},\n"
-	                     " { name = \"g\"; dns = \"g.svc.test\"; address = \"127.0.0.8\"; "
-	                     "address6 = \"fd77::8\"; replicas = { max = 2; target = 5; }; address_pool = "
-	                     "\"127.0.1.0/24\"; ports = 80; " EXEC "},\n"
-	                     " { name = \"h\"; dns = \"*.h.svc.test\"; address6 = \"fd77::9\"; "
-	                     "address_pool = \"127.0.2.0/24\"; image = \"/x/{label}\"; ports = 80; " EXEC "}\n"
-	                     ");\n");
+/* Bad address6 values, an address6 used twice, and where it cannot go. */
+static void test_address6_bad(void **state)
+{
+	char *errs;
+
+	(void)state;
+	errs = load_bad(
+	    ZONE "network = { mode = \"user\"; hold = \"none\"; };\n"
+	         "services = (\n"
+	         " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.2\"; "
+	         "address6 = \"fd77::2\"; ports = 80; " EXEC "},\n"
+	         " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.3\"; "
+	         "address6 = \"fd77:0::2\"; ports = 80; " EXEC "},\n"
+	         " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.4\"; "
+	         "address6 = \"10.0.0.1\"; ports = 80; " EXEC "},\n"
+	         " { name = \"d\"; dns = \"d.svc.test\"; address = \"127.0.0.5\"; "
+	         "address6 = \"::ffff:10.0.0.1\"; ports = 80; " EXEC "},\n"
+	         " { name = \"e\"; dns = \"e.svc.test\"; address = \"127.0.0.6\"; "
+	         "address6 = \"ff02::1\"; ports = 80; " EXEC "},\n"
+	         " { name = \"f\"; dns = \"f.svc.test\"; address = \"127.0.0.7\"; "
+	         "address6 = \"::\"; ports = 80; " EXEC "},\n"
+	         " { name = \"g\"; dns = \"g.svc.test\"; address = \"127.0.0.8\"; "
+	         "address6 = \"fd77::8\"; replicas = { max = 2; target = 5; }; address_pool = "
+	         "\"127.0.1.0/24\"; ports = 80; " EXEC "},\n"
+	         " { name = \"h\"; dns = \"*.h.svc.test\"; address6 = \"fd77::9\"; "
+	         "address_pool = \"127.0.2.0/24\"; image = \"/x/{label}\"; ports = 80; " EXEC "}\n"
+	         ");\n");
 	assert_string_equal(
 	    errs,
 	    "bad.conf:5: services[1].address6: fd77::2 is already used by service \"a\"\n"
@@ -960,6 +967,7 @@ int main(void)
 	    cmocka_unit_test(test_cross_checks),
 	    cmocka_unit_test(test_fronts),
 	    cmocka_unit_test(test_address6),
+	    cmocka_unit_test(test_address6_bad),
 	    cmocka_unit_test(test_user),
 	};
 
