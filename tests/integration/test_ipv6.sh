@@ -9,7 +9,9 @@
 # 2. bridge mode, hold "syn": an exec service whose process has IPv6 (a
 #    namespace on the test's bridge, python's http.server on ::) gets an
 #    ip6tables rule; a local curl over IPv6 while it is cold is held (one
-#    SYN, released when it is ready) and served; the rule goes once ready.
+#    SYN, released when it is ready) and served; the rule goes once ready;
+#    a service that never comes up has its IPv6 client reset (a raw IPv6
+#    RST), not left to time out.
 # 3. bridge mode, hold "proxy", the real hello guest under QEMU (IPv4 only):
 #    a local curl over IPv6 to its address6 is redirected (ip6tables nat)
 #    to the proxy, held while the guest boots and relayed to it over IPv4;
@@ -141,6 +143,8 @@ add_services "$CONF" <<CONF
   { name = "dual"; dns = ( "dual.svc.test" ); address = "$HNET.4"; address6 = "$V6BR::4";
     ports = ( 80 ); backend = "exec"; ready = "tcp"; boot_timeout = "60s";
     exec = { command = "ip netns exec $NS4 sh -c 'echo run >>$T/count.4; sleep 0.5; cd $DOC && exec python3 -m http.server --bind :: 80'"; }; },
+  { name = "never6"; dns = ( "never6.svc.test" ); address = "$HNET.5"; address6 = "$V6BR::5";
+    ports = ( 80 ); backend = "exec"; ready = "tcp"; boot_timeout = "2s"; exec = { command = "sleep 1000"; }; },
 CONF
 rule6() { ip6tables -w -S "$CHAIN" 2>/dev/null | grep -q -- "-d $V6BR::4/128 .*NFQUEUE"; }
 jumps6() { ip6tables -w -S "$1" | grep -c -- "-j $CHAIN\$"; }
@@ -170,6 +174,11 @@ check "the SYN started the boot" grep -q 'dual: booting' "$DLOG"
 check "the rule goes once the service is ready" wait_for 30 bash -c "! ip6tables -w -S $CHAIN | grep -q -- '-d $V6BR::4/128'"
 out=$(dq dual.svc.test AAAA +short)
 check "dig AAAA dual ($out)" [ "$out" = "$V6BR::4" ]
+# A boot that fails: the held IPv6 SYN is answered with a reset (curl: refused, 7), not dropped (28).
+t0=$(now_ms)
+curl -s -6 -m 40 -o /dev/null "http://[$V6BR::5]/"
+rc=$?
+check "a failed boot resets its held IPv6 client (curl exit $rc after $(($(now_ms) - t0)) ms)" [ "$rc" -eq 7 ]
 check "SIGTERM: clean exit" stop_daemon
 check "the ip6tables chain is gone" bash -c "! ip6tables -w -S $CHAIN 2>/dev/null"
 check "and its jumps" bash -c "! ip6tables -w -S OUTPUT | grep -q -- '-j $CHAIN'"
