@@ -5,7 +5,8 @@
 #    listens on address6, and an IPv6 client's connection to the cold
 #    service is held while it boots and relayed to its IPv4-only process
 #    (the guests are IPv4, as the hello guest is); beckonctl list shows
-#    address6; a bad address6 is refused by beckond -n.
+#    address6; a bad address6 is refused by beckond -n; SIGHUP adds one to
+#    a running service (its listener comes, the other's stays).
 # 2. bridge mode, hold "syn": an exec service whose process has IPv6 (a
 #    namespace on the test's bridge, python's http.server on ::) gets an
 #    ip6tables rule; a local curl over IPv6 while it is cold is held (one
@@ -126,6 +127,17 @@ check "a second IPv6 connection: 200, no new boot ($(echo $out))" \
 	bash -c "[[ \"\$1\" == *' 200' ]] && [ $(runs 2) -eq $((r0 + 1)) ]" _ "$out"
 out=$(hcl curl -s -4 -m 30 -w ' %{http_code}' "http://$HSNET.2/")
 check "IPv4 clients still served ($(echo $out))" bash -c "[[ \"\$1\" == *' 200' ]]" _ "$out"
+# SIGHUP: four gets an address6; six's listener (same address6 and ports) is kept.
+sed -i "s|address = \"$HSNET.3\";|address = \"$HSNET.3\"; address6 = \"$V6SV::3\";|" "$CONF"
+kill -HUP "$DPID"
+check "SIGHUP: the new address6 is answered" \
+	wait_for 30 bash -c "[ \"\$(dig @127.0.0.1 -p $DNS_PORT +time=5 +tries=1 +short four.svc.test AAAA)\" = '$V6SV::3' ]"
+check "SIGHUP: the proxy listens on it" wait_for 30 bash -c "ss -Htln 'src [$V6SV::3]' | grep -q ':80'"
+out=$(hcl curl -s -6 -m 60 -w ' %{http_code}' "http://[$V6SV::3]/")
+check "SIGHUP: an IPv6 client of four is served ($(echo $out))" bash -c "[[ \"\$1\" == *' 200' ]]" _ "$out"
+out=$(hcl curl -s -6 -m 30 -w ' %{http_code}' "http://[$V6SV::2]/")
+check "SIGHUP: six's IPv6 listener stayed ($(echo $out)), its process too ($(runs 2) runs)" \
+	bash -c "[[ \"\$1\" == *' 200' ]] && [ $(runs 2) -eq $((r0 + 1)) ]" _ "$out"
 check "SIGTERM: clean exit" stop_daemon
 check "the address6 listener is gone" bash -c "! ss -Htln 'src [$V6SV::2]' | grep -q ."
 
