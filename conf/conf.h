@@ -86,6 +86,14 @@ struct conf_service {
 	char *image;   /* as written (relative to the cwd); NULL when unset */
 	char *cmdline; /* "" when none */
 	struct in_addr address;
+	/*
+	 * address6: what AAAA answers. The guests stay IPv4: with hold
+	 * "proxy" the proxy listens there too and relays to the guest's IPv4
+	 * address; with "syn" (an exec service with IPv6) it is the
+	 * process's own address, its SYNs held through ip6tables.
+	 */
+	struct in6_addr address6;
+	bool has_address6;
 	uint16_t ports[CONF_MAX_PORTS];
 	size_t nports;
 	enum conf_backend backend;

@@ -173,6 +173,17 @@ static int k_address(struct conf_ctx *c, struct conf_build *b, const config_sett
 	return conf_get_ipv4(c, s, label, &b->svc.address);
 }
 
+static int k_address6(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                      const char *label, size_t off)
+{
+	(void)off;
+	b->svc.has_address6 = false;
+	if (conf_get_ipv6(c, s, label, &b->svc.address6) == -1)
+		return -1;
+	b->svc.has_address6 = true;
+	return 0;
+}
+
 static int k_address_pool(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                           const char *label, size_t off)
 {
@@ -447,6 +458,7 @@ static const struct key_def keys[] = {
     {NULL, "image", CONF_SK_IMAGE, k_str, OFF(image)},
     {NULL, "cmdline", CONF_SK_CMDLINE, k_str_empty, OFF(cmdline)},
     {NULL, "address", CONF_SK_ADDRESS, k_address, 0},
+    {NULL, "address6", CONF_SK_ADDRESS6, k_address6, 0},
     {NULL, "address_pool", CONF_SK_ADDRESS_POOL, k_address_pool, 0},
     {NULL, "replicas", CONF_SK_REPLICAS, k_replicas, 0},
     {NULL, "ports", CONF_SK_PORTS, k_ports, 0},

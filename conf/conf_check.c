@@ -255,6 +255,7 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 		if (b[i].src[CONF_SK_ROUTES] != NULL) {
 			check_zone(c, conf, &b[i]);
 			check_unique(c, b, i);
+			conf_check_address6(c, b, i);
 			continue;
 		}
 		check_backend(c, &b[i]);
@@ -265,6 +266,7 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 		check_zone(c, conf, &b[i]);
 		check_subnet(c, conf, &b[i]);
 		check_unique(c, b, i);
+		conf_check_address6(c, b, i);
 		conf_check_pattern(c, conf, b, i);
 		conf_check_unavailable(c, conf, &b[i]);
 	}

@@ -229,6 +229,27 @@ int conf_get_ipv4(struct conf_ctx *c, const config_setting_t *s, const char *lab
 	return 0;
 }
 
+int conf_get_ipv6(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                  struct in6_addr *out)
+{
+	const char *v, *why = NULL;
+
+	if (conf_get_string(c, s, label, &v) == -1)
+		return -1;
+	if (inet_pton(AF_INET6, v, out) != 1)
+		why = "want e.g. \"fd77::2\"";
+	else if (IN6_IS_ADDR_UNSPECIFIED(out))
+		why = "the unspecified address is no service's";
+	else if (IN6_IS_ADDR_MULTICAST(out))
+		why = "a multicast address";
+	else if (IN6_IS_ADDR_V4MAPPED(out) || IN6_IS_ADDR_V4COMPAT(out))
+		why = "an IPv4 address belongs in \"address\"";
+	if (why == NULL)
+		return 0;
+	conf_err(c, s, "%s: bad IPv6 address \"%s\" (%s)", label, v, why);
+	return -1;
+}
+
 int conf_get_dns_name(struct conf_ctx *c, const config_setting_t *s, const char *label, char *out)
 {
 	const char *v, *why;

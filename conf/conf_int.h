@@ -81,6 +81,9 @@ int conf_get_hostport(struct conf_ctx *c, const config_setting_t *s, const char 
                       struct conf_addr *out);
 int conf_get_ipv4(struct conf_ctx *c, const config_setting_t *s, const char *label,
                   struct in_addr *out);
+/* A unicast IPv6 address (not ::, multicast or IPv4-mapped). */
+int conf_get_ipv6(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                  struct in6_addr *out);
 int conf_get_dns_name(struct conf_ctx *c, const config_setting_t *s, const char *label, char *out);
 /* The ready key into SVC's ready, ready_arg and ready_delay_ms. */
 int conf_get_ready(struct conf_ctx *c, const config_setting_t *s, const char *label,
@@ -134,6 +137,7 @@ enum conf_skey {
 	CONF_SK_ADDRESS_POOL,
 	CONF_SK_REPLICAS,
 	CONF_SK_UNAVAILABLE,
+	CONF_SK_ADDRESS6,
 	CONF_SK_N
 };
 
@@ -202,6 +206,8 @@ int conf_get_unavailable(struct conf_ctx *c, const config_setting_t *s, const ch
                          struct conf_service *svc);
 void conf_check_unavailable(struct conf_ctx *c, const struct conf *conf,
                             const struct conf_build *b);
+/* conf_check6.c: address6 with what it cannot go with, and used twice. */
+void conf_check_address6(struct conf_ctx *c, const struct conf_build *b, size_t i);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 

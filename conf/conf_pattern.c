@@ -138,6 +138,7 @@ struct conf_service *conf_pattern_instance(const struct conf_service *svc, const
 	d->dns[0] = strdup(dns);
 	d->label = strdup(label);
 	d->address = addr;
+	d->has_address6 = false; /* conf_check_address6: a pattern has none */
 	d->pattern = false;
 	if (d->name == NULL || d->dns[0] == NULL || d->label == NULL)
 		goto fail;
@@ -162,6 +163,7 @@ struct conf_service *conf_replica_instance(const struct conf_service *svc, unsig
 		return NULL;
 	}
 	d->address = addr;
+	d->has_address6 = false; /* conf_check_address6: replicas have none */
 	return d;
 }
 

@@ -198,7 +198,9 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 {
 	return str_eq(a->name, b->name) && strv_eq(a->dns, a->ndns, b->dns, b->ndns) &&
 	       str_eq(a->image, b->image) && str_eq(a->cmdline, b->cmdline) &&
-	       a->address.s_addr == b->address.s_addr && a->nports == b->nports &&
+	       a->address.s_addr == b->address.s_addr && a->has_address6 == b->has_address6 &&
+	       memcmp(&a->address6, &b->address6, sizeof(a->address6)) == 0 &&
+	       a->nports == b->nports &&
 	       memcmp(a->ports, b->ports, a->nports * sizeof(a->ports[0])) == 0 &&
 	       a->backend == b->backend && a->memory == b->memory && a->vcpus == b->vcpus &&
 	       a->boot_timeout_ms == b->boot_timeout_ms && a->ready == b->ready &&

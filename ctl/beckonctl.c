@@ -114,10 +114,10 @@ static void ctl_duration(char *out, size_t len, long long ms)
 
 static void ctl_print_row(json_t *svc)
 {
-	const char *name = "", *state = "", *addr = "", *host = "";
+	const char *name = "", *state = "", *addr = "", *host = "", *addr6 = NULL;
 	json_int_t up = 0, idle = -1, last = 0;
 	int boots = 0;
-	char upbuf[32], idlebuf[32] = "-", lastbuf[48] = "never";
+	char upbuf[32], idlebuf[32] = "-", lastbuf[48] = "never", addrbuf[64];
 	time_t when;
 	struct tm tm;
 
@@ -125,6 +125,11 @@ static void ctl_print_row(json_t *svc)
 	            "address", &addr, "uptime_ms", &up, "boots", &boots, "idle_ms", &idle,
 	            "last_activity", &last);
 	json_unpack(svc, "{s:s}", "host", &host);
+	/* A service with address6: both, in the one column ("10.77.0.2,fd77::2"). */
+	if (json_unpack(svc, "{s:s}", "address6", &addr6) == 0) {
+		snprintf(addrbuf, sizeof(addrbuf), "%s,%s", addr, addr6);
+		addr = addrbuf;
+	}
 	ctl_duration(upbuf, sizeof(upbuf), up);
 	if (last > 0) {
 		/* Idle: how long since the last query, connection or traffic; and when. */

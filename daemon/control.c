@@ -123,6 +123,8 @@ static json_t *control_instance_json(struct instance *inst)
 		json_object_set_new(o, "held", json_integer(in.held));
 		json_object_set_new(o, "open", json_integer(in.open));
 	}
+	if (o != NULL && in.address6[0] != '\0')
+		json_object_set_new(o, "address6", json_string(in.address6));
 	/* A pattern's instance ("LABEL.SERVICE") names the service it was made from. */
 	if (o != NULL && pattern != NULL)
 		json_object_set_new(o, "pattern", json_string(pattern));

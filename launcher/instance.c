@@ -86,6 +86,8 @@ struct instance *launcher_inst_make(struct launcher *l, const struct conf_servic
 	inst->hold = hold;
 	inet_ntop(AF_INET, &svc->address, inst->address, sizeof(inst->address));
 	inst->addr = svc->address;
+	if (svc->has_address6)
+		inet_ntop(AF_INET6, &svc->address6, inst->address6, sizeof(inst->address6));
 	inst->hosted = hosted;
 	/* The names host networking gives this service's guest. */
 	hostnet_mac(svc->name, mac);

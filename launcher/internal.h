@@ -50,9 +50,10 @@ struct instance {
 	struct lpattern *pat;     /* the pattern service it was made from (pattern.c); NULL */
 	char *state_dir;
 	enum conf_net_mode net_mode;
-	char address[INET_ADDRSTRLEN]; /* the guest's: the service's, or on its host (hosts.c) */
-	struct in_addr addr;           /* ... the same */
-	bool hosted;                   /* placed on a host of the hosts list at each boot */
+	char address[INET_ADDRSTRLEN];   /* the guest's: the service's, or on its host (hosts.c) */
+	struct in_addr addr;             /* ... the same */
+	char address6[INET6_ADDRSTRLEN]; /* the service's address6; "" when none */
+	bool hosted;                     /* placed on a host of the hosts list at each boot */
 	char host[CONF_HOST_NAME_MAX + 1]; /* where it runs or last ran; "" when never placed */
 	char gateway[INET_ADDRSTRLEN];     /* on that host */
 	int prefix;

@@ -47,6 +47,7 @@ struct instance_info {
 	const char *name;
 	enum inst_state state;
 	const char *address;             /* dotted quad */
+	const char *address6;            /* the service's address6; "" when none */
 	int64_t uptime_ms;               /* since it became ready; 0 when not running */
 	unsigned boots;                  /* boot attempts */
 	unsigned boots_ok, boots_failed; /* their outcomes */

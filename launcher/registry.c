@@ -426,6 +426,7 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->name = inst->svc->name;
 	info->state = inst->state;
 	info->address = inst->address;
+	info->address6 = inst->address6;
 	if (inst->state == INST_READY || inst->state == INST_PAUSED)
 		info->uptime_ms = (now - inst->ready_at_us) / 1000;
 	info->boots = inst->boots;

@@ -1,10 +1,10 @@
 /*
- * beckon's iptables chains, written whole by `iptables-restore --noflush`
- * (declaring the chain flushes it, and the batch is one atomic commit): the
- * SYN hold's in the filter table, the bridge-mode proxy's in nat. At start and exit iptables runs
- * and is waited for; at runtime a change forks one iptables-restore in the background, at most one
- * at a time, coalescing what changes meanwhile. The child is reaped by pid (waitpid WNOHANG after
- * its output pipe closes), never by SIGCHLD, which is the launcher's.
+ * beckon's iptables chains (ip6tables' for IPv6 targets), written whole by `iptables-restore
+ * --noflush` (declaring the chain flushes it, and the batch is one atomic commit): the SYN hold's
+ * in the filter table, the bridge-mode proxy's in nat. At start and exit iptables runs and is
+ * waited for; at runtime a change forks one iptables-restore in the background, at most one at a
+ * time, coalescing what changes meanwhile. The child is reaped by pid (waitpid WNOHANG after its
+ * output pipe closes), never by SIGCHLD, which is the launcher's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +39,7 @@ static const struct {
 struct fw {
 	struct event_base *base;
 	enum fw_kind kind;
+	bool v6; /* ip6tables' */
 	char chain[32];
 	uint16_t num;
 	char *want;   /* the batch the chain should hold */
@@ -54,13 +55,20 @@ struct fw {
 
 static void fw_spawn(struct fw *fw);
 
-#define FW_DST_MAX (2 * INET_ADDRSTRLEN + 48)
+#define FW_DST_MAX (INET6_ADDRSTRLEN + INET_ADDRSTRLEN + 48)
 
-/* T's destination match: "-d A/32", or for a range (a pattern's pool) an iprange match. */
+/* T's destination match: "-d A/32" (IPv6: "-d A/128"), or for a range (a pattern's pool) an iprange
+ * match. */
 static void fw_dst(char *out, size_t len, const struct fw_target *t)
 {
-	char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+	char a[INET6_ADDRSTRLEN], b[INET_ADDRSTRLEN];
 
+	/* An IPv6 target (ip6tables' chain): its address6, a /128. */
+	if (t->addr6 != NULL) {
+		inet_ntop(AF_INET6, t->addr6, a, sizeof(a));
+		snprintf(out, len, "-d %s/128", a);
+		return;
+	}
 	inet_ntop(AF_INET, &t->addr, a, sizeof(a));
 	if (t->last.s_addr == 0) {
 		snprintf(out, len, "-d %s/32", a);
@@ -197,9 +205,17 @@ static int fw_run(char *const argv[], const char *input, bool quiet)
 	return -1;
 }
 
-static int fw_restore_sync(const char *input)
+/* The program to run: iptables or ip6tables, or their -restore. */
+static char *fw_bin(const struct fw *fw, bool restore)
 {
-	char *argv[] = {"iptables-restore", "--noflush", FW_WAIT, NULL};
+	if (restore)
+		return fw->v6 ? "ip6tables-restore" : "iptables-restore";
+	return fw->v6 ? "ip6tables" : "iptables";
+}
+
+static int fw_restore_sync(const struct fw *fw, const char *input)
+{
+	char *argv[] = {fw_bin(fw, true), "--noflush", FW_WAIT, NULL};
 
 	return fw_run(argv, input, false);
 }
@@ -208,8 +224,8 @@ static int fw_restore_sync(const char *input)
 static int fw_jumps(const struct fw *fw, bool jump)
 {
 	char *table = (char *)fw_kinds[fw->kind].table, *chain = (char *)fw->chain;
-	char *del[] = {"iptables", "-w", "-t", table, "-D", NULL, "-j", chain, NULL};
-	char *ins[] = {"iptables", "-w", "-t", table, "-I", NULL, "1", "-j", chain, NULL};
+	char *del[] = {fw_bin(fw, false), "-w", "-t", table, "-D", NULL, "-j", chain, NULL};
+	char *ins[] = {fw_bin(fw, false), "-w", "-t", table, "-I", NULL, "1", "-j", chain, NULL};
 	int rc = 0;
 
 	for (size_t h = 0; h < 2 && fw_kinds[fw->kind].hooks[h] != NULL; h++) {
@@ -246,7 +262,7 @@ static void fw_reaped(struct fw *fw, int status)
 	fw->pid = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fw->msg[fw->msglen] = '\0';
-		log_warnx("proxy: iptables-restore for %s failed: %s", fw->chain,
+		log_warnx("proxy: %s for %s failed: %s", fw_bin(fw, true), fw->chain,
 		          fw->msglen ? strtok(fw->msg, "\n") : "no output");
 		fw->dirty = false;
 		fw_retry_later(fw);
@@ -300,7 +316,7 @@ static void out_cb(evutil_socket_t fd, short what, void *arg)
 
 static void fw_spawn(struct fw *fw)
 {
-	char *argv[] = {"iptables-restore", "--noflush", FW_WAIT, NULL};
+	char *argv[] = {fw_bin(fw, true), "--noflush", FW_WAIT, NULL};
 
 	fw->dirty = false;
 	fw->msglen = 0;
@@ -348,7 +364,7 @@ void fw_set(struct fw *fw, const struct fw_target *t, size_t n, bool sync)
 	fw->want = batch;
 	if (sync) {
 		fw_wait(fw);
-		fw->applied = fw_restore_sync(batch) == 0;
+		fw->applied = fw_restore_sync(fw, batch) == 0;
 		if (!fw->applied && fw->live)
 			fw_retry_later(fw); /* keep trying, in the background */
 	} else if (fw->pid != 0) {
@@ -360,12 +376,19 @@ void fw_set(struct fw *fw, const struct fw_target *t, size_t n, bool sync)
 
 struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain, uint16_t num)
 {
+	return fw_new_family(base, kind, chain, num, false);
+}
+
+struct fw *fw_new_family(struct event_base *base, enum fw_kind kind, const char *chain,
+                         uint16_t num, bool v6)
+{
 	struct fw *fw;
 
 	if ((fw = calloc(1, sizeof(*fw))) == NULL)
 		return NULL;
 	fw->base = base;
 	fw->kind = kind;
+	fw->v6 = v6;
 	fw->num = num;
 	fw->out = -1;
 	snprintf(fw->chain, sizeof(fw->chain), "%s", chain);
@@ -378,24 +401,25 @@ struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain,
 	if (!fw->applied || fw_jumps(fw, true) == -1)
 		goto fail;
 	fw->live = true;
-	log_info("proxy: iptables chain %s (%s table), jumped to from %s%s%s", chain,
+	log_info("proxy: %s chain %s (%s table), jumped to from %s%s%s", fw_bin(fw, false), chain,
 	         fw_kinds[kind].table, fw_kinds[kind].hooks[0],
 	         fw_kinds[kind].hooks[1] ? " and " : "",
 	         fw_kinds[kind].hooks[1] ? fw_kinds[kind].hooks[1] : "");
 	return fw;
 fail:
-	log_warnx("proxy: cannot set up the iptables chain %s", chain);
+	log_warnx("proxy: cannot set up the %s chain %s", v6 ? "ip6tables" : "iptables", chain);
 	fw_free(fw);
 	return NULL;
 }
 
 void fw_free(struct fw *fw)
 {
-	char *flush[] = {"iptables", "-w", "-t", NULL, "-F", NULL, NULL};
-	char *del[] = {"iptables", "-w", "-t", NULL, "-X", NULL, NULL};
+	char *flush[] = {NULL, "-w", "-t", NULL, "-F", NULL, NULL};
+	char *del[] = {NULL, "-w", "-t", NULL, "-X", NULL, NULL};
 
 	if (fw == NULL)
 		return;
+	flush[0] = del[0] = fw_bin(fw, false);
 	flush[3] = del[3] = (char *)fw_kinds[fw->kind].table;
 	flush[5] = del[5] = fw->chain;
 	fw_wait(fw);

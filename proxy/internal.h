@@ -53,9 +53,12 @@ struct pxsvc {
 	char *name;
 	struct instance *inst; /* NULL once the service is gone */
 	struct in_addr address;
+	struct in6_addr address6; /* when has_address6: IPv6 clients come there */
+	bool has_address6;
 	uint16_t ports[CONF_MAX_PORTS];
 	size_t nports;
-	struct evconnlistener *ls[CONF_MAX_PORTS]; /* hold "proxy" */
+	struct evconnlistener *ls[CONF_MAX_PORTS];  /* hold "proxy" */
+	struct evconnlistener *ls6[CONF_MAX_PORTS]; /* ... on address6 (user mode) */
 	struct pxconn_list conns;
 	unsigned held; /* its proxied connections and SYNs held now */
 	unsigned refs; /* connections that point here; freed at zero once gone */
@@ -94,11 +97,13 @@ struct proxy {
 	struct proxy_stats st;
 	/* hold "syn" */
 	struct fw *fw;
+	struct fw *fw6; /* the ip6tables chain, for services with address6; NULL when none */
 	struct nfq *q;
 	struct event *q_ev;
-	int raw; /* for resets */
+	int raw, raw6; /* for resets */
 	/* hold "proxy" in bridge mode */
 	struct evconnlistener *rd_ls;
+	struct evconnlistener *rd_ls6; /* IPv6 clients to address6 (p->fw6 redirects them) */
 	/* hold "proxy" in user mode: p->fw DNATs to ready instances */
 	bool bypass;
 };
@@ -166,6 +171,8 @@ void pxsvc_unref(struct pxsvc *svc);
 struct pxsvc *proxy_svc_by_name(struct proxy *p, const char *name);
 /* The service whose address is ADDR (or a pattern's whose pool holds it), NULL when none. */
 struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr);
+/* The service whose address6 is ADDR, NULL when none. */
+struct pxsvc *proxy_svc_by_addr6(struct proxy *p, const struct in6_addr *addr);
 /*
  * Rewrite the firewall chain (p->fw): a rule for each service whose traffic
  * must pass through beckon now, because its instance is not ready or (proxy)
@@ -282,11 +289,13 @@ void bypass_stop(struct proxy *p);
 /* Rewrite the chain; at once when a service leaves it. */
 void bypass_rules(struct proxy *p, bool sync);
 
-/* pkt.c: the TCP/IPv4 bits the SYN hold needs. */
+/* pkt.c: the TCP/IPv4 bits the SYN hold needs (pkt6.c: IPv6's). */
 struct tcp4 {
 	struct in_addr saddr, daddr;
-	uint16_t sport, dport; /* host order */
-	uint32_t seq;          /* host order */
+	bool v6;                        /* an IPv6 packet (pkt6_parse): its addresses are these */
+	struct in6_addr saddr6, daddr6; /* ... not saddr and daddr */
+	uint16_t sport, dport;          /* host order */
+	uint32_t seq;                   /* host order */
 	uint8_t flags;
 };
 #define TCP4_SYN 0x02
@@ -298,6 +307,11 @@ int pkt_parse(const uint8_t *buf, size_t len, struct tcp4 *t);
 size_t pkt_rst(const struct tcp4 *t, uint8_t *out, size_t outlen);
 /* The TCP checksum of SEG (header and data) from SRC to DST, network order. */
 uint16_t pkt_tcp_csum(struct in_addr src, struct in_addr dst, const uint8_t *seg, size_t len);
+/* pkt6.c: the same for IPv6 (a TCP header right after the fixed header); the RST is 60 bytes. */
+int pkt6_parse(const uint8_t *buf, size_t len, struct tcp4 *t);
+size_t pkt6_rst(const struct tcp4 *t, uint8_t *out, size_t outlen);
+uint16_t pkt6_tcp_csum(const struct in6_addr *src, const struct in6_addr *dst, const uint8_t *seg,
+                       size_t len);
 
 /* nfq.c: one NFQUEUE queue, over nfnetlink (libnl-nf). */
 struct nfq_pkt {
@@ -326,12 +340,17 @@ enum fw_kind {
 struct fw_target {
 	struct in_addr addr;
 	struct in_addr last; /* not 0: the range addr..last (a pattern service's pool) */
+	const struct in6_addr
+	    *addr6; /* non-NULL: an IPv6 target (an ip6tables chain's), not ADDR */
 	const uint16_t *ports;
 	size_t nports;
 	const struct sockaddr_in *up; /* FW_DNAT: where each port goes */
 };
 /* Make CHAIN (replacing what an earlier run left) and jump to it, once from each hook. */
 struct fw *fw_new(struct event_base *base, enum fw_kind kind, const char *chain, uint16_t num);
+/* The same with ip6tables when V6: its targets are IPv6 ones. */
+struct fw *fw_new_family(struct event_base *base, enum fw_kind kind, const char *chain,
+                         uint16_t num, bool v6);
 /*
  * The chain's rules become: beckon's own connections pass (LAUNCHER_FWMARK),
  * (nat chains) a rule that keeps conntrack tracking, then one rule for each of T. Applied in the

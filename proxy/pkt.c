@@ -20,6 +20,7 @@ int pkt_parse(const uint8_t *buf, size_t len, struct tcp4 *t)
 	    (ntohs(ip.frag_off) & 0x1fff) != 0 || len < ihl + sizeof(tcp))
 		return -1;
 	memcpy(&tcp, buf + ihl, sizeof(tcp));
+	t->v6 = false;
 	t->saddr.s_addr = ip.saddr;
 	t->daddr.s_addr = ip.daddr;
 	t->sport = ntohs(tcp.source);

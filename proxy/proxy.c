@@ -59,6 +59,8 @@ static struct pxsvc *pxsvc_new(struct proxy *p, const struct conf_service *cs)
 	}
 	svc->p = p;
 	svc->address = cs->address;
+	svc->address6 = cs->address6;
+	svc->has_address6 = cs->has_address6;
 	memcpy(svc->ports, cs->ports, sizeof(svc->ports));
 	svc->nports = cs->nports;
 	svc->replicated = cs->replicas_max > 1;
@@ -87,7 +89,10 @@ static bool pxsvc_same(const struct pxsvc *old, const struct conf_service *cs)
 	return strcmp(old->name, cs->name) == 0 && old->address.s_addr == cs->address.s_addr &&
 	       old->replicated == (cs->replicas_max > 1) && old->pattern == cs->pattern &&
 	       old->pool_first.s_addr == cs->pool_first.s_addr &&
-	       old->pool_last.s_addr == cs->pool_last.s_addr && old->nports == cs->nports &&
+	       old->pool_last.s_addr == cs->pool_last.s_addr &&
+	       old->has_address6 == cs->has_address6 &&
+	       memcmp(&old->address6, &cs->address6, sizeof(old->address6)) == 0 &&
+	       old->nports == cs->nports &&
 	       memcmp(old->ports, cs->ports, cs->nports * sizeof(cs->ports[0])) == 0 &&
 	       routes_same(old, cs);
 }
@@ -150,6 +155,16 @@ struct pxsvc *proxy_svc_by_addr(struct proxy *p, struct in_addr addr)
 	return NULL;
 }
 
+struct pxsvc *proxy_svc_by_addr6(struct proxy *p, const struct in6_addr *addr)
+{
+	struct pxsvc *svc;
+
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	if (svc->has_address6 && memcmp(&svc->address6, addr, sizeof(*addr)) == 0)
+		return svc;
+	return NULL;
+}
+
 bool proxy_held_full(const struct proxy *p, const struct pxsvc *svc)
 {
 	return svc->held >= p->max_held_per_service || p->st.held >= p->max_held;
@@ -203,11 +218,32 @@ static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 	return false;
 }
 
+/*
+ * The IPv6 half of the rules (p->fw6), for services with address6: with
+ * hold "syn" while their rule is on (the process has IPv6 itself); with
+ * "proxy" always, the guest being IPv4 only.
+ */
+static void proxy_rules6(struct proxy *p, struct fw_target *t, bool sync)
+{
+	struct pxsvc *svc;
+	size_t n = 0;
+
+	TAILQ_FOREACH(svc, &p->svcs, entry)
+	{
+		if (!svc->has_address6 || (!svc->rule && p->hold != CONF_HOLD_PROXY))
+			continue;
+		t[n].addr6 = &svc->address6;
+		t[n].ports = svc->ports;
+		t[n++].nports = svc->nports;
+	}
+	fw_set(p->fw6, t, n, sync);
+}
+
 void proxy_rules(struct proxy *p, bool sync)
 {
 	struct fw_target *t;
 	struct pxsvc *svc;
-	size_t n = 0;
+	size_t n = 0, all;
 
 	if (p->fw == NULL)
 		return;
@@ -217,6 +253,7 @@ void proxy_rules(struct proxy *p, bool sync)
 	}
 	TAILQ_FOREACH(svc, &p->svcs, entry)
 	n++;
+	all = n;
 	if ((t = calloc(n ? n : 1, sizeof(*t))) == NULL) {
 		log_warn("proxy: rules");
 		return;
@@ -232,6 +269,10 @@ void proxy_rules(struct proxy *p, bool sync)
 		t[n++].nports = svc->nports;
 	}
 	fw_set(p->fw, t, n, sync);
+	if (p->fw6 != NULL) {
+		memset(t, 0, all * sizeof(*t));
+		proxy_rules6(p, t, sync);
+	}
 	free(t);
 }
 
@@ -422,6 +463,7 @@ struct proxy *proxy_new(struct event_base *base, const struct conf *conf, struct
 	p->base = base;
 	p->l = l;
 	p->raw = -1;
+	p->raw6 = -1;
 	p->hold = conf->hold;
 	p->mode = conf->net_mode;
 	TAILQ_INIT(&p->svcs);

@@ -4,6 +4,9 @@
  * (they go on to the guest) and then its rule is removed, so later SYNs
  * never pass through beckon; when the boot fails they are answered with a
  * TCP reset (a raw IPv4 packet, as if from the guest) and dropped.
+ * A service with address6 is held the same way through an ip6tables
+ * chain feeding the same queue (an exec service whose process has IPv6:
+ * the hello guest has none).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +29,30 @@ struct synpkt {
 	struct tcp4 t;
 };
 
+static void send_rst6(struct proxy *p, const struct tcp4 *t)
+{
+	struct sockaddr_in6 dst = {.sin6_family = AF_INET6, .sin6_addr = t->saddr6};
+	char addr[INET6_ADDRSTRLEN];
+	uint8_t buf[64];
+	size_t len = pkt6_rst(t, buf, sizeof(buf));
+
+	if (p->raw6 != -1 &&
+	    sendto(p->raw6, buf, len, 0, (struct sockaddr *)&dst, sizeof(dst)) != (ssize_t)len)
+		log_warn("proxy: reset to [%s]:%u",
+		         inet_ntop(AF_INET6, &t->saddr6, addr, sizeof(addr)), t->sport);
+}
+
 static void send_rst(struct proxy *p, const struct tcp4 *t)
 {
 	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_addr = t->saddr};
 	uint8_t buf[64];
-	size_t len = pkt_rst(t, buf, sizeof(buf));
+	size_t len;
 
+	if (t->v6) {
+		send_rst6(p, t);
+		return;
+	}
+	len = pkt_rst(t, buf, sizeof(buf));
 	if (p->raw != -1 &&
 	    sendto(p->raw, buf, len, 0, (struct sockaddr *)&dst, sizeof(dst)) != (ssize_t)len)
 		log_warn("proxy: reset to %s:%u", inet_ntoa(t->saddr), t->sport);
@@ -80,8 +101,9 @@ static struct synpkt *find_syn(struct pxsvc *svc, const struct tcp4 *t)
 	struct synpkt *s;
 
 	TAILQ_FOREACH(s, &svc->syns, entry)
-	if (s->t.saddr.s_addr == t->saddr.s_addr && s->t.sport == t->sport &&
-	    s->t.dport == t->dport)
+	if (s->t.v6 == t->v6 && s->t.sport == t->sport && s->t.dport == t->dport &&
+	    (t->v6 ? memcmp(&s->t.saddr6, &t->saddr6, sizeof(t->saddr6)) == 0
+	           : s->t.saddr.s_addr == t->saddr.s_addr))
 		return s;
 	return NULL;
 }
@@ -91,13 +113,14 @@ static void hold(struct pxsvc *svc, uint32_t id, const struct tcp4 *t)
 	struct proxy *p = svc->p;
 	struct launcher_waiter *w = NULL;
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr = t->saddr};
+	struct sockaddr_in6 peer6 = {.sin6_family = AF_INET6, .sin6_addr = t->saddr6};
+	struct sockaddr *client = t->v6 ? (struct sockaddr *)&peer6 : (struct sockaddr *)&peer;
 	struct synpkt *s;
 	int rc;
 
 	/* The client's address: a boot passes its per-client rate limit. */
-	rc =
-	    launcher_wake_from(svc->inst, (struct sockaddr *)&peer,
-	                       svc->syn_waiter ? NULL : woken_cb, svc, svc->syn_waiter ? NULL : &w);
+	rc = launcher_wake_from(svc->inst, client, svc->syn_waiter ? NULL : woken_cb, svc,
+	                        svc->syn_waiter ? NULL : &w);
 	if (w != NULL)
 		svc->syn_waiter = w;
 	if (rc == 1) {
@@ -134,9 +157,13 @@ static void on_packet(const struct nfq_pkt *pk, void *arg)
 	struct tcp4 t;
 
 	/* Not a SYN to a guest of ours (a stale rule): none of our business. */
-	if (pk->payload == NULL || pkt_parse(pk->payload, pk->len, &t) == -1 ||
+	if (pk->payload == NULL || pk->len == 0 ||
+	    ((pk->payload[0] >> 4) == 6 ? pkt6_parse(pk->payload, pk->len, &t)
+	                                : pkt_parse(pk->payload, pk->len, &t)) == -1 ||
 	    (t.flags & (TCP4_SYN | TCP4_ACK)) != TCP4_SYN ||
-	    (svc = proxy_svc_by_addr(p, t.daddr)) == NULL || svc->inst == NULL) {
+	    (svc = t.v6 ? proxy_svc_by_addr6(p, &t.daddr6) : proxy_svc_by_addr(p, t.daddr)) ==
+	        NULL ||
+	    svc->inst == NULL) {
 		nfq_verdict(p->q, pk->id, NFQ_ACCEPT);
 		return;
 	}
@@ -185,6 +212,18 @@ static uint16_t queue_open(struct proxy *p, const char *bridge)
 	return 0;
 }
 
+/*
+ * The IPv6 half: an ip6tables chain of the same name into the same queue.
+ * Without it (no ip6tables) IPv6 SYNs are not held, and the rest works.
+ */
+static void synhold_start6(struct proxy *p, const char *chain, uint16_t num)
+{
+	if ((p->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW)) == -1)
+		log_warn("proxy: raw IPv6 socket (held IPv6 SYNs will be dropped, not reset)");
+	if ((p->fw6 = fw_new_family(p->base, FW_SYN, chain, num, true)) == NULL)
+		log_warnx("proxy: IPv6 SYNs (to address6) will not be held");
+}
+
 int synhold_start(struct proxy *p, const char *bridge)
 {
 	char chain[32];
@@ -201,6 +240,7 @@ int synhold_start(struct proxy *p, const char *bridge)
 		goto fail;
 	if ((p->fw = fw_new(p->base, FW_SYN, chain, num)) == NULL)
 		goto fail;
+	synhold_start6(p, chain, num);
 	proxy_rules(p, true);
 	log_info("proxy: holding SYNs in NFQUEUE %u", num);
 	return 0;
@@ -217,6 +257,8 @@ void synhold_stop(struct proxy *p)
 	synhold_svc_gone(svc);
 	fw_free(p->fw);
 	p->fw = NULL;
+	fw_free(p->fw6);
+	p->fw6 = NULL;
 	if (p->q_ev != NULL)
 		event_free(p->q_ev);
 	p->q_ev = NULL;
@@ -225,4 +267,7 @@ void synhold_stop(struct proxy *p)
 	if (p->raw != -1)
 		close(p->raw);
 	p->raw = -1;
+	if (p->raw6 != -1)
+		close(p->raw6);
+	p->raw6 = -1;
 }

@@ -175,5 +175,8 @@ enum query_state query_answer(struct query *q, const struct zone *z)
 	if (n->svc < 0)
 		return QUERY_ANSWER;
 	q->svc = &z->svcs[n->svc];
-	return kind == ZA_A || kind == ZA_ANY ? QUERY_WAKE : QUERY_ANSWER;
+	/* An AAAA query wakes a service that has one: the client connects over IPv6 next. */
+	return kind == ZA_A || kind == ZA_ANY || (kind == ZA_AAAA && q->svc->has_addr6)
+	           ? QUERY_WAKE
+	           : QUERY_ANSWER;
 }

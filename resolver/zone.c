@@ -78,6 +78,8 @@ enum zone_qkind zone_qkind(uint16_t qtype)
 		return ZA_SOA;
 	case LDNS_RR_TYPE_ANY:
 		return ZA_ANY;
+	case LDNS_RR_TYPE_AAAA:
+		return ZA_AAAA;
 	default:
 		return ZA_OTHER;
 	}
@@ -145,6 +147,8 @@ static int zone_add_service(struct zone *z, size_t *cap, const struct conf *conf
 	if (!(z->svcs[i].name = strdup(s->name)))
 		return -1;
 	z->svcs[i].addr = s->address;
+	z->svcs[i].addr6 = s->address6;
+	z->svcs[i].has_addr6 = s->has_address6;
 	z->svcs[i].pattern = s->pattern;
 	z->svcs[i].replicas = s->replicas_max > 1 ? s->replicas_max : 1;
 	for (j = 0; j < s->ndns && !s->pattern; j++) {

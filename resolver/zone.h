@@ -30,11 +30,13 @@ struct zone_answer {
 };
 
 /* The answers kept per name, by question type. */
-enum zone_qkind { ZA_A, ZA_NS, ZA_SOA, ZA_ANY, ZA_OTHER, ZA_N };
+enum zone_qkind { ZA_A, ZA_NS, ZA_SOA, ZA_ANY, ZA_AAAA, ZA_OTHER, ZA_N };
 
 struct zone_svc {
 	char *name; /* the service, for launcher_find (a pattern's: launcher_pattern_get) */
 	struct in_addr addr;
+	struct in6_addr addr6; /* its AAAA, when has_addr6 */
+	bool has_addr6;
 	bool pattern; /* dns = ( "*.SUFFIX" ): ADDR is 0.0.0.0, the instance's goes in its place */
 	unsigned replicas; /* replicas.max: its names have A answers of 2..replicas records too */
 };

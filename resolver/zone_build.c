@@ -51,6 +51,12 @@ static ldns_rr *zb_a(const uint8_t *owner, size_t len, struct in_addr addr, uint
 	               ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, &addr));
 }
 
+static ldns_rr *zb_aaaa(const uint8_t *owner, size_t len, const struct in6_addr *addr, uint32_t ttl)
+{
+	return zb_push(zb_rr(owner, len, LDNS_RR_TYPE_AAAA, ttl),
+	               ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, 16, addr));
+}
+
 static ldns_rdf *zb_dname(const char *text)
 {
 	ldns_rdf *d = ldns_dname_new_frm_str(text);
@@ -154,13 +160,18 @@ static bool zb_records(ldns_pkt *p, const struct zone *z, const struct zone_name
 	} else if ((k == ZA_A || (k == ZA_ANY && !n->pattern)) && zb_addr(z, n, &a) &&
 	           !zb_push_rr(p, LDNS_SECTION_ANSWER, zb_a(n->name, n->len, a, z->ttl)))
 		return false;
+	/* A service without address6 has no AAAA: NODATA, the SOA below. */
+	if ((k == ZA_AAAA || k == ZA_ANY) && n->svc >= 0 && z->svcs[n->svc].has_addr6 &&
+	    !zb_push_rr(p, LDNS_SECTION_ANSWER,
+	                zb_aaaa(n->name, n->len, &z->svcs[n->svc].addr6, z->ttl)))
+		return false;
 	if (ldns_pkt_ancount(p) == 0 && !zb_push_rr(p, LDNS_SECTION_AUTHORITY, zb_soa(z, conf)))
 		return false;
 	return true;
 }
 
-static const uint16_t zb_qtypes[ZA_N] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_NS, LDNS_RR_TYPE_SOA,
-                                         LDNS_RR_TYPE_ANY, LDNS_RR_TYPE_TXT};
+static const uint16_t zb_qtypes[ZA_N] = {LDNS_RR_TYPE_A,   LDNS_RR_TYPE_NS,   LDNS_RR_TYPE_SOA,
+                                         LDNS_RR_TYPE_ANY, LDNS_RR_TYPE_AAAA, LDNS_RR_TYPE_TXT};
 
 /* The wire form of one response. NULL on failure. */
 static uint8_t *zb_wire(const struct zone *z, const struct zone_name *n, enum zone_qkind k,

@@ -964,6 +964,81 @@ static void test_wake_queue(void **state)
 	free(e);
 }
 
+/* address6: parsed, copied, compared; bad ones and doubles reported where they are. */
+static void test_address6(void **state)
+{
+	struct conf *c =
+	    load_good(ZONE "network = { mode = \"user\"; };\n"
+	                   "services = (\n"
+	                   " { name = \"a\"; dns = \"a.svc.test\"; address = "
+	                   "\"127.0.0.2\"; address6 = \"FD77::2\"; ports = 80; " EXEC "},\n"
+	                   " { name = \"b\"; dns = \"b.svc.test\"; address = "
+	                   "\"127.0.0.3\"; ports = 80; " EXEC "}\n"
+	                   ");\n");
+	struct in6_addr want;
+	struct conf_service *d;
+
+	(void)state;
+	assert_int_equal(inet_pton(AF_INET6, "fd77::2", &want), 1);
+	assert_true(c->services[0].has_address6);
+	assert_memory_equal(&c->services[0].address6, &want, sizeof(want));
+	assert_false(c->services[1].has_address6);
+	d = conf_service_dup(&c->services[0]);
+	assert_true(conf_service_equal(d, &c->services[0]));
+	d->address6.s6_addr[15] = 3;
+	assert_false(conf_service_equal(d, &c->services[0]));
+	d->address6 = want;
+	d->has_address6 = false;
+	assert_false(conf_service_equal(d, &c->services[0]));
+	conf_service_free(d);
+	conf_free(c);
+}
+
+/* Bad address6 values, an address6 used twice, and where it cannot go. */
+static void test_address6_bad(void **state)
+{
+	char *errs;
+
+	(void)state;
+	errs = load_bad(
+	    ZONE "network = { mode = \"user\"; hold = \"none\"; };\n"
+	         "services = (\n"
+	         " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.2\"; "
+	         "address6 = \"fd77::2\"; ports = 80; " EXEC "},\n"
+	         " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.3\"; "
+	         "address6 = \"fd77:0::2\"; ports = 80; " EXEC "},\n"
+	         " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.4\"; "
+	         "address6 = \"10.0.0.1\"; ports = 80; " EXEC "},\n"
+	         " { name = \"d\"; dns = \"d.svc.test\"; address = \"127.0.0.5\"; "
+	         "address6 = \"::ffff:10.0.0.1\"; ports = 80; " EXEC "},\n"
+	         " { name = \"e\"; dns = \"e.svc.test\"; address = \"127.0.0.6\"; "
+	         "address6 = \"ff02::1\"; ports = 80; " EXEC "},\n"
+	         " { name = \"f\"; dns = \"f.svc.test\"; address = \"127.0.0.7\"; "
+	         "address6 = \"::\"; ports = 80; " EXEC "},\n"
+	         " { name = \"g\"; dns = \"g.svc.test\"; address = \"127.0.0.8\"; "
+	         "address6 = \"fd77::8\"; replicas = { max = 2; target = 5; }; address_pool = "
+	         "\"127.0.1.0/24\"; ports = 80; " EXEC "},\n"
+	         " { name = \"h\"; dns = \"*.h.svc.test\"; address6 = \"fd77::9\"; "
+	         "address_pool = \"127.0.2.0/24\"; image = \"/x/{label}\"; ports = 80; " EXEC "}\n"
+	         ");\n");
+	assert_string_equal(
+	    errs,
+	    "bad.conf:5: services[1].address6: fd77::2 is already used by service \"a\"\n"
+	    "bad.conf:6: services[2].address6: bad IPv6 address \"10.0.0.1\" (want e.g. "
+	    "\"fd77::2\")\n"
+	    "bad.conf:7: services[3].address6: bad IPv6 address \"::ffff:10.0.0.1\" (an IPv4 "
+	    "address belongs in \"address\")\n"
+	    "bad.conf:8: services[4].address6: bad IPv6 address \"ff02::1\" (a multicast "
+	    "address)\n"
+	    "bad.conf:9: services[5].address6: bad IPv6 address \"::\" (the unspecified address "
+	    "is no service's)\n"
+	    "bad.conf:10: services[6].address6: goes with one instance, not replicas.max 2 (the "
+	    "replicas have IPv4 addresses only)\n"
+	    "bad.conf:11: services[7].address6: a pattern service's instances have no IPv6 "
+	    "address (their addresses come from address_pool)\n");
+	free(errs);
+}
+
 /* The checks across services: zone, subnet, duplicates, backends. */
 static void test_cross_checks(void **state)
 {
@@ -1021,6 +1096,8 @@ int main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_cross_checks),
 	    cmocka_unit_test(test_fronts),
+	    cmocka_unit_test(test_address6),
+	    cmocka_unit_test(test_address6_bad),
 	    cmocka_unit_test(test_user),
 	    cmocka_unit_test(test_unavailable),
 	    cmocka_unit_test(test_wake_queue),

@@ -126,6 +126,99 @@ static void test_pkt_rst(void **state)
 	assert_int_equal(pkt_rst(&t, rst, 39), 0);
 }
 
+/* An IPv6 SYN (fixed header, then TCP) from SRC to DST into B: its length, 60. */
+static size_t make_syn6(uint8_t *b, const char *src, const char *dst, uint16_t sport,
+                        uint16_t dport, uint32_t seq)
+{
+	memset(b, 0, 60);
+	b[0] = 0x60;
+	b[5] = 20; /* payload length */
+	b[6] = 6;  /* TCP */
+	b[7] = 64;
+	inet_pton(AF_INET6, src, b + 8);
+	inet_pton(AF_INET6, dst, b + 24);
+	b[40] = (uint8_t)(sport >> 8), b[41] = (uint8_t)sport;
+	b[42] = (uint8_t)(dport >> 8), b[43] = (uint8_t)dport;
+	b[44] = (uint8_t)(seq >> 24), b[45] = (uint8_t)(seq >> 16);
+	b[46] = (uint8_t)(seq >> 8), b[47] = (uint8_t)seq;
+	b[52] = 5 << 4;
+	b[53] = TCP4_SYN;
+	return 60;
+}
+
+static void test_pkt6(void **state)
+{
+	uint8_t syn[64], rst[80];
+	struct tcp4 t, r;
+	struct in6_addr a;
+	char text[INET6_ADDRSTRLEN];
+	uint32_t pseudo = 6 + 20;
+	size_t len = make_syn6(syn, "fd77:1::2", "fd77:79::4", 40000, 80, 0xfffffffe);
+
+	(void)state;
+	assert_int_equal(pkt6_parse(syn, len, &t), 0);
+	assert_true(t.v6);
+	inet_pton(AF_INET6, "fd77:79::4", &a);
+	assert_memory_equal(&t.daddr6, &a, sizeof(a));
+	assert_int_equal(t.sport, 40000);
+	assert_int_equal(t.dport, 80);
+	assert_true(t.seq == 0xfffffffe);
+	assert_int_equal(t.flags, TCP4_SYN);
+	assert_int_equal(pkt6_parse(syn, 59, &t), -1); /* no whole TCP header */
+	assert_int_equal(pkt_parse(syn, len, &t), -1); /* not IPv4 */
+	syn[6] = 0;                                    /* a hop-by-hop header first */
+	assert_int_equal(pkt6_parse(syn, len, &t), -1);
+	syn[6] = 6;
+	syn[0] = 0x45;
+	assert_int_equal(pkt6_parse(syn, len, &t), -1); /* not IPv6 */
+	syn[0] = 0x60;
+
+	assert_int_equal(pkt6_parse(syn, len, &t), 0);
+	assert_int_equal(pkt6_rst(&t, rst, 59), 0);
+	len = pkt6_rst(&t, rst, sizeof(rst));
+	assert_int_equal(len, 60);
+	assert_int_equal(pkt6_parse(rst, len, &r), 0);
+	inet_ntop(AF_INET6, &r.saddr6, text, sizeof(text));
+	assert_string_equal(text, "fd77:79::4"); /* as if from the guest */
+	inet_ntop(AF_INET6, &r.daddr6, text, sizeof(text));
+	assert_string_equal(text, "fd77:1::2");
+	assert_int_equal(r.sport, 80);
+	assert_int_equal(r.dport, 40000);
+	assert_int_equal(r.flags, TCP4_RST | TCP4_ACK);
+	/* ack = seq + 1 */
+	assert_true(((uint32_t)rst[48] << 24 | (uint32_t)rst[49] << 16 | (uint32_t)rst[50] << 8 |
+	             rst[51]) == 0xffffffffu);
+	assert_int_equal(rst[5], 20); /* payload length */
+	/* TCP checksum over the pseudo header: both addresses, length, next header. */
+	for (size_t i = 8; i < 40; i += 2)
+		pseudo += (uint32_t)(rst[i] << 8 | rst[i + 1]);
+	assert_int_equal(sum_ok(rst + 40, 20, pseudo), 0xffff);
+}
+
+/* IPv6 targets (an ip6tables chain's): their address6 as a /128. */
+static void test_fw_batch6(void **state)
+{
+	static const uint16_t ports[] = {80};
+	struct in6_addr a;
+	struct fw_target g = {.addr6 = &a, .ports = ports, .nports = 1};
+	char *b;
+
+	(void)state;
+	inet_pton(AF_INET6, "fd77::2", &a);
+	b = fw_batch(FW_SYN, "H", 7, &g, 1);
+	assert_string_equal(b, "*filter\n:H - [0:0]\n-A H -m mark --mark 0x626b -j RETURN\n"
+	                       "-A H -d fd77::2/128 -p tcp -m tcp --syn -j NFQUEUE --queue-num 7 "
+	                       "--queue-bypass\nCOMMIT\n");
+	free(b);
+	b = fw_batch(FW_REDIRECT, "P", 40000, &g, 1);
+	assert_string_equal(b,
+	                    "*nat\n:P - [0:0]\n-A P -m mark --mark 0x626b -j RETURN\n"
+	                    "-A P -m conntrack --ctstate NEW\n"
+	                    "-A P -d fd77::2/128 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports "
+	                    "40000\nCOMMIT\n");
+	free(b);
+}
+
 static void test_fw_batch(void **state)
 {
 	static const uint16_t ports[] = {80, 443};
@@ -808,6 +901,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pkt_parse),    cmocka_unit_test(test_pkt_rst),
+	    cmocka_unit_test(test_pkt6),         cmocka_unit_test(test_fw_batch6),
 	    cmocka_unit_test(test_fw_batch),     cmocka_unit_test(test_fw_batch_dnat),
 	    cmocka_unit_test(test_exec_port),    cmocka_unit_test(test_hold_relay_halfclose),
 	    cmocka_unit_test(test_flow_control), cmocka_unit_test(test_bulk_spliced),

@@ -222,6 +222,62 @@ static void test_nodata(void **state)
 	ldns_pkt_free(p);
 }
 
+/* api has address6: AAAA answers it and wakes; ANY carries both; www (none) stays NODATA. */
+static void test_aaaa(void **state)
+{
+	struct fixture *f = *state;
+	ldns_pkt *p;
+	char *s;
+
+	zone_free(f->z);
+	inet_pton(AF_INET6, "fd77::3", &f->svcs[1].address6);
+	f->svcs[1].has_address6 = true;
+	f->z = zone_new(&f->conf);
+	assert_non_null(f->z);
+
+	assert_int_equal(ask(f, "A.Deep.svc.test.", LDNS_RR_TYPE_AAAA, 1232, false), QUERY_WAKE);
+	assert_string_equal(f->q.svc->name, "api");
+	p = answer(f);
+	assert_true(ldns_pkt_aa(p));
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(p), 0)),
+	                 LDNS_RR_TYPE_AAAA);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 30);
+	s = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(p), 0), 0));
+	assert_string_equal(s, "fd77::3");
+	free(s);
+	s = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_answer(p), 0)));
+	assert_string_equal(s, "A.Deep.svc.test.");
+	free(s);
+	ldns_pkt_free(p);
+
+	assert_int_equal(ask(f, "api.svc.test.", LDNS_RR_TYPE_A, 0, false), QUERY_WAKE);
+	p = answer(f);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
+	assert_a(ldns_rr_list_rr(ldns_pkt_answer(p), 0), "10.77.0.3", 30);
+	ldns_pkt_free(p);
+
+	assert_int_equal(ask(f, "api.svc.test.", LDNS_RR_TYPE_ANY, 0, false), QUERY_WAKE);
+	p = answer(f);
+	assert_int_equal(ldns_pkt_ancount(p), 2);
+	assert_a(ldns_rr_list_rr(ldns_pkt_answer(p), 0), "10.77.0.3", 30);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(p), 1)),
+	                 LDNS_RR_TYPE_AAAA);
+	ldns_pkt_free(p);
+
+	/* Without address6: NODATA, and no wake (nothing to connect to over IPv6). */
+	assert_int_equal(ask(f, "www.svc.test.", LDNS_RR_TYPE_AAAA, 0, false), QUERY_ANSWER);
+	p = answer(f);
+	assert_soa_authority(p);
+	ldns_pkt_free(p);
+	/* A type it has not: NODATA still. */
+	assert_int_equal(ask(f, "api.svc.test.", LDNS_RR_TYPE_TXT, 0, false), QUERY_ANSWER);
+	p = answer(f);
+	assert_soa_authority(p);
+	ldns_pkt_free(p);
+}
+
 static void test_nxdomain(void **state)
 {
 	struct fixture *f = *state;
@@ -748,6 +804,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_service_a, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_case_echoed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nodata, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_aaaa, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_non_terminal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apex_soa, setup, teardown),
