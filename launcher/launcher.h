@@ -160,6 +160,14 @@ int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
 int launcher_wake_from(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
                        void *arg, struct launcher_waiter **handle);
 
+/*
+ * launcher_wake_from for a request that does not count as activity (a
+ * health check in the service's idle_ignore): it wakes what sleeps, but
+ * the idle clock runs on.
+ */
+int launcher_wake_quiet(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
+                        void *arg, struct launcher_waiter **handle);
+
 /* Forget a pending waiter; its callback will not be called. */
 void launcher_cancel(struct launcher_waiter *w);
 

@@ -64,7 +64,8 @@ static bool bypass_target(const struct pxsvc *svc, struct sockaddr_in *up)
 	struct instance *inst = svc->inst;
 	struct instance_info info;
 
-	if (inst == NULL)
+	/* Its requests are read for the paths of its idle_ignore. */
+	if (inst == NULL || quiet_http(svc))
 		return false;
 	launcher_info(inst, &info);
 	if (info.state != INST_READY)

@@ -57,8 +57,9 @@ struct pxsvc {
 	size_t nports;
 	struct evconnlistener *ls[CONF_MAX_PORTS]; /* hold "proxy" */
 	struct pxconn_list conns;
-	unsigned held; /* its proxied connections and SYNs held now */
-	unsigned refs; /* connections that point here; freed at zero once gone */
+	unsigned held;       /* its proxied connections and SYNs held now */
+	unsigned quiet_held; /* ... of them quiet (quiet.c): not the launcher's to see */
+	unsigned refs;       /* connections that point here; freed at zero once gone */
 	bool gone;
 	bool fresh; /* made by the reload under way */
 	/* hold "syn" */
@@ -124,6 +125,7 @@ struct pxconn {
 	bool pump_want[PUMP_DIRS];       /* to splice once the destination has flushed */
 	size_t moved[PUMP_DIRS];         /* bytes relayed by bufferevents */
 	struct pxhttp *http;             /* came to a front: its requests are framed (front.c) */
+	bool quiet;                      /* not activity: the service's idle_ignore (quiet.c) */
 };
 
 /* proxy.c */
@@ -219,6 +221,21 @@ void front_refuse(struct pxconn *c, int status);
 /* C's timer went off: true when it was the front's (a head's deadline, lingering). */
 bool front_timer(struct pxconn *c);
 void front_free(struct pxconn *c);
+
+/*
+ * quiet.c: the service's idle_ignore. quiet_client: PEER is a listed
+ * client; quiet_path: a request for PATH (LEN bytes) is listed; quiet_http:
+ * SVC's requests are read for its listed paths (a service, not a front);
+ * quiet_answer: the status beckon answers a quiet request with while SVC's
+ * guest is not ready, 0 to wake it. quiet_count_*: the proxy_count_* of C,
+ * a quiet one kept from the launcher.
+ */
+bool quiet_client(const struct pxsvc *svc, const struct sockaddr_storage *peer);
+bool quiet_path(const struct pxsvc *svc, const char *path, size_t len);
+bool quiet_http(const struct pxsvc *svc);
+int quiet_answer(const struct pxsvc *svc);
+void quiet_count_held(struct pxconn *c, int delta);
+void quiet_count_open(struct pxconn *c, int delta);
 
 /* synhold.c: hold "syn". */
 int synhold_start(struct proxy *p, const char *bridge);

@@ -94,10 +94,10 @@ static void pxsvc_set_inst(struct pxsvc *svc, struct instance *inst)
 	if (svc->inst == inst)
 		return;
 	TAILQ_FOREACH(c, &svc->conns, entry)
-	open += c->open;
+	open += c->open && !c->quiet;
 	svc->inst = inst;
 	if (inst != NULL)
-		launcher_connections(inst, (int)svc->held, (int)open);
+		launcher_connections(inst, (int)(svc->held - svc->quiet_held), (int)open);
 }
 
 /* SVC leaves the config: held clients are reset, relayed ones run on. */
@@ -182,7 +182,7 @@ static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 	struct sockaddr_in sa;
 
 	/* A front's connections always pass through the proxy: it reads their requests. */
-	if (svc->nroutes > 0)
+	if (svc->nroutes > 0 || quiet_http(svc))
 		return p->hold == CONF_HOLD_PROXY;
 	if (inst == NULL)
 		return false;
