@@ -343,6 +343,20 @@ static int act_proto(struct nlattr *proto)
 }
 
 /*
+ * A connection NATed to beckon's own proxy (bridge mode's REDIRECT) is the
+ * proxy's to count, and quiet when idle_ignore says so; in user mode only
+ * the bypass's DNAT reaches an instance past the proxy, the rest are
+ * connections to the proxy itself.
+ */
+static bool act_nat_counts(const struct act_dump *d, struct nlattr **tb)
+{
+	uint32_t status = tb[CTA_STATUS] ? ntohl(nla_get_u32(tb[CTA_STATUS])) : 0;
+	bool nat = (status & IPS_DST_NAT) != 0;
+
+	return d->by_port ? nat : !nat;
+}
+
+/*
  * One conntrack entry: an open TCP connection counts for both ends; a
  * closed one's close time, and a UDP or ICMP flow's last packet, are a last
  * use. A flow to a group address (multicast, broadcast) is no client's.
@@ -360,7 +374,8 @@ static int act_entry(struct nl_msg *msg, void *arg)
 	    nla_parse_nested(ip, CTA_IP_MAX, tt[CTA_TUPLE_IP], NULL) < 0)
 		return NL_OK;
 	proto = act_proto(tt[CTA_TUPLE_PROTO]);
-	if (proto != IPPROTO_TCP && act_group_addr(d, ip[CTA_IP_V4_DST]))
+	if ((proto != IPPROTO_TCP && act_group_addr(d, ip[CTA_IP_V4_DST])) ||
+	    !act_nat_counts(d, tb))
 		return NL_OK;
 	if ((d->closed_us = act_entry_time(d, tb, proto)) < 0 ||
 	    (d->closed_us == 0 && proto != IPPROTO_TCP))
