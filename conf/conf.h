@@ -102,6 +102,9 @@ struct conf_service {
 	char *idle_check;
 	uint64_t idle_check_interval_ms; /* after a "not now", asked again this much later */
 	uint64_t idle_max_ms;            /* idle this long, on_idle runs unasked; 0: never */
+	/* idle_notice = "http:/PATH": told before an idle suspend; NULL: none. */
+	char *idle_notice;
+	uint64_t idle_notice_timeout_ms; /* ... and its answer awaited this long at most */
 	enum conf_warm warm;
 	struct conf_qemu qemu;
 	char *libvirt_uri,

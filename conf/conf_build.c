@@ -490,6 +490,30 @@ static int k_idle_max(struct conf_ctx *c, struct conf_build *b, const config_set
 	return conf_get_duration(c, s, label, &b->svc.idle_max_ms);
 }
 
+static int k_idle_notice(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                         const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_idle_notice(c, s, label, &b->svc);
+}
+
+static int k_idle_notice_timeout(struct conf_ctx *c, struct conf_build *b,
+                                 const config_setting_t *s, const char *label, size_t off)
+{
+	uint64_t v;
+
+	(void)off;
+	if (conf_get_duration(c, s, label, &v) == -1)
+		return -1;
+	if (v < 100 || v > 600000) {
+		conf_err(c, s, "%s: %llu ms is out of range (\"100ms\" to \"10m\")", label,
+		         (unsigned long long)v);
+		return -1;
+	}
+	b->svc.idle_notice_timeout_ms = v;
+	return 0;
+}
+
 #define OFF(f) offsetof(struct conf_service, f)
 
 static const struct key_def keys[] = {
@@ -515,6 +539,8 @@ static const struct key_def keys[] = {
     {NULL, "idle_check", CONF_SK_IDLE_CHECK, k_idle_check, 0},
     {NULL, "idle_check_interval", CONF_SK_IDLE_CHECK_INTERVAL, k_idle_check_interval, 0},
     {NULL, "idle_max", CONF_SK_IDLE_MAX, k_idle_max, 0},
+    {NULL, "idle_notice", CONF_SK_IDLE_NOTICE, k_idle_notice, 0},
+    {NULL, "idle_notice_timeout", CONF_SK_IDLE_NOTICE_TIMEOUT, k_idle_notice_timeout, 0},
     {NULL, "hosts", CONF_SK_HOSTS, k_hosts, 0},
     {NULL, "routes", CONF_SK_ROUTES, k_routes, 0},
     {"qemu", "machine", CONF_SK_QEMU_MACHINE, k_str, OFF(qemu.machine)},

@@ -6,10 +6,12 @@
  *   idle_check = "http:/idle";     # asked before on_idle: 200 is yes
  *   idle_check_interval = "5s";    # a "not now" is asked again this much later
  *   idle_max = "10m";              # idle this long: on_idle runs unasked
+ *   idle_notice = "http:/suspend"; # told before an idle suspend
+ *   idle_notice_timeout = "5s";    # ... its answer awaited this long at most
  *
  * Checked here: each entry's form, a path needs the proxy (only it reads
- * a request), an answer needs a path, idle_check a port, idle_max a check
- * and more than idle_timeout.
+ * a request), an answer needs a path, idle_check and idle_notice a port,
+ * idle_max a check and more than idle_timeout, idle_notice a suspend.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,18 +38,21 @@ void conf_idle_clear(struct conf_service *svc)
 {
 	ignore_clear(svc);
 	free(svc->idle_check);
+	free(svc->idle_notice);
 	svc->idle_check = NULL;
+	svc->idle_notice = NULL;
 }
 
 bool conf_idle_dup(struct conf_service *svc)
 {
 	struct conf_cidr *nets = svc->ignore_nets;
-	char **paths = svc->ignore_paths, *check = svc->idle_check;
+	char **paths = svc->ignore_paths, *check = svc->idle_check, *notice = svc->idle_notice;
 	bool ok = true;
 
 	svc->ignore_nets = NULL;
 	svc->ignore_paths = NULL;
 	svc->idle_check = NULL;
+	svc->idle_notice = NULL;
 	if (nets != NULL &&
 	    (svc->ignore_nets = calloc(svc->nignore_nets + 1, sizeof(*nets))) != NULL)
 		memcpy(svc->ignore_nets, nets, svc->nignore_nets * sizeof(*nets));
@@ -57,6 +62,8 @@ bool conf_idle_dup(struct conf_service *svc)
 			ok = (svc->ignore_paths[i] = strdup(paths[i])) != NULL && ok;
 	if (check != NULL)
 		ok = (svc->idle_check = strdup(check)) != NULL && ok;
+	if (notice != NULL)
+		ok = (svc->idle_notice = strdup(notice)) != NULL && ok;
 	/* A list whose array could not be made is none: nothing of it to free. */
 	if (nets != NULL && svc->ignore_nets == NULL) {
 		svc->nignore_nets = 0;
@@ -79,7 +86,8 @@ bool conf_idle_equal(const struct conf_service *a, const struct conf_service *b)
 	if (a->nignore_nets != b->nignore_nets || a->nignore_paths != b->nignore_paths ||
 	    a->ignore_answer != b->ignore_answer || !str_same(a->idle_check, b->idle_check) ||
 	    a->idle_check_interval_ms != b->idle_check_interval_ms ||
-	    a->idle_max_ms != b->idle_max_ms)
+	    a->idle_max_ms != b->idle_max_ms || !str_same(a->idle_notice, b->idle_notice) ||
+	    a->idle_notice_timeout_ms != b->idle_notice_timeout_ms)
 		return false;
 	for (size_t i = 0; i < a->nignore_nets; i++)
 		if (a->ignore_nets[i].net.s_addr != b->ignore_nets[i].net.s_addr ||
@@ -207,23 +215,35 @@ int conf_get_idle_ignore(struct conf_ctx *c, const config_setting_t *s, const ch
 	return rc;
 }
 
-int conf_get_idle_check(struct conf_ctx *c, const config_setting_t *s, const char *label,
-                        struct conf_service *svc)
+/* "http:/PATH" into *PATH (the path), "none" into NULL. */
+static int http_path(struct conf_ctx *c, const config_setting_t *s, const char *label, char **path)
 {
 	const char *v;
 
 	if (conf_get_string(c, s, label, &v) == -1)
 		return -1;
-	free(svc->idle_check);
-	svc->idle_check = NULL;
+	free(*path);
+	*path = NULL;
 	if (strcmp(v, "none") == 0)
 		return 0;
 	if (strncmp(v, "http:", 5) != 0 || !path_valid(v + 5)) {
 		conf_err(c, s, "%s: bad value \"%s\" (want \"http:/PATH\" or \"none\")", label, v);
 		return -1;
 	}
-	conf_set_str(c, &svc->idle_check, v + 5);
+	conf_set_str(c, path, v + 5);
 	return 0;
+}
+
+int conf_get_idle_check(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                        struct conf_service *svc)
+{
+	return http_path(c, s, label, &svc->idle_check);
+}
+
+int conf_get_idle_notice(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                         struct conf_service *svc)
+{
+	return http_path(c, s, label, &svc->idle_notice);
 }
 
 /* Where the service set key K, else the service itself. */
@@ -261,6 +281,17 @@ void conf_check_idle(struct conf_ctx *c, const struct conf *conf, const struct c
 		conf_err(
 		    c, idle_where(b, CONF_SK_IDLE_CHECK),
 		    "%s.idle_check: asks the guest on its first port, but \"ports\" is not set",
+		    b->label);
+	if (idle_set(b, CONF_SK_IDLE_NOTICE) && s->idle_notice != NULL &&
+	    !b->bad[CONF_SK_ON_IDLE] && s->on_idle != CONF_IDLE_SUSPEND)
+		conf_err(c, idle_where(b, CONF_SK_IDLE_NOTICE),
+		         "%s.idle_notice: is sent before a suspend, and on_idle is \"%s\"",
+		         b->label, conf_on_idle_name(s->on_idle));
+	else if (idle_set(b, CONF_SK_IDLE_NOTICE) && s->idle_notice != NULL && s->nports == 0 &&
+	         !b->bad[CONF_SK_PORTS])
+		conf_err(
+		    c, idle_where(b, CONF_SK_IDLE_NOTICE),
+		    "%s.idle_notice: tells the guest on its first port, but \"ports\" is not set",
 		    b->label);
 	if (!idle_set(b, CONF_SK_IDLE_MAX) || s->idle_max_ms == 0)
 		return;

@@ -138,6 +138,8 @@ enum conf_skey {
 	CONF_SK_IDLE_CHECK,
 	CONF_SK_IDLE_CHECK_INTERVAL,
 	CONF_SK_IDLE_MAX,
+	CONF_SK_IDLE_NOTICE,
+	CONF_SK_IDLE_NOTICE_TIMEOUT,
 	CONF_SK_N
 };
 
@@ -206,6 +208,8 @@ int conf_get_idle_ignore(struct conf_ctx *c, const config_setting_t *s, const ch
                          struct conf_service *svc);
 int conf_get_idle_check(struct conf_ctx *c, const config_setting_t *s, const char *label,
                         struct conf_service *svc);
+int conf_get_idle_notice(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                         struct conf_service *svc);
 void conf_check_idle(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b);
 /* Free a service's idle lists; copy them in place (false on ENOMEM); compare. */
 void conf_idle_clear(struct conf_service *svc);

@@ -231,6 +231,7 @@ void conf_build_init(struct conf_ctx *c, struct conf_build *b)
 	s->idle_timeout_ms = 60000;
 	s->on_idle = CONF_IDLE_PAUSE;
 	s->idle_check_interval_ms = 5000;
+	s->idle_notice_timeout_ms = 5000;
 	s->warm = CONF_WARM_NONE;
 	s->replicas_max = 1;
 	s->cmdline = conf_strdup(c, "");

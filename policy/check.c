@@ -36,6 +36,7 @@ struct check {
 	struct engine *e;
 	char name[CONF_INSTANCE_NAME_MAX + 1]; /* looked up again at the answer: it may be gone */
 	enum policy_action action;
+	bool notice; /* idle_notice: telling, not asking */
 	struct bufferevent *bev;
 };
 
@@ -82,6 +83,28 @@ bool check_own(const struct engine_inst *ei, int sport)
 	return false;
 }
 
+/* The guest of INST was told of ACTION (idle_notice) and answered STATUS (0: none in time). */
+static void check_noticed(struct instance *inst, struct engine_inst *ei, enum policy_action action,
+                          int status)
+{
+	struct policy_view v;
+
+	ei->noticing = false;
+	if (launcher_state(inst) != INST_READY)
+		return;
+	engine_view(inst, &v);
+	if (policy_idle(&v, launcher_now_us()) != action) {
+		log_info("%s: used again after the notice: no %s", launcher_service(inst)->name,
+		         policy_action_name(action));
+		return;
+	}
+	if (status == 0)
+		log_info("%s: the guest was told, no answer in time", launcher_service(inst)->name);
+	else
+		log_info("%s: the guest was told (%d)", launcher_service(inst)->name, status);
+	engine_act(inst, action, "idle");
+}
+
 /* The answer STATUS (0: none) from the guest of K's instance, if it is still there. */
 static void check_answer(struct check *k, int status)
 {
@@ -90,9 +113,15 @@ static void check_answer(struct check *k, int status)
 	enum policy_action action = k->action;
 	struct policy_view v;
 
+	bool notice = k->notice;
+
 	check_free(k);
 	if (ei == NULL)
 		return;
+	if (notice) {
+		check_noticed(inst, ei, action, status);
+		return;
+	}
 	ei->asking = false;
 	if (launcher_state(inst) != INST_READY)
 		return;
@@ -174,11 +203,17 @@ static int check_socket(void)
 	return fd;
 }
 
-/* Ask INST's guest whether ACTION may go ahead; the answer comes to check_answer. */
-static int check_ask(struct engine *e, struct instance *inst, enum policy_action action)
+/*
+ * Ask INST's guest whether ACTION may go ahead (idle_check), or tell it
+ * (NOTICE: idle_notice); the answer comes to check_answer.
+ */
+static int check_ask(struct engine *e, struct instance *inst, enum policy_action action,
+                     bool notice)
 {
 	const struct conf_service *svc = launcher_service(inst);
-	struct timeval tv = {CHECK_TIMEOUT_MS / 1000, (CHECK_TIMEOUT_MS % 1000) * 1000};
+	uint64_t ms = notice ? svc->idle_notice_timeout_ms : CHECK_TIMEOUT_MS;
+	const char *path = notice ? svc->idle_notice : svc->idle_check;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	struct sockaddr_in sa;
 	struct check *k;
 	int fd = -1;
@@ -190,6 +225,7 @@ static int check_ask(struct engine *e, struct instance *inst, enum policy_action
 		goto fail;
 	k->e = e;
 	k->action = action;
+	k->notice = notice;
 	snprintf(k->name, sizeof(k->name), "%s", svc->name);
 	TAILQ_INSERT_TAIL(e->checks, k, entry);
 	bufferevent_setcb(k->bev, check_readcb, NULL, check_eventcb, k);
@@ -198,15 +234,18 @@ static int check_ask(struct engine *e, struct instance *inst, enum policy_action
 	evbuffer_add_printf(bufferevent_get_output(k->bev),
 	                    "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: beckon-idle-check\r\n"
 	                    "Connection: close\r\n\r\n",
-	                    svc->idle_check,
-	                    svc->ndns > 0 && !svc->pattern ? svc->dns[0] : svc->name);
+	                    path, svc->ndns > 0 && !svc->pattern ? svc->dns[0] : svc->name);
 	if (bufferevent_socket_connect(k->bev, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
 		check_free(k);
 		return -1;
 	}
 	check_note_port(engine_inst(inst), fd);
-	engine_inst(inst)->asking = true;
-	log_debug("%s: idle: asking the guest (GET %s)", svc->name, svc->idle_check);
+	if (notice)
+		engine_inst(inst)->noticing = true;
+	else
+		engine_inst(inst)->asking = true;
+	log_debug("%s: idle: %s the guest (GET %s)", svc->name, notice ? "telling" : "asking",
+	          path);
 	return 0;
 fail:
 	log_warn("%s: idle_check", svc->name);
@@ -254,11 +293,25 @@ bool check_consent(struct engine *e, struct instance *inst, enum policy_action a
 		return true;
 	case POLICY_CONSENT_ASK:
 		/* No question could be put: as a "not now" (idle_max still bounds it). */
-		if (check_ask(e, inst, action) == -1)
+		if (check_ask(e, inst, action, false) == -1)
 			ei->not_now_us = now;
 		return false;
 	case POLICY_CONSENT_WAIT:
 		break;
 	}
 	return false;
+}
+
+bool check_notice(struct engine *e, struct instance *inst, enum policy_action action)
+{
+	const struct conf_service *svc = launcher_service(inst);
+
+	if (action != POLICY_SUSPEND || svc->idle_notice == NULL)
+		return false;
+	if (check_ask(e, inst, action, true) == -1) {
+		log_warnx("%s: cannot tell the guest (idle_notice): suspending all the same",
+		          svc->name);
+		return false;
+	}
+	return true;
 }

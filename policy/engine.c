@@ -142,7 +142,8 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 	enum policy_action a;
 
 	launcher_info(inst, &info);
-	if (info.state != INST_READY || ei == NULL)
+	/* Telling the guest of its suspend (check.c): that goes on from the answer. */
+	if (info.state != INST_READY || ei == NULL || ei->noticing)
 		return;
 	if (info.open + info.held > 0)
 		launcher_activity(inst);
@@ -165,7 +166,7 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
 		return;
 	/* The guest may have a say (idle_check); its "yes" acts from the answer. */
-	if (!check_consent(e, inst, a, now))
+	if (!check_consent(e, inst, a, now) || check_notice(e, inst, a))
 		return;
 	engine_act(inst, a, "idle");
 }

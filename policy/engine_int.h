@@ -37,6 +37,7 @@ struct engine_inst {
 	int64_t low_since_us; /* replicas (scale.c): the load has fit one fewer since; 0: not */
 	/* idle_check (check.c) */
 	bool asking;                       /* a question is under way */
+	bool noticing;                     /* idle_notice: telling it, the suspend waits */
 	int64_t not_now_us;                /* the guest's last "not now"; 0: none */
 	uint16_t check_ports[CHECK_PORTS]; /* local ports of the latest questions */
 	unsigned check_next;               /* ... the next slot */
@@ -106,6 +107,12 @@ int check_init(struct engine *e);
 void check_free_all(struct engine *e);
 bool check_consent(struct engine *e, struct instance *inst, enum policy_action action, int64_t now);
 bool check_own(const struct engine_inst *ei, int sport);
+/*
+ * Tell INST's guest (idle_notice) before ACTION, a suspend: true when under
+ * way (ACTION follows the answer, or idle_notice_timeout), false when
+ * there is nothing to tell (or it cannot be told): act now.
+ */
+bool check_notice(struct engine *e, struct instance *inst, enum policy_action action);
 /* Whether INST waits for its guest's answer, or to ask again: no need to look further. */
 bool check_waiting(struct instance *inst, int64_t now);
 

@@ -14,7 +14,8 @@
 #    request's end, and it is paused idle_timeout after that end, not at
 #    once. "mx" is asked "http:/nope" (404: not now) every 500 ms: beckon's
 #    own questions, in conntrack, are no activity, so idle_max (5s) is
-#    reached and it is paused.
+#    reached and it is paused. "sn" (on_idle "suspend") is told first
+#    (idle_notice "http:/bye"), then suspended.
 # run.sh timeout: 900
 . "$(dirname "$0")/lib.sh"
 for tool in curl python3; do
@@ -127,6 +128,9 @@ add_services "$CONF" <<CONF
   { name = "$P-mx"; dns = ( "mx.svc.test" ); address = "$INET.3"; ports = ( 80 );
     image = "$IMG"; idle_timeout = "1s"; on_idle = "pause";
     idle_check = "http:/nope"; idle_check_interval = "500ms"; idle_max = "5s"; $(idle_qemu_keys) },
+  { name = "$P-sn"; dns = ( "sn.svc.test" ); address = "$INET.4"; ports = ( 80 );
+    image = "$IMG"; idle_timeout = "1s"; on_idle = "suspend"; idle_notice = "http:/bye";
+    idle_notice_timeout = "10s"; $(idle_qemu_keys) },
 CONF
 start_daemon "$CONF" "$DLOG" || { not_ok "beckond starts (bridge mode)"; finish; }
 ok "beckond starts with QEMU services, hold syn"
@@ -177,6 +181,16 @@ check "mx: paused at idle_max: its questions are no activity (within 40 s)" \
 check "mx: the log says idle_max" grep -q "$P-mx: idle for idle_max" "$DLOG"
 t_max=$(log_s "$P-mx: idle for idle_max")
 check "mx: not before idle_max (5 s) after its last request" at_least "$t_req" "${t_max:-0}" 4.9
+
+# sn: told before its suspend (the hello guest answers 404 to /bye), then suspended.
+sn_serves() { icl curl -s --max-time 60 "http://$INET.4/" | grep -q "hello from $P-sn"; }
+check "sn: a connection wakes it and gets the page" sn_serves
+check "sn: suspended once idle (within 60 s)" wait_for 60 bstate_is sn suspended
+told=$(grep -n "$P-sn: the guest was told (404)" "$DLOG" | head -1 | cut -d: -f1)
+susp=$(grep -n "$P-sn: idle: suspend" "$DLOG" | head -1 | cut -d: -f1)
+told_first() { [ -n "$told" ] && [ -n "$susp" ] && [ "$told" -lt "$susp" ]; }
+check "sn: the guest was told (its answer: 404) before the suspend" told_first
+check "sn: a connection restores it and gets the page" sn_serves
 
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
 finish

@@ -980,7 +980,43 @@ static void test_idle_keys_bad(void **state)
 	assert_string_equal(errs, "bad.conf:4: services[0].idle_ignore: a path (\"/healthz\") "
 	                          "needs network.hold \"proxy\" (the proxy reads each request's "
 	                          "path), not \"none\"\n");
+	free(errs); /* idle_notice: before a suspend only; its timeout bounded. */
+	errs =
+	    load_bad(IDLE_HEAD "services = (\n"
+	                       " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
+	                       "ports = 80; idle_notice = \"http:/bye\"; },\n"
+	                       " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.10\"; "
+	                       "ports = 80; idle_notice_timeout = \"20m\"; }\n"
+	                       ");\n");
+	assert_string_equal(errs,
+	                    "bad.conf:5: services[0].idle_notice: is sent before a suspend, "
+	                    "and on_idle is \"pause\"\n"
+	                    "bad.conf:6: services[1].idle_notice_timeout: 1200000 ms is out of "
+	                    "range (\"100ms\" to \"10m\")\n");
 	free(errs);
+}
+
+/* idle_notice on a VM that suspends: its path and timeout. */
+static void test_idle_notice(void **state)
+{
+	struct conf *c;
+	char *text;
+
+	(void)state;
+	assert_true(asprintf(&text,
+	                     ZONE "network = { mode = \"user\"; hold = \"proxy\"; };\n"
+	                          "services = (\n"
+	                          " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
+	                          "ports = 80; image = \"%s/kernel.img\"; ready = \"http:/\";\n"
+	                          "   on_idle = \"suspend\"; idle_notice = \"http:/bye\"; "
+	                          "idle_notice_timeout = \"2s\"; }\n"
+	                          ");\n",
+	                     tmpdir) > 0);
+	c = load_good(text);
+	free(text);
+	assert_string_equal(c->services[0].idle_notice, "/bye");
+	assert_int_equal(c->services[0].idle_notice_timeout_ms, 2000);
+	conf_free(c);
 }
 
 int main(void)
@@ -1009,6 +1045,7 @@ int main(void)
 	    cmocka_unit_test(test_user),
 	    cmocka_unit_test(test_idle_keys),
 	    cmocka_unit_test(test_idle_keys_bad),
+	    cmocka_unit_test(test_idle_notice),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
