@@ -111,9 +111,8 @@ static void check_answer(struct check *k, int status)
 	struct instance *inst = launcher_find(k->e->l, k->name);
 	struct engine_inst *ei = inst != NULL ? engine_inst(inst) : NULL;
 	enum policy_action action = k->action;
-	struct policy_view v;
-
 	bool notice = k->notice;
+	struct policy_view v;
 
 	check_free(k);
 	if (ei == NULL)
