@@ -100,6 +100,8 @@ struct conf_service {
 	                    * while the guest is not ready, without waking it; 0: it wakes */
 	/* idle_check = "http:/PATH": asked before an idle action (200: yes); NULL: none. */
 	char *idle_check;
+	/* idle_check = "console:REGEX": yes when the guest's last console line matches. */
+	char *idle_check_re;
 	uint64_t idle_check_interval_ms; /* after a "not now", asked again this much later */
 	uint64_t idle_max_ms;            /* idle this long, on_idle runs unasked; 0: never */
 	/* idle_notice = "http:/PATH": told before an idle suspend; NULL: none. */

@@ -4,6 +4,7 @@
  *   idle_ignore = ( "192.0.2.0/24", "10.0.0.5", "/healthz" );
  *   idle_ignore_answer = 200;      # an ignored path, guest asleep: beckon answers
  *   idle_check = "http:/idle";     # asked before on_idle: 200 is yes
+ *                                  # ("console:REGEX": yes when its last line matches)
  *   idle_check_interval = "5s";    # a "not now" is asked again this much later
  *   idle_max = "10m";              # idle this long: on_idle runs unasked
  *   idle_notice = "http:/suspend"; # told before an idle suspend
@@ -13,6 +14,7 @@
  * a request), an answer needs a path, idle_check and idle_notice a port,
  * idle_max a check and more than idle_timeout, idle_notice a suspend.
  */
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -38,8 +40,10 @@ void conf_idle_clear(struct conf_service *svc)
 {
 	ignore_clear(svc);
 	free(svc->idle_check);
+	free(svc->idle_check_re);
 	free(svc->idle_notice);
 	svc->idle_check = NULL;
+	svc->idle_check_re = NULL;
 	svc->idle_notice = NULL;
 }
 
@@ -47,12 +51,14 @@ bool conf_idle_dup(struct conf_service *svc)
 {
 	struct conf_cidr *nets = svc->ignore_nets;
 	char **paths = svc->ignore_paths, *check = svc->idle_check, *notice = svc->idle_notice;
+	char *re = svc->idle_check_re;
 	bool ok = true;
 
 	svc->ignore_nets = NULL;
 	svc->ignore_paths = NULL;
 	svc->idle_check = NULL;
 	svc->idle_notice = NULL;
+	svc->idle_check_re = NULL;
 	if (nets != NULL &&
 	    (svc->ignore_nets = calloc(svc->nignore_nets + 1, sizeof(*nets))) != NULL)
 		memcpy(svc->ignore_nets, nets, svc->nignore_nets * sizeof(*nets));
@@ -64,6 +70,8 @@ bool conf_idle_dup(struct conf_service *svc)
 		ok = (svc->idle_check = strdup(check)) != NULL && ok;
 	if (notice != NULL)
 		ok = (svc->idle_notice = strdup(notice)) != NULL && ok;
+	if (re != NULL)
+		ok = (svc->idle_check_re = strdup(re)) != NULL && ok;
 	/* A list whose array could not be made is none: nothing of it to free. */
 	if (nets != NULL && svc->ignore_nets == NULL) {
 		svc->nignore_nets = 0;
@@ -87,6 +95,7 @@ bool conf_idle_equal(const struct conf_service *a, const struct conf_service *b)
 	    a->ignore_answer != b->ignore_answer || !str_same(a->idle_check, b->idle_check) ||
 	    a->idle_check_interval_ms != b->idle_check_interval_ms ||
 	    a->idle_max_ms != b->idle_max_ms || !str_same(a->idle_notice, b->idle_notice) ||
+	    !str_same(a->idle_check_re, b->idle_check_re) ||
 	    a->idle_notice_timeout_ms != b->idle_notice_timeout_ms)
 		return false;
 	for (size_t i = 0; i < a->nignore_nets; i++)
@@ -215,8 +224,9 @@ int conf_get_idle_ignore(struct conf_ctx *c, const config_setting_t *s, const ch
 	return rc;
 }
 
-/* "http:/PATH" into *PATH (the path), "none" into NULL. */
-static int http_path(struct conf_ctx *c, const config_setting_t *s, const char *label, char **path)
+/* "http:/PATH" into *PATH (the path), "none" into NULL; WANT says what is right. */
+static int http_path(struct conf_ctx *c, const config_setting_t *s, const char *label, char **path,
+                     const char *want)
 {
 	const char *v;
 
@@ -227,23 +237,55 @@ static int http_path(struct conf_ctx *c, const config_setting_t *s, const char *
 	if (strcmp(v, "none") == 0)
 		return 0;
 	if (strncmp(v, "http:", 5) != 0 || !path_valid(v + 5)) {
-		conf_err(c, s, "%s: bad value \"%s\" (want \"http:/PATH\" or \"none\")", label, v);
+		conf_err(c, s, "%s: bad value \"%s\" (want %s or \"none\")", label, v, want);
 		return -1;
 	}
 	conf_set_str(c, path, v + 5);
 	return 0;
 }
 
+/* "console:REGEX": the regular expression compiles (POSIX extended). */
+static int console_re(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                      const char *re, char **out)
+{
+	char msg[128];
+	regex_t r;
+	int err;
+
+	if (re[0] == '\0') {
+		conf_err(c, s, "%s: \"console:\" needs a regular expression", label);
+		return -1;
+	}
+	if ((err = regcomp(&r, re, REG_EXTENDED | REG_NOSUB)) != 0) {
+		regerror(err, &r, msg, sizeof(msg));
+		conf_err(c, s, "%s: bad regular expression \"%s\": %s", label, re, msg);
+		return -1;
+	}
+	regfree(&r);
+	conf_set_str(c, out, re);
+	return 0;
+}
+
 int conf_get_idle_check(struct conf_ctx *c, const config_setting_t *s, const char *label,
                         struct conf_service *svc)
 {
-	return http_path(c, s, label, &svc->idle_check);
+	const char *v;
+
+	free(svc->idle_check_re);
+	svc->idle_check_re = NULL;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    strncmp((v = config_setting_get_string(s)), "console:", 8) == 0) {
+		free(svc->idle_check);
+		svc->idle_check = NULL;
+		return console_re(c, s, label, v + 8, &svc->idle_check_re);
+	}
+	return http_path(c, s, label, &svc->idle_check, "\"http:/PATH\", \"console:REGEX\"");
 }
 
 int conf_get_idle_notice(struct conf_ctx *c, const config_setting_t *s, const char *label,
                          struct conf_service *svc)
 {
-	return http_path(c, s, label, &svc->idle_notice);
+	return http_path(c, s, label, &svc->idle_notice, "\"http:/PATH\"");
 }
 
 /* Where the service set key K, else the service itself. */
@@ -295,7 +337,7 @@ void conf_check_idle(struct conf_ctx *c, const struct conf *conf, const struct c
 		    b->label);
 	if (!idle_set(b, CONF_SK_IDLE_MAX) || s->idle_max_ms == 0)
 		return;
-	if (s->idle_check == NULL && !b->bad[CONF_SK_IDLE_CHECK])
+	if (s->idle_check == NULL && s->idle_check_re == NULL && !b->bad[CONF_SK_IDLE_CHECK])
 		conf_err(c, idle_where(b, CONF_SK_IDLE_MAX),
 		         "%s.idle_max: bounds how long idle_check may say \"not now\", and "
 		         "idle_check is not set",

@@ -208,6 +208,8 @@ enum inst_state launcher_state(const struct instance *inst);
 /* When INST last saw activity (0: never) and entered its state, launcher_now_us's clock. */
 int64_t launcher_activity_us(const struct instance *inst);
 int64_t launcher_state_since_us(const struct instance *inst);
+/* The last whole line INST's guest printed on its console ("" when none). */
+const char *launcher_console_last(const struct instance *inst);
 /* INST's tap in bridge mode, "" in user networking. */
 const char *launcher_tap(const struct instance *inst);
 /* How many instances there are. */

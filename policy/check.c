@@ -1,6 +1,7 @@
 /*
  * The guest has a say: before an idle action, a service with idle_check =
- * "http:/PATH" is asked, with a GET of PATH on its first port (where the
+ * "console:REGEX" is asked by its last console line (a match is yes), one
+ * with "http:/PATH" is asked with a GET of PATH on its first port (where the
  * proxy would connect). 200 is yes, and the action is carried out at
  * once; any other answer, none within CHECK_TIMEOUT_MS, or no connection
  * at all is "not now", and it is asked again idle_check_interval later.
@@ -12,6 +13,7 @@
  * conntrack's entry for it is passed over (activity.c), and it ends with a
  * reset, which conntrack forgets in 10 s rather than TIME_WAIT's 120.
  */
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,11 +273,43 @@ static enum policy_consent check_decide(struct instance *inst, struct engine_ins
 	return policy_consent(&v, &c, now);
 }
 
+/* Whether SVC's guest has a say: idle_check by HTTP or by its console. */
+static bool check_wanted(const struct conf_service *svc)
+{
+	return svc->idle_check != NULL || svc->idle_check_re != NULL;
+}
+
+/*
+ * idle_check = "console:REGEX": the guest says yes by its last console
+ * line, read at once. A "not now" is noted as an HTTP one is.
+ */
+static bool check_console(struct instance *inst, struct engine_inst *ei, int64_t now)
+{
+	const struct conf_service *svc = launcher_service(inst);
+	const char *line = launcher_console_last(inst);
+	regex_t re;
+	bool yes;
+
+	if (regcomp(&re, svc->idle_check_re, REG_EXTENDED | REG_NOSUB) != 0)
+		return true; /* checked at load: cannot happen */
+	yes = regexec(&re, line, 0, NULL, 0) == 0;
+	regfree(&re);
+	if (yes) {
+		log_info("%s: the guest agrees (console: \"%s\")", svc->name, line);
+		return true;
+	}
+	if (ei->not_now_us <= launcher_activity_us(inst) ||
+	    ei->not_now_us <= launcher_state_since_us(inst))
+		log_info("%s: idle, but the guest says not now (console: \"%s\")", svc->name, line);
+	ei->not_now_us = now;
+	return false;
+}
+
 bool check_waiting(struct instance *inst, int64_t now)
 {
 	struct engine_inst *ei = engine_inst(inst);
 
-	return launcher_service(inst)->idle_check != NULL && ei != NULL &&
+	return check_wanted(launcher_service(inst)) && ei != NULL &&
 	       check_decide(inst, ei, now) == POLICY_CONSENT_WAIT;
 }
 
@@ -284,13 +318,15 @@ bool check_consent(struct engine *e, struct instance *inst, enum policy_action a
 	const struct conf_service *svc = launcher_service(inst);
 	struct engine_inst *ei = engine_inst(inst);
 
-	if (svc->idle_check == NULL || ei == NULL)
+	if (!check_wanted(svc) || ei == NULL)
 		return true;
 	switch (check_decide(inst, ei, now)) {
 	case POLICY_CONSENT_FORCE:
 		log_info("%s: idle for idle_max, whatever the guest says", svc->name);
 		return true;
 	case POLICY_CONSENT_ASK:
+		if (svc->idle_check_re != NULL)
+			return check_console(inst, ei, now);
 		/* No question could be put: as a "not now" (idle_max still bounds it). */
 		if (check_ask(e, inst, action, false) == -1)
 			ei->not_now_us = now;

@@ -6,7 +6,8 @@
 #    idle_timeout 1s, on_idle "pause", idle_check "http:/idle" asked every
 #    500 ms: "ck" says "not now" and stays up well past idle_timeout, and is
 #    paused soon after it says yes; "cm" always says "not now" and is paused
-#    at idle_max (4s) anyway, counted from its last request.
+#    at idle_max (4s) anyway, counted from its last request; "cc" is asked
+#    by its console (idle_check "console:^IDLE-OK$"): BUSY keeps it up.
 # 2. Bridge mode, hold "syn", QEMU hello guests, a client in a namespace
 #    routed through the host (needs root): "long" is woken by the SYN of a
 #    request that lasts 5 s (idle_timeout 2s): it stays up while the
@@ -64,6 +65,26 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
 
+# cc.py PORT FLAG: serves "hello" on PORT; prints "BUSY" on its console
+# every 200 ms, "IDLE-OK" once FLAG exists.
+cat >"$T/cc.py" <<'PY'
+import http.server, os, sys, threading, time
+port, flag = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "6")
+        self.end_headers()
+        self.wfile.write(b"hello\n")
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", port), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+while True:
+    print("IDLE-OK" if os.path.exists(flag) else "BUSY", flush=True)
+    time.sleep(0.2)
+PY
+
 svc() { # svc NAME N [KEYS]
 	cat <<CONF
   { name = "$1"; dns = ( "$1.svc.test" ); address = "$NET.$2"; ports = ( $PORT );
@@ -77,6 +98,12 @@ sed -i 's|^network = .*|network = { mode = "user"; hold = "proxy"; };|' "$CONF"
 {
 	svc ck 2
 	svc cm 3 'idle_max = "4s";'
+	cat <<CONF
+  { name = "cc"; dns = ( "cc.svc.test" ); address = "$NET.4"; ports = ( $PORT );
+    backend = "exec"; ready = "tcp"; idle_timeout = "1s"; on_idle = "pause";
+    idle_check = "console:^IDLE-OK\$"; idle_check_interval = "500ms";
+    exec = { command = "python3 $T/cc.py {port} $T/yes.cc"; }; },
+CONF
 } | add_services "$CONF"
 
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
@@ -109,6 +136,17 @@ check "cm: the log says idle_max" grep -q "cm: idle for idle_max" "$DLOG"
 check "cm: it was asked before" bash -c "[ \$(cat '$T/asked.cm' | wc -l) -ge 2 ]"
 t_max=$(log_s "cm: idle for idle_max")
 check "cm: not before idle_max (4 s) after its last request ($t_req, $t_max)" at_least "$t_req" "${t_max:-0}" 3.9
+
+# cc: its console says.
+check "cc: wakes and serves" serves cc
+check "cc: its console says BUSY: not now (within 30 s)" \
+	wait_for 30 grep -q 'cc: idle, but the guest says not now (console: "BUSY")' "$DLOG"
+sleep 2 # idle_timeout (1 s) twice over, on purpose
+check "cc: still ready" state_is cc ready
+touch "$T/yes.cc"
+check "cc: once its console says IDLE-OK, paused (within 30 s)" wait_for 30 state_is cc paused
+check "cc: the log says it agreed by its console" \
+	grep -q 'cc: the guest agrees (console: "IDLE-OK")' "$DLOG"
 
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
 

@@ -959,8 +959,8 @@ static void test_idle_keys_bad(void **state)
 	    "client network \"192.0.2.0/24\", an address, or a path \"/healthz\")\n"
 	    "bad.conf:7: services[0].idle_ignore_answer: 204: want 0 (wake the guest) or a status "
 	    "200 to 599 (not 204 or 304)\n"
-	    "bad.conf:7: services[0].idle_check: bad value \"tcp:/x\" (want \"http:/PATH\" or "
-	    "\"none\")\n"
+	    "bad.conf:7: services[0].idle_check: bad value \"tcp:/x\" (want \"http:/PATH\", "
+	    "\"console:REGEX\" or \"none\")\n"
 	    "bad.conf:8: services[0].idle_check_interval: 50 ms is too short (at least "
 	    "\"100ms\")\n"
 	    "bad.conf:10: services[1].idle_check: asks the guest on its first port, but \"ports\" "
@@ -980,7 +980,17 @@ static void test_idle_keys_bad(void **state)
 	assert_string_equal(errs, "bad.conf:4: services[0].idle_ignore: a path (\"/healthz\") "
 	                          "needs network.hold \"proxy\" (the proxy reads each request's "
 	                          "path), not \"none\"\n");
-	free(errs); /* idle_notice: before a suspend only; its timeout bounded. */
+	free(errs);
+	/* idle_check = "console:REGEX": the expression compiles. */
+	errs = load_bad(IDLE_HEAD "services = (\n"
+	                          " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
+	                          "ports = 80; idle_check = \"console:(\"; }\n"
+	                          ");\n");
+	assert_true(strncmp(errs,
+	                    "bad.conf:5: services[0].idle_check: bad regular expression \"(\"",
+	                    58) == 0);
+	free(errs);
+	/* idle_notice: before a suspend only; its timeout bounded. */
 	errs =
 	    load_bad(IDLE_HEAD "services = (\n"
 	                       " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
