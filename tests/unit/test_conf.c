@@ -883,8 +883,11 @@ static void test_idle_keys(void **state)
 	    "   idle_ignore = ( \"10.0.0.5\", \"192.0.2.0/24\", \"/healthz\" );\n"
 	    "   idle_ignore_answer = 200; idle_check = \"http:/idle\";\n"
 	    "   idle_check_interval = \"2s\"; idle_timeout = \"30s\"; idle_max = \"10m\"; },\n"
-	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.10\"; ports = 80; }\n"
+	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.10\"; ports = 80; },\n"
+	    " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.11\"; ports = 80;\n"
+	    "   idle_check = \"console:^IDLE-OK$\"; idle_max = \"5m\"; }\n"
 	    ");\n");
+	const struct conf_service *cc;
 	const struct conf_service *a = conf_service_find(c, "a"), *b = conf_service_find(c, "b");
 	struct in_addr in;
 	struct conf_service *d;
@@ -915,6 +918,10 @@ static void test_idle_keys(void **state)
 	assert_null(b->idle_check);
 	assert_int_equal(b->idle_check_interval_ms, 5000);
 	assert_int_equal(b->idle_max_ms, 0);
+	cc = conf_service_find(c, "c");
+	assert_null(cc->idle_check);
+	assert_string_equal(cc->idle_check_re, "^IDLE-OK$");
+	assert_null(conf_service_find(c, "a")->idle_check_re);
 	d = conf_service_dup(a);
 	assert_non_null(d);
 	assert_true(conf_service_equal(d, a));
