@@ -56,6 +56,12 @@ struct conf_qemu {
 	size_t nargs;
 };
 
+/* An IPv4 network, "192.0.2.0/24". */
+struct conf_cidr {
+	struct in_addr net; /* host bits cleared */
+	int prefix;         /* 0 to 32 */
+};
+
 /* A route of a front: requests whose path begins with PREFIX go to SERVICE. */
 struct conf_route {
 	char *prefix;  /* begins with "/" */
@@ -106,6 +112,26 @@ struct conf_service {
 	char *fail_re;           /* fail = "console:REGEX": a boot fails at a matching line; NULL */
 	uint64_t idle_timeout_ms;
 	enum conf_on_idle on_idle;
+	/*
+	 * idle_ignore: what does not count as activity (health checks). Clients
+	 * in IGNORE_NETS, and HTTP requests through the proxy whose path begins
+	 * with one of IGNORE_PATHS, are served but keep nothing up.
+	 */
+	struct conf_cidr *ignore_nets;
+	size_t nignore_nets;
+	char **ignore_paths;
+	size_t nignore_paths;
+	int ignore_answer; /* idle_ignore_answer: beckon answers an ignored path this status
+	                    * while the guest is not ready, without waking it; 0: it wakes */
+	/* idle_check = "http:/PATH": asked before an idle action (200: yes); NULL: none. */
+	char *idle_check;
+	/* idle_check = "console:REGEX": yes when the guest's last console line matches. */
+	char *idle_check_re;
+	uint64_t idle_check_interval_ms; /* after a "not now", asked again this much later */
+	uint64_t idle_max_ms;            /* idle this long, on_idle runs unasked; 0: never */
+	/* idle_notice = "http:/PATH": told before an idle suspend; NULL: none. */
+	char *idle_notice;
+	uint64_t idle_notice_timeout_ms; /* ... and its answer awaited this long at most */
 	enum conf_warm warm;
 	struct conf_qemu qemu;
 	char *libvirt_uri,
@@ -220,6 +246,11 @@ struct conf {
 	size_t nhosts;
 	time_t loaded_at; /* the SOA serial */
 };
+
+/* Whether SVC's idle_ignore lists the client ADDR. */
+bool conf_ignored_addr(const struct conf_service *svc, struct in_addr addr);
+/* Whether SVC's idle_ignore lists a prefix of the request path PATH (LEN bytes). */
+bool conf_ignored_path(const struct conf_service *svc, const char *path, size_t len);
 
 /*
  * Load and validate PATH. On success *out is the config and 0 is returned.

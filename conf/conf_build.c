@@ -450,6 +450,88 @@ static int k_routes(struct conf_ctx *c, struct conf_build *b, const config_setti
 	return conf_get_routes(c, s, label, &b->svc);
 }
 
+static int k_idle_ignore(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                         const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_idle_ignore(c, s, label, &b->svc);
+}
+
+static int k_idle_ignore_answer(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                                const char *label, size_t off)
+{
+	long long v;
+
+	(void)off;
+	if (conf_get_int(c, s, label, 0, 599, &v) == -1)
+		return -1;
+	/* Its answer has a body: not 1xx, 204 or 304, which have none. */
+	if ((v != 0 && v < 200) || v == 204 || v == 304) {
+		conf_err(
+		    c, s,
+		    "%s: %lld: want 0 (wake the guest) or a status 200 to 599 (not 204 or 304)",
+		    label, v);
+		return -1;
+	}
+	b->svc.ignore_answer = (int)v;
+	return 0;
+}
+
+static int k_idle_check(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                        const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_idle_check(c, s, label, &b->svc);
+}
+
+static int k_idle_check_interval(struct conf_ctx *c, struct conf_build *b,
+                                 const config_setting_t *s, const char *label, size_t off)
+{
+	uint64_t v;
+
+	(void)off;
+	if (conf_get_duration(c, s, label, &v) == -1)
+		return -1;
+	if (v < 100) {
+		conf_err(c, s, "%s: %llu ms is too short (at least \"100ms\")", label,
+		         (unsigned long long)v);
+		return -1;
+	}
+	b->svc.idle_check_interval_ms = v;
+	return 0;
+}
+
+static int k_idle_max(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                      const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_duration(c, s, label, &b->svc.idle_max_ms);
+}
+
+static int k_idle_notice(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                         const char *label, size_t off)
+{
+	(void)off;
+	return conf_get_idle_notice(c, s, label, &b->svc);
+}
+
+static int k_idle_notice_timeout(struct conf_ctx *c, struct conf_build *b,
+                                 const config_setting_t *s, const char *label, size_t off)
+{
+	uint64_t v;
+
+	(void)off;
+	if (conf_get_duration(c, s, label, &v) == -1)
+		return -1;
+	if (v < 100 || v > 600000) {
+		conf_err(c, s, "%s: %llu ms is out of range (\"100ms\" to \"10m\")", label,
+		         (unsigned long long)v);
+		return -1;
+	}
+	b->svc.idle_notice_timeout_ms = v;
+	return 0;
+}
+
 #define OFF(f) offsetof(struct conf_service, f)
 
 static const struct key_def keys[] = {
@@ -471,6 +553,13 @@ static const struct key_def keys[] = {
     {NULL, "idle_timeout", CONF_SK_IDLE_TIMEOUT, k_idle_timeout, 0},
     {NULL, "on_idle", CONF_SK_ON_IDLE, k_on_idle, 0},
     {NULL, "warm", CONF_SK_WARM, k_warm, 0},
+    {NULL, "idle_ignore", CONF_SK_IDLE_IGNORE, k_idle_ignore, 0},
+    {NULL, "idle_ignore_answer", CONF_SK_IDLE_IGNORE_ANSWER, k_idle_ignore_answer, 0},
+    {NULL, "idle_check", CONF_SK_IDLE_CHECK, k_idle_check, 0},
+    {NULL, "idle_check_interval", CONF_SK_IDLE_CHECK_INTERVAL, k_idle_check_interval, 0},
+    {NULL, "idle_max", CONF_SK_IDLE_MAX, k_idle_max, 0},
+    {NULL, "idle_notice", CONF_SK_IDLE_NOTICE, k_idle_notice, 0},
+    {NULL, "idle_notice_timeout", CONF_SK_IDLE_NOTICE_TIMEOUT, k_idle_notice_timeout, 0},
     {NULL, "hosts", CONF_SK_HOSTS, k_hosts, 0},
     {NULL, "routes", CONF_SK_ROUTES, k_routes, 0},
     {NULL, "unavailable", CONF_SK_UNAVAILABLE, k_unavailable, 0},

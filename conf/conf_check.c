@@ -262,6 +262,7 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 		check_image(c, &b[i]);
 		check_ready(c, &b[i]);
 		check_idle_exec(c, &b[i]);
+		conf_check_idle(c, conf, &b[i]);
 		check_ready_user(c, conf, &b[i]);
 		check_zone(c, conf, &b[i]);
 		check_subnet(c, conf, &b[i]);

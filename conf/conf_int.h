@@ -138,6 +138,13 @@ enum conf_skey {
 	CONF_SK_REPLICAS,
 	CONF_SK_UNAVAILABLE,
 	CONF_SK_ADDRESS6,
+	CONF_SK_IDLE_IGNORE,
+	CONF_SK_IDLE_IGNORE_ANSWER,
+	CONF_SK_IDLE_CHECK,
+	CONF_SK_IDLE_CHECK_INTERVAL,
+	CONF_SK_IDLE_MAX,
+	CONF_SK_IDLE_NOTICE,
+	CONF_SK_IDLE_NOTICE_TIMEOUT,
 	CONF_SK_N
 };
 
@@ -208,6 +215,18 @@ void conf_check_unavailable(struct conf_ctx *c, const struct conf *conf,
                             const struct conf_build *b);
 /* conf_check6.c: address6 with what it cannot go with, and used twice. */
 void conf_check_address6(struct conf_ctx *c, const struct conf_build *b, size_t i);
+/* conf_idle.c: idle_ignore, idle_ignore_answer, idle_check, idle_check_interval, idle_max. */
+int conf_get_idle_ignore(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                         struct conf_service *svc);
+int conf_get_idle_check(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                        struct conf_service *svc);
+int conf_get_idle_notice(struct conf_ctx *c, const config_setting_t *s, const char *label,
+                         struct conf_service *svc);
+void conf_check_idle(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b);
+/* Free a service's idle lists; copy them in place (false on ENOMEM); compare. */
+void conf_idle_clear(struct conf_service *svc);
+bool conf_idle_dup(struct conf_service *svc);
+bool conf_idle_equal(const struct conf_service *a, const struct conf_service *b);
 /* network.max_held_per_service against network.max_held. */
 void conf_check_hold(struct conf_ctx *c, const struct conf *conf);
 

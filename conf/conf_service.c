@@ -76,6 +76,7 @@ void conf_service_clear(struct conf_service *svc)
 	free(svc->exec_command);
 	free_strv(svc->hosts, svc->nhosts);
 	conf_routes_clear(svc);
+	conf_idle_clear(svc);
 	free(svc->label);
 	free(svc->unavailable.body);
 	free(svc->unavailable.content_type);
@@ -161,6 +162,8 @@ struct conf_service *conf_service_dup(const struct conf_service *svc)
 		d->nhosts = 0;
 	if (!conf_routes_dup(d))
 		ok = false;
+	if (!conf_idle_dup(d))
+		ok = false;
 	if (!ok) {
 		conf_service_free(d);
 		return NULL;
@@ -214,7 +217,7 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       a->pattern == b->pattern && a->pool_first.s_addr == b->pool_first.s_addr &&
 	       a->pool_last.s_addr == b->pool_last.s_addr && str_eq(a->label, b->label) &&
 	       a->replicas_min == b->replicas_min && a->replicas_max == b->replicas_max &&
-	       a->replicas_target == b->replicas_target;
+	       a->replicas_target == b->replicas_target && conf_idle_equal(a, b);
 }
 
 const struct conf_service *conf_service_find(const struct conf *conf, const char *name)
@@ -245,6 +248,8 @@ void conf_build_init(struct conf_ctx *c, struct conf_build *b)
 	s->ready = CONF_READY_TCP;
 	s->idle_timeout_ms = 60000;
 	s->on_idle = CONF_IDLE_PAUSE;
+	s->idle_check_interval_ms = 5000;
+	s->idle_notice_timeout_ms = 5000;
 	s->warm = CONF_WARM_NONE;
 	s->replicas_max = 1;
 	s->cmdline = conf_strdup(c, "");

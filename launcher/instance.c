@@ -352,6 +352,19 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 	return 0;
 }
 
+int launcher_wake_quiet(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
+                        void *arg, struct launcher_waiter **handle)
+{
+	int64_t us = inst->activity_us;
+	time_t wall = inst->activity_wall;
+	int rc = launcher_wake_from(inst, client, cb, arg, handle);
+
+	/* Served, but not a sign of use: the idle clock runs on. */
+	inst->activity_us = us;
+	inst->activity_wall = wall;
+	return rc;
+}
+
 int launcher_stop(struct instance *inst)
 {
 	return launcher_inst_stop(inst, true);

@@ -171,6 +171,14 @@ bool launcher_wake_queue_on(const struct launcher *l);
 /* How many wakes wait for room now: a warm boot must not take it from them. */
 size_t launcher_wake_waiting(const struct launcher *l);
 
+/*
+ * launcher_wake_from for a request that does not count as activity (a
+ * health check in the service's idle_ignore): it wakes what sleeps, but
+ * the idle clock runs on.
+ */
+int launcher_wake_quiet(struct instance *inst, const struct sockaddr *client, launcher_wait_cb cb,
+                        void *arg, struct launcher_waiter **handle);
+
 /* Forget a pending waiter; its callback will not be called. */
 void launcher_cancel(struct launcher_waiter *w);
 
@@ -211,6 +219,8 @@ enum inst_state launcher_state(const struct instance *inst);
 /* When INST last saw activity (0: never) and entered its state, launcher_now_us's clock. */
 int64_t launcher_activity_us(const struct instance *inst);
 int64_t launcher_state_since_us(const struct instance *inst);
+/* The last whole line INST's guest printed on its console ("" when none). */
+const char *launcher_console_last(const struct instance *inst);
 /* INST's tap in bridge mode, "" in user networking. */
 const char *launcher_tap(const struct instance *inst);
 /* How many instances there are. */

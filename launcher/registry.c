@@ -475,6 +475,11 @@ const char *launcher_tap(const struct instance *inst)
 	return inst->tap;
 }
 
+const char *launcher_console_last(const struct instance *inst)
+{
+	return inst->console != NULL ? console_last_line(inst->console) : "";
+}
+
 size_t launcher_count(const struct launcher *l)
 {
 	const struct instance *inst;

@@ -175,6 +175,7 @@ struct act_dump {
 	uint32_t bcast;                       /* the bridge subnet's broadcast, 0 in user mode */
 	int64_t now_us;
 	int64_t closed_us; /* the entry at hand: when it closed; 0 when it is open */
+	int sport, dport;  /* ... its TCP ports, -1 when not TCP */
 };
 
 static bool act_port_of(const struct conf_service *svc, int port)
@@ -193,29 +194,42 @@ static void act_note(struct engine_inst *idle, int64_t closed_us)
 		idle->ct_closed_us = closed_us;
 }
 
-/* PORT: the entry's destination port, -1 for its source end (not matched by port). */
-static void act_count(struct act_dump *d, const struct nlattr *attr, int port)
+/*
+ * ATTR: one end of an entry, OTHER its other end. PORT: the entry's
+ * destination port, -1 for its source end (not matched by port). A client
+ * the service's idle_ignore lists is no activity.
+ */
+static void act_count(struct act_dump *d, const struct nlattr *attr, const struct nlattr *other,
+                      int port)
 {
+	struct in_addr peer = {0};
 	uint32_t addr;
 
 	if (attr == NULL || (d->by_port && port == -1))
 		return;
 	addr = nla_get_u32((struct nlattr *)attr);
+	if (other != NULL)
+		peer.s_addr = nla_get_u32((struct nlattr *)other);
 	for (size_t i = 0; i < d->n; i++)
 		if (d->svcs[i]->address.s_addr == addr &&
-		    (!d->by_port || act_port_of(d->svcs[i], port)))
+		    (!d->by_port || act_port_of(d->svcs[i], port)) &&
+		    !conf_ignored_addr(d->svcs[i], peer) && !check_own(d->eis[i], d->sport))
 			act_note(d->eis[i], d->closed_us);
 }
 
-/* The original direction's destination port, -1 when it has none. */
-static int act_dport(struct nlattr *proto)
+/* The original direction's TCP ports into D's sport and dport, -1 when it has none. */
+static void act_ports(struct act_dump *d, struct nlattr *proto, int num)
 {
 	struct nlattr *tp[CTA_PROTO_MAX + 1];
 
-	if (proto == NULL || nla_parse_nested(tp, CTA_PROTO_MAX, proto, NULL) < 0 ||
-	    tp[CTA_PROTO_DST_PORT] == NULL)
-		return -1;
-	return ntohs(nla_get_u16(tp[CTA_PROTO_DST_PORT]));
+	d->sport = d->dport = -1;
+	if (num != IPPROTO_TCP || proto == NULL ||
+	    nla_parse_nested(tp, CTA_PROTO_MAX, proto, NULL) < 0)
+		return;
+	if (tp[CTA_PROTO_SRC_PORT] != NULL)
+		d->sport = ntohs(nla_get_u16(tp[CTA_PROTO_SRC_PORT]));
+	if (tp[CTA_PROTO_DST_PORT] != NULL)
+		d->dport = ntohs(nla_get_u16(tp[CTA_PROTO_DST_PORT]));
 }
 
 static int act_tcp_state(struct nlattr *protoinfo)
@@ -329,6 +343,20 @@ static int act_proto(struct nlattr *proto)
 }
 
 /*
+ * A connection NATed to beckon's own proxy (bridge mode's REDIRECT) is the
+ * proxy's to count, and quiet when idle_ignore says so; in user mode only
+ * the bypass's DNAT reaches an instance past the proxy, the rest are
+ * connections to the proxy itself.
+ */
+static bool act_nat_counts(const struct act_dump *d, struct nlattr **tb)
+{
+	uint32_t status = tb[CTA_STATUS] ? ntohl(nla_get_u32(tb[CTA_STATUS])) : 0;
+	bool nat = (status & IPS_DST_NAT) != 0;
+
+	return d->by_port ? nat : !nat;
+}
+
+/*
  * One conntrack entry: an open TCP connection counts for both ends; a
  * closed one's close time, and a UDP or ICMP flow's last packet, are a last
  * use. A flow to a group address (multicast, broadcast) is no client's.
@@ -346,14 +374,15 @@ static int act_entry(struct nl_msg *msg, void *arg)
 	    nla_parse_nested(ip, CTA_IP_MAX, tt[CTA_TUPLE_IP], NULL) < 0)
 		return NL_OK;
 	proto = act_proto(tt[CTA_TUPLE_PROTO]);
-	if (proto != IPPROTO_TCP && act_group_addr(d, ip[CTA_IP_V4_DST]))
+	if ((proto != IPPROTO_TCP && act_group_addr(d, ip[CTA_IP_V4_DST])) ||
+	    !act_nat_counts(d, tb))
 		return NL_OK;
 	if ((d->closed_us = act_entry_time(d, tb, proto)) < 0 ||
 	    (d->closed_us == 0 && proto != IPPROTO_TCP))
 		return NL_OK;
-	act_count(arg, ip[CTA_IP_V4_SRC], -1);
-	act_count(arg, ip[CTA_IP_V4_DST],
-	          proto == IPPROTO_TCP ? act_dport(tt[CTA_TUPLE_PROTO]) : -1);
+	act_ports(d, tt[CTA_TUPLE_PROTO], proto);
+	act_count(arg, ip[CTA_IP_V4_SRC], ip[CTA_IP_V4_DST], -1);
+	act_count(arg, ip[CTA_IP_V4_DST], ip[CTA_IP_V4_SRC], proto == IPPROTO_TCP ? d->dport : -1);
 	return NL_OK;
 }
 

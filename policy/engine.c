@@ -142,14 +142,15 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 	enum policy_action a;
 
 	launcher_info(inst, &info);
-	if (info.state != INST_READY || ei == NULL)
+	/* Telling the guest of its suspend (check.c): that goes on from the answer. */
+	if (info.state != INST_READY || ei == NULL || ei->noticing)
 		return;
 	if (info.open + info.held > 0)
 		launcher_activity(inst);
 	if (engine_replica_kept(e, inst))
 		return;
 	engine_view(inst, &v);
-	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
+	if ((a = policy_idle(&v, now)) == POLICY_KEEP || check_waiting(inst, now))
 		return;
 	/* Idle by every cheap sign: a quiet open connection shows only in conntrack. */
 	if (!*ct_read) {
@@ -163,6 +164,9 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 	/* The read may have moved its last use later (a bypassing connection's close). */
 	engine_view(inst, &v);
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)
+		return;
+	/* The guest may have a say (idle_check); its "yes" acts from the answer. */
+	if (!check_consent(e, inst, a, now) || check_notice(e, inst, a))
 		return;
 	engine_act(inst, a, "idle");
 }
@@ -273,6 +277,8 @@ struct engine *engine_new(struct event_base *base, struct launcher *l, const str
 	admit_conf(e->admit, conf);
 	e->proxied = conf->hold == CONF_HOLD_PROXY;
 	e->act = activity_new(conf);
+	if (check_init(e) == -1)
+		goto fail;
 	if ((e->tick = event_new(base, -1, EV_PERSIST, engine_tick_cb, e)) == NULL ||
 	    event_add(e->tick, &tv) == -1 ||
 	    (e->warm_ev = event_new(base, -1, 0, engine_warm_cb, e)) == NULL ||
@@ -295,6 +301,7 @@ void engine_free(struct engine *e)
 		event_free(e->tick);
 	if (e->warm_ev != NULL)
 		event_free(e->warm_ev);
+	check_free_all(e);
 	admit_free(e->admit);
 	activity_free(e->act);
 	free(e);

@@ -19,6 +19,14 @@
 
 struct conf;
 
+/*
+ * The local ports of an instance's latest idle_check connections, whose
+ * conntrack entries are beckon's own and no activity: one a question,
+ * each ended with a reset (conntrack keeps it 10 s then), asked at most
+ * every 100 ms.
+ */
+#define CHECK_PORTS 128
+
 /* What the engine keeps of each instance (launcher_ext). */
 struct engine_inst {
 	unsigned conntrack;   /* established connections at the last look */
@@ -27,6 +35,12 @@ struct engine_inst {
 	bool rewarm;          /* stopping (idle, beckonctl stop): make it warm again once down */
 	bool evicting;        /* ... but not when evicted to make room */
 	int64_t low_since_us; /* replicas (scale.c): the load has fit one fewer since; 0: not */
+	/* idle_check (check.c) */
+	bool asking;                       /* a question is under way */
+	bool noticing;                     /* idle_notice: telling it, the suspend waits */
+	int64_t not_now_us;                /* the guest's last "not now"; 0: none */
+	uint16_t check_ports[CHECK_PORTS]; /* local ports of the latest questions */
+	unsigned check_next;               /* ... the next slot */
 };
 
 struct engine {
@@ -36,7 +50,8 @@ struct engine {
 	struct event *warm_ev; /* a warm pass, out of the launcher's hooks */
 	struct admit *admit;
 	struct activity *act;
-	unsigned ticks; /* the scaler runs every SCALE_TICKS */
+	unsigned ticks;            /* the scaler runs every SCALE_TICKS */
+	struct check_list *checks; /* idle_check questions under way (check.c) */
 	/*
 	 * Hold "proxy": the proxy's counts are every connection a replica has
 	 * (conntrack sees each one twice more: client to proxy, proxy to guest).
@@ -84,6 +99,27 @@ void activity_free(struct activity *a);
  * the service's ports count. -1 when conntrack cannot be read.
  */
 int activity_conntrack(struct activity *a, struct launcher *l);
+
+/*
+ * check.c: asking the guest before an idle action (idle_check =
+ * "http:/PATH"). check_consent: whether to act on INST now (ACTION from
+ * policy_idle): true when idle_max has passed or the service asks nothing;
+ * else it asks (once at a time, again after a "not now"), and a "yes"
+ * carries ACTION out from the answer. check_own: a conntrack entry with
+ * this source port is one of EI's questions.
+ */
+int check_init(struct engine *e);
+void check_free_all(struct engine *e);
+bool check_consent(struct engine *e, struct instance *inst, enum policy_action action, int64_t now);
+bool check_own(const struct engine_inst *ei, int sport);
+/*
+ * Tell INST's guest (idle_notice) before ACTION, a suspend: true when under
+ * way (ACTION follows the answer, or idle_notice_timeout), false when
+ * there is nothing to tell (or it cannot be told): act now.
+ */
+bool check_notice(struct engine *e, struct instance *inst, enum policy_action action);
+/* Whether INST waits for its guest's answer, or to ask again: no need to look further. */
+bool check_waiting(struct instance *inst, int64_t now);
 
 /* scale.c: replicas; conntrack read first when *CT_READ is false. */
 #define SCALE_TICKS 5

@@ -39,6 +39,21 @@ enum policy_action policy_idle(const struct policy_view *v, int64_t now_us)
 	return policy_on_idle(v->on_idle);
 }
 
+enum policy_consent policy_consent(const struct policy_view *v, const struct policy_consent_view *c,
+                                   int64_t now_us)
+{
+	int64_t from = v->last_activity_us > v->since_us ? v->last_activity_us : v->since_us;
+
+	if (c->idle_max_ms != 0 && (uint64_t)policy_idle_us(v, now_us) >= c->idle_max_ms * 1000)
+		return POLICY_CONSENT_FORCE;
+	if (c->asking)
+		return POLICY_CONSENT_WAIT;
+	if (c->not_now_us != 0 && c->not_now_us >= from &&
+	    (uint64_t)(now_us - c->not_now_us) < c->interval_ms * 1000)
+		return POLICY_CONSENT_WAIT;
+	return POLICY_CONSENT_ASK;
+}
+
 enum policy_action policy_evict_action(const struct policy_view *v)
 {
 	/* Pausing keeps the memory, so an eviction of a pausing service destroys. */

@@ -40,6 +40,28 @@ enum policy_action {
  */
 enum policy_action policy_idle(const struct policy_view *v, int64_t now_us);
 
+/* What the idle engine knows of the guest's say (idle_check) for one instance. */
+struct policy_consent_view {
+	uint64_t idle_max_ms; /* idle this long: act unasked; 0: never */
+	uint64_t interval_ms; /* after a "not now", ask again this much later */
+	int64_t not_now_us;   /* the guest's last "not now"; 0: none */
+	bool asking;          /* a question is under way */
+};
+
+enum policy_consent {
+	POLICY_CONSENT_WAIT,  /* keep it: a question is under way, or it said "not now" lately */
+	POLICY_CONSENT_ASK,   /* ask the guest now */
+	POLICY_CONSENT_FORCE, /* idle for idle_max: act whatever it says */
+};
+
+/*
+ * For an instance policy_idle would act on, and whose service asks the
+ * guest first: whether to ask, wait, or act anyway. A "not now" older than
+ * the last activity (or state change) is forgotten.
+ */
+enum policy_consent policy_consent(const struct policy_view *v, const struct policy_consent_view *c,
+                                   int64_t now_us);
+
 /* The action that frees an instance's memory when it must make room. */
 enum policy_action policy_evict_action(const struct policy_view *v);
 

@@ -64,8 +64,12 @@ static bool bypass_target(const struct pxsvc *svc, struct sockaddr_in *up)
 	struct instance *inst = svc->inst;
 	struct instance_info info;
 
-	/* A replicated service's connections stay with the proxy: it spreads them. */
-	if (inst == NULL || svc->replicated)
+	/*
+	 * A replicated service's connections stay with the proxy: it spreads
+	 * them; so do those of a service whose requests are read for the paths
+	 * of its idle_ignore.
+	 */
+	if (inst == NULL || svc->replicated || quiet_http(svc))
 		return false;
 	launcher_info(inst, &info);
 	if (info.state != INST_READY)

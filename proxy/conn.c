@@ -33,7 +33,7 @@ static void unhold(struct pxconn *c)
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
 	if (c->held)
-		proxy_count_held(c->svc, c->inst, -1);
+		quiet_count_held(c, -1);
 	c->held = false;
 	launcher_cancel(c->waiter);
 	c->waiter = NULL;
@@ -46,7 +46,7 @@ void pxconn_free(struct pxconn *c)
 	unhold(c);
 	pump_free_all(c);
 	if (c->open)
-		proxy_count_open(svc, c->inst, -1);
+		quiet_count_open(c, -1);
 	if (c->cl != NULL)
 		bufferevent_free(c->cl);
 	if (c->up != NULL)
@@ -90,7 +90,7 @@ void pxconn_activity(struct pxconn *c, size_t bytes)
 	int64_t now = now_us();
 
 	c->svc->p->st.bytes += bytes;
-	if (now - c->activity_us < RELAY_ACTIVITY_US || c->inst == NULL)
+	if (now - c->activity_us < RELAY_ACTIVITY_US || c->inst == NULL || c->quiet)
 		return;
 	c->activity_us = now;
 	launcher_activity(c->inst);
@@ -283,7 +283,8 @@ static void conn_hold(struct pxconn *c)
 	/* Replaying is only ever needed behind QEMU's hostfwd, just after a boot. */
 	if (c->replay == NULL && guest_fresh(c, true))
 		c->replay = evbuffer_new();
-	rc = launcher_wake_from(c->inst, (struct sockaddr *)&c->peer, woken_cb, c, &c->waiter);
+	rc = (c->quiet ? launcher_wake_quiet : launcher_wake_from)(
+	    c->inst, (struct sockaddr *)&c->peer, woken_cb, c, &c->waiter);
 	if (rc == 1) {
 		conn_connect(c); /* ready: straight through, whatever is held */
 		return;
@@ -300,7 +301,7 @@ static void conn_hold(struct pxconn *c)
 		return;
 	}
 	c->held = true;
-	proxy_count_held(svc, c->inst, 1);
+	quiet_count_held(c, 1);
 	relay_hold_client(c);
 	timer_in(c->timer, svc->p->hold_timeout_ms);
 }
@@ -334,8 +335,10 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockad
 		pxconn_reset(c);
 		return;
 	}
-	if (svc->nroutes > 0) {
-		front_start(c); /* the service comes from the request's path */
+	c->quiet = quiet_client(svc, &c->peer);
+	/* A front routes by path; a service with paths in idle_ignore reads them too. */
+	if (svc->nroutes > 0 || quiet_http(svc)) {
+		front_start(c);
 		return;
 	}
 	conn_hold(c);
@@ -348,7 +351,7 @@ void pxconn_drop_upstream(struct pxconn *c)
 		bufferevent_free(c->up);
 	c->up = NULL;
 	if (c->open)
-		proxy_count_open(c->svc, c->inst, -1);
+		quiet_count_open(c, -1);
 	c->open = false;
 	c->up_eof = c->up_shut = c->up_spoke = false;
 	c->cl_throttled = c->up_throttled = false;

@@ -55,6 +55,8 @@ static void timer_in(struct event *ev, uint64_t ms)
 static const char *status_text(int status)
 {
 	switch (status) {
+	case 200:
+		return "OK";
 	case 400:
 		return "Bad Request";
 	case 404:
@@ -147,6 +149,9 @@ static struct pxsvc *front_choose(struct pxconn *c, const char *buf, const struc
 	int i;
 
 	*status = 503;
+	/* A service read for the paths of its idle_ignore: every request is its own. */
+	if (front != NULL && front->nroutes == 0 && quiet_http(front))
+		return front;
 	if (front == NULL || front->nroutes == 0)
 		return NULL; /* the front left the config */
 	i = http_route(buf + hd->path_off, hd->path_len, (const char *const *)front->prefixes,
@@ -185,6 +190,7 @@ static void front_head(struct pxconn *c)
 	struct http_head hd;
 	struct pxsvc *to;
 	int status;
+	bool quiet;
 
 	if (len == 0)
 		return; /* between requests: nothing of the next yet */
@@ -214,12 +220,22 @@ static void front_head(struct pxconn *c)
 	}
 	h->head_armed = false;
 	evtimer_del(c->timer);
+	quiet = quiet_client(to, &c->peer) || quiet_path(to, buf + hd.path_off, hd.path_len);
+	/* A health check while the guest sleeps: answered here, when the service says so. */
+	if (quiet && (status = quiet_answer(to)) != 0) {
+		front_reply(c, status);
+		return;
+	}
 	exchange_start(h, &hd);
 	/* The same service, its connection still open both ways: go on there. */
-	if (to == c->svc && c->state == PXC_RELAY && c->up != NULL && !c->up_eof && !c->up_shut) {
+	if (to == c->svc && c->state == PXC_RELAY && c->up != NULL && !c->up_eof && !c->up_shut &&
+	    quiet == c->quiet) {
 		relay_kick(c, c->cl);
 		return;
 	}
+	/* Counted as it was, then as this request is. */
+	pxconn_drop_upstream(c);
+	c->quiet = quiet;
 	pxconn_route(c, to, target_port(to, h->port));
 }
 

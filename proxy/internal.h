@@ -146,6 +146,7 @@ struct pxconn {
 	bool pump_want[PUMP_DIRS];       /* to splice once the destination has flushed */
 	size_t moved[PUMP_DIRS];         /* bytes relayed by bufferevents */
 	struct pxhttp *http;             /* came to a front: its requests are framed (front.c) */
+	bool quiet;                      /* not activity: the service's idle_ignore (quiet.c) */
 };
 
 /* proxy.c */
@@ -266,6 +267,20 @@ void unavail_clear(struct pxsvc *svc);
 bool unavail_has(const struct pxconn *c);
 /* Answer C (unheld) and close it, lingering; a reset when its port has no answer. */
 void unavail_answer(struct pxconn *c);
+/*
+ * quiet.c: the service's idle_ignore. quiet_client: PEER is a listed
+ * client; quiet_path: a request for PATH (LEN bytes) is listed; quiet_http:
+ * SVC's requests are read for its listed paths (a service, not a front);
+ * quiet_answer: the status beckon answers a quiet request with while SVC's
+ * guest is not ready, 0 to wake it. quiet_count_*: the proxy_count_* of C,
+ * a quiet one kept from the launcher.
+ */
+bool quiet_client(const struct pxsvc *svc, const struct sockaddr_storage *peer);
+bool quiet_path(const struct pxsvc *svc, const char *path, size_t len);
+bool quiet_http(const struct pxsvc *svc);
+int quiet_answer(const struct pxsvc *svc);
+void quiet_count_held(struct pxconn *c, int delta);
+void quiet_count_open(struct pxconn *c, int delta);
 
 /* synhold.c: hold "syn". */
 int synhold_start(struct proxy *p, const char *bridge);

@@ -194,9 +194,10 @@ static bool needs_rule(const struct proxy *p, const struct pxsvc *svc)
 
 	/*
 	 * A front's connections always pass through the proxy: it reads their
-	 * requests; a replicated service's too: it spreads them.
+	 * requests; a replicated service's too: it spreads them; and those of a
+	 * service whose requests are read for the paths of its idle_ignore.
 	 */
-	if (svc->nroutes > 0 || svc->replicated)
+	if (svc->nroutes > 0 || svc->replicated || quiet_http(svc))
 		return p->hold == CONF_HOLD_PROXY;
 	/*
 	 * A pattern's instances come and go with their names: its whole pool

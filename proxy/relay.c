@@ -277,7 +277,7 @@ void relay_start(struct pxconn *c)
 	c->state = PXC_RELAY;
 	bufferevent_set_timeouts(c->up, NULL, NULL);
 	if (!c->open)
-		proxy_count_open(c->svc, c->inst, 1);
+		quiet_count_open(c, 1);
 	c->open = true;
 	/* A retry: what the last upstream got goes again first. */
 	if (c->replay != NULL && evbuffer_get_length(c->replay) > 0)

@@ -91,7 +91,10 @@ void proxy_conn_set_inst(struct pxconn *c, struct instance *inst)
 		snprintf(c->inst_name, sizeof(c->inst_name), "%s", launcher_service(inst)->name);
 }
 
-/* INST stopped or failed: connections that point at it uncounted let go of it. */
+/*
+ * INST stopped or failed: connections that point at it uncounted (a quiet
+ * one is never counted on it) let go of it.
+ */
 void proxy_conns_forget(struct proxy *p, struct instance *inst)
 {
 	struct pxsvc *svc;
@@ -99,7 +102,7 @@ void proxy_conns_forget(struct proxy *p, struct instance *inst)
 
 	TAILQ_FOREACH(svc, &p->svcs, entry)
 	TAILQ_FOREACH(c, &svc->conns, entry)
-	if (c->inst == inst && !c->held && !c->open)
+	if (c->inst == inst && ((!c->held && !c->open) || c->quiet))
 		proxy_conn_set_inst(c, NULL);
 }
 
@@ -117,7 +120,7 @@ static void spread_refind(struct proxy *p, struct pxconn *c)
 	c->inst = now;
 	if (now == NULL)
 		c->inst_name[0] = '\0';
-	else if (c->held || c->open)
+	else if ((c->held || c->open) && !c->quiet)
 		launcher_connections(now, c->held, c->open);
 }
 

@@ -118,9 +118,14 @@ static void hold(struct pxsvc *svc, uint32_t id, const struct tcp4 *t)
 	struct synpkt *s;
 	int rc;
 
-	/* The client's address: a boot passes its per-client rate limit. */
-	rc = launcher_wake_from(svc->inst, client, svc->syn_waiter ? NULL : woken_cb, svc,
-	                        svc->syn_waiter ? NULL : &w);
+	/*
+	 * The client's address: a boot passes its per-client rate limit. A
+	 * client in idle_ignore wakes it too, but is no activity.
+	 */
+	rc = (!t->v6 && conf_ignored_addr(launcher_service(svc->inst), t->saddr)
+	          ? launcher_wake_quiet
+	          : launcher_wake_from)(svc->inst, client, svc->syn_waiter ? NULL : woken_cb, svc,
+	                                svc->syn_waiter ? NULL : &w);
 	if (w != NULL)
 		svc->syn_waiter = w;
 	if (rc == 1) {

@@ -1073,6 +1073,174 @@ static void test_cross_checks(void **state)
 	free(errs);
 }
 
+#define IDLE_HEAD                                                                                  \
+	ZONE "network = { mode = \"user\"; hold = \"proxy\"; };\n"                                 \
+	     "defaults = { backend = \"exec\"; ready = \"tcp\"; exec = { command = \"true\"; }; "  \
+	     "};\n"
+
+/* idle_ignore, idle_ignore_answer, idle_check, idle_check_interval, idle_max: values, defaults. */
+static void test_idle_keys(void **state)
+{
+	struct conf *c = load_good(
+	    IDLE_HEAD
+	    "services = (\n"
+	    " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; ports = 80;\n"
+	    "   idle_ignore = ( \"10.0.0.5\", \"192.0.2.0/24\", \"/healthz\" );\n"
+	    "   idle_ignore_answer = 200; idle_check = \"http:/idle\";\n"
+	    "   idle_check_interval = \"2s\"; idle_timeout = \"30s\"; idle_max = \"10m\"; },\n"
+	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.10\"; ports = 80; },\n"
+	    " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.11\"; ports = 80;\n"
+	    "   idle_check = \"console:^IDLE-OK$\"; idle_max = \"5m\"; }\n"
+	    ");\n");
+	const struct conf_service *cc;
+	const struct conf_service *a = conf_service_find(c, "a"), *b = conf_service_find(c, "b");
+	struct in_addr in;
+	struct conf_service *d;
+
+	(void)state;
+	assert_int_equal(a->nignore_nets, 2);
+	assert_int_equal(a->ignore_nets[0].prefix, 32);
+	assert_int_equal(a->ignore_nets[1].prefix, 24);
+	assert_int_equal(a->nignore_paths, 1);
+	assert_string_equal(a->ignore_paths[0], "/healthz");
+	assert_int_equal(a->ignore_answer, 200);
+	assert_string_equal(a->idle_check, "/idle");
+	assert_int_equal(a->idle_check_interval_ms, 2000);
+	assert_int_equal(a->idle_max_ms, 600000);
+	inet_pton(AF_INET, "192.0.2.77", &in);
+	assert_true(conf_ignored_addr(a, in));
+	inet_pton(AF_INET, "192.0.3.1", &in);
+	assert_false(conf_ignored_addr(a, in));
+	inet_pton(AF_INET, "10.0.0.5", &in);
+	assert_true(conf_ignored_addr(a, in));
+	assert_true(conf_ignored_path(a, "/healthz", 8));
+	assert_true(conf_ignored_path(a, "/healthz/db?x=1", 15));
+	assert_false(conf_ignored_path(a, "/health", 7));
+	assert_false(conf_ignored_path(b, "/healthz", 8));
+	/* Defaults: nothing ignored, nobody asked, ask again after 5 s, no idle_max. */
+	assert_int_equal(b->nignore_nets + b->nignore_paths, 0);
+	assert_int_equal(b->ignore_answer, 0);
+	assert_null(b->idle_check);
+	assert_int_equal(b->idle_check_interval_ms, 5000);
+	assert_int_equal(b->idle_max_ms, 0);
+	cc = conf_service_find(c, "c");
+	assert_null(cc->idle_check);
+	assert_string_equal(cc->idle_check_re, "^IDLE-OK$");
+	assert_null(conf_service_find(c, "a")->idle_check_re);
+	d = conf_service_dup(a);
+	assert_non_null(d);
+	assert_true(conf_service_equal(d, a));
+	d->ignore_nets[1].prefix = 25;
+	assert_false(conf_service_equal(d, a));
+	d->ignore_nets[1].prefix = 24;
+	free(d->ignore_paths[0]);
+	d->ignore_paths[0] = strdup("/health");
+	assert_false(conf_service_equal(d, a));
+	conf_service_free(d);
+	conf_free(c);
+}
+
+/* Bad idle keys: each a clear error, nothing loaded. */
+static void test_idle_keys_bad(void **state)
+{
+	char *errs;
+
+	(void)state;
+	errs = load_bad(
+	    IDLE_HEAD
+	    "services = (\n"
+	    " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; ports = 80;\n"
+	    "   idle_ignore = ( \"192.0.2.1/24\", \"300.1.1.1\", \"/a b\", \"10.0.0.0/33\" );\n"
+	    "   idle_ignore_answer = 204; idle_check = \"tcp:/x\";\n"
+	    "   idle_check_interval = \"50ms\"; },\n"
+	    " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.10\"; ready = "
+	    "\"delay:1ms\";\n"
+	    "   idle_check = \"http:/idle\"; idle_max = \"30s\"; },\n"
+	    " { name = \"c\"; dns = \"c.svc.test\"; address = \"127.0.0.11\"; ports = 80;\n"
+	    "   idle_max = \"30s\"; idle_ignore = \"10.0.0.1\"; idle_ignore_answer = 200; }\n"
+	    ");\n");
+	assert_string_equal(
+	    errs,
+	    "bad.conf:6: services[0].idle_ignore[0]: \"192.0.2.1/24\": host bits set after the "
+	    "prefix (want a client network \"192.0.2.0/24\", an address, or a path \"/healthz\")\n"
+	    "bad.conf:6: services[0].idle_ignore[1]: \"300.1.1.1\": bad address (want a client "
+	    "network \"192.0.2.0/24\", an address, or a path \"/healthz\")\n"
+	    "bad.conf:6: services[0].idle_ignore[2]: bad path \"/a b\" (no spaces, \"?\" or "
+	    "\"#\")\n"
+	    "bad.conf:6: services[0].idle_ignore[3]: \"10.0.0.0/33\": bad prefix (0 to 32) (want a "
+	    "client network \"192.0.2.0/24\", an address, or a path \"/healthz\")\n"
+	    "bad.conf:7: services[0].idle_ignore_answer: 204: want 0 (wake the guest) or a status "
+	    "200 to 599 (not 204 or 304)\n"
+	    "bad.conf:7: services[0].idle_check: bad value \"tcp:/x\" (want \"http:/PATH\", "
+	    "\"console:REGEX\" or \"none\")\n"
+	    "bad.conf:8: services[0].idle_check_interval: 50 ms is too short (at least "
+	    "\"100ms\")\n"
+	    "bad.conf:10: services[1].idle_check: asks the guest on its first port, but \"ports\" "
+	    "is not set\n"
+	    "bad.conf:10: services[1].idle_max: must be more than idle_timeout (60000 ms)\n"
+	    "bad.conf:12: services[2].idle_ignore_answer: answers a path of idle_ignore, and it "
+	    "lists none\n"
+	    "bad.conf:12: services[2].idle_max: bounds how long idle_check may say \"not now\", "
+	    "and idle_check is not set\n");
+	free(errs);
+	/* Only the proxy reads a request's path. */
+	errs = load_bad(ZONE "network = { mode = \"user\"; hold = \"none\"; };\n"
+	                     "services = (\n"
+	                     " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
+	                     "ports = 80; " EXEC "idle_ignore = ( \"10.0.0.1\", \"/healthz\" ); }\n"
+	                     ");\n");
+	assert_string_equal(errs, "bad.conf:4: services[0].idle_ignore: a path (\"/healthz\") "
+	                          "needs network.hold \"proxy\" (the proxy reads each request's "
+	                          "path), not \"none\"\n");
+	free(errs);
+	/* idle_check = "console:REGEX": the expression compiles. */
+	errs = load_bad(IDLE_HEAD "services = (\n"
+	                          " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
+	                          "ports = 80; idle_check = \"console:(\"; }\n"
+	                          ");\n");
+	assert_true(strncmp(errs,
+	                    "bad.conf:5: services[0].idle_check: bad regular expression \"(\"",
+	                    58) == 0);
+	free(errs);
+	/* idle_notice: before a suspend only; its timeout bounded. */
+	errs =
+	    load_bad(IDLE_HEAD "services = (\n"
+	                       " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
+	                       "ports = 80; idle_notice = \"http:/bye\"; },\n"
+	                       " { name = \"b\"; dns = \"b.svc.test\"; address = \"127.0.0.10\"; "
+	                       "ports = 80; idle_notice_timeout = \"20m\"; }\n"
+	                       ");\n");
+	assert_string_equal(errs,
+	                    "bad.conf:5: services[0].idle_notice: is sent before a suspend, "
+	                    "and on_idle is \"pause\"\n"
+	                    "bad.conf:6: services[1].idle_notice_timeout: 1200000 ms is out of "
+	                    "range (\"100ms\" to \"10m\")\n");
+	free(errs);
+}
+
+/* idle_notice on a VM that suspends: its path and timeout. */
+static void test_idle_notice(void **state)
+{
+	struct conf *c;
+	char *text;
+
+	(void)state;
+	assert_true(asprintf(&text,
+	                     ZONE "network = { mode = \"user\"; hold = \"proxy\"; };\n"
+	                          "services = (\n"
+	                          " { name = \"a\"; dns = \"a.svc.test\"; address = \"127.0.0.9\"; "
+	                          "ports = 80; image = \"%s/kernel.img\"; ready = \"http:/\";\n"
+	                          "   on_idle = \"suspend\"; idle_notice = \"http:/bye\"; "
+	                          "idle_notice_timeout = \"2s\"; }\n"
+	                          ");\n",
+	                     tmpdir) > 0);
+	c = load_good(text);
+	free(text);
+	assert_string_equal(c->services[0].idle_notice, "/bye");
+	assert_int_equal(c->services[0].idle_notice_timeout_ms, 2000);
+	conf_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1101,6 +1269,9 @@ int main(void)
 	    cmocka_unit_test(test_user),
 	    cmocka_unit_test(test_unavailable),
 	    cmocka_unit_test(test_wake_queue),
+	    cmocka_unit_test(test_idle_keys),
+	    cmocka_unit_test(test_idle_keys_bad),
+	    cmocka_unit_test(test_idle_notice),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -194,6 +194,46 @@ static void test_clients_separate(void **state)
 	assert_false(policy_client_take(&c, a, 4, 1, 3, S(1)));
 }
 
+/* idle_check: asked once idle, not again while asking or soon after a "not now". */
+static void test_consent_ask_wait(void **state)
+{
+	struct policy_view v = running(CONF_IDLE_PAUSE, S(10));
+	struct policy_consent_view c = {.interval_ms = 2000};
+
+	(void)state;
+	assert_int_equal(policy_consent(&v, &c, S(11)), POLICY_CONSENT_ASK);
+	c.asking = true;
+	assert_int_equal(policy_consent(&v, &c, S(11)), POLICY_CONSENT_WAIT);
+	c.asking = false;
+	c.not_now_us = S(11);
+	assert_int_equal(policy_consent(&v, &c, S(12)), POLICY_CONSENT_WAIT);
+	assert_int_equal(policy_consent(&v, &c, S(13)), POLICY_CONSENT_ASK);
+}
+
+/* A "not now" from before the last activity is forgotten: ask at once. */
+static void test_consent_forgets_old_answer(void **state)
+{
+	struct policy_view v = running(CONF_IDLE_PAUSE, S(20));
+	struct policy_consent_view c = {.interval_ms = 60000, .not_now_us = S(19)};
+
+	(void)state;
+	assert_int_equal(policy_consent(&v, &c, S(21)), POLICY_CONSENT_ASK);
+}
+
+/* idle_max, counted from the last activity: acts whatever the guest says. */
+static void test_consent_idle_max(void **state)
+{
+	struct policy_view v = running(CONF_IDLE_PAUSE, S(10));
+	struct policy_consent_view c = {
+	    .interval_ms = 1000, .idle_max_ms = 5000, .not_now_us = S(14) + 500000, .asking = true};
+
+	(void)state;
+	assert_int_equal(policy_consent(&v, &c, S(14) + 999999), POLICY_CONSENT_WAIT);
+	assert_int_equal(policy_consent(&v, &c, S(15)), POLICY_CONSENT_FORCE);
+	c.idle_max_ms = 0;
+	assert_int_equal(policy_consent(&v, &c, S(1000)), POLICY_CONSENT_WAIT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +250,9 @@ int main(void)
 	    cmocka_unit_test(test_make_room_paused_counts),
 	    cmocka_unit_test(test_bucket),
 	    cmocka_unit_test(test_clients_separate),
+	    cmocka_unit_test(test_consent_ask_wait),
+	    cmocka_unit_test(test_consent_forgets_old_answer),
+	    cmocka_unit_test(test_consent_idle_max),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
