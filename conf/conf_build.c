@@ -342,6 +342,18 @@ static int k_warm(struct conf_ctx *c, struct conf_build *b, const config_setting
 	return 0;
 }
 
+static int k_template(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                      const char *label, size_t off)
+{
+	int v;
+
+	(void)off;
+	if (conf_get_enum(c, s, label, conf_template_names, &v) == -1)
+		return -1;
+	b->svc.template = (enum conf_template)v;
+	return 0;
+}
+
 static int k_accel(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                    const char *label, size_t off)
 {
@@ -452,6 +464,7 @@ static const struct key_def keys[] = {
     {NULL, "idle_timeout", CONF_SK_IDLE_TIMEOUT, k_idle_timeout, 0},
     {NULL, "on_idle", CONF_SK_ON_IDLE, k_on_idle, 0},
     {NULL, "warm", CONF_SK_WARM, k_warm, 0},
+    {NULL, "template", CONF_SK_TEMPLATE, k_template, 0},
     {NULL, "hosts", CONF_SK_HOSTS, k_hosts, 0},
     {NULL, "routes", CONF_SK_ROUTES, k_routes, 0},
     {"qemu", "machine", CONF_SK_QEMU_MACHINE, k_str, OFF(qemu.machine)},
