@@ -195,9 +195,9 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       str_eq(a->ready_arg, b->ready_arg) && a->ready_delay_ms == b->ready_delay_ms &&
 	       str_eq(a->fail_re, b->fail_re) && a->idle_timeout_ms == b->idle_timeout_ms &&
 	       a->on_idle == b->on_idle && a->warm == b->warm && a->template == b->template &&
-	       qemu_eq(&a->qemu, &b->qemu) &&
-	       str_eq(a->libvirt_uri, b->libvirt_uri) && str_eq(a->libvirt_xml, b->libvirt_xml) &&
-	       str_eq(a->xen_cfg, b->xen_cfg) && str_eq(a->exec_command, b->exec_command) &&
+	       qemu_eq(&a->qemu, &b->qemu) && str_eq(a->libvirt_uri, b->libvirt_uri) &&
+	       str_eq(a->libvirt_xml, b->libvirt_xml) && str_eq(a->xen_cfg, b->xen_cfg) &&
+	       str_eq(a->exec_command, b->exec_command) &&
 	       (a->hosts == NULL) == (b->hosts == NULL) &&
 	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts) && conf_routes_equal(a, b) &&
 	       a->pattern == b->pattern && a->pool_first.s_addr == b->pool_first.s_addr &&

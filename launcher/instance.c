@@ -121,6 +121,7 @@ static void inst_end_run(struct instance *inst, bool graceful)
 	inst->console = NULL;
 	inst->pid = 0;
 	inst->start_deferred = false;
+	template_end_run(inst);
 }
 
 void launcher_inst_destroy(struct instance *inst)
@@ -131,6 +132,7 @@ void launcher_inst_destroy(struct instance *inst)
 	if (inst->boot_timer != NULL)
 		event_free(inst->boot_timer);
 	free(inst->ext);
+	free(inst->rv.tpl_key);
 	conf_service_free(inst->svc);
 	free(inst->state_dir);
 	free(inst);
@@ -241,10 +243,13 @@ void launcher_inst_predecessor_gone(struct launcher *l, const char *name)
 
 void launcher_inst_ready(struct instance *inst)
 {
-	if (inst->state != INST_BOOTING)
+	if (inst->state != INST_BOOTING || inst->rv.templating)
 		return;
 	probe_free(inst->probe);
 	inst->probe = NULL;
+	/* The first boot saves the template before anyone reaches the guest. */
+	if (template_save_begin(inst) == 0)
+		return;
 	evtimer_del(inst->boot_timer);
 	launcher_inst_set_state(inst, INST_READY);
 	inst->ready_at_us = launcher_now_us();

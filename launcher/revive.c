@@ -59,19 +59,23 @@ void revive_state(struct instance *inst, enum inst_state old)
 		inst->rv.restoring = false;
 		revive_forget(inst, "saved state removed (the restore failed)");
 	}
+	if (s == INST_FAILED && inst->rv.from_template)
+		template_drop(inst, "the restore failed; the next start boots and makes a new one");
+	if (s != INST_BOOTING)
+		inst->rv.from_template = false;
 }
 
 void revive_ready(struct instance *inst)
 {
 	double s = (double)(inst->ready_at_us - inst->boot_start_us) / 1e6;
 
+	launcher_hist_observe(&inst->l->hist[inst->how], s);
 	if (inst->rv.restoring) {
 		inst->rv.restoring = false;
-		launcher_hist_observe(&inst->l->wake_hist, s);
 		log_info("%s: restored from suspend in %.1f ms", inst->svc->name, s * 1000);
 		revive_forget(inst, NULL); /* used: the guest has moved on */
-	} else {
-		launcher_hist_observe(&inst->l->boot_hist, s);
+	} else if (inst->how == LAUNCHER_HOW_TEMPLATE) {
+		log_info("%s: restored from its template in %.1f ms", inst->svc->name, s * 1000);
 	}
 	if (inst->rv.warming) {
 		/* Nobody asked for it meanwhile (a wake clears the flag). */
@@ -120,11 +124,32 @@ static int revive_shell_run(struct instance *inst)
 	return 1;
 }
 
+/* A cold start: from the service's template when there is one, else a boot. */
+static int revive_cold_start(struct instance *inst)
+{
+	char path[4096];
+
+	if (template_take(inst, path, sizeof(path))) {
+		inst->how = LAUNCHER_HOW_TEMPLATE;
+		inst->rv.from_template = true;
+		log_info("%s: restoring from its template", inst->svc->name);
+		if (inst->ops->restore(inst, path) == 0)
+			return 0;
+		inst->rv.from_template = false;
+		template_drop(inst, "it could not be restored");
+		template_take(inst, path, sizeof(path)); /* this boot makes a new one */
+	}
+	inst->how = LAUNCHER_HOW_BOOT;
+	return inst->ops->start(inst);
+}
+
 int revive_start_backend(struct instance *inst)
 {
 	char path[4096];
 	int rc;
 
+	inst->rv.from_template = false;
+	inst->how = inst->rv.restoring ? LAUNCHER_HOW_RESTORE : LAUNCHER_HOW_SHELL;
 	if (inst->rv.shell && (rc = revive_shell_run(inst)) != 1)
 		return rc;
 	if (inst->rv.restoring) {
@@ -133,7 +158,7 @@ int revive_start_backend(struct instance *inst)
 		inst->rv.restoring = false;
 		log_info("%s: no saved state to restore: booting afresh", inst->svc->name);
 	}
-	return inst->ops->start(inst);
+	return revive_cold_start(inst);
 }
 
 static void revive_resumed(struct instance *inst)
@@ -141,7 +166,7 @@ static void revive_resumed(struct instance *inst)
 	double ms = ms_since(inst->rv.wake_start_us);
 
 	launcher_inst_set_state(inst, INST_READY);
-	launcher_hist_observe(&inst->l->wake_hist, ms / 1000.0);
+	launcher_hist_observe(&inst->l->hist[LAUNCHER_HOW_RESUME], ms / 1000.0);
 	log_info("%s: resumed in %.2f ms", inst->svc->name, ms);
 }
 

@@ -279,6 +279,13 @@ static void run_attach(struct qemu_run *r, int qmp_fd)
 		log_warnx("%s: qmp: cannot attach", svc_name(r));
 }
 
+char **qemu_start_argv(struct instance *inst)
+{
+	uint16_t host_ports[CONF_MAX_PORTS];
+
+	return build_argv(inst, host_ports, false, NULL);
+}
+
 static int qemu_start(struct instance *inst)
 {
 	return qemu_spawn(inst, false, -1, false);
@@ -550,4 +557,6 @@ const struct backend_ops backend_qemu_ops = {
     .restore = qemu_restore,
     .shell = qemu_shell,
     .shell_run = qemu_shell_run,
+    .template_key = qemu_template_key,
+    .template_save = qemu_template_save,
 };

@@ -31,6 +31,7 @@
 struct qemu_save {
 	int fd; /* the state file, until QEMU has it */
 	bool failed;
+	bool keep; /* a template: the guest runs on once saved */
 };
 
 static const char *save_name(const struct instance *inst)
@@ -54,6 +55,17 @@ static struct qemu_save *save_of(struct instance *inst)
 	return sp != NULL ? *sp : NULL;
 }
 
+/* Forget the save: a later one (a suspend after a template) starts clean. */
+static void save_done(struct instance *inst)
+{
+	struct qemu_save **sp = qemu_run_save(inst);
+
+	if (sp == NULL)
+		return;
+	qemu_save_free(*sp);
+	*sp = NULL;
+}
+
 /* The save failed: say so once, and end the run as a stop would. */
 static void save_fail(struct instance *inst, const char *what, json_t *err)
 {
@@ -63,7 +75,14 @@ static void save_fail(struct instance *inst, const char *what, json_t *err)
 	if (s == NULL || s->failed)
 		return;
 	s->failed = true;
-	log_warnx("%s: suspend: %s: %s", save_name(inst), what, desc ? desc : "failed");
+	log_warnx("%s: %s: %s: %s", save_name(inst), s->keep ? "template" : "suspend", what,
+	          desc ? desc : "failed");
+	if (s->keep) {
+		/* QEMU runs the guest on after a failed migration. */
+		save_done(inst);
+		launcher_inst_templated(inst, false);
+		return;
+	}
 	launcher_inst_saved(inst, false);
 	qemu_run_quit(inst);
 }
@@ -139,7 +158,7 @@ static void save_running_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 	            inst);
 }
 
-int qemu_suspend(struct instance *inst, const char *path)
+static int save_begin(struct instance *inst, const char *path, bool keep)
 {
 	struct qmp *q = qemu_run_qmp(inst);
 	struct qemu_save **sp = qemu_run_save(inst);
@@ -154,6 +173,7 @@ int qemu_suspend(struct instance *inst, const char *path)
 		free(s);
 		return -1;
 	}
+	s->keep = keep;
 	*sp = s;
 	if (qmp_command(q, "cont", NULL, save_running_cb, inst) == -1) {
 		*sp = NULL;
@@ -161,6 +181,44 @@ int qemu_suspend(struct instance *inst, const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+int qemu_suspend(struct instance *inst, const char *path)
+{
+	return save_begin(inst, path, false);
+}
+
+int qemu_template_save(struct instance *inst, const char *path)
+{
+	return save_begin(inst, path, true);
+}
+
+/* The template is whole; the guest, stopped for the last pass, runs again. */
+static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	struct instance *inst = arg;
+
+	(void)q;
+	(void)ret;
+	if (err != NULL)
+		log_warnx("%s: template: cont after the save failed", save_name(inst));
+	save_done(inst);
+	launcher_inst_templated(inst, err == NULL);
+}
+
+static void save_completed(struct instance *inst, struct qemu_save *s)
+{
+	struct qmp *q = qemu_run_qmp(inst);
+
+	if (!s->keep) {
+		launcher_inst_saved(inst, true);
+		qemu_run_quit(inst);
+		return;
+	}
+	if (q == NULL || qmp_command(q, "cont", NULL, template_cont_cb, inst) == -1) {
+		save_done(inst);
+		launcher_inst_templated(inst, false);
+	}
 }
 
 void qemu_save_event(struct instance *inst, json_t *data)
@@ -172,8 +230,7 @@ void qemu_save_event(struct instance *inst, json_t *data)
 		return;
 	log_debug("%s: migration %s", save_name(inst), status);
 	if (strcmp(status, "completed") == 0) {
-		launcher_inst_saved(inst, true);
-		qemu_run_quit(inst);
+		save_completed(inst, s);
 	} else if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
 		save_fail(inst, "migration", NULL);
 	}

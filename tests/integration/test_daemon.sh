@@ -111,7 +111,7 @@ dq +short nosuch.svc.test >/dev/null
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$T/metrics"
 check "metrics: boots by service and result" grep -qx 'beckon_boots_total{service="www",result="ok"} 1' "$T/metrics"
 check "metrics: DNS answers by rcode" bash -c "grep -qE '^beckon_dns_queries_total\{rcode=\"NXDOMAIN\"\} [1-9]' $T/metrics && grep -qE '^beckon_dns_queries_total\{rcode=\"NOERROR\"\} [1-9]' $T/metrics"
-check "metrics: boot time histogram has the boot" grep -qx 'beckon_boot_seconds_count 1' "$T/metrics"
+check "metrics: boot time histogram has the boot" grep -qx 'beckon_boot_seconds_count{how="boot"} 1' "$T/metrics"
 check "metrics: instances by state" grep -qx 'beckon_instances{state="ready"} 1' "$T/metrics"
 check "metrics: wake histogram and held connections present" bash -c "grep -q '^beckon_wake_seconds_bucket' $T/metrics && grep -q '^beckon_held_connections ' $T/metrics"
 check "metrics: other paths are 404" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$METRICS_PORT/)\" = 404 ]"
