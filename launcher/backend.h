@@ -164,6 +164,14 @@ void launcher_inst_saved(struct instance *inst, bool ok);
 void launcher_inst_running(struct instance *inst);
 /* The VMM of a warm shell is up and waits for shell_run. */
 void launcher_inst_shell_ready(struct instance *inst);
+/*
+ * Whether INST's start under way restores its service's template: one of
+ * many clones of one snapshot, which the backend must give fresh entropy
+ * and clock as soon as it runs.
+ */
+bool launcher_inst_is_clone(const struct instance *inst);
+/* A clone was given its fresh entropy and clock: readiness may now be reported. */
+void launcher_inst_reseeded(struct instance *inst);
 /* The save template_save started ended (OK: the file is whole, the guest runs). */
 void launcher_inst_templated(struct instance *inst, bool ok);
 /* A resume that returned 1 (under way) ended. */

@@ -247,8 +247,9 @@ void launcher_inst_ready(struct instance *inst)
 		return;
 	probe_free(inst->probe);
 	inst->probe = NULL;
-	/* The first boot saves the template before anyone reaches the guest. */
-	if (template_save_begin(inst) == 0)
+	/* The first boot saves the template before anyone reaches the guest;
+	 * a clone of it is told it is a new one before anyone reaches it. */
+	if (template_save_begin(inst) == 0 || template_hold_ready(inst))
 		return;
 	evtimer_del(inst->boot_timer);
 	launcher_inst_set_state(inst, INST_READY);

@@ -42,6 +42,8 @@ struct inst_revive {
 	int64_t wake_start_us; /* a wake from paused or suspended began */
 	bool from_template;    /* this boot restores the service's template */
 	bool templating;       /* ready, held back while the template is saved */
+	bool reseeded;         /* a clone was given fresh entropy (launcher_inst_reseeded) */
+	bool ready_held;       /* ... and its readiness waits for that */
 	char *tpl_key;         /* a cold boot that makes the template: its key */
 	int64_t tpl_start_us;  /* the template's save began */
 };
@@ -180,6 +182,8 @@ bool template_wanted(const struct instance *inst);
 bool template_take(struct instance *inst, char *path, size_t len);
 /* At readiness: 0 when a save of the template began (readiness waits), -1 when none. */
 int template_save_begin(struct instance *inst);
+/* At readiness: true when a clone's readiness must wait for its reseed. */
+bool template_hold_ready(struct instance *inst);
 /* Remove the template's files (WHY logged when there was one; NULL: silent). */
 void template_drop(struct instance *inst, const char *why);
 /* The run ended: a save under way is abandoned. */

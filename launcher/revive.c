@@ -132,6 +132,7 @@ static int revive_cold_start(struct instance *inst)
 	if (template_take(inst, path, sizeof(path))) {
 		inst->how = LAUNCHER_HOW_TEMPLATE;
 		inst->rv.from_template = true;
+		inst->rv.reseeded = inst->rv.ready_held = false;
 		log_info("%s: restoring from its template", inst->svc->name);
 		if (inst->ops->restore(inst, path) == 0)
 			return 0;

@@ -229,11 +229,34 @@ void launcher_inst_templated(struct instance *inst, bool ok)
 	launcher_inst_ready(inst); /* what the save held back */
 }
 
+bool template_hold_ready(struct instance *inst)
+{
+	if (inst->how != LAUNCHER_HOW_TEMPLATE || inst->rv.reseeded)
+		return false;
+	inst->rv.ready_held = true;
+	return true;
+}
+
+void launcher_inst_reseeded(struct instance *inst)
+{
+	if (inst->state != INST_BOOTING || inst->how != LAUNCHER_HOW_TEMPLATE)
+		return;
+	inst->rv.reseeded = true;
+	if (inst->rv.ready_held)
+		launcher_inst_ready(inst);
+}
+
+bool launcher_inst_is_clone(const struct instance *inst)
+{
+	return inst->state == INST_BOOTING && inst->how == LAUNCHER_HOW_TEMPLATE;
+}
+
 void template_end_run(struct instance *inst)
 {
 	if (inst->rv.templating)
 		template_unlink(inst, TPL_STATE_TMP);
 	inst->rv.templating = false;
+	inst->rv.reseeded = inst->rv.ready_held = false;
 	free(inst->rv.tpl_key);
 	inst->rv.tpl_key = NULL;
 }

@@ -117,6 +117,12 @@ int qemu_shell_run(struct instance *inst, const char *path);
 int qemu_template_save(struct instance *inst, const char *path);
 /* qemu_template.c: what shapes INST's guest, for its template (template_key). */
 char *qemu_template_key(struct instance *inst);
+/*
+ * Tell a guest just restored from a template that it is a new one: one
+ * line "RESEED <32 hex of fresh entropy> <unix ms>" on FD (its console's
+ * input). Logged when it cannot be written.
+ */
+void qemu_template_reseed(int fd, const char *name);
 /* A MIGRATION event of INST's QEMU. */
 void qemu_save_event(struct instance *inst, json_t *data);
 void qemu_save_free(struct qemu_save *s);

@@ -8,11 +8,14 @@
  * (path, size, mtime: an upgrade changes it). QEMU checks the stream's
  * own format too; a restore it refuses drops the template.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "backend.h"
@@ -150,4 +153,31 @@ char *qemu_template_key(struct instance *inst)
 	}
 	qemu_argv_free(argv);
 	return key;
+}
+
+void qemu_template_reseed(int fd, const char *name)
+{
+	unsigned char e[16];
+	struct timespec ts;
+	char line[80];
+	int n;
+	ssize_t w;
+
+	if (getrandom(e, sizeof(e), GRND_NONBLOCK) != (ssize_t)sizeof(e)) {
+		log_warn("%s: reseed: getrandom", name);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n = snprintf(line, sizeof(line), "RESEED ");
+	for (size_t i = 0; i < sizeof(e); i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", e[i]);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %lld\n",
+	              (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	/* A pipe takes this much at once: it never blocks. */
+	while ((w = write(fd, line, (size_t)n)) == -1 && errno == EINTR)
+		;
+	if (w != n)
+		log_warn("%s: reseed: writing to the console", name);
+	else
+		log_debug("%s: reseed sent", name);
 }
