@@ -608,11 +608,12 @@ static void test_template(void **state)
 	(void)state;
 	assert_string_equal(conf_template_name(CONF_TEMPLATE_AUTO), "auto");
 	assert_true(asprintf(&text,
-	                     ZONE "defaults = { template = \"auto\"; };\n"
-	                          "services = ( { name = \"a\"; dns = \"a.svc.test\"; address = "
-	                          "\"10.77.0.2\"; ports = 80; image = \"%s/kernel.img\"; },\n"
-	                          "  { name = \"b\"; dns = \"b.svc.test\"; address = \"10.77.0.3\"; "
-	                          "ports = 80; image = \"%s/kernel.img\"; template = \"off\"; } );\n",
+	                     ZONE
+	                     "defaults = { template = \"auto\"; };\n"
+	                     "services = ( { name = \"a\"; dns = \"a.svc.test\"; address = "
+	                     "\"10.77.0.2\"; ports = 80; image = \"%s/kernel.img\"; },\n"
+	                     "  { name = \"b\"; dns = \"b.svc.test\"; address = \"10.77.0.3\"; "
+	                     "ports = 80; image = \"%s/kernel.img\"; template = \"off\"; } );\n",
 	                     tmpdir, tmpdir) > 0);
 	c = load_good(text);
 	free(text);
