@@ -165,9 +165,9 @@ void launcher_inst_running(struct instance *inst);
 /* The VMM of a warm shell is up and waits for shell_run. */
 void launcher_inst_shell_ready(struct instance *inst);
 /*
- * Whether INST's start under way restores its service's template: one of
- * many clones of one snapshot, which the backend must give fresh entropy
- * and clock as soon as it runs.
+ * Whether INST's start under way (or the warm shell being made) restores
+ * its service's template: one of many clones of one snapshot, which the
+ * backend must give fresh entropy and clock as soon as it runs.
  */
 bool launcher_inst_is_clone(const struct instance *inst);
 /* A clone was given its fresh entropy and clock: readiness may now be reported. */

@@ -34,7 +34,8 @@ struct inst_revive {
 	bool warming;          /* a warm boot: pause once ready, unless woken */
 	bool shell;            /* a warm shell waits (state stopped or suspended) */
 	bool shell_ready;      /* ... and its VMM is up */
-	bool shell_restore;    /* ... waiting for a saved state (suspended) */
+	bool shell_restore;    /* ... waiting for a saved state (suspended) or the template */
+	bool shell_template;   /* ... the service's template (stopped) */
 	bool suspending;       /* its state is being saved */
 	bool saved;            /* the save succeeded: suspended once it exits */
 	bool restoring;        /* this boot restores a saved state */
@@ -182,6 +183,8 @@ bool template_wanted(const struct instance *inst);
 bool template_take(struct instance *inst, char *path, size_t len);
 /* At readiness: 0 when a save of the template began (readiness waits), -1 when none. */
 int template_save_begin(struct instance *inst);
+/* <state_dir>/templates/<name>.state. -1 when it does not fit. */
+int template_path_state(const struct instance *inst, char *buf, size_t len);
 /* At readiness: true when a clone's readiness must wait for its reseed. */
 bool template_hold_ready(struct instance *inst);
 /* Remove the template's files (WHY logged when there was one; NULL: silent). */

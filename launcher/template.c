@@ -46,6 +46,11 @@ static int template_path(const struct instance *inst, enum tpl_file f, char *buf
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+int template_path_state(const struct instance *inst, char *buf, size_t len)
+{
+	return template_path(inst, TPL_STATE, buf, len);
+}
+
 static void template_unlink(const struct instance *inst, enum tpl_file f)
 {
 	char path[4096];
@@ -248,7 +253,8 @@ void launcher_inst_reseeded(struct instance *inst)
 
 bool launcher_inst_is_clone(const struct instance *inst)
 {
-	return inst->state == INST_BOOTING && inst->how == LAUNCHER_HOW_TEMPLATE;
+	return (inst->state == INST_BOOTING && inst->how == LAUNCHER_HOW_TEMPLATE) ||
+	       (inst->state == INST_STOPPED && inst->rv.shell_template);
 }
 
 void template_end_run(struct instance *inst)

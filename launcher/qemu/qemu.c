@@ -386,7 +386,7 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 	}
 	fds[0].fd = sv[1];
 	/* A clone of a template: the console's input carries its RESEED line. */
-	if (incoming_fd != -1 && launcher_inst_is_clone(inst)) {
+	if ((incoming_fd != -1 || defer) && launcher_inst_is_clone(inst)) {
 		if (pipe2(rp, O_CLOEXEC) == -1) {
 			log_warn("%s: qemu: reseed pipe", launcher_inst_service(inst)->name);
 			goto fail;

@@ -79,7 +79,11 @@ def stop():
 
 total, failed, hows = [], 0, {}
 for i in range(runs + skip):
-    r = one(i + 1)
+    try:
+        r = one(i + 1)
+    except OSError as e:
+        print("%-10s run %d: %s" % (label, i + 1, e))
+        r = None
     how = state()[1]
     if i >= skip:
         hows[how] = hows.get(how, 0) + 1
@@ -109,7 +113,7 @@ bench() {
 	conf "$1" "$2"
 	bench_start "$log"
 	python3 "$T/client.py" "$DNS_PORT" "$BECKONCTL" "$T/ctl.sock" "$log" "$RUNS" "bt$$-www" \
-		"$3" "$4" >>"$T/result" 2>&1 || status=1
+		"$3" "$4" >>"$T/result" 2>&1 || { status=1; cp "$log" "${KEEP_LOG:-/dev/null}" 2>/dev/null; }
 	grep -E "template saved in|restored from its template in" "$log" | head -3 | sed 's/^/#   /' >>"$T/result"
 	bench_stop
 }

@@ -26,6 +26,9 @@ services = (
     memory = "$1"; boot_timeout = "30s"; $(idle_qemu_keys) },
   { name = "$P-b"; dns = ( "b.svc.test" ); address = "$INET.3"; ports = ( 80 );
     image = "$IMG"; idle_timeout = "3s"; on_idle = "suspend"; template = "auto";
+    boot_timeout = "30s"; $(idle_qemu_keys) },
+  { name = "$P-c"; dns = ( "c.svc.test" ); address = "$INET.4"; ports = ( 80 );
+    image = "$IMG"; idle_timeout = "60s"; warm = "shell"; template = "auto";
     boot_timeout = "30s"; $(idle_qemu_keys) }
 );
 EOF
@@ -134,6 +137,25 @@ check "b: idle after a template restore: suspended" wait_for 30 state_is "$B" su
 check "b: and restored again" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.3/ | grep -q 'hello from $B'"
 check "b: restore ($(now "$B"))" [ "$(now "$B")" = "ready 4 restore" ]
 
+# warm = "shell" with a template: the first run (a warm boot shell) makes
+# the template; after a stop the warm shell is one that waits to restore
+# the template (-incoming defer), and the next start restores it through
+# the shell, reseeded.
+C=$P-c
+check "c: a warm shell is made at start" wait_for 60 bash -c "[ \"\$(python3 -c '
+import json, subprocess, sys
+out = subprocess.run([sys.argv[1], \"-s\", sys.argv[2], \"--json\", \"list\"], capture_output=True, text=True).stdout
+print([s[\"shell\"] for s in json.loads(out)[\"services\"] if s[\"name\"] == sys.argv[3]][0])' '$BECKONCTL' '$DSOCK' '$C')\" = True ]"
+check "c: the first start runs the shell and serves" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.4/ | grep -q 'hello from $C'"
+check "c: started by the shell ($(now "$C"))" [ "$(now "$C")" = "ready 1 shell" ]
+check "c: the shell's boot saved the template" wait_for 30 grep -q "$C: template saved" "$DLOG"
+check "c: beckonctl stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $C >/dev/null"
+check "c: a warm template shell is made" wait_for 60 grep -q "$C: warm template shell ready" "$DLOG"
+ID=$(get "$INET.4" /id)
+check "c: the next start restores the template through the shell ($(now "$C"))" [ "$(now "$C")" = "ready 2 template" ]
+check "c: and it was reseeded ($ID)" [ "$(field_of reseeds "$ID")" = 1 ]
+check "c: the log says restored from its template" grep -qE "$C: restored from its template in [0-9.]+ ms" "$DLOG"
+
 # A template cut short is dropped: the next start boots and makes a new one.
 check "a: stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $A >/dev/null"
 check "a: stopped" wait_for 30 state_is "$A" stopped
@@ -167,6 +189,7 @@ check "a: started by a boot" [ "$(now "$A" | cut -d' ' -f3)" = boot ]
 check "the log says the template was dropped (changed)" grep -q "$A: template dropped (the guest's image, command line, devices or QEMU changed)" "$DLOG"
 check "a template for 24M was saved" bash -c "grep -q -- '^argv 24M' '$TDIR/$A.key'"
 
+[ "$FAILED" = 0 ] || cp "$DLOG" "${KEEP_LOG:-/dev/null}" 2>/dev/null
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
 check "SIGTERM: no QEMU left" no_qemu
 finish
