@@ -3,10 +3,13 @@
 # (build/beckond), QEMU backend, bridge mode, hold "none" (the DNS answer
 # waits until the guest is ready): a client sends a DNS query for a stopped
 # service, waits for the answer, connects and times the first byte of the
-# HTTP answer; "beckonctl stop" between runs. Two configurations:
+# HTTP answer; "beckonctl stop" between runs. Three configurations:
 #   boot      template = "off": every cold start boots the guest
 #   template  template = "auto": the first start boots and saves the
 #             template (not counted), every later one restores it
+#   tmplshell template = "auto", warm = "shell": after each stop a QEMU
+#             waits (-incoming defer) to restore the template; a start
+#             runs it (the client waits until the shell is up between runs)
 # RUNS runs each (default 20): median, p10, p90, min and max of DNS query
 # to first byte. Results go to tests/bench/results/template-<date>.txt.
 # Fails when a run fails, or a template run did not restore the template.
@@ -23,13 +26,13 @@ trap 'exit 1' INT TERM
 
 bench_check bench_template
 
-# conf ACCEL TEMPLATE: one service, bt<pid>-www.
+# conf ACCEL TEMPLATE WARM: one service, bt<pid>-www.
 conf() {
 	{
 		bench_conf_head bridge
 		cat <<EOF
 services = ( { name = "bt$$-www"; dns = ( "www.svc.test" ); address = "$NET.2"; ports = ( 80 );
-               image = "$IMG"; ready = "tcp"; template = "$2";
+               image = "$IMG"; ready = "tcp"; template = "$2"; warm = "$3";
                cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}"; boot_timeout = "30s";
                qemu = { accel = "$1"; }; } );
 EOF
@@ -47,7 +50,7 @@ def state():
     out = subprocess.run([ctl, "-s", sock, "--json", "list"], capture_output=True, text=True)
     for s in json.loads(out.stdout)["services"]:
         if s["name"] == svc:
-            return s["state"], s.get("started", "")
+            return s["state"], s.get("started", ""), s.get("shell", False)
 
 def one(qid):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -72,11 +75,16 @@ def one(qid):
 def stop():
     subprocess.run([ctl, "-s", sock, "stop", svc], capture_output=True)
     for _ in range(3000):
-        if state()[0] in ("stopped", "failed"):
+        st = state()
+        if st[0] in ("stopped", "failed") and (st[2] or "shell" not in label):
             return
         time.sleep(0.01)
-    raise SystemExit("%s did not stop" % svc)
+    raise SystemExit("%s did not stop (or its warm shell did not come up)" % svc)
 
+for _ in range(3000):  # a warm shell is made at start
+    if "shell" not in label or state()[2]:
+        break
+    time.sleep(0.01)
 total, failed, hows = [], 0, {}
 for i in range(runs + skip):
     try:
@@ -102,18 +110,18 @@ print("%-10s %d runs, %d failed, started: %s" % (label, runs, failed,
 print("%-10s DNS query -> first byte: median %6.1f ms  p10 %6.1f  p90 %6.1f  min %6.1f  max %6.1f" %
       (label, pct(s, .5), pct(s, .1), pct(s, .9), s[0] if s else 0, s[-1] if s else 0))
 print("%-10s all: %s" % (label, " ".join("%.0f" % t for t in total)))
-want = "template" if label == "template" else "boot"
+want = "boot" if label == "boot" else "template"
 sys.exit(1 if failed or not total or hows.get(want, 0) != runs else 0)
 EOF
 bench_pylib "$T"
 
-# bench ACCEL TEMPLATE LABEL SKIP
+# bench ACCEL TEMPLATE WARM LABEL SKIP
 bench() {
-	local log=$T/beckond-$3.log
-	conf "$1" "$2"
+	local log=$T/beckond-$4.log
+	conf "$1" "$2" "$3"
 	bench_start "$log"
 	python3 "$T/client.py" "$DNS_PORT" "$BECKONCTL" "$T/ctl.sock" "$log" "$RUNS" "bt$$-www" \
-		"$3" "$4" >>"$T/result" 2>&1 || { status=1; cp "$log" "${KEEP_LOG:-/dev/null}" 2>/dev/null; }
+		"$4" "$5" >>"$T/result" 2>&1 || { status=1; cp "$log" "${KEEP_LOG:-/dev/null}" 2>/dev/null; }
 	grep -E "template saved in|restored from its template in" "$log" | head -3 | sed 's/^/#   /' >>"$T/result"
 	bench_stop
 }
@@ -126,7 +134,8 @@ kvm_usable && accel=kvm
 	echo "# (a shared, loaded 2-core machine: other engineers' tests run beside it)"
 } >"$T/result"
 status=0
-bench "$accel" off boot 0
-bench "$accel" auto template 1
+bench "$accel" off none boot 0
+bench "$accel" auto none template 1
+bench "$accel" auto shell tmplshell 1
 bench_publish "$T/result" "$OUT"
 exit $status
