@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include <event2/event.h>
+
 #include "backend.h"
 #include "log.h"
 #include "qemu.h"
@@ -31,8 +33,14 @@
 struct qemu_save {
 	int fd; /* the state file, until QEMU has it */
 	bool failed;
-	bool keep; /* a template: the guest runs on once saved */
+	bool keep;          /* a template: the guest runs on once saved */
+	struct event *cont; /* ... "cont" again: QEMU is still finishing the migration */
+	int cont_tries;
 };
+
+/* "completed" comes before QEMU leaves finish-migrate, when "cont" is refused. */
+#define CONT_RETRY_MS 5
+#define CONT_TRIES 400
 
 static const char *save_name(const struct instance *inst)
 {
@@ -45,6 +53,8 @@ void qemu_save_free(struct qemu_save *s)
 		return;
 	if (s->fd != -1)
 		close(s->fd);
+	if (s->cont != NULL)
+		event_free(s->cont);
 	free(s);
 }
 
@@ -193,15 +203,48 @@ int qemu_template_save(struct instance *inst, const char *path)
 	return save_begin(inst, path, true);
 }
 
+static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg);
+
+static void template_cont_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct instance *inst = arg;
+	struct qmp *q = qemu_run_qmp(inst);
+
+	(void)fd;
+	(void)what;
+	if (q == NULL || qmp_command(q, "cont", NULL, template_cont_cb, inst) == -1) {
+		save_done(inst);
+		launcher_inst_templated(inst, false);
+	}
+}
+
+/* Try "cont" again shortly; -1 when out of tries. */
+static int template_cont_later(struct instance *inst, struct qemu_save *s)
+{
+	struct timeval tv = {0, CONT_RETRY_MS * 1000};
+
+	if (++s->cont_tries >= CONT_TRIES)
+		return -1;
+	if (s->cont == NULL &&
+	    (s->cont = evtimer_new(launcher_inst_base(inst), template_cont_timer_cb, inst)) == NULL)
+		return -1;
+	return evtimer_add(s->cont, &tv);
+}
+
 /* The template is whole; the guest, stopped for the last pass, runs again. */
 static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 {
 	struct instance *inst = arg;
+	struct qemu_save *s = save_of(inst);
+	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
 
 	(void)q;
 	(void)ret;
+	if (err != NULL && s != NULL && template_cont_later(inst, s) == 0)
+		return;
 	if (err != NULL)
-		log_warnx("%s: template: cont after the save failed", save_name(inst));
+		log_warnx("%s: template: cont after the save: %s", save_name(inst),
+		          desc ? desc : "failed");
 	save_done(inst);
 	launcher_inst_templated(inst, err == NULL);
 }
