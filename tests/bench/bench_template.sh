@@ -9,7 +9,9 @@
 #             template (not counted), every later one restores it
 #   tmplshell template = "auto", warm = "shell": after each stop a QEMU
 #             waits (-incoming defer) to restore the template; a start
-#             runs it (the client waits until the shell is up between runs)
+#             runs it (the client waits until the shell is up between runs);
+#             it shares the state_dir, so its first start already finds the
+#             template the "template" run left (a template outlives beckond)
 # RUNS runs each (default 20): median, p10, p90, min and max of DNS query
 # to first byte. Results go to tests/bench/results/template-<date>.txt.
 # Fails when a run fails, or a template run did not restore the template.
