@@ -28,6 +28,8 @@ enum conf_backend { CONF_BACKEND_QEMU, CONF_BACKEND_LIBVIRT, CONF_BACKEND_XEN, C
 enum conf_ready { CONF_READY_TCP, CONF_READY_HTTP, CONF_READY_CONSOLE, CONF_READY_DELAY };
 enum conf_on_idle { CONF_IDLE_PAUSE, CONF_IDLE_SUSPEND, CONF_IDLE_SHUTDOWN, CONF_IDLE_DESTROY };
 enum conf_warm { CONF_WARM_NONE, CONF_WARM_SHELL, CONF_WARM_PAUSED };
+/* template: "off", or "auto": cold starts restore a snapshot of the first boot. */
+enum conf_template { CONF_TEMPLATE_OFF, CONF_TEMPLATE_AUTO };
 enum conf_net_mode { CONF_NET_BRIDGE, CONF_NET_USER };
 enum conf_hold { CONF_HOLD_SYN, CONF_HOLD_PROXY, CONF_HOLD_NONE };
 
@@ -133,6 +135,7 @@ struct conf_service {
 	char *idle_notice;
 	uint64_t idle_notice_timeout_ms; /* ... and its answer awaited this long at most */
 	enum conf_warm warm;
+	enum conf_template template;
 	struct conf_qemu qemu;
 	char *libvirt_uri,
 	    *libvirt_xml;   /* libvirt group; NULL when unset (uri: libvirt's default) */
@@ -357,6 +360,7 @@ const char *conf_backend_name(enum conf_backend b);
 const char *conf_ready_name(enum conf_ready r);
 const char *conf_on_idle_name(enum conf_on_idle o);
 const char *conf_warm_name(enum conf_warm w);
+const char *conf_template_name(enum conf_template t);
 const char *conf_net_mode_name(enum conf_net_mode m);
 const char *conf_hold_name(enum conf_hold h);
 

@@ -353,6 +353,18 @@ static int k_warm(struct conf_ctx *c, struct conf_build *b, const config_setting
 	return 0;
 }
 
+static int k_template(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                      const char *label, size_t off)
+{
+	int v;
+
+	(void)off;
+	if (conf_get_enum(c, s, label, conf_template_names, &v) == -1)
+		return -1;
+	b->svc.template = (enum conf_template)v;
+	return 0;
+}
+
 static int k_accel(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
                    const char *label, size_t off)
 {
@@ -560,6 +572,7 @@ static const struct key_def keys[] = {
     {NULL, "idle_max", CONF_SK_IDLE_MAX, k_idle_max, 0},
     {NULL, "idle_notice", CONF_SK_IDLE_NOTICE, k_idle_notice, 0},
     {NULL, "idle_notice_timeout", CONF_SK_IDLE_NOTICE_TIMEOUT, k_idle_notice_timeout, 0},
+    {NULL, "template", CONF_SK_TEMPLATE, k_template, 0},
     {NULL, "hosts", CONF_SK_HOSTS, k_hosts, 0},
     {NULL, "routes", CONF_SK_ROUTES, k_routes, 0},
     {NULL, "unavailable", CONF_SK_UNAVAILABLE, k_unavailable, 0},

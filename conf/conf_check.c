@@ -166,6 +166,27 @@ static void check_idle_exec(struct conf_ctx *c, const struct conf_build *b)
 		         b->label);
 }
 
+/*
+ * Templates are QEMU's (a migration stream to a file); a pattern service's
+ * or a replica's instance has an address of its own at each boot.
+ */
+static void check_template(struct conf_ctx *c, const struct conf_build *b)
+{
+	const struct conf_service *s = &b->svc;
+
+	if (b->bad[CONF_SK_TEMPLATE] || s->template == CONF_TEMPLATE_OFF)
+		return;
+	if (!b->bad[CONF_SK_BACKEND] && s->backend != CONF_BACKEND_QEMU)
+		conf_err(c, where(b, CONF_SK_TEMPLATE),
+		         "%s.template: \"auto\" needs the qemu backend (the %s backend has no "
+		         "templates); use \"off\"",
+		         b->label, conf_backend_name(s->backend));
+	else if (s->pattern || s->replicas_max > 1)
+		conf_err(c, where(b, CONF_SK_TEMPLATE),
+		         "%s.template: not for a pattern service or replicas (yet); use \"off\"",
+		         b->label);
+}
+
 static void check_zone(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b)
 {
 	if (!c->zone_ok)
@@ -263,6 +284,7 @@ void conf_check_services(struct conf_ctx *c, const struct conf *conf, struct con
 		check_ready(c, &b[i]);
 		check_idle_exec(c, &b[i]);
 		conf_check_idle(c, conf, &b[i]);
+		check_template(c, &b[i]);
 		check_ready_user(c, conf, &b[i]);
 		check_zone(c, conf, &b[i]);
 		check_subnet(c, conf, &b[i]);

@@ -41,6 +41,7 @@ extern const char *const conf_backend_names[];
 extern const char *const conf_ready_names[];
 extern const char *const conf_on_idle_names[];
 extern const char *const conf_warm_names[];
+extern const char *const conf_template_names[];
 extern const char *const conf_net_mode_names[];
 extern const char *const conf_hold_names[];
 
@@ -120,6 +121,7 @@ enum conf_skey {
 	CONF_SK_IDLE_TIMEOUT,
 	CONF_SK_ON_IDLE,
 	CONF_SK_WARM,
+	CONF_SK_TEMPLATE,
 	CONF_SK_QEMU_MACHINE,
 	CONF_SK_QEMU_ACCEL,
 	CONF_SK_QEMU_CPU,

@@ -8,6 +8,7 @@ const char *const conf_backend_names[] = {"qemu", "libvirt", "xen", "exec", NULL
 const char *const conf_ready_names[] = {"tcp", "http", "console", "delay", NULL};
 const char *const conf_on_idle_names[] = {"pause", "suspend", "shutdown", "destroy", NULL};
 const char *const conf_warm_names[] = {"none", "shell", "paused", NULL};
+const char *const conf_template_names[] = {"off", "auto", NULL};
 const char *const conf_net_mode_names[] = {"bridge", "user", NULL};
 const char *const conf_hold_names[] = {"syn", "proxy", "none", NULL};
 
@@ -36,6 +37,11 @@ const char *conf_on_idle_name(enum conf_on_idle o)
 const char *conf_warm_name(enum conf_warm w)
 {
 	return ENUM_NAME(conf_warm_names, w);
+}
+
+const char *conf_template_name(enum conf_template t)
+{
+	return ENUM_NAME(conf_template_names, t);
 }
 
 const char *conf_net_mode_name(enum conf_net_mode m)
@@ -209,9 +215,10 @@ bool conf_service_equal(const struct conf_service *a, const struct conf_service 
 	       a->boot_timeout_ms == b->boot_timeout_ms && a->ready == b->ready &&
 	       str_eq(a->ready_arg, b->ready_arg) && a->ready_delay_ms == b->ready_delay_ms &&
 	       str_eq(a->fail_re, b->fail_re) && a->idle_timeout_ms == b->idle_timeout_ms &&
-	       a->on_idle == b->on_idle && a->warm == b->warm && qemu_eq(&a->qemu, &b->qemu) &&
-	       str_eq(a->libvirt_uri, b->libvirt_uri) && str_eq(a->libvirt_xml, b->libvirt_xml) &&
-	       str_eq(a->xen_cfg, b->xen_cfg) && str_eq(a->exec_command, b->exec_command) &&
+	       a->on_idle == b->on_idle && a->warm == b->warm && a->template == b->template &&
+	       qemu_eq(&a->qemu, &b->qemu) && str_eq(a->libvirt_uri, b->libvirt_uri) &&
+	       str_eq(a->libvirt_xml, b->libvirt_xml) && str_eq(a->xen_cfg, b->xen_cfg) &&
+	       str_eq(a->exec_command, b->exec_command) &&
 	       (a->hosts == NULL) == (b->hosts == NULL) &&
 	       strv_eq(a->hosts, a->nhosts, b->hosts, b->nhosts) && conf_routes_equal(a, b) &&
 	       a->pattern == b->pattern && a->pool_first.s_addr == b->pool_first.s_addr &&
@@ -251,6 +258,7 @@ void conf_build_init(struct conf_ctx *c, struct conf_build *b)
 	s->idle_check_interval_ms = 5000;
 	s->idle_notice_timeout_ms = 5000;
 	s->warm = CONF_WARM_NONE;
+	s->template = CONF_TEMPLATE_OFF;
 	s->replicas_max = 1;
 	s->cmdline = conf_strdup(c, "");
 	s->qemu.machine = conf_strdup(c, "microvm");

@@ -114,7 +114,7 @@ static void ctl_duration(char *out, size_t len, long long ms)
 
 static void ctl_print_row(json_t *svc)
 {
-	const char *name = "", *state = "", *addr = "", *host = "", *addr6 = NULL;
+	const char *name = "", *state = "", *addr = "", *host = "", *addr6 = NULL, *started = "";
 	json_int_t up = 0, idle = -1, last = 0;
 	int boots = 0;
 	char upbuf[32], idlebuf[32] = "-", lastbuf[48] = "never", addrbuf[64];
@@ -130,6 +130,7 @@ static void ctl_print_row(json_t *svc)
 		snprintf(addrbuf, sizeof(addrbuf), "%s,%s", addr, addr6);
 		addr = addrbuf;
 	}
+	json_unpack(svc, "{s:s}", "started", &started);
 	ctl_duration(upbuf, sizeof(upbuf), up);
 	if (last > 0) {
 		/* Idle: how long since the last query, connection or traffic; and when. */
@@ -138,8 +139,8 @@ static void ctl_print_row(json_t *svc)
 		if (localtime_r(&when, &tm) != NULL)
 			strftime(lastbuf, sizeof(lastbuf), "%Y-%m-%d %H:%M:%S", &tm);
 	}
-	printf("%-20s %-10s %-16s %-10s %-9s %5d  %-9s %s\n", name, state, addr, *host ? host : "-",
-	       upbuf, boots, idlebuf, lastbuf);
+	printf("%-20s %-10s %-16s %-10s %-9s %5d  %-8s %-9s %s\n", name, state, addr,
+	       *host ? host : "-", upbuf, boots, *started ? started : "-", idlebuf, lastbuf);
 }
 
 static void ctl_print_list(json_t *reply)
@@ -147,8 +148,8 @@ static void ctl_print_list(json_t *reply)
 	json_t *arr = json_object_get(reply, "services"), *svc;
 	size_t i;
 
-	printf("%-20s %-10s %-16s %-10s %-9s %5s  %-9s %s\n", "NAME", "STATE", "ADDRESS", "HOST",
-	       "UPTIME", "BOOTS", "IDLE", "LAST ACTIVITY");
+	printf("%-20s %-10s %-16s %-10s %-9s %5s  %-8s %-9s %s\n", "NAME", "STATE", "ADDRESS",
+	       "HOST", "UPTIME", "BOOTS", "STARTED", "IDLE", "LAST ACTIVITY");
 	json_array_foreach(arr, i, svc) ctl_print_row(svc);
 }
 

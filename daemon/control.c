@@ -122,6 +122,8 @@ static json_t *control_instance_json(struct instance *inst)
 	if (o != NULL) {
 		json_object_set_new(o, "held", json_integer(in.held));
 		json_object_set_new(o, "open", json_integer(in.open));
+		/* How its run began: boot, template, shell, restore; "" when never run. */
+		json_object_set_new(o, "started", json_string(launcher_how_name(in.how)));
 	}
 	if (o != NULL && in.address6[0] != '\0')
 		json_object_set_new(o, "address6", json_string(in.address6));

@@ -79,21 +79,48 @@ static void metrics_boots_one(struct instance *inst, void *arg)
 	                    in.name, in.boots_failed);
 }
 
-static void metrics_histogram(struct evbuffer *out, const char *name, const char *help,
-                              const struct launcher_hist *h)
+/* One series of histogram NAME, labelled how="HOW", or without a label when HOW is NULL. */
+static void metrics_hist_series(struct evbuffer *out, const char *name, const char *how,
+                                const struct launcher_hist *h)
 {
+	char lab[48] = "", lab1[48] = "";
 	uint64_t cum = 0;
 	int i;
 
-	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	if (how != NULL) {
+		snprintf(lab, sizeof(lab), "how=\"%s\",", how);
+		snprintf(lab1, sizeof(lab1), "{how=\"%s\"}", how);
+	}
 	for (i = 0; i < LAUNCHER_HIST_BUCKETS; i++) {
 		cum += h->counts[i];
-		evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+		evbuffer_add_printf(out, "%s_bucket{%sle=\"%g\"} %llu\n", name, lab,
 		                    launcher_hist_bounds[i], (unsigned long long)cum);
 	}
 	cum += h->counts[LAUNCHER_HIST_BUCKETS];
-	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
-	                    (unsigned long long)cum, name, h->sum, name, (unsigned long long)cum);
+	evbuffer_add_printf(out, "%s_bucket{%sle=\"+Inf\"} %llu\n%s_sum%s %.6f\n%s_count%s %llu\n",
+	                    name, lab, (unsigned long long)cum, name, lab1, h->sum, name, lab1,
+	                    (unsigned long long)cum);
+}
+
+/*
+ * Histogram NAME: the series without a label, every run as before the
+ * label came (the contract's spelling), then one for each way a run began
+ * in HOWS (ending in NONE).
+ */
+static void metrics_histogram(struct evbuffer *out, const char *name, const char *help,
+                              const struct launcher_stats *st, const enum launcher_how *hows)
+{
+	struct launcher_hist all = {0};
+
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (const enum launcher_how *h = hows; *h != LAUNCHER_HOW_NONE; h++) {
+		for (int i = 0; i <= LAUNCHER_HIST_BUCKETS; i++)
+			all.counts[i] += st->hist[*h].counts[i];
+		all.sum += st->hist[*h].sum;
+	}
+	metrics_hist_series(out, name, NULL, &all);
+	for (; *hows != LAUNCHER_HOW_NONE; hows++)
+		metrics_hist_series(out, name, launcher_how_name(*hows), &st->hist[*hows]);
 }
 
 /* The wake queue (wake_queue): its length now, and what became of the wakes in it. */
@@ -117,6 +144,10 @@ static void metrics_wake_queue(const struct launcher_stats *st, struct evbuffer 
 
 static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 {
+	static const enum launcher_how boots[] = {LAUNCHER_HOW_BOOT, LAUNCHER_HOW_TEMPLATE,
+	                                          LAUNCHER_HOW_SHELL, LAUNCHER_HOW_NONE};
+	static const enum launcher_how wakes[] = {LAUNCHER_HOW_RESUME, LAUNCHER_HOW_RESTORE,
+	                                          LAUNCHER_HOW_NONE};
 	struct launcher_stats st;
 	int i;
 
@@ -124,9 +155,14 @@ static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 	evbuffer_add_printf(out, "# HELP beckon_boots_total Boots by service and result.\n"
 	                         "# TYPE beckon_boots_total counter\n");
 	launcher_foreach(m->launcher, metrics_boots_one, out);
-	metrics_histogram(out, "beckon_boot_seconds", "Boot trigger to ready, seconds.", &st.boot);
-	metrics_histogram(out, "beckon_wake_seconds", "Paused or suspended to ready, seconds.",
-	                  &st.wake);
+	metrics_histogram(out, "beckon_boot_seconds",
+	                  "Boot trigger to ready, seconds: all, and by how: a boot, a restore "
+	                  "of the template, a warm shell.",
+	                  &st, boots);
+	metrics_histogram(out, "beckon_wake_seconds",
+	                  "Paused or suspended to ready, seconds: all, and by how: resume, "
+	                  "restore.",
+	                  &st, wakes);
 	evbuffer_add_printf(out, "# HELP beckon_instances Instances by state.\n"
 	                         "# TYPE beckon_instances gauge\n");
 	for (i = 0; i < INST_NSTATES; i++)

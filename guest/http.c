@@ -8,6 +8,7 @@
 #include "http.h"
 #include "http_int.h"
 #include "net.h"
+#include "reseed.h"
 #include "tcp.h"
 
 #define RESP_MAX 512 /* the largest response we build, head and body */
@@ -95,6 +96,20 @@ static void http_hello(struct http_buf *b, uint64_t count)
 	BUF_LIT(b, ")\n");
 }
 
+/* The body of GET /id: what tells a restored clone from its siblings. */
+static void http_id(struct http_buf *b)
+{
+	BUF_LIT(b, "boot_id=");
+	buf_num(b, reseed_boot_id());
+	BUF_LIT(b, " isn_offset=");
+	buf_num(b, tcp_isn_offset());
+	BUF_LIT(b, " reseeds=");
+	buf_num(b, reseed_count());
+	BUF_LIT(b, " wall_ms=");
+	buf_num(b, reseed_wall_ms());
+	BUF_LIT(b, "\n");
+}
+
 static void http_serve(struct tcp_pcb *pcb, const struct http_req *r)
 {
 	bool close = r->close || r->has_body || (r->http10 && !r->keep_alive);
@@ -114,6 +129,8 @@ static void http_serve(struct tcp_pcb *pcb, const struct http_req *r)
 		http_hello(&body, head ? http_count + 1 : http_count);
 	} else if (http_path_is(r, "/healthz", 8)) {
 		BUF_LIT(&body, "ok\n");
+	} else if (http_path_is(r, "/id", 3)) {
+		http_id(&body);
 	} else if (http_path_is(r, "/count", 6)) {
 		buf_num(&body, http_count);
 		BUF_LIT(&body, "\n");

@@ -8,6 +8,7 @@
 #include "eth.h"
 #include "net.h"
 #include "netif.h"
+#include "reseed.h"
 #include "tcp.h"
 #include "timer.h"
 
@@ -85,6 +86,7 @@ static void start_loop(void)
 	for (;;) {
 		netif_take_irq();
 		timer_take_fired();
+		reseed_poll(); /* before any SYN is answered: a clone's new ISN secret */
 		netif_poll();
 		now = timer_now_us();
 		next = start_earliest(tcp_timer(now), arp_timer(now));
@@ -95,7 +97,7 @@ static void start_loop(void)
 		if (netif_rx_arm())
 			continue;
 		cpu_irq_disable();
-		if (!netif_take_irq() && !timer_take_fired())
+		if (!netif_take_irq() && !timer_take_fired() && !reseed_pending())
 			cpu_idle(); /* sti; hlt: an interrupt between cli and here still wakes us */
 		else
 			cpu_irq_enable();
@@ -109,6 +111,7 @@ void guest_main(void)
 	cpu_init();
 	cmdline = start_cmdline();
 	apic_init();
+	reseed_init();
 	timer_init();
 	net_config_parse(cmdline);
 	if (netif_init(cmdline, net_cfg.mac) < 0) {

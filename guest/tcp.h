@@ -33,4 +33,7 @@ bool tcp_peer_closed(const struct tcp_pcb *pcb);
 /* True once tcp_close() was called. */
 bool tcp_closing(const struct tcp_pcb *pcb);
 
+/* The secret part of the ISNs (the ISN for peer 0.0.0.0:0 at time 0): for /id. */
+uint32_t tcp_isn_offset(void);
+
 #endif

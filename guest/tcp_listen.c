@@ -12,22 +12,25 @@
 #include "tcp_int.h"
 #include "timer.h"
 #include "cpu.h"
+#include "reseed.h"
 
-static uint64_t tcp_secret;
-
+/* The secret is reseed.c's: a guest restored from a template gets a new one. */
 static uint32_t tcp_isn(uint32_t ip, uint16_t port, uint64_t now)
 {
 	uint64_t h;
 
-	if (!tcp_secret)
-		tcp_secret = rdtsc() | 1;
-	h = ((uint64_t)ip << 16 | port) ^ tcp_secret;
+	h = ((uint64_t)ip << 16 | port) ^ reseed_secret();
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 33;
 	return (uint32_t)(now / 4) + (uint32_t)h;
+}
+
+uint32_t tcp_isn_offset(void)
+{
+	return tcp_isn(0, 0, 0);
 }
 
 static uint16_t tcp_parse_mss(const uint8_t *th, size_t hl)

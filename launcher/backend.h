@@ -100,6 +100,17 @@ struct backend_ops {
 	 */
 	int (*shell)(struct instance *inst, bool restore);
 	int (*shell_run)(struct instance *inst, const char *path);
+	/*
+	 * Optional (template = "auto", with restore): the text of everything
+	 * that shapes the guest a start would run now (malloc'd; NULL when
+	 * not known): a template is restored only into a run of the same key.
+	 */
+	char *(*template_key)(struct instance *inst);
+	/*
+	 * Optional: save the ready guest to the file PATH and let it run on;
+	 * report the end through launcher_inst_templated. -1 when not possible.
+	 */
+	int (*template_save)(struct instance *inst, const char *path);
 };
 
 /* The ops of a backend, NULL when it is not built into this binary. */
@@ -153,6 +164,16 @@ void launcher_inst_saved(struct instance *inst, bool ok);
 void launcher_inst_running(struct instance *inst);
 /* The VMM of a warm shell is up and waits for shell_run. */
 void launcher_inst_shell_ready(struct instance *inst);
+/*
+ * Whether INST's start under way (or the warm shell being made) restores
+ * its service's template: one of many clones of one snapshot, which the
+ * backend must give fresh entropy and clock as soon as it runs.
+ */
+bool launcher_inst_is_clone(const struct instance *inst);
+/* A clone was given its fresh entropy and clock: readiness may now be reported. */
+void launcher_inst_reseeded(struct instance *inst);
+/* The save template_save started ended (OK: the file is whole, the guest runs). */
+void launcher_inst_templated(struct instance *inst, bool ok);
 /* A resume that returned 1 (under way) ended. */
 void launcher_inst_resumed(struct instance *inst, bool ok);
 

@@ -124,6 +124,7 @@ static void inst_end_run(struct instance *inst, bool graceful)
 	inst->console = NULL;
 	inst->pid = 0;
 	inst->start_deferred = false;
+	template_end_run(inst);
 }
 
 void launcher_inst_destroy(struct instance *inst)
@@ -135,15 +136,44 @@ void launcher_inst_destroy(struct instance *inst)
 	if (inst->boot_timer != NULL)
 		event_free(inst->boot_timer);
 	free(inst->ext);
+	free(inst->rv.tpl_key);
 	conf_service_free(inst->svc);
 	free(inst->state_dir);
 	free(inst);
+}
+
+static int inst_start(struct instance *inst);
+static void boot_timer_arm(struct instance *inst);
+
+/*
+ * A restore of the service's template failed (QEMU refused the state, the
+ * guest died or never became ready): drop the template and boot afresh in
+ * the same wake, so that no client sees a bad template. false: not such a
+ * restore.
+ */
+static bool retry_cold(struct instance *inst, const char *why)
+{
+	if (inst->how != LAUNCHER_HOW_TEMPLATE || inst->state != INST_BOOTING)
+		return false;
+	log_warnx("%s: the restore from its template failed: %s", inst->svc->name, why);
+	template_drop(inst, "the restore failed; booting afresh");
+	inst_end_run(inst, false);
+	inst->how = LAUNCHER_HOW_BOOT;
+	boot_timer_arm(inst);
+	if (launcher_child_pending(inst->l, inst->svc->name)) {
+		inst->start_deferred = true; /* started once the last QEMU is gone */
+		return true;
+	}
+	inst_start(inst); /* a failure fails the boot, as a boot's would */
+	return true;
 }
 
 static void fail_boot(struct instance *inst, const char *why)
 {
 	char said[1024] = "", path[4096] = "";
 
+	if (retry_cold(inst, why))
+		return;
 	if (inst->console != NULL)
 		console_describe(inst->console, said, sizeof(said));
 	console_path(inst, path, sizeof(path));
@@ -190,11 +220,18 @@ static int inst_start(struct instance *inst)
 	return 0;
 }
 
+/* boot_timeout from now (none when 0). */
+static void boot_timer_arm(struct instance *inst)
+{
+	uint64_t ms = inst->svc->boot_timeout_ms;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+	if (ms > 0)
+		evtimer_add(inst->boot_timer, &tv);
+}
+
 static int inst_boot(struct instance *inst)
 {
-	struct timeval tv;
-	uint64_t ms = inst->svc->boot_timeout_ms;
-
 	if (inst->ops == NULL) {
 		if (!inst->warned_backend)
 			log_warnx("%s: backend %s not built in this version", inst->svc->name,
@@ -213,11 +250,7 @@ static int inst_boot(struct instance *inst)
 	inst->boots++;
 	inst->boot_start_us = launcher_now_us();
 	log_info("%s: booting", inst->svc->name);
-	if (ms > 0) {
-		tv.tv_sec = ms / 1000;
-		tv.tv_usec = (ms % 1000) * 1000;
-		evtimer_add(inst->boot_timer, &tv);
-	}
+	boot_timer_arm(inst);
 	if (launcher_child_pending(inst->l, inst->svc->name)) {
 		/* The last run's process is still going away: it may hold the port. */
 		log_debug("%s: waiting for the previous process to exit", inst->svc->name);
@@ -245,10 +278,14 @@ void launcher_inst_predecessor_gone(struct launcher *l, const char *name)
 
 void launcher_inst_ready(struct instance *inst)
 {
-	if (inst->state != INST_BOOTING)
+	if (inst->state != INST_BOOTING || inst->rv.templating)
 		return;
 	probe_free(inst->probe);
 	inst->probe = NULL;
+	/* The first boot saves the template before anyone reaches the guest;
+	 * a clone of it is told it is a new one before anyone reaches it. */
+	if (template_save_begin(inst) == 0 || template_hold_ready(inst))
+		return;
 	evtimer_del(inst->boot_timer);
 	launcher_inst_set_state(inst, INST_READY);
 	inst->ready_at_us = launcher_now_us();

@@ -35,12 +35,19 @@ struct inst_revive {
 	bool warming;          /* a warm boot: pause once ready, unless woken */
 	bool shell;            /* a warm shell waits (state stopped or suspended) */
 	bool shell_ready;      /* ... and its VMM is up */
-	bool shell_restore;    /* ... waiting for a saved state (suspended) */
+	bool shell_restore;    /* ... waiting for a saved state (suspended) or the template */
+	bool shell_template;   /* ... the service's template (stopped) */
 	bool suspending;       /* its state is being saved */
 	bool saved;            /* the save succeeded: suspended once it exits */
 	bool restoring;        /* this boot restores a saved state */
 	bool resuming;         /* an asynchronous resume is under way */
 	int64_t wake_start_us; /* a wake from paused or suspended began */
+	bool from_template;    /* this boot restores the service's template */
+	bool templating;       /* ready, held back while the template is saved */
+	bool reseeded;         /* a clone was given fresh entropy (launcher_inst_reseeded) */
+	bool ready_held;       /* ... and its readiness waits for that */
+	char *tpl_key;         /* a cold boot that makes the template: its key */
+	int64_t tpl_start_us;  /* the template's save began */
 };
 
 struct instance {
@@ -80,6 +87,7 @@ struct instance {
 	int64_t room_since_us;
 	struct sockaddr_storage room_client;
 	bool room_has_client;
+	enum launcher_how how; /* how the current (or last) run began */
 
 	int64_t boot_start_us, ready_at_us, activity_us;
 	enum conf_hold hold;
@@ -118,7 +126,7 @@ struct launcher {
 	struct event *done_ev;
 	uint64_t boots_ok, boots_failed;
 	uint64_t refused[LAUNCHER_REFUSED_N];
-	struct launcher_hist boot_hist, wake_hist;
+	struct launcher_hist hist[LAUNCHER_HOW_N]; /* boot and wake times, by how */
 	launcher_observer_fn observer;
 	void *observer_arg;
 	struct launcher_hook_slot hooks[LAUNCHER_MAX_HOOKS];
@@ -196,6 +204,26 @@ int revive_resume(struct instance *inst);
 int revive_state_path(const struct instance *inst, char *buf, size_t len);
 /* A new instance: a saved state an earlier run or config left is no use. */
 void revive_forget_stale(struct instance *inst);
+
+/* template.c: snapshot templates (template = "auto"). */
+/* Whether INST's service makes and restores templates (and its backend can). */
+bool template_wanted(const struct instance *inst);
+/*
+ * At a cold boot: true with the template's state in PATH when there is one
+ * for this guest; else false, a stale one dropped, and (when wanted) the
+ * key kept so that this boot makes the template once ready.
+ */
+bool template_take(struct instance *inst, char *path, size_t len);
+/* At readiness: 0 when a save of the template began (readiness waits), -1 when none. */
+int template_save_begin(struct instance *inst);
+/* <state_dir>/templates/<name>.state. -1 when it does not fit. */
+int template_path_state(const struct instance *inst, char *buf, size_t len);
+/* At readiness: true when a clone's readiness must wait for its reseed. */
+bool template_hold_ready(struct instance *inst);
+/* Remove the template's files (WHY logged when there was one; NULL: silent). */
+void template_drop(struct instance *inst, const char *why);
+/* The run ended: a save under way is abandoned. */
+void template_end_run(struct instance *inst);
 
 /* pattern.c: pattern services at a reload, in two steps so that a failure changes nothing. */
 /* *OUT: one per pattern service of CONF, L's own when unchanged, else new. -1 on ENOMEM. */

@@ -43,6 +43,23 @@ const char *launcher_refusal_name(enum launcher_refusal r);
 typedef void (*launcher_wait_cb)(struct instance *inst, bool ok, void *arg);
 
 /* What the control socket and metrics show of an instance. */
+/*
+ * How an instance's run began: a cold boot, a restore of its service's
+ * template, a warm shell run, a restore from suspend, a resume from
+ * paused. launcher_info shows it; the histograms are split by it.
+ */
+enum launcher_how {
+	LAUNCHER_HOW_NONE,
+	LAUNCHER_HOW_BOOT,
+	LAUNCHER_HOW_TEMPLATE,
+	LAUNCHER_HOW_SHELL,
+	LAUNCHER_HOW_RESTORE,
+	LAUNCHER_HOW_RESUME,
+	LAUNCHER_HOW_N
+};
+/* "boot", "template", "shell", "restore", "resume"; "" for none. */
+const char *launcher_how_name(enum launcher_how h);
+
 struct instance_info {
 	const char *name;
 	enum inst_state state;
@@ -57,6 +74,7 @@ struct instance_info {
 	unsigned held, open;             /* the proxy's connections: held, relayed */
 	bool shell;                      /* stopped, with a warm shell ready (warm = "shell") */
 	const char *host;                /* the host it runs (or last ran) on; "" when here */
+	enum launcher_how how;           /* how its current (or last) run began */
 };
 
 /* What `beckonctl hosts` shows of a host of the hosts list. */
@@ -322,8 +340,9 @@ void launcher_hist_observe(struct launcher_hist *h, double seconds);
 struct launcher_stats {
 	uint64_t boots_ok, boots_failed;
 	unsigned instances[INST_NSTATES];
-	struct launcher_hist boot; /* trigger to ready */
-	struct launcher_hist wake; /* paused or suspended to ready */
+	/* By how the run began: boot, template, shell (trigger to ready), resume,
+	 * restore (paused or suspended to ready). */
+	struct launcher_hist hist[LAUNCHER_HOW_N];
 	unsigned held_connections;
 	uint64_t refused[LAUNCHER_REFUSED_N]; /* boots refused, by reason */
 	/* The wake queue (wake_queue): waiting now; queued, admitted once room

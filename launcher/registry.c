@@ -313,8 +313,7 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->boots_ok = l->boots_ok;
 	st->boots_failed = l->boots_failed;
-	st->boot = l->boot_hist;
-	st->wake = l->wake_hist;
+	memcpy(st->hist, l->hist, sizeof(st->hist));
 	memcpy(st->refused, l->refused, sizeof(st->refused));
 	room_stats(l, st);
 	TAILQ_FOREACH(inst, &l->instances, entry)
@@ -439,6 +438,15 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->open = inst->open;
 	info->shell = inst->rv.shell && inst->rv.shell_ready;
 	info->host = inst->host;
+	info->how = inst->how;
+}
+
+const char *launcher_how_name(enum launcher_how h)
+{
+	static const char *const names[LAUNCHER_HOW_N] = {"",      "boot",    "template",
+	                                                  "shell", "restore", "resume"};
+
+	return h < LAUNCHER_HOW_N ? names[h] : "";
 }
 
 /* Boot and wake times run from about a millisecond to the boot timeout. */

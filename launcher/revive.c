@@ -59,19 +59,23 @@ void revive_state(struct instance *inst, enum inst_state old)
 		inst->rv.restoring = false;
 		revive_forget(inst, "saved state removed (the restore failed)");
 	}
+	if (s == INST_FAILED && inst->rv.from_template)
+		template_drop(inst, "the restore failed; the next start boots and makes a new one");
+	if (s != INST_BOOTING)
+		inst->rv.from_template = false;
 }
 
 void revive_ready(struct instance *inst)
 {
 	double s = (double)(inst->ready_at_us - inst->boot_start_us) / 1e6;
 
+	launcher_hist_observe(&inst->l->hist[inst->how], s);
 	if (inst->rv.restoring) {
 		inst->rv.restoring = false;
-		launcher_hist_observe(&inst->l->wake_hist, s);
 		log_info("%s: restored from suspend in %.1f ms", inst->svc->name, s * 1000);
 		revive_forget(inst, NULL); /* used: the guest has moved on */
-	} else {
-		launcher_hist_observe(&inst->l->boot_hist, s);
+	} else if (inst->how == LAUNCHER_HOW_TEMPLATE) {
+		log_info("%s: restored from its template in %.1f ms", inst->svc->name, s * 1000);
 	}
 	if (inst->rv.warming) {
 		/* Nobody asked for it meanwhile (a wake clears the flag). */
@@ -88,6 +92,7 @@ enum inst_state revive_end_state(struct instance *inst)
 	inst->rv.suspending = inst->rv.saved = false;
 	inst->rv.resuming = false;
 	inst->rv.shell = inst->rv.shell_ready = inst->rv.shell_restore = false;
+	inst->rv.shell_template = false;
 	if (saved)
 		log_info("%s: suspended", inst->svc->name);
 	/* A restore shell that ended leaves the saved state as it was. */
@@ -100,15 +105,36 @@ static bool revive_saved(struct instance *inst, char *path, size_t len)
 	return revive_state_path(inst, path, len) == 0 && access(path, R_OK) == 0;
 }
 
+/* A shell waiting for the template restores it (a cold start): the run is a clone. */
+static int revive_shell_template(struct instance *inst, bool up)
+{
+	char path[4096];
+
+	if (!inst->rv.restoring && up && template_path_state(inst, path, sizeof(path)) == 0 &&
+	    access(path, R_OK) == 0) {
+		log_debug("%s: running the warm shell: the template", inst->svc->name);
+		inst->how = LAUNCHER_HOW_TEMPLATE;
+		inst->rv.from_template = true;
+		inst->rv.reseeded = inst->rv.ready_held = false;
+		return inst->ops->shell_run(inst, path);
+	}
+	inst->ops->cleanup(inst, false);
+	return 1;
+}
+
 /* Run the warm shell when it fits this boot (1: not, start as usual). */
 static int revive_shell_run(struct instance *inst)
 {
 	bool restore = inst->rv.shell_restore, up = inst->rv.shell_ready;
+	bool tmpl = inst->rv.shell_template;
 	char path[4096];
 
 	inst->rv.shell = inst->rv.shell_ready = inst->rv.shell_restore = false;
+	inst->rv.shell_template = false;
 	if (inst->ops->shell_run == NULL || inst->priv == NULL)
 		return 1;
+	if (tmpl)
+		return revive_shell_template(inst, up);
 	/* A restore shell must be up: the state file goes over its QMP. */
 	if (restore == inst->rv.restoring &&
 	    (!restore || (up && revive_saved(inst, path, sizeof(path))))) {
@@ -120,11 +146,33 @@ static int revive_shell_run(struct instance *inst)
 	return 1;
 }
 
+/* A cold start: from the service's template when there is one, else a boot. */
+static int revive_cold_start(struct instance *inst)
+{
+	char path[4096];
+
+	if (template_take(inst, path, sizeof(path))) {
+		inst->how = LAUNCHER_HOW_TEMPLATE;
+		inst->rv.from_template = true;
+		inst->rv.reseeded = inst->rv.ready_held = false;
+		log_info("%s: restoring from its template", inst->svc->name);
+		if (inst->ops->restore(inst, path) == 0)
+			return 0;
+		inst->rv.from_template = false;
+		template_drop(inst, "it could not be restored");
+		template_take(inst, path, sizeof(path)); /* this boot makes a new one */
+	}
+	inst->how = LAUNCHER_HOW_BOOT;
+	return inst->ops->start(inst);
+}
+
 int revive_start_backend(struct instance *inst)
 {
 	char path[4096];
 	int rc;
 
+	inst->rv.from_template = false;
+	inst->how = inst->rv.restoring ? LAUNCHER_HOW_RESTORE : LAUNCHER_HOW_SHELL;
 	if (inst->rv.shell && (rc = revive_shell_run(inst)) != 1)
 		return rc;
 	if (inst->rv.restoring) {
@@ -133,7 +181,7 @@ int revive_start_backend(struct instance *inst)
 		inst->rv.restoring = false;
 		log_info("%s: no saved state to restore: booting afresh", inst->svc->name);
 	}
-	return inst->ops->start(inst);
+	return revive_cold_start(inst);
 }
 
 static void revive_resumed(struct instance *inst)
@@ -141,7 +189,7 @@ static void revive_resumed(struct instance *inst)
 	double ms = ms_since(inst->rv.wake_start_us);
 
 	launcher_inst_set_state(inst, INST_READY);
-	launcher_hist_observe(&inst->l->wake_hist, ms / 1000.0);
+	launcher_hist_observe(&inst->l->hist[LAUNCHER_HOW_RESUME], ms / 1000.0);
 	log_info("%s: resumed in %.2f ms", inst->svc->name, ms);
 }
 
@@ -227,6 +275,7 @@ void launcher_inst_saved(struct instance *inst, bool ok)
 int launcher_shell(struct instance *inst)
 {
 	bool restore = inst->state == INST_SUSPENDED;
+	char path[4096];
 
 	if (inst->doomed || inst->ops == NULL ||
 	    (inst->state != INST_STOPPED && inst->state != INST_SUSPENDED))
@@ -244,8 +293,12 @@ int launcher_shell(struct instance *inst)
 		log_debug("%s: warm shell: the last run is still going away", inst->svc->name);
 		return -1;
 	}
+	/* A stopped service with a template: a shell that waits to restore it. */
+	inst->rv.shell_template = !restore && template_take(inst, path, sizeof(path));
+	restore = restore || inst->rv.shell_template;
 	if (launcher_hosts_place(inst) == -1 || inst->ops->shell(inst, restore) == -1) {
 		log_warnx("%s: warm shell: could not start", inst->svc->name);
+		inst->rv.shell_template = false;
 		return -1;
 	}
 	inst->rv.shell = true;
@@ -262,7 +315,10 @@ void launcher_inst_shell_ready(struct instance *inst)
 		return;
 	inst->rv.shell_ready = true;
 	log_info("%s: warm %sshell ready in %.1f ms", inst->svc->name,
-	         inst->rv.shell_restore ? "restore " : "", ms_since(inst->rv.wake_start_us));
+	         inst->rv.shell_template  ? "template "
+	         : inst->rv.shell_restore ? "restore "
+	                                  : "",
+	         ms_since(inst->rv.wake_start_us));
 }
 
 int launcher_prewarm(struct instance *inst)

@@ -26,7 +26,10 @@
 #include "qmp.h"
 #include "qemu.h"
 
-#define QEMU_QUIT_GRACE_MS 10000  /* after QMP quit, before SIGKILL (a loaded host is slow) */
+#define QEMU_QUIT_GRACE_MS 10000 /* after QMP quit, before SIGKILL (a loaded host is slow) */
+/* How long a clone's readiness waits for its guest to say RESEEDED (a guest
+ * that never does is ready after this). */
+#define RESEED_ACK_MS 250
 #define USER_GUEST_IP "10.0.2.15" /* QEMU user networking's defaults */
 #define USER_GATEWAY "10.0.2.2"
 #define USER_DNS "10.0.2.3"
@@ -39,7 +42,11 @@ struct qemu_run {
 	int64_t t0_us; /* start() began */
 	int fdsock;    /* a dup of our end of QMP, to pass fds with SCM_RIGHTS */
 	struct qemu_save *save;
-	bool shell; /* started with -S: a warm shell */
+	int reseed_fd;    /* QEMU's stdin (the console's input) for a clone's RESEED line; -1 */
+	bool reseed_wait; /* RESEED sent, waiting for the guest's RESEEDED */
+	struct event *reseed_timer; /* ... at most RESEED_ACK_MS */
+	int64_t reseed_us;          /* when it was sent */
+	bool shell;                 /* started with -S: a warm shell */
 	bool saw_ready;
 	char line[32]; /* the start of the console line under way */
 	size_t linelen;
@@ -65,13 +72,37 @@ static const char *svc_name(const struct qemu_run *r)
 
 /* ---- console ------------------------------------------------------------------ */
 
+/* The clone took its RESEED (ACK), or did not say so in time: readiness may go on. */
+static void reseed_acked(struct qemu_run *r, bool ack)
+{
+	if (!r->reseed_wait)
+		return;
+	r->reseed_wait = false;
+	if (r->reseed_timer != NULL)
+		evtimer_del(r->reseed_timer);
+	if (ack)
+		log_debug("%s: the guest took its reseed in %.1f ms", svc_name(r),
+		          (double)(now_us() - r->reseed_us) / 1000.0);
+	else
+		log_info("%s: the guest did not say RESEEDED within %d ms: ready without it",
+		         svc_name(r), RESEED_ACK_MS);
+	launcher_inst_reseeded(r->inst);
+}
+
+static void reseed_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	reseed_acked(arg, false);
+}
+
 /* For the timing breakdown: when the guest says "READY <us>" (it comes a byte at a time). */
 static void watch_ready(struct proc *p, const char *buf, size_t len)
 {
 	struct qemu_run *r = (struct qemu_run *)p;
 	size_t i;
 
-	for (i = 0; i < len && !r->saw_ready; i++) {
+	for (i = 0; i < len && (!r->saw_ready || r->reseed_wait); i++) {
 		if (buf[i] != '\n') {
 			if (r->linelen < sizeof(r->line) - 1)
 				r->line[r->linelen++] = buf[i];
@@ -83,20 +114,56 @@ static void watch_ready(struct proc *p, const char *buf, size_t len)
 			r->saw_ready = true;
 			log_debug("%s: console READY +%.1f ms (guest: %.16s us)", svc_name(r),
 			          since_ms(r), r->line + 6);
+		} else if (r->reseed_wait && strncmp(r->line, "RESEEDED", 8) == 0) {
+			reseed_acked(r, true);
 		}
 	}
 }
 
 /* ---- QMP ---------------------------------------------------------------------- */
 
+/*
+ * Restored from a template and running: fresh entropy and clock on the
+ * console's input, once. Not sooner: the restore would overwrite what the
+ * UART had taken in.
+ */
+static void run_reseed(struct qemu_run *r)
+{
+	struct timeval tv = {0, RESEED_ACK_MS * 1000};
+
+	if (r->reseed_fd == -1)
+		return;
+	qemu_template_reseed(r->reseed_fd, svc_name(r));
+	close(r->reseed_fd);
+	r->reseed_fd = -1;
+	r->reseed_wait = true;
+	r->reseed_us = now_us();
+	/* The guest's word that it took it, or the timer, opens readiness. */
+	if ((r->reseed_timer = evtimer_new(launcher_inst_base(r->inst), reseed_timer_cb, r)) ==
+	        NULL ||
+	    evtimer_add(r->reseed_timer, &tv) == -1)
+		reseed_acked(r, false);
+}
+
+/* QEMU says whether the restored guest runs already (its RESUME came before QMP was up). */
+static void reseed_status_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	const char *status = json_string_value(json_object_get(ret, "status"));
+
+	(void)q;
+	if (err == NULL && status != NULL && strcmp(status, "running") == 0)
+		run_reseed(arg);
+}
+
 static void qmp_ready_cb(struct qmp *q, void *arg)
 {
 	struct qemu_run *r = arg;
 
-	(void)q;
 	log_debug("%s: qmp ready +%.1f ms", svc_name(r), since_ms(r));
 	if (r->shell)
 		launcher_inst_shell_ready(r->inst);
+	if (r->reseed_fd != -1)
+		qmp_command(q, "query-status", NULL, reseed_status_cb, r);
 }
 
 static void qmp_event_cb(struct qmp *q, const char *name, json_t *data, void *arg)
@@ -111,6 +178,8 @@ static void qmp_event_cb(struct qmp *q, const char *name, json_t *data, void *ar
 		qemu_save_event(r->inst, data);
 	else
 		log_debug("%s: qmp event %s", svc_name(r), name);
+	if (strcmp(name, "RESUME") == 0)
+		run_reseed(r);
 	if (strcmp(name, "RESUME") == 0)
 		launcher_inst_running(r->inst);
 }
@@ -152,6 +221,10 @@ static void run_free(struct qemu_run *r)
 		qmp_free(r->qmp);
 	if (r->fdsock != -1)
 		close(r->fdsock);
+	if (r->reseed_fd != -1)
+		close(r->reseed_fd);
+	if (r->reseed_timer != NULL)
+		event_free(r->reseed_timer);
 	qemu_save_free(r->save);
 	if (r->quit_timer != NULL)
 		event_free(r->quit_timer);
@@ -279,6 +352,13 @@ static void run_attach(struct qemu_run *r, int qmp_fd)
 		log_warnx("%s: qmp: cannot attach", svc_name(r));
 }
 
+char **qemu_start_argv(struct instance *inst)
+{
+	uint16_t host_ports[CONF_MAX_PORTS];
+
+	return build_argv(inst, host_ports, false, NULL);
+}
+
 static int qemu_start(struct instance *inst)
 {
 	return qemu_spawn(inst, false, -1, false);
@@ -290,9 +370,10 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 	                       : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR
 	                                           : NULL;
 	uint16_t host_ports[CONF_MAX_PORTS];
-	struct proc_fd fds[2] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}};
+	struct proc_fd fds[3] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}, {-1, 0}};
+	size_t nfds = incoming_fd != -1 ? 2 : 1;
 	struct qemu_run *r = NULL;
-	int sv[2] = {-1, -1};
+	int sv[2] = {-1, -1}, rp[2] = {-1, -1};
 	char **argv = NULL;
 	int64_t t0 = now_us();
 
@@ -304,23 +385,37 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 		goto fail;
 	}
 	fds[0].fd = sv[1];
+	/* A clone of a template: the console's input carries its RESEED line. */
+	if ((incoming_fd != -1 || defer) && launcher_inst_is_clone(inst)) {
+		if (pipe2(rp, O_CLOEXEC) == -1) {
+			log_warn("%s: qemu: reseed pipe", launcher_inst_service(inst)->name);
+			goto fail;
+		}
+		fds[nfds++] = (struct proc_fd){rp[0], 0};
+	}
 	r->inst = inst;
 	r->fdsock = -1;
+	r->reseed_fd = rp[1];
 	r->shell = paused || defer;
 	r->t0_us = t0;
 	r->proc.watch = watch_ready;
-	if (proc_spawn(&r->proc, inst, argv, fds, incoming_fd != -1 ? 2 : 1) == -1)
+	if (proc_spawn(&r->proc, inst, argv, fds, nfds) == -1)
 		goto fail;
 	close(sv[1]);
+	if (rp[0] != -1)
+		close(rp[0]);
 	qemu_argv_free(argv);
 	run_attach(r, sv[0]);
 	log_debug("%s: qemu pid %d spawned +%.1f ms", svc_name(r), (int)r->proc.pid, since_ms(r));
 	return 0;
 fail:
 	qemu_argv_free(argv);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (sv[i] != -1)
 			close(sv[i]);
+		if (rp[i] != -1)
+			close(rp[i]);
+	}
 	free(r);
 	return -1;
 }
@@ -550,4 +645,6 @@ const struct backend_ops backend_qemu_ops = {
     .restore = qemu_restore,
     .shell = qemu_shell,
     .shell_run = qemu_shell_run,
+    .template_key = qemu_template_key,
+    .template_save = qemu_template_save,
 };

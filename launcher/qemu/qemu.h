@@ -96,6 +96,8 @@ int qemu_host_user_ports(const struct instance *inst, uint16_t *ports, size_t np
  * to restore; DEFER: a restore shell (-incoming defer).
  */
 int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer);
+/* The command line a cold start of INST would run now (qemu_argv_free), NULL when none. */
+char **qemu_start_argv(struct instance *inst);
 /* The run's QMP, or NULL. */
 struct qmp *qemu_run_qmp(const struct instance *inst);
 /* A second fd on QMP's socket, for passing fds (SCM_RIGHTS); -1 when none. */
@@ -111,6 +113,16 @@ int qemu_suspend(struct instance *inst, const char *path);
 int qemu_restore(struct instance *inst, const char *path);
 int qemu_shell(struct instance *inst, bool restore);
 int qemu_shell_run(struct instance *inst, const char *path);
+/* Save the ready guest to PATH as its template, and let it run on (template_save). */
+int qemu_template_save(struct instance *inst, const char *path);
+/* qemu_template.c: what shapes INST's guest, for its template (template_key). */
+char *qemu_template_key(struct instance *inst);
+/*
+ * Tell a guest just restored from a template that it is a new one: one
+ * line "RESEED <32 hex of fresh entropy> <unix ms>" on FD (its console's
+ * input). Logged when it cannot be written.
+ */
+void qemu_template_reseed(int fd, const char *name);
 /* A MIGRATION event of INST's QEMU. */
 void qemu_save_event(struct instance *inst, json_t *data);
 void qemu_save_free(struct qemu_save *s);

@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include <event2/event.h>
+
 #include "backend.h"
 #include "log.h"
 #include "qemu.h"
@@ -31,7 +33,14 @@
 struct qemu_save {
 	int fd; /* the state file, until QEMU has it */
 	bool failed;
+	bool keep;          /* a template: the guest runs on once saved */
+	struct event *cont; /* ... "cont" again: QEMU is still finishing the migration */
+	int cont_tries;
 };
+
+/* "completed" comes before QEMU leaves finish-migrate, when "cont" is refused. */
+#define CONT_RETRY_MS 5
+#define CONT_TRIES 400
 
 static const char *save_name(const struct instance *inst)
 {
@@ -44,6 +53,8 @@ void qemu_save_free(struct qemu_save *s)
 		return;
 	if (s->fd != -1)
 		close(s->fd);
+	if (s->cont != NULL)
+		event_free(s->cont);
 	free(s);
 }
 
@@ -52,6 +63,17 @@ static struct qemu_save *save_of(struct instance *inst)
 	struct qemu_save **sp = qemu_run_save(inst);
 
 	return sp != NULL ? *sp : NULL;
+}
+
+/* Forget the save: a later one (a suspend after a template) starts clean. */
+static void save_done(struct instance *inst)
+{
+	struct qemu_save **sp = qemu_run_save(inst);
+
+	if (sp == NULL)
+		return;
+	qemu_save_free(*sp);
+	*sp = NULL;
 }
 
 /* The save failed: say so once, and end the run as a stop would. */
@@ -63,7 +85,14 @@ static void save_fail(struct instance *inst, const char *what, json_t *err)
 	if (s == NULL || s->failed)
 		return;
 	s->failed = true;
-	log_warnx("%s: suspend: %s: %s", save_name(inst), what, desc ? desc : "failed");
+	log_warnx("%s: %s: %s: %s", save_name(inst), s->keep ? "template" : "suspend", what,
+	          desc ? desc : "failed");
+	if (s->keep) {
+		/* QEMU runs the guest on after a failed migration. */
+		save_done(inst);
+		launcher_inst_templated(inst, false);
+		return;
+	}
 	launcher_inst_saved(inst, false);
 	qemu_run_quit(inst);
 }
@@ -139,7 +168,7 @@ static void save_running_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 	            inst);
 }
 
-int qemu_suspend(struct instance *inst, const char *path)
+static int save_begin(struct instance *inst, const char *path, bool keep)
 {
 	struct qmp *q = qemu_run_qmp(inst);
 	struct qemu_save **sp = qemu_run_save(inst);
@@ -154,6 +183,7 @@ int qemu_suspend(struct instance *inst, const char *path)
 		free(s);
 		return -1;
 	}
+	s->keep = keep;
 	*sp = s;
 	if (qmp_command(q, "cont", NULL, save_running_cb, inst) == -1) {
 		*sp = NULL;
@@ -161,6 +191,77 @@ int qemu_suspend(struct instance *inst, const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+int qemu_suspend(struct instance *inst, const char *path)
+{
+	return save_begin(inst, path, false);
+}
+
+int qemu_template_save(struct instance *inst, const char *path)
+{
+	return save_begin(inst, path, true);
+}
+
+static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg);
+
+static void template_cont_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct instance *inst = arg;
+	struct qmp *q = qemu_run_qmp(inst);
+
+	(void)fd;
+	(void)what;
+	if (q == NULL || qmp_command(q, "cont", NULL, template_cont_cb, inst) == -1) {
+		save_done(inst);
+		launcher_inst_templated(inst, false);
+	}
+}
+
+/* Try "cont" again shortly; -1 when out of tries. */
+static int template_cont_later(struct instance *inst, struct qemu_save *s)
+{
+	struct timeval tv = {0, CONT_RETRY_MS * 1000};
+
+	if (++s->cont_tries >= CONT_TRIES)
+		return -1;
+	if (s->cont == NULL &&
+	    (s->cont = evtimer_new(launcher_inst_base(inst), template_cont_timer_cb, inst)) == NULL)
+		return -1;
+	return evtimer_add(s->cont, &tv);
+}
+
+/* The template is whole; the guest, stopped for the last pass, runs again. */
+static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	struct instance *inst = arg;
+	struct qemu_save *s = save_of(inst);
+	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
+
+	(void)q;
+	(void)ret;
+	if (err != NULL && s != NULL && template_cont_later(inst, s) == 0)
+		return;
+	if (err != NULL)
+		log_warnx("%s: template: cont after the save: %s", save_name(inst),
+		          desc ? desc : "failed");
+	save_done(inst);
+	launcher_inst_templated(inst, err == NULL);
+}
+
+static void save_completed(struct instance *inst, struct qemu_save *s)
+{
+	struct qmp *q = qemu_run_qmp(inst);
+
+	if (!s->keep) {
+		launcher_inst_saved(inst, true);
+		qemu_run_quit(inst);
+		return;
+	}
+	if (q == NULL || qmp_command(q, "cont", NULL, template_cont_cb, inst) == -1) {
+		save_done(inst);
+		launcher_inst_templated(inst, false);
+	}
 }
 
 void qemu_save_event(struct instance *inst, json_t *data)
@@ -172,8 +273,7 @@ void qemu_save_event(struct instance *inst, json_t *data)
 		return;
 	log_debug("%s: migration %s", save_name(inst), status);
 	if (strcmp(status, "completed") == 0) {
-		launcher_inst_saved(inst, true);
-		qemu_run_quit(inst);
+		save_completed(inst, s);
 	} else if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
 		save_fail(inst, "migration", NULL);
 	}

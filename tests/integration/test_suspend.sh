@@ -79,7 +79,7 @@ got=$(get /count)
 NOW=$(now)
 check "a bare connection (held SYN) restores it: the count is still 4 ($got)" [ "$got" = 4 ]
 check "ready, three boots: $NOW" [ "${NOW% *}" = "ready 3" ]
-n=$(metric beckon_wake_seconds_count)
+n=$(metric 'beckon_wake_seconds_count{how="restore"}')
 check "the restores are in beckon_wake_seconds ($n)" [ "${n:-0}" -ge 2 ]
 
 # A state file that cannot be restored: the next wake boots afresh.

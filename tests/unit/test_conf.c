@@ -379,6 +379,7 @@ static void test_defaults(void **state)
 	assert_int_equal(s->idle_timeout_ms, 60000);
 	assert_int_equal(s->on_idle, CONF_IDLE_PAUSE);
 	assert_int_equal(s->warm, CONF_WARM_NONE);
+	assert_int_equal(s->template, CONF_TEMPLATE_OFF);
 	assert_string_equal(s->qemu.machine, "microvm");
 	assert_string_equal(s->qemu.accel, "auto");
 	assert_string_equal(s->qemu.cpu, "max");
@@ -595,6 +596,46 @@ static void test_full(void **state)
 	assert_int_equal(s->on_idle, CONF_IDLE_DESTROY);
 	assert_int_equal(s->warm, CONF_WARM_PAUSED);
 	conf_free(c);
+}
+
+/* template: "off" or "auto", QEMU only, inherited from defaults, part of equality. */
+static void test_template(void **state)
+{
+	struct conf *c;
+	struct conf_service *d;
+	char *text, *errs;
+
+	(void)state;
+	assert_string_equal(conf_template_name(CONF_TEMPLATE_AUTO), "auto");
+	assert_true(asprintf(&text,
+	                     ZONE
+	                     "defaults = { template = \"auto\"; };\n"
+	                     "services = ( { name = \"a\"; dns = \"a.svc.test\"; address = "
+	                     "\"10.77.0.2\"; ports = 80; image = \"%s/kernel.img\"; },\n"
+	                     "  { name = \"b\"; dns = \"b.svc.test\"; address = \"10.77.0.3\"; "
+	                     "ports = 80; image = \"%s/kernel.img\"; template = \"off\"; } );\n",
+	                     tmpdir, tmpdir) > 0);
+	c = load_good(text);
+	free(text);
+	assert_int_equal(c->services[0].template, CONF_TEMPLATE_AUTO);
+	assert_int_equal(c->services[1].template, CONF_TEMPLATE_OFF);
+	d = conf_service_dup(&c->services[0]);
+	assert_true(conf_service_equal(d, &c->services[0]));
+	d->template = CONF_TEMPLATE_OFF;
+	assert_false(conf_service_equal(d, &c->services[0]));
+	conf_service_free(d);
+	conf_free(c);
+
+	errs = load_bad(ZONE "services = ( { name = \"e\"; dns = \"e.svc.test\"; address = "
+	                     "\"127.0.0.2\"; ports = 80; " EXEC "template = \"auto\"; } );\n");
+	assert_string_equal(errs, "bad.conf:2: services[0].template: \"auto\" needs the qemu "
+	                          "backend (the exec backend has no templates); use \"off\"\n");
+	free(errs);
+	errs = load_bad(ZONE "services = ( { name = \"e\"; dns = \"e.svc.test\"; address = "
+	                     "\"127.0.0.2\"; ports = 80; " EXEC "template = \"always\"; } );\n");
+	assert_non_null(strstr(errs, "services[0].template: bad value \"always\" (want one of "
+	                             "\"off\", \"auto\")"));
+	free(errs);
 }
 
 static void test_service_dup_equal(void **state)
@@ -1263,6 +1304,7 @@ int main(void)
 	    cmocka_unit_test(test_include),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_cross_checks),
+	    cmocka_unit_test(test_template),
 	    cmocka_unit_test(test_fronts),
 	    cmocka_unit_test(test_address6),
 	    cmocka_unit_test(test_address6_bad),

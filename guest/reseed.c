@@ -1,0 +1,149 @@
+/*
+ * reseed.c: fresh entropy and clock after a restore (reseed.h).  COM1's
+ * receiver raises IRQ 4 (level, through the IOAPIC, as the NIC does);
+ * the handler drains the FIFO into a line buffer, and the main loop
+ * applies a complete line.  Bytes that are no RESEED line are dropped.
+ */
+#include "apic.h"
+#include "console.h"
+#include "cpu.h"
+#include "reseed.h"
+#include "timer.h"
+
+#define COM1 0x3f8
+#define COM_IER 1
+#define COM_FCR 2
+#define COM_MCR 4
+#define COM_LSR 5
+#define LSR_DR 0x01
+#define VEC_SERIAL 0x42
+#define ISA_IRQ_COM1 4
+#define LINE_MAX 80
+
+static char rs_line[LINE_MAX];
+static volatile unsigned rs_len;
+static volatile bool rs_done; /* a whole line waits in rs_line */
+static uint64_t rs_secret, rs_boot_id, rs_wall_ms, rs_wall_at_us;
+static uint32_t rs_count;
+
+static uint64_t rs_mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+__attribute__((interrupt)) static void reseed_isr(struct cpu_frame *f)
+{
+	uint8_t c;
+
+	(void)f;
+	/* Level-triggered: reading every byte lowers the line. */
+	while (inb(COM1 + COM_LSR) & LSR_DR) {
+		c = inb(COM1);
+		if (rs_done)
+			continue; /* the last line is not taken yet */
+		if (c == '\n') {
+			rs_line[rs_len] = '\0';
+			rs_done = true;
+		} else if (rs_len < LINE_MAX - 1) {
+			rs_line[rs_len++] = (char)c;
+		}
+	}
+	apic_eoi();
+}
+
+void reseed_init(void)
+{
+	rs_secret = rs_mix(rdtsc()) | 1;
+	rs_boot_id = rs_mix(rs_secret ^ 0x626f6f74ULL);
+	outb(COM1 + COM_FCR, 0x07); /* FIFO on and cleared */
+	outb(COM1 + COM_MCR, 0x08); /* OUT2: the interrupt line on PC UARTs */
+	outb(COM1 + COM_IER, 0x01); /* received data available */
+	cpu_set_vector(VEC_SERIAL, reseed_isr);
+	apic_route_gsi(ISA_IRQ_COM1, VEC_SERIAL);
+}
+
+bool reseed_pending(void)
+{
+	return rs_done;
+}
+
+static int rs_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* "RESEED HEX32 MS": the two entropy words and the time; false when malformed. */
+static bool rs_parse(const char *s, uint64_t *e0, uint64_t *e1, uint64_t *ms)
+{
+	int i, d;
+
+	if (s[0] != 'R' || s[1] != 'E' || s[2] != 'S' || s[3] != 'E' || s[4] != 'E' ||
+	    s[5] != 'D' || s[6] != ' ')
+		return false;
+	s += 7;
+	*e0 = *e1 = *ms = 0;
+	for (i = 0; i < 32; i++) {
+		if ((d = rs_hex(s[i])) < 0)
+			return false;
+		if (i < 16)
+			*e0 = *e0 << 4 | (uint64_t)d;
+		else
+			*e1 = *e1 << 4 | (uint64_t)d;
+	}
+	s += 32;
+	if (*s++ != ' ' || *s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++)
+		*ms = *ms * 10 + (uint64_t)(*s - '0');
+	return *s == '\0';
+}
+
+void reseed_poll(void)
+{
+	uint64_t e0, e1, ms;
+
+	if (!rs_done)
+		return;
+	if (rs_parse(rs_line, &e0, &e1, &ms)) {
+		rs_secret = rs_mix(rs_secret ^ e0 ^ rdtsc()) | 1;
+		rs_boot_id = rs_mix(rs_boot_id ^ e1);
+		rs_wall_ms = ms;
+		rs_wall_at_us = timer_now_us();
+		rs_count++;
+		console_printf("RESEEDED %lx\n", rs_boot_id);
+	}
+	rs_len = 0;
+	barrier();
+	rs_done = false;
+}
+
+uint64_t reseed_boot_id(void)
+{
+	return rs_boot_id;
+}
+
+uint32_t reseed_count(void)
+{
+	return rs_count;
+}
+
+uint64_t reseed_wall_ms(void)
+{
+	if (!rs_wall_ms)
+		return 0;
+	return rs_wall_ms + (timer_now_us() - rs_wall_at_us) / 1000;
+}
+
+uint64_t reseed_secret(void)
+{
+	return rs_secret;
+}
