@@ -22,26 +22,9 @@ BR=bkpq$$
 P=pq$$
 CHAIN=BECKON-PROXY-$BR
 on_exit "ip link del $BR"
-on_exit "for p in \$(pgrep -f '$T/srv.py'); do kill -9 \$p; done"
+on_exit "for p in \$(pgrep -f 'httpsrv.py $LO\\.'); do kill -9 \$p; done"
 on_exit "while iptables -w -t nat -D PREROUTING -j $CHAIN; do :; done; while iptables -w -t nat -D OUTPUT -j $CHAIN; do :; done; iptables -w -t nat -F $CHAIN; iptables -w -t nat -X $CHAIN"
 
-cat >"$T/srv.py" <<'EOF'
-import http.server, socketserver, sys, time
-addr, name = sys.argv[1], sys.argv[2]
-time.sleep(0.5)  # a boot that takes a moment: the client is held
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("name=%s\n" % name).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-S((addr, 8080), H).serve_forever()
-EOF
 mkdir -p "$T/img"
 for l in alpha beta gamma delta; do : >"$T/img/$l"; done
 
@@ -50,7 +33,7 @@ sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$BR\"; subnet 
 add_services "$CONF" <<CONF
   { name = "$P"; dns = ( "*.pages.svc.test" ); address_pool = "$LO.10-$LO.19"; ports = ( 8080 );
     backend = "exec"; image = "$T/img/{label}"; ready = "tcp"; boot_timeout = "60s";
-    idle_timeout = "20s"; on_idle = "destroy"; exec = { command = "python3 $T/srv.py {address} {label}"; }; },
+    idle_timeout = "20s"; on_idle = "destroy"; exec = { command = "python3 $ROOT/tests/fixtures/httpsrv.py {address} 8080 name={label} 0.5"; }; },
 CONF
 
 out=$("$BECKOND" -n -c "$CONF" 2>&1)

@@ -24,27 +24,9 @@ BR=bkrq$$
 P=rq$$
 CHAIN=BECKON-PROXY-$BR
 on_exit "ip link del $BR"
-on_exit "for p in \$(pgrep -f '$T/srv.py'); do kill -9 \$p; done"
+on_exit "for p in \$(pgrep -f 'httpsrv.py $LO\\.'); do kill -9 \$p; done"
 on_exit "while iptables -w -t nat -D PREROUTING -j $CHAIN; do :; done; while iptables -w -t nat -D OUTPUT -j $CHAIN; do :; done; iptables -w -t nat -F $CHAIN; iptables -w -t nat -X $CHAIN"
 
-# One thread per connection, no read timeout: a held connection stays open.
-cat >"$T/srv.py" <<'EOF'
-import http.server, socketserver, sys
-addr, name = sys.argv[1], sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("hello from %s\n" % name).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-S((addr, 8080), H).serve_forever()
-EOF
 
 base_conf "$CONF"
 sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$BR\"; subnet = \"$NET.0/24\"; hold = \"proxy\"; };|" "$CONF"
@@ -53,7 +35,7 @@ add_services "$CONF" <<CONF
   { name = "$P"; dns = ( "web.svc.test" ); address = "$LO.1"; address_pool = "$LO.10-$LO.19";
     ports = ( 8080 ); backend = "exec"; ready = "tcp"; boot_timeout = "60s";
     idle_timeout = "3s"; on_idle = "destroy"; replicas = { min = 1; max = 3; target = 10; };
-    exec = { command = "python3 $T/srv.py {address} {name}"; }; },
+    exec = { command = "python3 $ROOT/tests/fixtures/httpsrv.py {address} 8080 \"hello from {name}\""; }; },
 CONF
 
 out=$("$BECKOND" -n -c "$CONF" 2>&1)
