@@ -357,9 +357,6 @@ static void check_replicas(struct conf_ctx *c, const struct conf *conf, const st
 		         "gives every ready instance's address) or \"proxy\" (the proxy spreads "
 		         "connections); the SYN hold follows configured addresses only",
 		         b->label);
-	if (!b->bad[CONF_SK_WARM] && s->warm != CONF_WARM_NONE)
-		conf_err(c, src_or_group(b, CONF_SK_WARM),
-		         "%s.warm: not with replicas (yet); use \"none\"", b->label);
 }
 
 void conf_check_pattern(struct conf_ctx *c, const struct conf *conf, const struct conf_build *b,

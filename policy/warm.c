@@ -16,6 +16,12 @@ void warm_make(struct engine *e, struct instance *inst)
 	enum inst_state s = launcher_state(inst);
 	enum launcher_refusal why;
 
+	/*
+	 * The pool warms a replicated service's own instance only: the extra
+	 * replicas are made on demand and forgotten once stopped.
+	 */
+	if (launcher_replica_index(inst) > 1)
+		return;
 	/* A suspended guest can only have a restore shell. */
 	if (s != INST_STOPPED && (s != INST_SUSPENDED || svc->warm != CONF_WARM_SHELL))
 		return;
