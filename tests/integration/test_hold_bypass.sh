@@ -82,6 +82,7 @@ why_not() {
 	iptables -w -t nat -S OUTPUT 2>&1 | sed 's/^/# OUTPUT: /'
 	ss -Htnp state established | grep "pid=$DPID," | sed 's/^/# beckond: /'
 	grep 'web' "$DLOG" | tail -8 | sed 's/^/# log: /'
+	grep -E "dst=$HSNET\.2 " /proc/net/nf_conntrack 2>/dev/null | tail -4 | sed 's/^/# conntrack: /'
 }
 get() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.2/"; }
 
@@ -222,6 +223,7 @@ check "reload to bypass = true: ... and skips the proxy" socks_are 0
 socks_are 0 || why_not
 sleep 5.5 # past idle_timeout
 check "reload to bypass = true: a quiet bypassing connection keeps it ready ($(state))" state_is ready
+state_is ready || why_not
 hold_close "$T/local.open"
 check "SIGTERM: clean" stop_daemon
 check "SIGTERM: the chain is gone" bash -c "! iptables -w -t nat -S $C 2>/dev/null"
