@@ -401,7 +401,7 @@ static struct nl_sock *act_sock(struct activity *a)
 	return a->sk;
 }
 
-static int act_dump(struct activity *a, struct act_dump *d)
+static int act_dump_once(struct activity *a, struct act_dump *d)
 {
 	struct nfgenmsg hdr = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
 	struct nl_sock *sk = act_sock(a);
@@ -422,6 +422,24 @@ static int act_dump(struct activity *a, struct act_dump *d)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * On a busy host the table changes under a dump, which the kernel then
+ * marks interrupted: a few tries, each from a clean count.
+ */
+#define ACT_DUMP_TRIES 3
+static int act_dump(struct activity *a, struct act_dump *d)
+{
+	for (int i = 0; i < ACT_DUMP_TRIES; i++) {
+		for (size_t k = 0; k < d->n; k++) {
+			d->eis[k]->conntrack = 0;
+			d->eis[k]->ct_closed_us = 0;
+		}
+		if (act_dump_once(a, d) == 0)
+			return 0;
+	}
+	return -1;
 }
 
 /* Reset every instance's counts; a ready or paused one is looked for in the dump. */
@@ -454,8 +472,10 @@ int activity_conntrack(struct activity *a, struct launcher *l)
 	if (d.insts == NULL || d.svcs == NULL || d.eis == NULL)
 		goto done;
 	launcher_foreach(l, act_collect, &d);
-	if (a == NULL || d.max == 0)
+	if (a == NULL || d.max == 0) {
+		rc = 0; /* nothing to read */
 		goto done;
+	}
 	d.by_port = a->by_port;
 	d.tw_s = act_timeout("tcp_timeout_time_wait", 120); /* read each time: they may be tuned */
 	d.close_s = act_timeout("tcp_timeout_close", 10);

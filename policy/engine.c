@@ -131,6 +131,22 @@ static bool engine_replica_kept(struct engine *e, struct instance *inst)
 }
 
 /*
+ * Read conntrack for this tick. A read that fails (a busy host's table
+ * changing under every try) holds idle actions back until it has failed
+ * for ENGINE_CT_GRACE_US: a connection that shows only there must not be
+ * taken for none; one that fails for good must not keep guests up forever.
+ */
+#define ENGINE_CT_GRACE_US (10 * 1000000LL)
+static void engine_read_ct(struct engine *e, int64_t now)
+{
+	e->ct_failed = activity_conntrack(e->act, e->l) == -1;
+	if (!e->ct_failed)
+		e->ct_failed_since_us = 0;
+	else if (e->ct_failed_since_us == 0)
+		e->ct_failed_since_us = now;
+}
+
+/*
  * One instance at a tick. Open connections the proxy holds or relays count
  * as activity while they last, so the idle time runs from their end.
  */
@@ -154,13 +170,16 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 		return;
 	/* Idle by every cheap sign: a quiet open connection shows only in conntrack. */
 	if (!*ct_read) {
-		activity_conntrack(e->act, e->l);
+		engine_read_ct(e, now);
 		*ct_read = true;
 	}
 	if (ei->conntrack > 0) {
 		launcher_activity(inst);
 		return;
 	}
+	/* No guess from a table that could not be read, for ENGINE_CT_GRACE_US. */
+	if (e->ct_failed && now - e->ct_failed_since_us < ENGINE_CT_GRACE_US)
+		return;
 	/* The read may have moved its last use later (a bypassing connection's close). */
 	engine_view(inst, &v);
 	if ((a = policy_idle(&v, now)) == POLICY_KEEP)

@@ -57,6 +57,12 @@ struct engine {
 	 * (conntrack sees each one twice more: client to proxy, proxy to guest).
 	 */
 	bool proxied;
+	/*
+	 * conntrack could not be read at this tick; since when it has failed
+	 * (0: it is read). An idle action waits for it, a while.
+	 */
+	bool ct_failed;
+	int64_t ct_failed_since_us;
 };
 
 /* engine.c */
@@ -96,7 +102,8 @@ void activity_free(struct activity *a);
  * (one conntrack dump for all) into its engine_inst.conntrack, and note
  * when the latest closed one closed (TIME_WAIT) in ct_closed_us, which
  * becomes its last activity when later. In user mode only connections to
- * the service's ports count. -1 when conntrack cannot be read.
+ * the service's ports count. -1 when conntrack cannot be read (tried a few
+ * times); 0 when there is nothing to read (no conntrack in this mode).
  */
 int activity_conntrack(struct activity *a, struct launcher *l);
 

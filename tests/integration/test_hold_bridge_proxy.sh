@@ -78,7 +78,7 @@ while os.path.exists(sys.argv[3]):
     time.sleep(0.05)
 s.close()' "$HNET.6" 80 "$T/quiet.open" &
 QUIET=$!
-wait_for 20 test -s "$T/quiet.open"
+check "quiet: the quiet connection is open" wait_for 60 test -s "$T/quiet.open"
 sleep 3 # past idle_timeout on purpose
 quiet_is() { [ "$(svc_field quiet state)" = "$1" ]; }
 check "quiet: one open quiet connection: still ready after 3 s (idle_timeout 1 s)" quiet_is ready
