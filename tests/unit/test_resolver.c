@@ -534,6 +534,26 @@ static void test_formerr(void **state)
 	assert_formerr(f, b, 12 + 325);
 }
 
+/*
+ * A query with 256 additional records, TSIG-shaped (the input with which
+ * fuzz_dns found ldns leaking, through the slow path): FORMERR. (Run
+ * here, it did not leak before the fix either; fuzz_dns on the input did.)
+ */
+static void test_two_tsig(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t b[] = {
+	    0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+	    0x00, 0x00, 0x00, 0x00, 0x03, 0x73, 0x76, 0x63, 0x04, 0x73, 0x65, 0x74, 0x74,
+	    0x00, 0x00, 0xfa, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	    0x00, 0x00, 0xd8, 0xf5, 0x00, 0x00, 0x00, 0x00, 0x03, 0x73, 0x76, 0x63, 0x04,
+	    0x73, 0x65, 0x74, 0x74, 0x00, 0x00, 0xfa, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xd8, 0xf5,
+	};
+
+	assert_formerr(f, b, sizeof(b));
+}
+
 static void test_slow_path(void **state)
 {
 	struct fixture *f = *state;
@@ -819,6 +839,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_notimp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_formerr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_tsig, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_class, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_glue_dropped_first, setup, teardown),
