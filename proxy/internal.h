@@ -322,6 +322,8 @@ int pkt_parse(const uint8_t *buf, size_t len, struct tcp4 *t);
 size_t pkt_rst(const struct tcp4 *t, uint8_t *out, size_t outlen);
 /* The TCP checksum of SEG (header and data) from SRC to DST, network order. */
 uint16_t pkt_tcp_csum(struct in_addr src, struct in_addr dst, const uint8_t *seg, size_t len);
+/* The Internet checksum of a pseudo header PSEUDO (PLEN bytes) and SEG, network order. */
+uint16_t pkt_csum(const uint8_t *pseudo, size_t plen, const uint8_t *seg, size_t len);
 /* pkt6.c: the same for IPv6 (a TCP header right after the fixed header); the RST is 60 bytes. */
 int pkt6_parse(const uint8_t *buf, size_t len, struct tcp4 *t);
 size_t pkt6_rst(const struct tcp4 *t, uint8_t *out, size_t outlen);

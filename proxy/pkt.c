@@ -46,10 +46,14 @@ static uint16_t fold(uint32_t sum)
 	return htons((uint16_t)~sum);
 }
 
+uint16_t pkt_csum(const uint8_t *pseudo, size_t plen, const uint8_t *seg, size_t len)
+{
+	return fold(sum16(seg, len, sum16(pseudo, plen, 0)));
+}
+
 uint16_t pkt_tcp_csum(struct in_addr src, struct in_addr dst, const uint8_t *seg, size_t len)
 {
 	uint8_t pseudo[12];
-	uint32_t sum;
 
 	memcpy(pseudo, &src.s_addr, 4);
 	memcpy(pseudo + 4, &dst.s_addr, 4);
@@ -57,8 +61,7 @@ uint16_t pkt_tcp_csum(struct in_addr src, struct in_addr dst, const uint8_t *seg
 	pseudo[9] = IPPROTO_TCP;
 	pseudo[10] = (uint8_t)(len >> 8);
 	pseudo[11] = (uint8_t)len;
-	sum = sum16(seg, len, sum16(pseudo, sizeof(pseudo), 0));
-	return fold(sum);
+	return pkt_csum(pseudo, sizeof(pseudo), seg, len);
 }
 
 size_t pkt_rst(const struct tcp4 *t, uint8_t *out, size_t outlen)

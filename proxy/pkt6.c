@@ -30,30 +30,17 @@ int pkt6_parse(const uint8_t *buf, size_t len, struct tcp4 *t)
 	return 0;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (; len > 1; p += 2, len -= 2)
-		sum += (uint32_t)p[0] << 8 | p[1];
-	if (len == 1)
-		sum += (uint32_t)p[0] << 8;
-	return sum;
-}
-
 uint16_t pkt6_tcp_csum(const struct in6_addr *src, const struct in6_addr *dst, const uint8_t *seg,
                        size_t len)
 {
 	uint8_t pseudo[40] = {0};
-	uint32_t sum;
 
 	memcpy(pseudo, src, 16);
 	memcpy(pseudo + 16, dst, 16);
 	pseudo[34] = (uint8_t)(len >> 8);
 	pseudo[35] = (uint8_t)len;
 	pseudo[39] = IPPROTO_TCP;
-	sum = sum16(seg, len, sum16(pseudo, sizeof(pseudo), 0));
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((uint16_t)~sum);
+	return pkt_csum(pseudo, sizeof(pseudo), seg, len);
 }
 
 size_t pkt6_rst(const struct tcp4 *t, uint8_t *out, size_t outlen)
