@@ -25,6 +25,16 @@ check() {
 
 # on_exit CMD: run CMD (a string) at exit, last registered first.
 on_exit() { _CLEANUP=("$1" "${_CLEANUP[@]}"); }
+
+# on_exit_proxy_bridge BR LO: what a bridge-mode proxy test leaves if beckond
+# does not end cleanly: the bridge BR, its conntrack counting rule and nat
+# chain, and the tests/fixtures/httpsrv.py servers on LO's /24.
+on_exit_proxy_bridge() {
+	on_exit "ip link del $1"
+	on_exit "while iptables -w -D FORWARD -m conntrack --ctstate ESTABLISHED -m comment --comment 'beckon-ct $1'; do :; done"
+	on_exit "for p in \$(pgrep -f 'httpsrv.py $2\\.'); do kill -9 \$p; done"
+	on_exit "while iptables -w -t nat -D PREROUTING -j BECKON-PROXY-$1; do :; done; while iptables -w -t nat -D OUTPUT -j BECKON-PROXY-$1; do :; done; iptables -w -t nat -F BECKON-PROXY-$1; iptables -w -t nat -X BECKON-PROXY-$1"
+}
 _run_cleanup() {
 	local c
 	for c in "${_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1; done

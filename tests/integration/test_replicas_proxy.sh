@@ -23,10 +23,7 @@ LO=127.$((20 + RANDOM % 200)).$((1 + RANDOM % 250))
 BR=bkrq$$
 P=rq$$
 CHAIN=BECKON-PROXY-$BR
-on_exit "ip link del $BR"
-on_exit "while iptables -w -D FORWARD -m conntrack --ctstate ESTABLISHED -m comment --comment 'beckon-ct $BR'; do :; done"
-on_exit "for p in \$(pgrep -f 'httpsrv.py $LO\\.'); do kill -9 \$p; done"
-on_exit "while iptables -w -t nat -D PREROUTING -j $CHAIN; do :; done; while iptables -w -t nat -D OUTPUT -j $CHAIN; do :; done; iptables -w -t nat -F $CHAIN; iptables -w -t nat -X $CHAIN"
+on_exit_proxy_bridge "$BR" "$LO"
 
 
 base_conf "$CONF"
