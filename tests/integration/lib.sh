@@ -38,7 +38,8 @@ on_exit_proxy_bridge() {
 _run_cleanup() {
 	local c
 	for c in "${_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1; done
-	rm -rf "$T"
+	# KEEP_T=1: keep the scratch directory (the daemon's log) to look at.
+	if [ -n "${KEEP_T:-}" ]; then echo "# kept $T"; else rm -rf "$T"; fi
 }
 trap _run_cleanup EXIT
 trap 'exit 130' INT TERM

@@ -26,10 +26,15 @@ DOC=$(make_docroot bypass)
 CONF=$T/beckon.conf
 on_exit "pkill -f -- '-h $DOC'"
 
-# hold.py HOST PORT FILE: connect, write "open" to FILE, stay quiet until
-# FILE is removed, then close.
+# hold.py HOST PORT FILE: write FILE.up once started, connect once FILE.go
+# shows up, write "open" to FILE, stay quiet until FILE is removed, then
+# close. Python's start (seconds on a loaded machine) stays out of the
+# idle window that the checks measure.
 cat >"$T/hold.py" <<'EOF'
 import os, socket, sys, time
+open(sys.argv[3] + ".up", "w").write("up\n")
+while not os.path.exists(sys.argv[3] + ".go"):
+    time.sleep(0.02)
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
 open(sys.argv[3], "w").write("open\n")
 while os.path.exists(sys.argv[3]):
@@ -81,7 +86,7 @@ why_not() {
 	iptables -w -t nat -L "$C" -v -n 2>&1 | sed 's/^/# rules: /'
 	iptables -w -t nat -S OUTPUT 2>&1 | sed 's/^/# OUTPUT: /'
 	ss -Htnp state established | grep "pid=$DPID," | sed 's/^/# beckond: /'
-	grep 'web' "$DLOG" | tail -8 | sed 's/^/# log: /'
+	grep -E "web|conntrack" "$DLOG" | tail -20 | sed "s/^/# log: /"
 	grep -E "dst=$HSNET\.2 " /proc/net/nf_conntrack 2>/dev/null | tail -4 | sed 's/^/# conntrack: /'
 }
 get() { curl -s -o /dev/null -m 5 -w '%{http_code}' "http://$HSNET.2/"; }
@@ -95,12 +100,18 @@ hold_open() {
 		hcl python3 "$T/hold.py" "$HSNET.2" 80 "$2" &
 	fi
 	HOLD_PID=$!
+	wait_for 60 test -e "$2.up" || return 1
+	# A request just before: the idle timer starts afresh, so the service
+	# is still ready when the quiet connection opens.
+	get >/dev/null
+	touch "$2.go"
 	wait_for 15 test -s "$2"
 }
 # hold_close FILE: close the quiet connection hold_open made.
 hold_close() {
 	rm -f "$1"
 	wait "$HOLD_PID"
+	rm -f "$1.up" "$1.go"
 }
 
 # chain_cleanup CHAIN: what a beckond killed by a failed check left.
@@ -159,7 +170,10 @@ touch "$T/late.go"
 wait "$LP"
 check "... its request, sent after the rule came back, is answered on that connection: $(cat "$T/late.out")" \
 	[ "$(cat "$T/late.out")" = 200 ]
-check "woken: ready again, no second boot ($(state), $(runs 2) runs)" [ "$(state)$(runs 2)" = ready1 ]
+# Read once: idle_timeout (4 s) may have passed since the late request.
+st=$(state)
+check "woken: ready again (or idle again: paused), no second boot ($st, $(runs 2) runs)" \
+	bash -c '[[ $1 == ready1 || $1 == paused1 ]]' _ "$st$(runs 2)"
 # On a loaded machine it may have idled out again since (idle_timeout 4 s): then no rule.
 if rules_are 1 || { state_is paused && [ "$(dnat_rule "$C")" = 0 ]; }; then
 	ok "woken: the rule is back (or, idle again, gone with the pause: $(state))"
@@ -180,6 +194,7 @@ for _ in $(seq 24); do
 done
 check "short local connections every 0.25 s for 6 s (past idle_timeout) keep it ready ($steady)" [ "$steady" = ready ]
 check "... it was not paused meanwhile ($(($(pauses) - p0)) idle pauses)" [ "$(pauses)" = "$p0" ]
+[ "$(pauses)" = "$p0" ] || why_not
 check "... and once they stop it goes idle" wait_for 15 state_is paused
 
 # 6. SIGTERM removes the chain; a start after kill -9 replaces it.
