@@ -186,15 +186,24 @@ fi
 pauses() { grep -c 'web: idle: pause' "$DLOG"; }
 [ "$(get)" = 200 ] && wait_for 15 state_is ready # from where section 4 left it
 p0=$(pauses)
-steady=ready
+steady=ready gap=0 last=
+# The longest time between one request's end and the next one's start: on
+# a machine loaded enough to make it idle_timeout, a pause is right.
 for _ in $(seq 24); do
+	t=$(now_ms)
+	[ -n "$last" ] && [ $((t - last)) -gt "$gap" ] && gap=$((t - last))
 	[ "$(get)" = 200 ] || steady="a request failed"
+	last=$(now_ms)
 	[ "$(state)" = ready ] || steady=$(state)
 	sleep 0.25
 done
-check "short local connections every 0.25 s for 6 s (past idle_timeout) keep it ready ($steady)" [ "$steady" = ready ]
-check "... it was not paused meanwhile ($(($(pauses) - p0)) idle pauses)" [ "$(pauses)" = "$p0" ]
-[ "$(pauses)" = "$p0" ] || why_not
+if [ "$gap" -lt 3000 ]; then
+	check "short local connections every 0.25 s for 6 s (past idle_timeout) keep it ready ($steady; longest gap $gap ms)" [ "$steady" = ready ]
+	check "... it was not paused meanwhile ($(($(pauses) - p0)) idle pauses)" [ "$(pauses)" = "$p0" ]
+	[ "$(pauses)" = "$p0" ] || why_not
+else
+	skip "short local connections keep it ready: the loaded machine left $gap ms between two of them (idle_timeout 4 s)"
+fi
 check "... and once they stop it goes idle" wait_for 15 state_is paused
 
 # 6. SIGTERM removes the chain; a start after kill -9 replaces it.
