@@ -88,7 +88,7 @@ PY
 svc() { # svc NAME N [KEYS]
 	cat <<CONF
   { name = "$1"; dns = ( "$1.svc.test" ); address = "$NET.$2"; ports = ( $PORT );
-    backend = "exec"; ready = "tcp"; idle_timeout = "1s"; on_idle = "pause";
+    backend = "exec"; ready = "tcp"; idle_timeout = "1s"; on_idle = "pause"; boot_timeout = "30s";
     idle_check = "http:/idle"; idle_check_interval = "500ms"; ${3:-}
     exec = { command = "python3 $T/srv.py {port} $T/yes.$1 $T/asked.$1"; }; },
 CONF
@@ -100,7 +100,7 @@ sed -i 's|^network = .*|network = { mode = "user"; hold = "proxy"; };|' "$CONF"
 	svc cm 3 'idle_max = "4s";'
 	cat <<CONF
   { name = "cc"; dns = ( "cc.svc.test" ); address = "$NET.4"; ports = ( $PORT );
-    backend = "exec"; ready = "tcp"; idle_timeout = "1s"; on_idle = "pause";
+    backend = "exec"; ready = "tcp"; idle_timeout = "1s"; on_idle = "pause"; boot_timeout = "30s";
     idle_check = "console:^IDLE-OK\$"; idle_check_interval = "500ms";
     exec = { command = "python3 $T/cc.py {port} $T/yes.cc"; }; },
 CONF

@@ -65,14 +65,14 @@ no_taps() { [ -z "$(beckon_taps "$P-")" ]; }
 not_link() { ! ip link show "$1" >/dev/null 2>&1; }
 # The guest's page as the client in its namespace sees it: "BODY CODE".
 page() {
-	ip netns exec "$NS" curl -s --max-time "${2:-3}" -w ' %{http_code}' "http://$1/" | tr -d '\n'
+	ip netns exec "$NS" curl -s --max-time "${2:-15}" -w ' %{http_code}' "http://$1/" | tr -d '\n'
 }
 # is_page GOT SERVICE: GOT (from page) is a 200 naming SERVICE.
 is_page() { [[ "$1" =~ ^"hello from $P-$2 ".*" 200"$ ]]; }
 # serves ADDRESS SERVICE: the client gets that page now.
 serves() { is_page "$(page "$1")" "$2"; }
 # The same through a hostfwd port on loopback, from here.
-serves_lo() { is_page "$(curl -s --max-time 3 -w ' %{http_code}' "http://127.0.0.1:$1/" | tr -d '\n')" "$2"; }
+serves_lo() { is_page "$(curl -s --max-time 15 -w ' %{http_code}' "http://127.0.0.1:$1/" | tr -d '\n')" "$2"; }
 
 # The client: a namespace on the bridge through a veth (once the bridge exists).
 client_up() {

@@ -128,7 +128,7 @@ EOF
 exec_svc() { # exec_svc NAME N: srv.py NAME on its own loopback port; runs counted
 	cat <<CONF
   { name = "$P-$1"; dns = ( "$1.svc.test" ); address = "$LO.$2"; ports = ( 80 );
-    backend = "exec"; ready = "tcp";
+    backend = "exec"; ready = "tcp"; boot_timeout = "30s";
     exec = { command = "sh -c 'echo run >>$T/count.$1; exec python3 $T/srv.py $P-$1 {port}'"; }; },
 CONF
 }
