@@ -798,7 +798,7 @@ static void test_boot_slots(void **state)
 	assert_true(pid_of(a) > 0);
 	assert_int_equal(launcher_wake(b, seen_cb, &sb, NULL), 0);
 	assert_int_equal(fix_state_of(b), INST_BOOTING);
-	assert_int_equal(pid_of(b), 0); /* in line: nothing started */
+	assert_int_equal(pid_of(b), 0);                          /* in line: nothing started */
 	assert_int_equal(launcher_wake(b, NULL, NULL, NULL), 0); /* joins it */
 	launcher_stats(f->l, &st);
 	assert_int_equal(st.boot_slots, 1);
