@@ -8,6 +8,7 @@
 #define BECKON_PRIO_H
 
 #include <limits.h>
+#include <sys/types.h>
 
 /* prio_child's answer when a child keeps beckond's nice value. */
 #define PRIO_KEEP INT_MIN
@@ -23,5 +24,11 @@ void prio_init(int want);
 
 /* The nice value a child is to run at; PRIO_KEEP: beckond's own. */
 int prio_child(void);
+
+/*
+ * A child beckond just started (it exec'd) to that nice value and the
+ * default slice; nothing when PRIO_KEEP. Warns when it cannot.
+ */
+void prio_child_set(pid_t pid);
 
 #endif

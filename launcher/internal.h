@@ -273,7 +273,7 @@ struct spawn {
 	const struct proc_fd *fds; /* dup2'd to their targets, close-on-exec cleared */
 	size_t nfds;
 	int out;  /* the child's stdout and stderr; its stdin is /dev/null */
-	int nice; /* the child's nice value; PRIO_KEEP: beckond's */
+	int nice; /* the child's nice value (set once it exec'd); PRIO_KEEP: beckond's */
 	int err;  /* out: the child's execve failed with this errno (it exited 127) */
 	/* Filled by spawn_run for the child. */
 	const char *path;

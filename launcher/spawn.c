@@ -65,8 +65,6 @@ __attribute__((no_sanitize_address)) static int spawn_child(void *arg)
 	for (int sig = 1; sig < _NSIG; sig++)
 		spawn_sigdfl(sig);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
-	if (s->nice != PRIO_KEEP)
-		setpriority(PRIO_PROCESS, 0, s->nice);
 	if ((null = open("/dev/null", O_RDONLY)) != -1 && null != 0)
 		dup2(null, 0);
 	dup2(s->out, 1);
@@ -152,6 +150,14 @@ pid_t spawn_run(struct spawn *s, const char *service)
 	pid = clone(spawn_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, s);
 	if (pid == -1)
 		s->err = errno;
+	/*
+	 * Its nice value from here, not from the child: lowered there, the
+	 * child would wait for a CPU behind the guests it joins while beckond,
+	 * its vfork parent, waits for it to exec. It has just exec'd: its
+	 * threads, which would keep beckond's value, are not made yet.
+	 */
+	if (pid > 0 && s->err == 0 && s->nice != PRIO_KEEP)
+		prio_child_set(pid);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(env);
 	free(mark);

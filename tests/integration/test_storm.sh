@@ -128,6 +128,7 @@ check "the log agrees: at most $most QEMUs of the storm were starting at once" \
 	bash -c "[ $most -ge 1 ] && [ $most -le $SLOTS ]"
 
 # How a process is started (spawn.c).
+slice_of() { awk '$1 == "se.slice" {print $3}' "/proc/$1/sched" 2>/dev/null; }
 dpid_nice=$(awk '{print $19}' "/proc/$DPID/stat")
 want=$(awk '{print $19}' /proc/self/stat)
 [ "$want" -lt 0 ] && want=0
@@ -153,6 +154,11 @@ for who in "qemu:ready:$q" "exec:x:$x"; do
 		bash -c "tr '\\0' '\\n' </proc/$pid/environ | grep -qx 'BECKON_SERVICE=$P-$svc'"
 	check "$name: nice $(awk '{print $19}' "/proc/$pid/stat") (the test's, $want), after beckond's ($dpid_nice)" \
 		bash -c "[ $(awk '{print $19}' "/proc/$pid/stat") = $want ] && [ $dpid_nice -le $want ]"
+	# A short slice (EEVDF, 6.12 and later) is beckond's alone: its children get the default back.
+	if grep -q "slice 0.1 ms" "$DLOG"; then
+		check "$name: the default slice ($(slice_of "$pid")), not beckond's ($(slice_of "$DPID"))" \
+			bash -c "[ '$(slice_of "$pid")' = '$(slice_of self)' ] && [ '$(slice_of "$DPID")' = 100000 ]"
+	fi
 done
 if [ -n "$x" ]; then
 	check "exec: fds 0, 1 and 2, nothing else ($(ls /proc/$x/fd | tr '\n' ' '))" \
