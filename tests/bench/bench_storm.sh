@@ -13,6 +13,7 @@
 #            250 ms, as a resolver would
 #   nolimit  rate limits off and max_booting = 0: every boot at once (the
 #            old behaviour, with the fork-free spawn and the nice value)
+#   slotsK   rate limits off and max_booting = K
 # STORM_BASE=path/to/an/older/beckond adds a run "base" of that binary
 # (rate limits off; no max_booting or nice key). Bridge mode, the real
 # daemon (build/beckond), accel STORM_ACCEL (default auto: KVM when
@@ -54,6 +55,7 @@ storm_conf() {
 	case $1 in
 	off | base) echo 'boot_rate = { rate = 0; client_rate = 0; };' ;;
 	nolimit) echo 'boot_rate = { rate = 0; client_rate = 0; }; max_booting = 0;' ;;
+	slots*) echo "boot_rate = { rate = 0; client_rate = 0; }; max_booting = ${1#slots};" ;;
 	esac
 	cat <<EOF
 defaults = { image = "$IMG"; cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}";
@@ -171,6 +173,7 @@ storm_run() {
 		echo "== $sc: $(case $sc in off) echo "rate limits off, max_booting default";;
 			defaults) echo "default rate limits, max_booting default";;
 			nolimit) echo "rate limits off, max_booting = 0 (no limit)";;
+			slots*) echo "rate limits off, max_booting = ${sc#slots}";;
 			base) echo "rate limits off, $STORM_BASE";; esac)"
 		cat "$T/out-$sc"
 		awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v ns="$((t1 - t0))" \
