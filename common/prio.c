@@ -83,7 +83,7 @@ void prio_init(int want)
 		started = 0;
 	if (now != started || slice)
 		prio_children = started;
-	if (now != started)
+	if (prio_children != PRIO_KEEP)
 		log_info("nice %d (guests at %d)%s: beckond goes before its guests", now, started,
 		         slice ? ", slice 0.1 ms" : "");
 }

@@ -5,7 +5,10 @@
 # then GETs its page: the time until every one serves, and the median.
 # Meanwhile a name that is ready already is queried every 20 ms: the
 # latency of its answers (p50, p99, max, timeouts at 2 s), which must not
-# wait behind the boots; and beckond's own CPU time over the storm. Runs
+# wait behind the boots (and for comparison, in the 5 s before the storm);
+# the probe runs at beckond's nice value and slice, so that the figure is
+# beckond's and not the wait of a client on this busy host for a CPU;
+# and beckond's own CPU time over the storm. Runs
 # (STORM_RUNS, default "off defaults nolimit"):
 #   off      boot rate limits off (boot_rate rate and client_rate 0)
 #   defaults the default boot rate limits (50/s burst 100; 10/s burst 20 a
@@ -122,27 +125,39 @@ def storm(port, n, suffix):
     for f in failed[:5]:
         print("failed:", f)
 
-def probe(port, stop):
-    lat, timeouts, qid = [], 0, 0
+def probe_slice():
+    """beckond's slice too (EEVDF custom slices), where the kernel has them."""
+    import ctypes, struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    attr = struct.pack("IIQiIQQQ", 48, 0, 0, nice, 0, 100000, 0, 0)
+    libc.syscall(314, 0, ctypes.c_char_p(attr), 0)  # sched_setattr
+
+def probe(port, stop, go):
+    lat, timeouts, qid = {False: [], True: []}, {False: 0, True: 0}, 0
+    probe_slice()
     while not os.path.exists(stop):
         qid = (qid + 1) & 0xffff
+        storm = os.path.exists(go)
         t0 = time.monotonic()
         try:
             ok = answer_ip(ask(port, "ready.svc.test", qid, 2)) is not None
         except OSError:
             ok = False
         if ok:
-            lat.append((time.monotonic() - t0) * 1000)
+            lat[storm].append((time.monotonic() - t0) * 1000)
         else:
-            timeouts += 1
+            timeouts[storm] += 1
         time.sleep(0.02)
-    print("ready name during the storm: %d answers, p50 %.2f ms, p99 %.2f ms, max %.1f ms, timeouts (2 s) %d"
-          % (len(lat), pct(lat, 0.5), pct(lat, 0.99), max(lat or [0]), timeouts))
+    for storm, what in ((True, "during the storm"), (False, "just before it")):
+        l = lat[storm]
+        print("ready name %s: %d answers, p50 %.2f ms, p99 %.2f ms, max %.1f ms, timeouts (2 s) %d"
+              % (what, len(l), pct(l, 0.5), pct(l, 0.99), max(l or [0]), timeouts[storm]))
 
 if sys.argv[1] == "storm":
     storm(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
 else:
-    probe(int(sys.argv[2]), sys.argv[3])
+    probe(int(sys.argv[2]), sys.argv[3], sys.argv[4])
 EOF
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -155,11 +170,12 @@ storm_run() {
 	"$bin" -n -c "$T/beckon.conf" | grep -qx 'configuration OK' || { echo "bench_storm: bad config ($sc)"; exit 1; }
 	BECKOND=$bin bench_start "$T/beckond-$sc.log"
 	dig @127.0.0.1 -p "$DNS_PORT" +time=60 +tries=1 +short ready.svc.test A >/dev/null
-	# The probe at beckond's own nice: its figure is beckond's latency, not
-	# the wait of a client on this busy host for a CPU.
-	rm -f "$T/stop"
-	(cd "$T" && exec nice -n $(($(awk '{print $19}' "/proc/$DPID/stat") - $(awk '{print $19}' /proc/self/stat))) python3 storm.py probe "$DNS_PORT" "$T/stop") >"$T/probe-$sc" &
+	# The probe at beckond's own nice (and slice, in the probe).
+	rm -f "$T/stop" "$T/go"
+	(cd "$T" && exec nice -n $(($(awk '{print $19}' "/proc/$DPID/stat") - $(awk '{print $19}' /proc/self/stat))) python3 storm.py probe "$DNS_PORT" "$T/stop" "$T/go") >"$T/probe-$sc" &
 	local probe=$!
+	sleep 5 # the latency before the storm, for comparison
+	touch "$T/go"
 	c0=$(cpu_ticks "$DPID")
 	t0=$(date +%s%N)
 	(cd "$T" && python3 storm.py storm "$DNS_PORT" "$N" "$S") >"$T/out-$sc"
