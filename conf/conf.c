@@ -43,6 +43,8 @@ static struct conf *conf_defaults(struct conf_ctx *c, const char *path)
 	conf->boot_burst = 100;
 	conf->client_boot_rate = 10;
 	conf->client_boot_burst = 20;
+	conf->max_booting = conf_default_max_booting();
+	conf->nice = CONF_NICE_DEFAULT;
 	return conf;
 }
 

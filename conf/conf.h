@@ -5,6 +5,11 @@
 #ifndef BECKON_CONF_H
 #define BECKON_CONF_H
 
+/* max_booting's default: boots at once per online CPU. */
+#define CONF_BOOTING_PER_CPU 2
+/* beckond's nice by default: ahead of its guests (they run at nice 0). */
+#define CONF_NICE_DEFAULT -5
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -240,6 +245,12 @@ struct conf {
 	uint32_t client_boot_rate, client_boot_burst;
 	/* Wakes waiting for room (no capacity, nothing to evict), at most; 0: refused at once. */
 	unsigned wake_queue;
+	/* Boots and restores started at once, at most; the rest wait in line.
+	 * 0: no limit; default CONF_BOOTING_PER_CPU per online CPU. */
+	unsigned max_booting;
+	/* beckond's own nice value, set at start when lower than the one it has
+	 * (its children run at the one it had); default CONF_NICE_DEFAULT. */
+	int nice;
 
 	struct conf_service *services;
 	size_t nservices;

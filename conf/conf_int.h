@@ -181,6 +181,8 @@ void conf_load_dns(struct conf_ctx *c, struct conf *conf, const config_setting_t
 void conf_load_network(struct conf_ctx *c, struct conf *conf, const config_setting_t *g);
 /* conf_limits.c: max_instances, max_memory and the boot_rate group. */
 bool conf_is_limit_key(const char *key);
+/* max_booting's default: CONF_BOOTING_PER_CPU per online CPU. */
+unsigned conf_default_max_booting(void);
 void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s);
 void conf_check_dns(struct conf_ctx *c, const struct conf *conf);
 /* conf_dns_limits.c: the dns.tcp and dns.rrl groups. */

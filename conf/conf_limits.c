@@ -1,15 +1,28 @@
-/* Capacity and boot rate limits: max_instances, max_memory, wake_queue, boot_rate. */
+/*
+ * Capacity and boot rate limits: max_instances, max_memory, wake_queue,
+ * boot_rate, max_booting; and beckond's own nice.
+ */
 #include <string.h>
+#include <unistd.h>
 
 #include "conf_int.h"
 
 #define CONF_MAX_RATE 1000000
 #define CONF_MAX_WAKE_QUEUE 100000
+#define CONF_MAX_BOOTING 100000
+
+unsigned conf_default_max_booting(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return (unsigned)(n > 0 ? n : 1) * CONF_BOOTING_PER_CPU;
+}
 
 bool conf_is_limit_key(const char *key)
 {
 	return strcmp(key, "max_instances") == 0 || strcmp(key, "max_memory") == 0 ||
-	       strcmp(key, "wake_queue") == 0 || strcmp(key, "boot_rate") == 0;
+	       strcmp(key, "wake_queue") == 0 || strcmp(key, "boot_rate") == 0 ||
+	       strcmp(key, "max_booting") == 0 || strcmp(key, "nice") == 0;
 }
 
 static void conf_load_rate_key(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
@@ -62,6 +75,13 @@ void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting
 	} else if (strcmp(key, "wake_queue") == 0) {
 		if (conf_get_int(c, s, key, 0, CONF_MAX_WAKE_QUEUE, &n) == 0)
 			conf->wake_queue = (unsigned)n;
+	} else if (strcmp(key, "max_booting") == 0) {
+		if (conf_get_int(c, s, key, 0, CONF_MAX_BOOTING, &n) == 0)
+			conf->max_booting = (unsigned)n;
+	} else if (strcmp(key, "nice") == 0) {
+		/* Above 0 it would put beckond behind its own guests. */
+		if (conf_get_int(c, s, key, -20, 0, &n) == 0)
+			conf->nice = (int)n;
 	} else {
 		conf_load_boot_rate(c, conf, s);
 	}

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "prio.h"
 #include "privs.h"
 #include "proxy.h"
 #include "resolver.h"
@@ -108,6 +109,8 @@ static int daemon_reload(void *arg, char *err, size_t errlen)
 	if (strcmp(conf->metrics_listen.text, d->conf->metrics_listen.text) != 0 ||
 	    conf->has_metrics != d->conf->has_metrics)
 		log_warnx("reload: metrics_listen changes take a restart; keeping the old one");
+	if (conf->nice != d->conf->nice)
+		log_warnx("reload: nice changes take a restart; keeping %d", d->conf->nice);
 	if (resolver_reload(d->resolver, conf) < 0) {
 		snprintf(err, errlen, "the DNS listeners could not be set up");
 		goto rejected_free;
@@ -308,6 +311,8 @@ static void daemon_start(struct daemon *d)
 		fatalx("cannot clear the ambient capabilities");
 	if (daemon_mkdirs(d->conf->state_dir) < 0)
 		fatal("state_dir %s", d->conf->state_dir);
+	/* While CAP_SYS_NICE is ours, before any thread or child. */
+	prio_init(d->conf->nice);
 	/* Before anything is started or bound: the rest needs no more than what is kept. */
 	daemon_become_user(d->conf);
 	daemon_lock(d->conf->state_dir); /* made by the user it runs as */

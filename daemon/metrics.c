@@ -142,6 +142,26 @@ static void metrics_wake_queue(const struct launcher_stats *st, struct evbuffer 
 	    (unsigned long long)st->wake_refused);
 }
 
+/* Boot slots (max_booting): boots under way, the most at once, the line behind them. */
+static void metrics_boot_slots(const struct launcher_stats *st, struct evbuffer *out)
+{
+	evbuffer_add_printf(
+	    out,
+	    "# HELP beckon_boot_slots Boots and restores that may run at once (max_booting; 0: "
+	    "no limit).\n# TYPE beckon_boot_slots gauge\nbeckon_boot_slots %u\n"
+	    "# HELP beckon_boots_running Boots and restores started and not yet ended.\n"
+	    "# TYPE beckon_boots_running gauge\nbeckon_boots_running %u\n"
+	    "# HELP beckon_boots_running_peak The most boots and restores running at once "
+	    "since beckond started.\n"
+	    "# TYPE beckon_boots_running_peak gauge\nbeckon_boots_running_peak %u\n"
+	    "# HELP beckon_boot_queue Boots waiting for a slot (state booting, not started).\n"
+	    "# TYPE beckon_boot_queue gauge\nbeckon_boot_queue %zu\n"
+	    "# HELP beckon_boot_queue_total Boots that waited for a slot.\n"
+	    "# TYPE beckon_boot_queue_total counter\nbeckon_boot_queue_total %llu\n",
+	    st->boot_slots, st->booting_started, st->booting_peak, st->boot_queue,
+	    (unsigned long long)st->boot_queued);
+}
+
 static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 {
 	static const enum launcher_how boots[] = {LAUNCHER_HOW_BOOT, LAUNCHER_HOW_TEMPLATE,
@@ -180,6 +200,7 @@ static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 		evbuffer_add_printf(out, "beckon_boots_refused_total{reason=\"%s\"} %llu\n",
 		                    launcher_refusal_name(i), (unsigned long long)st.refused[i]);
 	metrics_wake_queue(&st, out);
+	metrics_boot_slots(&st, out);
 }
 
 static void metrics_on_request(struct evhttp_request *req, void *arg)

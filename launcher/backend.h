@@ -276,15 +276,6 @@ int proc_signal(struct proc *p, int sig);
 void proc_close_console(struct proc *p);
 
 /*
- * In a forked child, before exec: its own process group, death with beckond
- * (PDEATHSIG), default signals, stdin from /dev/null, OUT as stdout and
- * stderr. Exits when beckond (PARENT) is already gone.
- */
-void launcher_child_prepare(int out, pid_t parent);
-/* Close every fd from LOWEST up and exec ARGV; never returns. */
-void launcher_child_exec(char **argv, int lowest) __attribute__((noreturn));
-
-/*
  * Whether the NUL-separated words of /proc/PID/FILE (cmdline, environ) hold
  * WORD (as a word, or as the start of one with PREFIX) right after the word
  * PREV (NULL: anywhere). Every process gets BECKON_SERVICE=<service> in its

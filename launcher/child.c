@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,36 +215,4 @@ void launcher_children_shutdown(struct launcher *l)
 		if (!TAILQ_EMPTY(&l->children))
 			sleep_ms(late ? 2 : 10);
 	}
-}
-
-void launcher_child_prepare(int out, pid_t parent)
-{
-	sigset_t none;
-	int sig, null;
-
-	setpgid(0, 0);
-	/* Should beckond die by SIGKILL, what it started goes with it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	for (sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if ((null = open("/dev/null", O_RDONLY)) != -1 && null != 0)
-		dup2(null, 0);
-	dup2(out, 1);
-	dup2(out, 2);
-	fcntl(1, F_SETFD, 0); /* dup2 onto itself would keep O_CLOEXEC */
-	fcntl(2, F_SETFD, 0);
-}
-
-void launcher_child_exec(char **argv, int lowest)
-{
-	if (close_range((unsigned)lowest, ~0U, 0) == -1)
-		for (int fd = lowest; fd < 4096; fd++)
-			close(fd);
-	execvp(argv[0], argv);
-	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
 }

@@ -55,6 +55,7 @@ void launcher_inst_set_state(struct instance *inst, enum inst_state s)
 	inst->since_us = launcher_now_us();
 	revive_state(inst, old);
 	room_state(inst, old);
+	slots_state(inst, old);
 	launcher_hooks_state(inst, old);
 	if (inst->pat != NULL && (s == INST_STOPPED || s == INST_FAILED))
 		launcher_pattern_reap_soon(inst->l);
@@ -131,6 +132,7 @@ void launcher_inst_destroy(struct instance *inst)
 {
 	inst->doomed = true;
 	room_drop(inst);
+	slots_drop(inst);
 	inst_end_run(inst, true);
 	launcher_inst_drain_waiters(inst);
 	if (inst->boot_timer != NULL)
@@ -172,7 +174,7 @@ static void fail_boot(struct instance *inst, const char *why)
 {
 	char said[1024] = "", path[4096] = "";
 
-	if (retry_cold(inst, why))
+	if (!slots_queued(inst) && retry_cold(inst, why))
 		return;
 	if (inst->console != NULL)
 		console_describe(inst->console, said, sizeof(said));
@@ -191,20 +193,35 @@ static void fail_boot(struct instance *inst, const char *why)
 static void boot_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct instance *inst = arg;
-	char why[64];
+	char why[96];
 
 	(void)fd;
 	(void)what;
 	if (inst->state != INST_BOOTING)
 		return;
-	snprintf(why, sizeof(why), "not ready within %" PRIu64 " ms", inst->svc->boot_timeout_ms);
+	if (slots_queued(inst))
+		snprintf(why, sizeof(why), "no boot slot (max_booting) within %" PRIu64 " ms",
+		         inst->svc->boot_timeout_ms);
+	else
+		snprintf(why, sizeof(why), "not ready within %" PRIu64 " ms",
+		         inst->svc->boot_timeout_ms);
 	fail_boot(inst, why);
 }
 
-/* Start the backend and the probe; on failure the boot fails. */
+/*
+ * Start the backend and the probe, once INST has a boot slot (else it
+ * waits in line: 0); on failure the boot fails.
+ */
 static int inst_start(struct instance *inst)
 {
 	inst->start_deferred = false;
+	if (!slots_take(inst))
+		return 0;
+	return launcher_inst_start(inst);
+}
+
+int launcher_inst_start(struct instance *inst)
+{
 	if ((inst->console = console_open(inst)) == NULL) {
 		fail_boot(inst, "out of memory");
 		return -1;
@@ -416,7 +433,7 @@ int launcher_inst_stop(struct instance *inst, bool graceful)
 {
 	switch (inst->state) {
 	case INST_BOOTING:
-		if (inst->start_deferred) {
+		if (inst->start_deferred || slots_queued(inst)) {
 			inst_end_run(inst, false);
 			launcher_inst_set_state(inst, INST_STOPPED);
 			log_info("%s: stopped", inst->svc->name);

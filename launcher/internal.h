@@ -2,6 +2,7 @@
 #ifndef BECKON_LAUNCHER_INTERNAL_H
 #define BECKON_LAUNCHER_INTERNAL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -18,6 +19,7 @@ struct probe;
 struct console;
 struct lchild;
 struct lpattern;
+struct proc_fd;
 
 TAILQ_HEAD(waiter_list, launcher_waiter);
 
@@ -87,6 +89,9 @@ struct instance {
 	int64_t room_since_us;
 	struct sockaddr_storage room_client;
 	bool room_has_client;
+	/* A boot waiting for a slot (slots.c), or holding one. */
+	struct wakeq_item slot;
+	bool slot_held;
 	enum launcher_how how; /* how the current (or last) run began */
 
 	int64_t boot_start_us, ready_at_us, activity_us;
@@ -140,6 +145,11 @@ struct launcher {
 	uint64_t room_timeout_ms; /* hold_timeout */
 	int64_t room_logged_us;
 	unsigned room_quiet;
+	/* Boots started at once, at most (slots.c); the rest wait in line. */
+	struct wakeq bootq;
+	struct event *slots_ev;
+	unsigned slots_max; /* max_booting; 0: no limit */
+	unsigned slots_used, slots_peak;
 };
 
 /* Grace between SIGTERM and SIGKILL. */
@@ -162,6 +172,8 @@ void launcher_inst_set_state(struct instance *inst, enum inst_state s);
 void launcher_inst_predecessor_gone(struct launcher *l, const char *name);
 /* Boot INST now (no admission: the caller did it). -1 when it cannot start. */
 int launcher_inst_boot(struct instance *inst);
+/* A booting INST starts its backend and probe now (it has its boot slot). -1: the boot failed. */
+int launcher_inst_start(struct instance *inst);
 /* End the run of a booting, ready or paused INST (launcher_stop is graceful). */
 int launcher_inst_stop(struct instance *inst, bool graceful);
 
@@ -188,6 +200,20 @@ bool room_queued(const struct instance *inst);
 /* INST leaves the queue without a word (it is freed, or stopped by hand). */
 void room_drop(struct instance *inst);
 void room_stats(const struct launcher *l, struct launcher_stats *st);
+
+/* slots.c: boot slots (max_booting), the boots beyond them in line. */
+/* CONF's max_booting (the first call sets the line up). -1 when it cannot. */
+int slots_conf(struct launcher *l, const struct conf *conf);
+void slots_free(struct launcher *l);
+/* A booting INST about to start: true when it has a slot, false when it waits in line. */
+bool slots_take(struct instance *inst);
+/* Whether INST waits in line (booting, nothing started yet). */
+bool slots_queued(const struct instance *inst);
+/* INST leaves the line, and gives back its slot (the next in line starts). */
+void slots_drop(struct instance *inst);
+/* INST changed state (from OLD): a boot that ended frees its slot. */
+void slots_state(struct instance *inst, enum inst_state old);
+void slots_stats(const struct launcher *l, struct launcher_stats *st);
 
 /* revive.c: resume, restore, shells, warm boots (the state machine calls these). */
 /* The state INST's run that ended goes to: suspended after a save, else stopped. */
@@ -240,6 +266,27 @@ void launcher_pattern_reap_soon(struct launcher *l);
 
 /* proc.c: kill what OPS's pid files in DIR name that an earlier beckond left. */
 void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir);
+
+/* spawn.c: a process started without copying beckond (clone, CLONE_VM | CLONE_VFORK). */
+struct spawn {
+	char *const *argv;
+	const struct proc_fd *fds; /* dup2'd to their targets, close-on-exec cleared */
+	size_t nfds;
+	int out;  /* the child's stdout and stderr; its stdin is /dev/null */
+	int nice; /* the child's nice value (set once it exec'd); PRIO_KEEP: beckond's */
+	int err;  /* out: the child's execve failed with this errno (it exited 127) */
+	/* Filled by spawn_run for the child. */
+	const char *path;
+	char *const *envp;
+	pid_t parent;
+};
+/*
+ * Start S->argv (PATH searched) in its own process group, killed when
+ * beckond dies, every signal at its default and unblocked, beckond's
+ * environment with BECKON_SERVICE=SERVICE, no fd of beckond's but S's.
+ * The pid, or -1 (errno in S->err) when clone failed. Event loop only.
+ */
+pid_t spawn_run(struct spawn *s, const char *service);
 
 /* hosts.c: the hosts list. */
 int launcher_hosts_reload(struct launcher *l, const struct conf *conf);

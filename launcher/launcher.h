@@ -349,6 +349,12 @@ struct launcher_stats {
 	 * was found, failed at hold_timeout, refused because it was full. */
 	size_t wake_queue;
 	uint64_t wake_queued, wake_admitted, wake_timed_out, wake_refused;
+	/* Boot slots (max_booting; 0 no limit): boots started and not yet
+	 * ended now, the most at once so far; boots waiting in line now, and
+	 * in all so far. */
+	unsigned boot_slots, booting_started, booting_peak;
+	size_t boot_queue;
+	uint64_t boot_queued;
 };
 void launcher_stats(struct launcher *l, struct launcher_stats *st);
 

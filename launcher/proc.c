@@ -1,6 +1,6 @@
 /*
- * What every backend that runs a process shares: the fork and exec with
- * the console on a pipe, the pid file, the kill with a grace period (the
+ * What every backend that runs a process shares: the start (spawn.c, no
+ * fork) with the console on a pipe, the pid file, the kill with a grace period (the
  * child registry's), and the sweep at start of what a killed beckond left:
  * a process named by one of our pid files and carrying its backend's
  * marker (backend_ops.is_ours).
@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "internal.h"
 #include "log.h"
+#include "prio.h"
 
 #define PROC_SWEEP_WAIT_MS 1000
 
@@ -92,23 +93,6 @@ static void proc_drain(struct proc *p)
 	}
 }
 
-static void proc_child(const char *service, char **argv, int out, pid_t parent,
-                       const struct proc_fd *fds, size_t nfds)
-{
-	int lowest = 3;
-
-	launcher_child_prepare(out, parent);
-	setenv("BECKON_SERVICE", service, 1); /* the sweep's marker */
-	for (size_t i = 0; i < nfds; i++) {
-		if (fds[i].fd != fds[i].target)
-			dup2(fds[i].fd, fds[i].target);
-		fcntl(fds[i].target, F_SETFD, 0);
-		if (fds[i].target >= lowest)
-			lowest = fds[i].target + 1;
-	}
-	launcher_child_exec(argv, lowest);
-}
-
 /* The child could not be tracked: do not leave it behind. */
 static void proc_untracked(pid_t pid)
 {
@@ -120,8 +104,9 @@ static void proc_untracked(pid_t pid)
 int proc_spawn(struct proc *p, struct instance *inst, char **argv, const struct proc_fd *fds,
                size_t nfds)
 {
+	struct spawn s = {.argv = argv, .fds = fds, .nfds = nfds, .nice = prio_child()};
 	int pp[2] = {-1, -1};
-	pid_t pid, self = getpid();
+	pid_t pid;
 
 	p->inst = inst;
 	p->child = NULL;
@@ -132,11 +117,16 @@ int proc_spawn(struct proc *p, struct instance *inst, char **argv, const struct 
 	p->fd = pp[0];
 	if ((p->ev = event_new(inst->l->base, p->fd, EV_READ | EV_PERSIST, proc_console_cb, p)) ==
 	        NULL ||
-	    event_add(p->ev, NULL) == -1 || (pid = fork()) == -1)
+	    event_add(p->ev, NULL) == -1)
 		goto fail;
-	if (pid == 0)
-		proc_child(inst->svc->name, argv, pp[1], self, fds, nfds);
-	setpgid(pid, pid); /* also here: signals may be sent before the child runs */
+	s.out = pp[1];
+	if ((pid = spawn_run(&s, inst->svc->name)) == -1) {
+		errno = s.err;
+		goto fail;
+	}
+	/* It exited 127: its console says why, as its own exec would have. */
+	if (s.err != 0)
+		dprintf(pp[1], "exec %s: %s\n", argv[0], strerror(s.err));
 	close(pp[1]);
 	if ((p->child = launcher_child_add(inst, pid)) == NULL) {
 		log_warn("%s: %s", inst->svc->name, inst->ops->name);

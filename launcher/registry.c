@@ -258,6 +258,8 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 	l->reloading = false;
 	if (rc == 0)
 		room_conf(l, conf);
+	if (rc == 0 && slots_conf(l, conf) == -1)
+		rc = -1;
 	for (size_t i = 0; rc == 0 && i < LAUNCHER_MAX_HOOKS; i++)
 		if (l->hooks[i].used && l->hooks[i].h.reloaded != NULL)
 			l->hooks[i].h.reloaded(l, conf, l->hooks[i].arg);
@@ -287,6 +289,7 @@ void launcher_free(struct launcher *l)
 	if (l->done_ev != NULL)
 		event_free(l->done_ev);
 	room_free(l);
+	slots_free(l);
 	free(l);
 }
 
@@ -316,6 +319,7 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	memcpy(st->hist, l->hist, sizeof(st->hist));
 	memcpy(st->refused, l->refused, sizeof(st->refused));
 	room_stats(l, st);
+	slots_stats(l, st);
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
 		st->instances[inst->state]++;

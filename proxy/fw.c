@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #include "internal.h"
 #include "log.h"
 #include "privs.h"
+
+extern char **environ;
 
 #define FW_REAP_MS 2
 #define FW_RETRY_MS 1000   /* after a failed write */
@@ -137,10 +140,31 @@ char *fw_batch(enum fw_kind kind, const char *chain, uint16_t num, const struct 
 	return buf;
 }
 
-/* Fork ARGV with INPUT on its stdin (may be NULL), output into a pipe. */
-static pid_t fw_fork(char *const argv[], const char *input, int *outfd)
+/* The child's fds: INFD as stdin, OUTFD as stdout and stderr, nothing else. */
+static int fw_actions(posix_spawn_file_actions_t *fa, int infd, int outfd)
 {
-	int in[2] = {-1, -1}, out[2] = {-1, -1};
+	if (posix_spawn_file_actions_init(fa) != 0)
+		return -1;
+	if (posix_spawn_file_actions_adddup2(fa, infd, 0) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, outfd, 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, outfd, 2) != 0 ||
+	    posix_spawn_file_actions_addclosefrom_np(fa, 3) != 0) {
+		posix_spawn_file_actions_destroy(fa);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Start ARGV with INPUT on its stdin (may be NULL), output into a pipe.
+ * posix_spawn, not fork: beckond's memory is not copied for iptables.
+ */
+static pid_t fw_exec(char *const argv[], const char *input, int *outfd)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, rc;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none;
 	pid_t pid;
 
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1)
@@ -148,20 +172,20 @@ static pid_t fw_fork(char *const argv[], const char *input, int *outfd)
 	/* The whole batch fits in the pipe: the write below never blocks. */
 	if (input != NULL && strlen(input) > 65536)
 		fcntl(in[1], F_SETPIPE_SZ, (int)strlen(input));
-	if ((pid = fork()) == -1)
+	if (fw_actions(&fa, in[0], out[1]) == -1)
 		goto fail;
-	if (pid == 0) {
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(out[1], 2);
-		privs_child_net(); /* iptables needs beckond's network capabilities */
-		execvp(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	privs_ambient(true); /* iptables needs beckond's network capabilities */
+	rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+	privs_ambient(false);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		errno = rc;
+		goto fail;
 	}
 	close(in[0]);
 	close(out[1]);
@@ -187,7 +211,7 @@ static int fw_run(char *const argv[], const char *input, bool quiet)
 	char msg[512];
 	ssize_t n, len = 0;
 	int fd, status;
-	pid_t pid = fw_fork(argv, input, &fd);
+	pid_t pid = fw_exec(argv, input, &fd);
 
 	if (pid == -1)
 		return -1;
@@ -320,7 +344,7 @@ static void fw_spawn(struct fw *fw)
 
 	fw->dirty = false;
 	fw->msglen = 0;
-	if ((fw->pid = fw_fork(argv, fw->want, &fw->out)) == -1) {
+	if ((fw->pid = fw_exec(argv, fw->want, &fw->out)) == -1) {
 		fw->pid = 0;
 		fw->applied = false;
 		return;

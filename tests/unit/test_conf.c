@@ -1005,6 +1005,34 @@ static void test_wake_queue(void **state)
 	free(e);
 }
 
+/* max_booting: 2 per online CPU by default, 0 (no limit) or a bound; nice: -5, -20..0. */
+static void test_boot_slots(void **state)
+{
+	struct conf *c;
+	char *e;
+
+	(void)state;
+	c = load_good(ZONE);
+	assert_int_equal(c->max_booting, 2 * sysconf(_SC_NPROCESSORS_ONLN));
+	assert_int_equal(c->nice, -5);
+	conf_free(c);
+	c = load_good(ZONE "max_booting = 0;\nnice = -12;\n");
+	assert_int_equal(c->max_booting, 0);
+	assert_int_equal(c->nice, -12);
+	conf_free(c);
+	c = load_good(ZONE "max_booting = 7;\nnice = 0;\n");
+	assert_int_equal(c->max_booting, 7);
+	assert_int_equal(c->nice, 0);
+	conf_free(c);
+	e = load_bad(ZONE "max_booting = 100001;\nnice = 1;\n");
+	assert_string_equal(e, "bad.conf:2: max_booting: 100001 is out of range (0..100000)\n"
+	                       "bad.conf:3: nice: 1 is out of range (-20..0)\n");
+	free(e);
+	e = load_bad(ZONE "nice = \"high\";\n");
+	assert_string_equal(e, "bad.conf:2: nice: want an integer, not a string\n");
+	free(e);
+}
+
 /* address6: parsed, copied, compared; bad ones and doubles reported where they are. */
 static void test_address6(void **state)
 {
@@ -1311,6 +1339,7 @@ int main(void)
 	    cmocka_unit_test(test_user),
 	    cmocka_unit_test(test_unavailable),
 	    cmocka_unit_test(test_wake_queue),
+	    cmocka_unit_test(test_boot_slots),
 	    cmocka_unit_test(test_idle_keys),
 	    cmocka_unit_test(test_idle_keys_bad),
 	    cmocka_unit_test(test_idle_notice),

@@ -771,6 +771,76 @@ static void test_wake_queue(void **state)
 	assert_int_equal(st.wake_timed_out, 1);
 }
 
+/*
+ * max_booting = 1: a second boot waits in line (booting, nothing started),
+ * a stop takes it out, it starts once the first is ready; a boot that
+ * never gets a slot fails at its boot_timeout, counted from the wake.
+ */
+static void test_boot_slots(void **state)
+{
+	struct fix *f = *state;
+	struct seen sa = {0}, sb = {0}, sb2 = {0}, sc = {0};
+	struct instance *a, *b, *c, *d;
+	struct launcher_stats st;
+	int64_t t0;
+
+	f->conf.max_booting = 1;
+	svc_set(&f->svcs[0], "a", "127.0.0.1", 0, "delay:300", 5000, "sleep 100");
+	svc_set(&f->svcs[1], "b", "127.0.0.1", 0, "delay:20", 5000, "sleep 100");
+	svc_set(&f->svcs[2], "c", "127.0.0.1", 0, "delay:20", 300, "sleep 100");
+	svc_set(&f->svcs[3], "d", "127.0.0.1", free_port(), "tcp", 10000, "sleep 100");
+	fix_start(f, 4);
+	a = launcher_find(f->l, "a");
+	b = launcher_find(f->l, "b");
+	c = launcher_find(f->l, "c");
+	d = launcher_find(f->l, "d");
+	assert_int_equal(launcher_wake(a, seen_cb, &sa, NULL), 0);
+	assert_true(pid_of(a) > 0);
+	assert_int_equal(launcher_wake(b, seen_cb, &sb, NULL), 0);
+	assert_int_equal(fix_state_of(b), INST_BOOTING);
+	assert_int_equal(pid_of(b), 0);                          /* in line: nothing started */
+	assert_int_equal(launcher_wake(b, NULL, NULL, NULL), 0); /* joins it */
+	launcher_stats(f->l, &st);
+	assert_int_equal(st.boot_slots, 1);
+	assert_int_equal(st.booting_started, 1);
+	assert_int_equal(st.boot_queue, 1);
+	/* Stopped while in line: out of it, its waiter told. */
+	assert_int_equal(launcher_stop(b), 0);
+	assert_int_equal(fix_state_of(b), INST_STOPPED);
+	assert_true(run_until_int(f, &sb.calls, 1000));
+	assert_int_equal(sb.ok, 0);
+	launcher_stats(f->l, &st);
+	assert_int_equal(st.boot_queue, 0);
+	/* In line again: it starts once a is ready, and is ready in turn. */
+	assert_int_equal(launcher_wake(b, seen_cb, &sb2, NULL), 0);
+	assert_int_equal(pid_of(b), 0);
+	assert_true(run_until_int(f, &sa.calls, 5000));
+	assert_int_equal(sa.ok, 1);
+	assert_true(run_until_int(f, &sb2.calls, 5000));
+	assert_int_equal(sb2.ok, 1);
+	assert_true(pid_of(b) > 0);
+	/* d holds the slot (never ready): c's boot_timeout ends its wait. */
+	assert_int_equal(launcher_wake(d, NULL, NULL, NULL), 0);
+	assert_true(pid_of(d) > 0);
+	t0 = fix_now_ms();
+	assert_int_equal(launcher_wake(c, seen_cb, &sc, NULL), 0);
+	assert_true(run_until_int(f, &sc.calls, 3000));
+	assert_int_equal(sc.ok, 0);
+	assert_true(fix_now_ms() - t0 >= 290);
+	assert_int_equal(fix_state_of(c), INST_FAILED);
+	assert_int_equal(fix_state_of(d), INST_BOOTING);
+	launcher_stats(f->l, &st);
+	assert_int_equal(st.booting_peak, 1);
+	assert_int_equal(st.booting_started, 1);
+	assert_int_equal(st.boot_queue, 0);
+	assert_int_equal(st.boot_queued, 3);
+	/* The slot goes back when d's boot ends. */
+	assert_int_equal(launcher_kill(d), 0);
+	assert_true(fix_run_until_state(f, d, INST_STOPPED, 3000));
+	launcher_stats(f->l, &st);
+	assert_int_equal(st.booting_started, 0);
+}
+
 static void test_free_leaves_nothing(void **state)
 {
 	struct fix *f = *state;
@@ -854,6 +924,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_backend_not_built, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_free_leaves_nothing, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_wake_queue, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_boot_slots, fix_setup, fix_teardown),
 	    cmocka_unit_test(test_name_clash),
 	};
 
