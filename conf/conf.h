@@ -240,6 +240,8 @@ struct conf {
 	uint32_t client_boot_rate, client_boot_burst;
 	/* Wakes waiting for room (no capacity, nothing to evict), at most; 0: refused at once. */
 	unsigned wake_queue;
+	/* pool.size: idle generic VMMs kept per shape for restores of templates; 0: off. */
+	unsigned pool_size;
 
 	struct conf_service *services;
 	size_t nservices;

@@ -1,15 +1,17 @@
-/* Capacity and boot rate limits: max_instances, max_memory, wake_queue, boot_rate. */
+/* Capacity and boot rate limits: max_instances, max_memory, wake_queue, boot_rate; the VMM pool. */
 #include <string.h>
 
 #include "conf_int.h"
 
 #define CONF_MAX_RATE 1000000
 #define CONF_MAX_WAKE_QUEUE 100000
+#define CONF_MAX_POOL 64
 
 bool conf_is_limit_key(const char *key)
 {
 	return strcmp(key, "max_instances") == 0 || strcmp(key, "max_memory") == 0 ||
-	       strcmp(key, "wake_queue") == 0 || strcmp(key, "boot_rate") == 0;
+	       strcmp(key, "wake_queue") == 0 || strcmp(key, "boot_rate") == 0 ||
+	       strcmp(key, "pool") == 0;
 }
 
 static void conf_load_rate_key(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
@@ -49,6 +51,25 @@ static void conf_load_boot_rate(struct conf_ctx *c, struct conf *conf, const con
 		         "boot_rate.client_burst: must be at least 1 when client_rate is set");
 }
 
+/* pool = { size = N; }: generic VMMs started ahead, per shape, that cold starts restore into. */
+static void conf_load_pool(struct conf_ctx *c, struct conf *conf, const config_setting_t *g)
+{
+	const config_setting_t *s;
+	const char *key;
+	long long n;
+
+	if (conf_want_group(c, g, "pool") == -1)
+		return;
+	for (int i = 0; i < config_setting_length(g); i++) {
+		s = config_setting_get_elem(g, (unsigned)i);
+		key = config_setting_name(s);
+		if (strcmp(key, "size") != 0)
+			conf_err(c, s, "unknown key \"pool.%s\"", key);
+		else if (conf_get_int(c, s, "pool.size", 0, CONF_MAX_POOL, &n) == 0)
+			conf->pool_size = (unsigned)n;
+	}
+}
+
 void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
 {
 	const char *key = config_setting_name(s);
@@ -62,6 +83,8 @@ void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting
 	} else if (strcmp(key, "wake_queue") == 0) {
 		if (conf_get_int(c, s, key, 0, CONF_MAX_WAKE_QUEUE, &n) == 0)
 			conf->wake_queue = (unsigned)n;
+	} else if (strcmp(key, "pool") == 0) {
+		conf_load_pool(c, conf, s);
 	} else {
 		conf_load_boot_rate(c, conf, s);
 	}

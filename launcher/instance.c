@@ -153,7 +153,7 @@ static void boot_timer_arm(struct instance *inst);
  */
 static bool retry_cold(struct instance *inst, const char *why)
 {
-	if (inst->how != LAUNCHER_HOW_TEMPLATE || inst->state != INST_BOOTING)
+	if (!launcher_how_clone(inst->how) || inst->state != INST_BOOTING)
 		return false;
 	log_warnx("%s: the restore from its template failed: %s", inst->svc->name, why);
 	template_drop(inst, "the restore failed; booting afresh");

@@ -55,9 +55,10 @@ enum launcher_how {
 	LAUNCHER_HOW_SHELL,
 	LAUNCHER_HOW_RESTORE,
 	LAUNCHER_HOW_RESUME,
+	LAUNCHER_HOW_POOL, /* its template restored into a VMM of the pool */
 	LAUNCHER_HOW_N
 };
-/* "boot", "template", "shell", "restore", "resume"; "" for none. */
+/* "boot", "template", "shell", "restore", "resume", "pool"; "" for none. */
 const char *launcher_how_name(enum launcher_how h);
 
 struct instance_info {
@@ -349,6 +350,8 @@ struct launcher_stats {
 	 * was found, failed at hold_timeout, refused because it was full. */
 	size_t wake_queue;
 	uint64_t wake_queued, wake_admitted, wake_timed_out, wake_refused;
+	/* The VMM pool (pool.size): VMMs waiting to be taken, and being started. */
+	unsigned pool_idle, pool_starting;
 };
 void launcher_stats(struct launcher *l, struct launcher_stats *st);
 
