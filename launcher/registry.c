@@ -445,8 +445,8 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 
 const char *launcher_how_name(enum launcher_how h)
 {
-	static const char *const names[LAUNCHER_HOW_N] = {
-	    "", "boot", "template", "shell", "restore", "resume", "pool"};
+	static const char *const names[LAUNCHER_HOW_N] = {"",        "boot",   "template", "shell",
+	                                                  "restore", "resume", "pool"};
 
 	return h < LAUNCHER_HOW_N ? names[h] : "";
 }

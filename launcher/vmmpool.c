@@ -37,8 +37,8 @@ struct instance *backend_standin_new(const struct conf_service *svc, const char 
 	struct instance *inst = NULL;
 	char *n = NULL;
 
-	if (vmmpool_l == NULL || vmmpool_state_dir == NULL || (copy = conf_service_dup(svc)) == NULL ||
-	    (n = strdup(name)) == NULL)
+	if (vmmpool_l == NULL || vmmpool_state_dir == NULL ||
+	    (copy = conf_service_dup(svc)) == NULL || (n = strdup(name)) == NULL)
 		goto fail;
 	free(copy->name);
 	copy->name = n;

@@ -313,9 +313,9 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	    /* Run as an unprivileged user, QEMU is fenced in by its seccomp filter
 	     * too; as root it runs as before (a root VMM is the user's choice). */
 	    .sandbox = geteuid() != 0,
-	    .nic_via = pool                        ? QEMU_NIC_POOL
-	               : qemu_pool_hub(svc)        ? QEMU_NIC_HUB
-	                                           : QEMU_NIC_DIRECT,
+	    .nic_via = pool                 ? QEMU_NIC_POOL
+	               : qemu_pool_hub(svc) ? QEMU_NIC_HUB
+	                                    : QEMU_NIC_DIRECT,
 	};
 	struct conf_qemu q = svc->qemu;
 	struct qemu_templates x;

@@ -146,7 +146,8 @@ void qemu_save_free(struct qemu_save *s);
  * disk, another netdev, a kernel of no known kind) or out of memory.
  */
 char *qemu_shape(char *const *argv, const char *kind);
-/* What QEMU's x86 loader makes of the kernel PATH: "multiboot", "linux", "pvh", "raw"; NULL unread. */
+/* What QEMU's x86 loader makes of the kernel PATH: "multiboot", "linux", "pvh", "raw"; NULL unread.
+ */
 const char *qemu_kernel_kind(const char *path);
 
 /* qemu_pool.c: the pool of VMMs (pool = { size = N; }). */

@@ -143,8 +143,8 @@ static void add_netdev(struct argvec *a, const struct qemu_argv_in *in)
 {
 	if (in->nic_via != QEMU_NIC_POOL) {
 		vec_str(a, "-netdev");
-		argvec_add(a, netdev_backend(in, in->nic_via == QEMU_NIC_HUB ? QEMU_NETDEV_HOST
-		                                                             : "n0"));
+		argvec_add(
+		    a, netdev_backend(in, in->nic_via == QEMU_NIC_HUB ? QEMU_NETDEV_HOST : "n0"));
 	}
 	if (in->nic_via == QEMU_NIC_DIRECT)
 		return;

@@ -356,7 +356,8 @@ void qemu_pool_want(struct instance *inst)
 	if (pool.size == 0)
 		return;
 	if ((key = pool_shape_of(inst)) == NULL) {
-		log_debug("%s: its guests cannot go into pool VMMs", launcher_inst_service(inst)->name);
+		log_debug("%s: its guests cannot go into pool VMMs",
+		          launcher_inst_service(inst)->name);
 		return;
 	}
 	pool_learn(inst, key);
@@ -411,8 +412,8 @@ static int pool_attach_net(struct instance *inst)
 	} else {
 		if ((fw = pool_hostfwds(inst)) == NULL)
 			return -1;
-		args = json_pack("{s:s, s:s, s:o}", "type", "user", "id", QEMU_NETDEV_HOST, "hostfwd",
-		                 fw);
+		args = json_pack("{s:s, s:s, s:o}", "type", "user", "id", QEMU_NETDEV_HOST,
+		                 "hostfwd", fw);
 	}
 	if (args == NULL || qmp_command(q, "netdev_add", args, pool_net_cb, inst) == -1)
 		return -1;

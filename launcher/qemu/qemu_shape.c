@@ -41,14 +41,16 @@ const char *qemu_kernel_kind(const char *path)
 	}
 	if (memcmp(b + 0x202, "HdrS", 4) == 0)
 		return "linux";
-	if (memcmp(b, "\x7f"
-	              "ELF",
+	if (memcmp(b,
+	           "\x7f"
+	           "ELF",
 	           4) == 0)
 		return "pvh";
 	return "raw";
 }
 
-/* A -netdev of the hub form (qemu_argv's QEMU_NIC_HUB or QEMU_NIC_POOL); others are not poolable. */
+/* A -netdev of the hub form (qemu_argv's QEMU_NIC_HUB or QEMU_NIC_POOL); others are not poolable.
+ */
 static bool shape_netdev_ok(const char *v)
 {
 	return strncmp(v, "hubport,id=n0,", 14) == 0 ||

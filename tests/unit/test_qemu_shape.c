@@ -149,7 +149,8 @@ static void test_differs(void **state)
 	assert_same(a, shape("pvh"));
 }
 
-/* Not poolable: a disk, a NIC straight on its host side, a kernel of no known kind, a netdev of the user's. */
+/* Not poolable: a disk, a NIC straight on its host side, a kernel of no known kind, a netdev of the
+ * user's. */
 static void test_not_poolable(void **state)
 {
 	char *args[] = {"-netdev", "user,id=extra"};
@@ -179,8 +180,9 @@ static void test_kernel_kind(void **state)
 	(void)state;
 	assert_true(fd != -1);
 	memset(b, 0, sizeof(b));
-	memcpy(b, "\x7f"
-	          "ELF",
+	memcpy(b,
+	       "\x7f"
+	       "ELF",
 	       4);
 	assert_int_equal(pwrite(fd, b, sizeof(b), 0), sizeof(b));
 	assert_string_equal(qemu_kernel_kind(path), "pvh");
