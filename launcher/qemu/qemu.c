@@ -701,7 +701,9 @@ bool qemu_is_ours(pid_t pid, const char *service)
 	char want[CONF_INSTANCE_NAME_MAX + 32];
 
 	snprintf(want, sizeof(want), "guest=beckon:%s,", service);
-	return proc_has_word(pid, "cmdline", "-name", want, true);
+	/* A pool VMM keeps its ~poolN name once a service's run took it. */
+	return proc_has_word(pid, "cmdline", "-name", want, true) ||
+	       proc_has_word(pid, "cmdline", "-name", "guest=beckon:~pool", true);
 }
 
 const struct backend_ops backend_qemu_ops = {

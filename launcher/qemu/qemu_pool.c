@@ -14,8 +14,9 @@
  * either side). The pool learns a shape when a service of it saves its
  * template, or restores one and finds no VMM of its shape; it keeps
  * pool.size idle VMMs of each, refilled one at a time in the background,
- * never sooner than REFILL_AFTER_TAKE_MS after a take; a VMM that dies is
- * replaced after a backoff that grows while they keep dying.
+ * never sooner than REFILL_AFTER_TAKE_MS after a take or a new shape (the
+ * cold start under way has the CPU first); a VMM that dies is replaced
+ * after a backoff that grows while they keep dying.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,7 +346,9 @@ static void pool_learn(struct instance *inst, char *key)
 	s->key = key;
 	pool.nshapes++;
 	log_info("pool: keeping %u VMMs of %s's shape", pool.size, svc->name);
-	pool_schedule(0);
+	/* As after a take: the start that taught it goes first. */
+	pool.last_take_us = pool_now_us();
+	pool_schedule(REFILL_AFTER_TAKE_MS);
 }
 
 void qemu_pool_want(struct instance *inst)
