@@ -372,8 +372,10 @@ static void pool_net_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 
 	(void)q;
 	(void)ret;
-	if (err == NULL)
+	if (err == NULL) {
+		log_debug("%s: pool VMM: netdev_add answered", launcher_inst_service(arg)->name);
 		return;
+	}
 	log_warnx("%s: pool VMM: netdev_add: %s", launcher_inst_service(arg)->name,
 	          desc ? desc : "failed");
 	launcher_inst_failed(arg, "the pool VMM did not take the NIC's host side");
