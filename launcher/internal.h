@@ -49,6 +49,7 @@ struct inst_revive {
 	char *tpl_key;         /* a cold boot that makes the template: its key */
 	int64_t tpl_start_us;  /* the template's save began */
 	int pool_vmm;          /* a restore into a pool VMM: its number */
+	bool no_pool;          /* ... failed: this boot restores into a VMM of its own */
 };
 
 struct instance {

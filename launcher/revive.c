@@ -152,9 +152,12 @@ static int revive_shell_run(struct instance *inst)
 /* The template PATH into a VMM of the pool, when one fits: 0, else -1 (restore as without). */
 static int revive_pool(struct instance *inst, const char *path)
 {
+	bool no_pool = inst->rv.no_pool;
 	int n;
 
-	if (inst->ops->pool_restore == NULL || (n = inst->ops->pool_restore(inst, path)) < 0)
+	inst->rv.no_pool = false;
+	if (no_pool || inst->ops->pool_restore == NULL ||
+	    (n = inst->ops->pool_restore(inst, path)) < 0)
 		return -1;
 	inst->how = LAUNCHER_HOW_POOL;
 	inst->rv.pool_vmm = n;

@@ -8,8 +8,9 @@
 # list and beckon_boot_seconds{how="pool"} say so, the guest serves its page
 # and is a clone (RESEED taken), survives pause and resume, suspend and
 # restore, and an idle stop; the pool refills to 2; the second service
-# shares the pool; a pool VMM killed with SIGKILL is replaced; SIGTERM
-# leaves no QEMU and no pid file.
+# shares the pool; a pool VMM killed with SIGKILL is replaced; a take from
+# a pool VMM that does not answer falls back to a VMM of the service's own
+# (the template kept); SIGTERM leaves no QEMU and no pid file.
 # run.sh timeout: 900
 . "$(dirname "$0")/lib.sh"
 
@@ -39,14 +40,15 @@ svc() { # svc NAME ADDRESS [KEYS]
 	cat <<EOF
   { name = "$P-$1"; dns = ( "$1.svc.test" ); address = "$2"; ports = ( 80 );
     image = "$IMG"; cmdline = "ip={address}/{prefix} gw={gateway} name={name} port={port}";
-    ready = "http:/"; template = "auto"; boot_timeout = "30s"; $QEMU_KEYS ${3:-} },
+    ready = "http:/"; template = "auto"; boot_timeout = "${BT:-30s}"; $QEMU_KEYS ${3:-} },
 EOF
 }
 base_conf "$CONF"
 sed -i "s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
 echo 'pool = { size = 2; };' >>"$CONF"
 printf '%s\n' "$(svc a $LO.2 'idle_timeout = "6s"; on_idle = "destroy";')" \
-	"$(svc b $LO.3 'idle_timeout = "3s"; on_idle = "suspend";')" | add_services "$CONF"
+	"$(svc b $LO.3 'idle_timeout = "3s"; on_idle = "suspend";')" \
+	"$(BT=8s svc c $LO.4 'idle_timeout = "60s";')" | add_services "$CONF"
 
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
 ok "beckond starts with pool = { size = 2; }"
@@ -67,7 +69,10 @@ hostfwd() { sed -n "s/.*$1: user networking: guest port 80 at 127.0.0.1:\([0-9]*
 page() { curl -s --max-time 30 "http://127.0.0.1:$(hostfwd "$1")$2"; }
 serves() { page "$1" / | grep -q "hello from $1 "; }
 # The pool's idle VMMs: beckond's QEMUs named ~poolN but a's and b's (a taken one keeps its name).
-pool_pids() { pgrep -P "$DPID" -f "$POOL_MARK" | grep -vxE "$(svc_field "$A" pid)|$(svc_field "$B" pid)" | sort; }
+pool_pids() {
+	pgrep -P "$DPID" -f "$POOL_MARK" |
+		grep -vxE "$(svc_field "$A" pid)|$(svc_field "$B" pid)|$(svc_field "$P-c" pid)" | sort
+}
 no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
 count_log() { grep -c "$1" "$DLOG"; }
 
@@ -146,6 +151,29 @@ check "the pool is back to 2 idle VMMs" wait_for 60 bash -c "
 	! pgrep -P $DPID -f '$POOL_MARK' | grep -qx $VICTIM"
 N=$(pool_pids | wc -l)
 check "... two idle pool QEMUs, the killed one not among them ($N)" [ "$N" = 2 ]
+
+# A pool VMM that does not answer (stopped): the take runs into c's
+# boot_timeout (8 s), and the restore is tried again in a VMM of its own; the
+# template stays.
+C=$P-c
+check "c: the first query answers once it serves" [ "$(dq +short c.svc.test A)" = "$LO.4" ]
+check "c's template is saved" wait_for 30 grep -q "$C: template saved" "$DLOG"
+check "beckonctl stop c" ctl stop "$C"
+check "c: stopped" wait_for 30 state_is "$C" stopped
+check "the pool is full again" wait_for 60 idle_is 2
+STOPPED=$(pool_pids | tr '\n' ' ')
+kill -STOP $STOPPED
+check "c: with the pool's VMMs stopped, a query is answered all the same" \
+	[ "$(dq +short c.svc.test A)" = "$LO.4" ]
+kill -CONT $STOPPED 2>/dev/null
+check "the log says the pool VMM failed and a VMM of its own restored c" \
+	grep -qE "$C: the restore into pool VMM [0-9]+ failed: .*restoring into a VMM of its own" "$DLOG"
+NOW=$(now "$C")
+check "c: ready, started from its template in a VMM of its own ($NOW)" [ "$NOW" = "ready 2 template" ]
+check "c serves" serves "$C"
+check "c's template was kept (one save, no drop)" \
+	bash -c "[ \"\$(grep -c '$C: template saved' '$DLOG')\" = 1 ] && ! grep -q '$C: template dropped' '$DLOG'"
+check "the pool is full again" wait_for 60 idle_is 2
 
 # SIGTERM: nothing left.
 PIDS=$(pool_pids | tr '\n' ' ')
