@@ -54,7 +54,7 @@ TAILQ_HEAD(pool_vmms, pool_vmm);
 
 static struct {
 	unsigned size;
-	struct pool_shape shapes[POOL_MAX_SHAPES];
+	struct pool_shape *shapes[POOL_MAX_SHAPES];
 	size_t nshapes;
 	struct pool_vmms vmms;
 	bool inited;
@@ -200,11 +200,11 @@ static void pool_refill_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (i = 0; i < pool.nshapes; i++)
-		if (pool_count(&pool.shapes[i], &starting) < pool.size)
+		if (pool_count(pool.shapes[i], &starting) < pool.size)
 			break;
 	if (starting || i == pool.nshapes)
 		return; /* one at a time: its QMP (or death) looks again */
-	if (pool_spawn(&pool.shapes[i]) == -1) {
+	if (pool_spawn(pool.shapes[i]) == -1) {
 		pool.fails++;
 		pool_schedule(pool_backoff_ms());
 	}
@@ -251,13 +251,55 @@ static void pool_died(struct instance *standin, int status)
 	pool_schedule(pool_backoff_ms());
 }
 
+static void pool_shape_free(struct pool_shape *sh)
+{
+	free(sh->key);
+	conf_service_free(sh->svc);
+	free(sh);
+}
+
 static void pool_shapes_free(void)
 {
-	for (size_t i = 0; i < pool.nshapes; i++) {
-		free(pool.shapes[i].key);
-		conf_service_free(pool.shapes[i].svc);
-	}
+	for (size_t i = 0; i < pool.nshapes; i++)
+		pool_shape_free(pool.shapes[i]);
 	pool.nshapes = 0;
+}
+
+/* Forget shape I and end its VMMs (GRACEFUL: as at a reload). */
+static void pool_shape_drop(size_t i, bool graceful)
+{
+	struct pool_shape *sh = pool.shapes[i];
+	struct pool_vmm *v, *next;
+
+	for (v = TAILQ_FIRST(&pool.vmms); v != NULL; v = next) {
+		next = TAILQ_NEXT(v, entry);
+		if (v->shape == sh)
+			pool_vmm_end(v, graceful);
+	}
+	pool_shape_free(sh);
+	pool.shapes[i] = pool.shapes[--pool.nshapes];
+}
+
+/*
+ * At a reload: a shape learnt from a service gone or changed may be no
+ * service's now. Dropped; a save or a take of a service learns it again.
+ */
+static void pool_shapes_prune(const struct conf *conf)
+{
+	const struct conf_service *svc;
+	size_t i = 0;
+
+	while (i < pool.nshapes) {
+		svc = conf_service_find(conf, pool.shapes[i]->svc->name);
+		if (svc != NULL && conf_service_equal(svc, pool.shapes[i]->svc) &&
+		    qemu_pool_hub(svc)) {
+			i++;
+			continue;
+		}
+		log_info("pool: %s's shape dropped (the service changed)",
+		         pool.shapes[i]->svc->name);
+		pool_shape_drop(i, true);
+	}
 }
 
 void qemu_pool_drain(void)
@@ -286,6 +328,7 @@ void qemu_pool_conf(const struct conf *conf)
 		pool_shapes_free();
 		return;
 	}
+	pool_shapes_prune(conf);
 	/* Smaller: the last ones of each shape go. */
 	for (v = TAILQ_LAST(&pool.vmms, pool_vmms); v != NULL; v = next) {
 		next = TAILQ_PREV(v, pool_vmms, entry);
@@ -323,8 +366,8 @@ static char *pool_shape_of(struct instance *inst)
 static struct pool_shape *pool_shape_find(const char *key)
 {
 	for (size_t i = 0; i < pool.nshapes; i++)
-		if (strcmp(pool.shapes[i].key, key) == 0)
-			return &pool.shapes[i];
+		if (strcmp(pool.shapes[i]->key, key) == 0)
+			return pool.shapes[i];
 	return NULL;
 }
 
@@ -338,13 +381,13 @@ static void pool_learn(struct instance *inst, char *key)
 		free(key);
 		return;
 	}
-	s = &pool.shapes[pool.nshapes];
-	if ((s->svc = conf_service_dup(svc)) == NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->svc = conf_service_dup(svc)) == NULL) {
+		free(s);
 		free(key);
 		return;
 	}
 	s->key = key;
-	pool.nshapes++;
+	pool.shapes[pool.nshapes++] = s;
 	log_info("pool: keeping %u VMMs of %s's shape", pool.size, svc->name);
 	/* As after a take: the start that taught it goes first. */
 	pool.last_take_us = pool_now_us();

@@ -3,7 +3,8 @@
 # gets the service's tap over QMP (netdev_add on hub 0) and its traffic
 # flows: a client in a network namespace of its own gets the page from the
 # guest's own address. A reload resizes the pool (2, then 0: no pool VMM
-# left); SIGTERM leaves no QEMU, no tap and no pid file.
+# left), and one that changes the guest drops its shape; SIGTERM leaves no
+# QEMU, no tap and no pid file.
 # run.sh timeout: 900
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
@@ -14,7 +15,7 @@ POOL_MARK="guest=beckon:~pool"
 on_exit "for p in \$(pgrep -P \${DPID:-0} -f '$POOL_MARK'); do kill -9 \$p; done"
 on_exit "for l in \$(beckon_taps $P-); do ip link del \$l; done"
 
-write_conf() { # write_conf POOLSIZE
+write_conf() { # write_conf POOLSIZE [MEMORY]
 	idle_base_conf
 	sed -i "s|^metrics_listen = .*|metrics_listen = \"127.0.0.1:$METRICS_PORT\";|" "$CONF"
 	echo "pool = { size = $1; };" >>"$CONF"
@@ -22,7 +23,7 @@ write_conf() { # write_conf POOLSIZE
 services = (
   { name = "$P-a"; dns = ( "a.svc.test" ); address = "$INET.2"; ports = ( 80 );
     image = "$IMG"; idle_timeout = "4s"; on_idle = "destroy"; template = "auto";
-    boot_timeout = "30s"; $(idle_qemu_keys) }
+    memory = "${2:-16M}"; boot_timeout = "30s"; $(idle_qemu_keys) }
 );
 EOF
 }
@@ -81,6 +82,19 @@ check "... a stopped" wait_for 30 state_is "$A" stopped
 check "... a DNS query wakes it" [ "$(dq +short a.svc.test A)" = "$INET.2" ]
 check "... it serves" serves
 check "... the pool has 1 idle VMM" wait_for 60 idle_is 1
+
+# A reload that changes the guest (its memory): its shape's VMMs go; the next
+# cold start boots (a new template), and the pool learns the new shape.
+write_conf 1 32M
+kill -HUP "$DPID"
+check "reload with 32M: the old shape is dropped" wait_for 30 grep -q "pool: $A's shape dropped" "$DLOG"
+check "... its VMM is gone" wait_for 60 pool_none
+wait_for 30 state_is "$A" stopped || ctl stop "$A" >/dev/null
+check "a DNS query wakes it (a boot: the template is for 16M)" [ "$(dq +short a.svc.test A)" = "$INET.2" ]
+check "it serves" serves
+check "a new template is saved" wait_for 30 bash -c "[ \$(grep -c '$A: template saved' '$DLOG') -ge 2 ]"
+check "the pool has 1 idle VMM of the new shape" wait_for 60 idle_is 1
+check "... one 32M pool QEMU" bash -c "pgrep -P $DPID -f '$POOL_MARK' -a | grep -q -- '-m 32M'"
 PIDS=$(pool_pids | tr '\n' ' ')
 
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
