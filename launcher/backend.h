@@ -149,6 +149,8 @@ void backend_standin_free(struct instance *standin);
 struct proc;
 /* The process P of STANDIN becomes INST's: its child entry, pid file and pid. */
 void backend_standin_adopt(struct instance *standin, struct instance *inst, struct proc *p);
+/* Whether an instance is booting now: a pool refills after (a boot never waits on it). */
+bool backend_boots_under_way(void);
 /* For the metrics: the pool's VMMs waiting to be taken, and being started. */
 void backend_pool_counts(unsigned idle, unsigned starting);
 

@@ -88,6 +88,18 @@ void backend_standin_adopt(struct instance *standin, struct instance *inst, stru
 	standin->pid = 0;
 }
 
+bool backend_boots_under_way(void)
+{
+	struct instance *inst;
+
+	if (vmmpool_l == NULL)
+		return false;
+	TAILQ_FOREACH(inst, &vmmpool_l->instances, entry)
+	if (inst->state == INST_BOOTING)
+		return true;
+	return false;
+}
+
 void backend_pool_counts(unsigned idle, unsigned starting)
 {
 	vmmpool_counts[0] = idle;

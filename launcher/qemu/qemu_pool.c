@@ -14,9 +14,9 @@
  * either side). The pool learns a shape when a service of it saves its
  * template, or restores one and finds no VMM of its shape; it keeps
  * pool.size idle VMMs of each, refilled one at a time in the background,
- * never sooner than REFILL_AFTER_TAKE_MS after a take or a new shape (the
- * cold start under way has the CPU first); a VMM that dies is replaced
- * after a backoff that grows while they keep dying.
+ * never sooner than REFILL_AFTER_TAKE_MS after a take or a new shape, and
+ * not while an instance boots (the cold starts have the CPU first); a VMM
+ * that dies is replaced after a backoff that grows while they keep dying.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +34,7 @@
 
 #define POOL_MAX_SHAPES 8
 #define REFILL_AFTER_TAKE_MS 100 /* the cold start that took one goes first */
+#define REFILL_RECHECK_MS 50     /* while instances boot, the refill waits */
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
 
@@ -197,6 +198,10 @@ static void pool_refill_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (since < REFILL_AFTER_TAKE_MS * 1000LL) {
 		pool_schedule((long)(REFILL_AFTER_TAKE_MS - since / 1000));
+		return;
+	}
+	if (backend_boots_under_way()) {
+		pool_schedule(REFILL_RECHECK_MS);
 		return;
 	}
 	for (i = 0; i < pool.nshapes; i++)
