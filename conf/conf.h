@@ -251,6 +251,8 @@ struct conf {
 	/* beckond's own nice value, set at start when lower than the one it has
 	 * (its children run at the one it had); default CONF_NICE_DEFAULT. */
 	int nice;
+	/* pool.size: idle generic VMMs kept per shape for restores of templates; 0: off. */
+	unsigned pool_size;
 
 	struct conf_service *services;
 	size_t nservices;

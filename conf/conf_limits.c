@@ -1,6 +1,6 @@
 /*
  * Capacity and boot rate limits: max_instances, max_memory, wake_queue,
- * boot_rate, max_booting; and beckond's own nice.
+ * boot_rate, max_booting; beckond's own nice; the VMM pool.
  */
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #define CONF_MAX_RATE 1000000
 #define CONF_MAX_WAKE_QUEUE 100000
 #define CONF_MAX_BOOTING 100000
+#define CONF_MAX_POOL 64
 
 unsigned conf_default_max_booting(void)
 {
@@ -22,7 +23,8 @@ bool conf_is_limit_key(const char *key)
 {
 	return strcmp(key, "max_instances") == 0 || strcmp(key, "max_memory") == 0 ||
 	       strcmp(key, "wake_queue") == 0 || strcmp(key, "boot_rate") == 0 ||
-	       strcmp(key, "max_booting") == 0 || strcmp(key, "nice") == 0;
+	       strcmp(key, "max_booting") == 0 || strcmp(key, "nice") == 0 ||
+	       strcmp(key, "pool") == 0;
 }
 
 static void conf_load_rate_key(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
@@ -62,6 +64,25 @@ static void conf_load_boot_rate(struct conf_ctx *c, struct conf *conf, const con
 		         "boot_rate.client_burst: must be at least 1 when client_rate is set");
 }
 
+/* pool = { size = N; }: generic VMMs started ahead, per shape, that cold starts restore into. */
+static void conf_load_pool(struct conf_ctx *c, struct conf *conf, const config_setting_t *g)
+{
+	const config_setting_t *s;
+	const char *key;
+	long long n;
+
+	if (conf_want_group(c, g, "pool") == -1)
+		return;
+	for (int i = 0; i < config_setting_length(g); i++) {
+		s = config_setting_get_elem(g, (unsigned)i);
+		key = config_setting_name(s);
+		if (strcmp(key, "size") != 0)
+			conf_err(c, s, "unknown key \"pool.%s\"", key);
+		else if (conf_get_int(c, s, "pool.size", 0, CONF_MAX_POOL, &n) == 0)
+			conf->pool_size = (unsigned)n;
+	}
+}
+
 void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting_t *s)
 {
 	const char *key = config_setting_name(s);
@@ -82,6 +103,8 @@ void conf_load_limit(struct conf_ctx *c, struct conf *conf, const config_setting
 		/* Above 0 it would put beckond behind its own guests. */
 		if (conf_get_int(c, s, key, -20, 0, &n) == 0)
 			conf->nice = (int)n;
+	} else if (strcmp(key, "pool") == 0) {
+		conf_load_pool(c, conf, s);
 	} else {
 		conf_load_boot_rate(c, conf, s);
 	}

@@ -165,7 +165,8 @@ static void metrics_boot_slots(const struct launcher_stats *st, struct evbuffer 
 static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 {
 	static const enum launcher_how boots[] = {LAUNCHER_HOW_BOOT, LAUNCHER_HOW_TEMPLATE,
-	                                          LAUNCHER_HOW_SHELL, LAUNCHER_HOW_NONE};
+	                                          LAUNCHER_HOW_POOL, LAUNCHER_HOW_SHELL,
+	                                          LAUNCHER_HOW_NONE};
 	static const enum launcher_how wakes[] = {LAUNCHER_HOW_RESUME, LAUNCHER_HOW_RESTORE,
 	                                          LAUNCHER_HOW_NONE};
 	struct launcher_stats st;
@@ -177,7 +178,7 @@ static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 	launcher_foreach(m->launcher, metrics_boots_one, out);
 	metrics_histogram(out, "beckon_boot_seconds",
 	                  "Boot trigger to ready, seconds: all, and by how: a boot, a restore "
-	                  "of the template, a warm shell.",
+	                  "of the template (into a new VMM, into a pool VMM), a warm shell.",
 	                  &st, boots);
 	metrics_histogram(out, "beckon_wake_seconds",
 	                  "Paused or suspended to ready, seconds: all, and by how: resume, "
@@ -201,6 +202,12 @@ static void metrics_launcher(struct metrics *m, struct evbuffer *out)
 		                    launcher_refusal_name(i), (unsigned long long)st.refused[i]);
 	metrics_wake_queue(&st, out);
 	metrics_boot_slots(&st, out);
+	evbuffer_add_printf(out,
+	                    "# HELP beckon_pool_vmms VMMs of the pool (pool.size): idle, waiting "
+	                    "for a cold start; starting.\n# TYPE beckon_pool_vmms gauge\n"
+	                    "beckon_pool_vmms{state=\"idle\"} %u\n"
+	                    "beckon_pool_vmms{state=\"starting\"} %u\n",
+	                    st.pool_idle, st.pool_starting);
 }
 
 static void metrics_on_request(struct evhttp_request *req, void *arg)

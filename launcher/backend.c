@@ -63,6 +63,7 @@ int backend_global_init(struct launcher *l, const struct conf *conf)
 	size_t i;
 
 	backend_event_base = l->base;
+	vmmpool_set_launcher(l, conf->state_dir);
 	for (i = 0; i < NBACKENDS; i++)
 		if (backends[i] != NULL)
 			proc_sweep(l, backends[i], conf->state_dir);
@@ -81,6 +82,14 @@ void backend_global_fini(void)
 		if (backends[i] != NULL && backends[i]->global_fini != NULL)
 			backends[i]->global_fini();
 	hostnet_fini();
+	vmmpool_set_launcher(NULL, NULL);
+}
+
+void backend_global_drain(void)
+{
+	for (size_t i = 0; i < NBACKENDS; i++)
+		if (backends[i] != NULL && backends[i]->global_drain != NULL)
+			backends[i]->global_drain();
 }
 
 const char *backend_gateway(void)

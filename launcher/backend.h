@@ -111,6 +111,16 @@ struct backend_ops {
 	 * report the end through launcher_inst_templated. -1 when not possible.
 	 */
 	int (*template_save)(struct instance *inst, const char *path);
+	/*
+	 * Optional (pool = { size = N; }): a cold start of INST restores its
+	 * template PATH into a VMM of the backend's pool, started ahead. The
+	 * pool VMM's number when one took it (the run goes on as a restore's:
+	 * readiness through the probe, a failure through died or
+	 * launcher_inst_failed); -1 when none fits now (restore as without).
+	 */
+	int (*pool_restore)(struct instance *inst, const char *path);
+	/* Optional: at launcher_free, before the children are killed: end what runs for nobody. */
+	void (*global_drain)(void);
 };
 
 /* The ops of a backend, NULL when it is not built into this binary. */
@@ -123,8 +133,26 @@ const struct backend_ops *backend_lookup(enum conf_backend b);
  */
 int backend_global_init(struct launcher *l, const struct conf *conf);
 void backend_global_fini(void);
+/* At launcher_free, before its children are killed: each backend's global_drain. */
+void backend_global_drain(void);
 /* The launcher's event_base (set before global_init), for a backend's own timers. */
 struct event_base *backend_base(void);
+
+/*
+ * A pool of VMMs started ahead (vmmpool.c). A stand-in instance for one
+ * such VMM: SVC's copy named NAME (a name no service can have), in no
+ * registry, its process's death reported to OPS->died. NULL on ENOMEM.
+ */
+struct instance *backend_standin_new(const struct conf_service *svc, const char *name,
+                                     const struct backend_ops *ops);
+void backend_standin_free(struct instance *standin);
+struct proc;
+/* The process P of STANDIN becomes INST's: its child entry, pid file and pid. */
+void backend_standin_adopt(struct instance *standin, struct instance *inst, struct proc *p);
+/* Whether an instance is booting now: a pool refills after (a boot never waits on it). */
+bool backend_boots_under_way(void);
+/* For the metrics: the pool's VMMs waiting to be taken, and being started. */
+void backend_pool_counts(unsigned idle, unsigned starting);
 
 /* What backends may read of an instance. */
 const struct conf_service *launcher_inst_service(const struct instance *inst);
@@ -237,6 +265,8 @@ struct lchild *launcher_child_add(struct instance *inst, pid_t pid);
 /* SIGTERM (+SIGCONT) now and SIGKILL after the grace period, or SIGKILL now. */
 void launcher_child_kill(struct lchild *c, bool graceful);
 int launcher_child_signal(struct lchild *c, int sig);
+/* C's process is INST's from now on (a pool VMM taken by a cold start). */
+void launcher_child_adopt(struct lchild *c, struct instance *inst);
 /* Detach C from its instance: killed as by launcher_child_kill, reaped silently. */
 void launcher_child_abandon(struct lchild *c, bool graceful);
 

@@ -165,6 +165,17 @@ void launcher_child_abandon(struct lchild *c, bool graceful)
 	launcher_child_kill(c, graceful);
 }
 
+void launcher_child_adopt(struct lchild *c, struct instance *inst)
+{
+	char *name = strdup(inst->svc->name);
+
+	c->inst = inst;
+	if (name == NULL)
+		return; /* it keeps the pool VMM's name: only a log line says it */
+	free(c->name);
+	c->name = name;
+}
+
 bool launcher_child_pending(struct launcher *l, const char *name)
 {
 	struct lchild *c;

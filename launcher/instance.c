@@ -150,15 +150,24 @@ static void boot_timer_arm(struct instance *inst);
 /*
  * A restore of the service's template failed (QEMU refused the state, the
  * guest died or never became ready): drop the template and boot afresh in
- * the same wake, so that no client sees a bad template. false: not such a
+ * the same wake, so that no client sees a bad template; a restore into a
+ * pool VMM is tried once more in a VMM of its own first. false: not such a
  * restore.
  */
 static bool retry_cold(struct instance *inst, const char *why)
 {
-	if (inst->how != LAUNCHER_HOW_TEMPLATE || inst->state != INST_BOOTING)
+	if (!launcher_how_clone(inst->how) || inst->state != INST_BOOTING)
 		return false;
-	log_warnx("%s: the restore from its template failed: %s", inst->svc->name, why);
-	template_drop(inst, "the restore failed; booting afresh");
+	if (inst->how == LAUNCHER_HOW_POOL) {
+		/* The pool VMM may be at fault, not the template: a VMM of its own tries it. */
+		log_warnx("%s: the restore into pool VMM %d failed: %s; restoring into a VMM of "
+		          "its own",
+		          inst->svc->name, inst->rv.pool_vmm, why);
+		inst->rv.no_pool = true;
+	} else {
+		log_warnx("%s: the restore from its template failed: %s", inst->svc->name, why);
+		template_drop(inst, "the restore failed; booting afresh");
+	}
 	inst_end_run(inst, false);
 	inst->how = LAUNCHER_HOW_BOOT;
 	boot_timer_arm(inst);

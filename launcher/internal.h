@@ -50,6 +50,8 @@ struct inst_revive {
 	bool ready_held;       /* ... and its readiness waits for that */
 	char *tpl_key;         /* a cold boot that makes the template: its key */
 	int64_t tpl_start_us;  /* the template's save began */
+	int pool_vmm;          /* a restore into a pool VMM: its number */
+	bool no_pool;          /* ... failed: this boot restores into a VMM of its own */
 };
 
 struct instance {
@@ -263,6 +265,15 @@ void launcher_patterns_commit(struct launcher *l, struct lpattern **pats, size_t
 void launcher_patterns_free(struct launcher *l);
 /* Forget (from a fresh event) the pattern instances left stopped or failed. */
 void launcher_pattern_reap_soon(struct launcher *l);
+
+/* vmmpool.c: the launcher stand-ins are made for; the pool's counts for launcher_stats. */
+void vmmpool_set_launcher(struct launcher *l, const char *state_dir);
+void vmmpool_stats(unsigned *idle, unsigned *starting);
+/* Whether a run begun so is a clone of its service's template. */
+static inline bool launcher_how_clone(enum launcher_how h)
+{
+	return h == LAUNCHER_HOW_TEMPLATE || h == LAUNCHER_HOW_POOL;
+}
 
 /* proc.c: kill what OPS's pid files in DIR name that an earlier beckond left. */
 void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir);

@@ -55,9 +55,10 @@ enum launcher_how {
 	LAUNCHER_HOW_SHELL,
 	LAUNCHER_HOW_RESTORE,
 	LAUNCHER_HOW_RESUME,
+	LAUNCHER_HOW_POOL, /* its template restored into a VMM of the pool */
 	LAUNCHER_HOW_N
 };
-/* "boot", "template", "shell", "restore", "resume"; "" for none. */
+/* "boot", "template", "shell", "restore", "resume", "pool"; "" for none. */
 const char *launcher_how_name(enum launcher_how h);
 
 struct instance_info {
@@ -355,6 +356,8 @@ struct launcher_stats {
 	unsigned boot_slots, booting_started, booting_peak;
 	size_t boot_queue;
 	uint64_t boot_queued;
+	/* The VMM pool (pool.size): VMMs waiting to be taken, and being started. */
+	unsigned pool_idle, pool_starting;
 };
 void launcher_stats(struct launcher *l, struct launcher_stats *st);
 

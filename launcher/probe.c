@@ -37,6 +37,7 @@ struct probe {
 	char resp[256];
 	size_t resplen;
 	bool connecting;   /* a SYN is out, unanswered */
+	bool asking;       /* an HTTP request is out, unanswered */
 	unsigned timeouts; /* SYNs given up: a guest that slow gets longer */
 };
 
@@ -51,6 +52,7 @@ static void timer_in(struct event *ev, uint64_t ms)
 
 static void probe_close(struct probe *p)
 {
+	p->asking = false;
 	if (p->io != NULL) {
 		event_free(p->io);
 		p->io = NULL;
@@ -119,6 +121,7 @@ static void http_send(struct probe *p)
 		return;
 	}
 	event_add(p->io, &tv);
+	p->asking = true;
 }
 
 static void probe_connected(struct probe *p)
@@ -216,6 +219,14 @@ static int probe_retry_now(struct probe *p)
 
 void probe_kick(struct probe *p)
 {
+	/* User networking accepts for the guest: a request made while it was
+	 * not yet running waits on QEMU's retransmit (about 1 s). Ask again. */
+	if (p->asking && p->resplen == 0 && p->inst->net_mode == CONF_NET_USER) {
+		probe_close(p);
+		evtimer_del(p->timer);
+		probe_attempt(p);
+		return;
+	}
 	probe_retry_now(p);
 }
 

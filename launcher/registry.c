@@ -280,6 +280,7 @@ void launcher_free(struct launcher *l)
 		TAILQ_REMOVE(&l->instances, inst, entry);
 		launcher_inst_destroy(inst);
 	}
+	backend_global_drain(); /* the pool's VMMs */
 	launcher_children_shutdown(l);
 	launcher_patterns_free(l);
 	backend_global_fini(); /* taps, neighbours, bridge */
@@ -320,6 +321,7 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	memcpy(st->refused, l->refused, sizeof(st->refused));
 	room_stats(l, st);
 	slots_stats(l, st);
+	vmmpool_stats(&st->pool_idle, &st->pool_starting);
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
 		st->instances[inst->state]++;
@@ -447,8 +449,8 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 
 const char *launcher_how_name(enum launcher_how h)
 {
-	static const char *const names[LAUNCHER_HOW_N] = {"",      "boot",    "template",
-	                                                  "shell", "restore", "resume"};
+	static const char *const names[LAUNCHER_HOW_N] = {"",        "boot",   "template", "shell",
+	                                                  "restore", "resume", "pool"};
 
 	return h < LAUNCHER_HOW_N ? names[h] : "";
 }

@@ -76,6 +76,9 @@ void revive_ready(struct instance *inst)
 		revive_forget(inst, NULL); /* used: the guest has moved on */
 	} else if (inst->how == LAUNCHER_HOW_TEMPLATE) {
 		log_info("%s: restored from its template in %.1f ms", inst->svc->name, s * 1000);
+	} else if (inst->how == LAUNCHER_HOW_POOL) {
+		log_info("%s: restored from its template into pool VMM %d in %.1f ms",
+		         inst->svc->name, inst->rv.pool_vmm, s * 1000);
 	}
 	if (inst->rv.warming) {
 		/* Nobody asked for it meanwhile (a wake clears the flag). */
@@ -146,6 +149,22 @@ static int revive_shell_run(struct instance *inst)
 	return 1;
 }
 
+/* The template PATH into a VMM of the pool, when one fits: 0, else -1 (restore as without). */
+static int revive_pool(struct instance *inst, const char *path)
+{
+	bool no_pool = inst->rv.no_pool;
+	int n;
+
+	inst->rv.no_pool = false;
+	if (no_pool || inst->ops->pool_restore == NULL ||
+	    (n = inst->ops->pool_restore(inst, path)) < 0)
+		return -1;
+	inst->how = LAUNCHER_HOW_POOL;
+	inst->rv.pool_vmm = n;
+	log_info("%s: restoring from its template into pool VMM %d", inst->svc->name, n);
+	return 0;
+}
+
 /* A cold start: from the service's template when there is one, else a boot. */
 static int revive_cold_start(struct instance *inst)
 {
@@ -155,6 +174,8 @@ static int revive_cold_start(struct instance *inst)
 		inst->how = LAUNCHER_HOW_TEMPLATE;
 		inst->rv.from_template = true;
 		inst->rv.reseeded = inst->rv.ready_held = false;
+		if (revive_pool(inst, path) == 0)
+			return 0;
 		log_info("%s: restoring from its template", inst->svc->name);
 		if (inst->ops->restore(inst, path) == 0)
 			return 0;

@@ -236,7 +236,7 @@ void launcher_inst_templated(struct instance *inst, bool ok)
 
 bool template_hold_ready(struct instance *inst)
 {
-	if (inst->how != LAUNCHER_HOW_TEMPLATE || inst->rv.reseeded)
+	if (!launcher_how_clone(inst->how) || inst->rv.reseeded)
 		return false;
 	inst->rv.ready_held = true;
 	return true;
@@ -244,7 +244,7 @@ bool template_hold_ready(struct instance *inst)
 
 void launcher_inst_reseeded(struct instance *inst)
 {
-	if (inst->state != INST_BOOTING || inst->how != LAUNCHER_HOW_TEMPLATE)
+	if (inst->state != INST_BOOTING || !launcher_how_clone(inst->how))
 		return;
 	inst->rv.reseeded = true;
 	if (inst->rv.ready_held)
@@ -253,7 +253,7 @@ void launcher_inst_reseeded(struct instance *inst)
 
 bool launcher_inst_is_clone(const struct instance *inst)
 {
-	return (inst->state == INST_BOOTING && inst->how == LAUNCHER_HOW_TEMPLATE) ||
+	return (inst->state == INST_BOOTING && launcher_how_clone(inst->how)) ||
 	       (inst->state == INST_STOPPED && inst->rv.shell_template);
 }
 

@@ -47,6 +47,7 @@ struct qemu_run {
 	struct event *reseed_timer; /* ... at most RESEED_ACK_MS */
 	int64_t reseed_us;          /* when it was sent */
 	bool shell;                 /* started with -S: a warm shell */
+	void *pool;                 /* a pool VMM not yet taken: its slot (qemu_pool.c) */
 	bool saw_ready;
 	char line[32]; /* the start of the console line under way */
 	size_t linelen;
@@ -160,6 +161,8 @@ static void qmp_ready_cb(struct qmp *q, void *arg)
 	struct qemu_run *r = arg;
 
 	log_debug("%s: qmp ready +%.1f ms", svc_name(r), since_ms(r));
+	if (r->pool != NULL)
+		qemu_pool_up(r->pool);
 	if (r->shell)
 		launcher_inst_shell_ready(r->inst);
 	if (r->reseed_fd != -1)
@@ -290,7 +293,7 @@ static int templates_expand(struct instance *inst, struct qemu_templates *x)
 }
 
 static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused,
-                         const char *incoming)
+                         const char *incoming, bool pool)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
 	const char *bin = getenv("BECKON_QEMU");
@@ -310,6 +313,9 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	    /* Run as an unprivileged user, QEMU is fenced in by its seccomp filter
 	     * too; as root it runs as before (a root VMM is the user's choice). */
 	    .sandbox = geteuid() != 0,
+	    .nic_via = pool                 ? QEMU_NIC_POOL
+	               : qemu_pool_hub(svc) ? QEMU_NIC_HUB
+	                                    : QEMU_NIC_DIRECT,
 	};
 	struct conf_qemu q = svc->qemu;
 	struct qemu_templates x;
@@ -321,7 +327,7 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 		          svc->qemu.accel);
 		return NULL;
 	}
-	if (net_args(inst, &in, host_ports) == -1) {
+	if (!pool && net_args(inst, &in, host_ports) == -1) {
 		log_warnx("%s: qemu: host networking failed", svc->name);
 		return NULL;
 	}
@@ -329,7 +335,7 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 		templates_free(&x);
 		return NULL;
 	}
-	in.cmdline = x.cmdline;
+	in.cmdline = pool ? NULL : x.cmdline; /* a pool VMM's guest never boots */
 	q.args = x.args;
 	in.q = &q;
 	if ((argv = qemu_argv(&in, err, sizeof(err))) == NULL)
@@ -356,12 +362,55 @@ char **qemu_start_argv(struct instance *inst)
 {
 	uint16_t host_ports[CONF_MAX_PORTS];
 
-	return build_argv(inst, host_ports, false, NULL);
+	return build_argv(inst, host_ports, false, NULL, false);
 }
 
 static int qemu_start(struct instance *inst)
 {
 	return qemu_spawn(inst, false, -1, false);
+}
+
+/*
+ * Spawn ARGV for INST (a run R filled by the caller: shell, pool): QMP on a
+ * socketpair, INCOMING_FD as the state to restore (-1: none), and for a
+ * CLONE its console's input on a pipe for the RESEED line.
+ */
+static int run_spawn(struct qemu_run *r, struct instance *inst, char **argv, int incoming_fd,
+                     bool clone)
+{
+	struct proc_fd fds[3] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}, {-1, 0}};
+	size_t nfds = incoming_fd != -1 ? 2 : 1;
+	int sv[2] = {-1, -1}, rp[2] = {-1, -1};
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    (clone && pipe2(rp, O_CLOEXEC) == -1)) {
+		log_warn("%s: qemu", launcher_inst_service(inst)->name);
+		goto fail;
+	}
+	fds[0].fd = sv[1];
+	if (clone)
+		fds[nfds++] = (struct proc_fd){rp[0], 0};
+	r->inst = inst;
+	r->fdsock = -1;
+	r->reseed_fd = rp[1];
+	r->proc.watch = watch_ready;
+	if (proc_spawn(&r->proc, inst, argv, fds, nfds) == -1)
+		goto fail;
+	close(sv[1]);
+	if (rp[0] != -1)
+		close(rp[0]);
+	run_attach(r, sv[0]);
+	log_debug("%s: qemu pid %d spawned +%.1f ms", svc_name(r), (int)r->proc.pid, since_ms(r));
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] != -1)
+			close(sv[i]);
+		if (rp[i] != -1)
+			close(rp[i]);
+	}
+	r->reseed_fd = -1;
+	return -1;
 }
 
 int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
@@ -370,54 +419,76 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 	                       : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR
 	                                           : NULL;
 	uint16_t host_ports[CONF_MAX_PORTS];
-	struct proc_fd fds[3] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}, {-1, 0}};
-	size_t nfds = incoming_fd != -1 ? 2 : 1;
 	struct qemu_run *r = NULL;
-	int sv[2] = {-1, -1}, rp[2] = {-1, -1};
 	char **argv = NULL;
 	int64_t t0 = now_us();
+	int rc = -1;
 
-	if ((argv = build_argv(inst, host_ports, paused, incoming)) == NULL)
+	if ((argv = build_argv(inst, host_ports, paused, incoming, false)) == NULL)
 		return -1;
-	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		log_warn("%s: qemu", launcher_inst_service(inst)->name);
-		goto fail;
+		goto done;
 	}
-	fds[0].fd = sv[1];
-	/* A clone of a template: the console's input carries its RESEED line. */
-	if ((incoming_fd != -1 || defer) && launcher_inst_is_clone(inst)) {
-		if (pipe2(rp, O_CLOEXEC) == -1) {
-			log_warn("%s: qemu: reseed pipe", launcher_inst_service(inst)->name);
-			goto fail;
-		}
-		fds[nfds++] = (struct proc_fd){rp[0], 0};
-	}
-	r->inst = inst;
-	r->fdsock = -1;
-	r->reseed_fd = rp[1];
 	r->shell = paused || defer;
 	r->t0_us = t0;
-	r->proc.watch = watch_ready;
-	if (proc_spawn(&r->proc, inst, argv, fds, nfds) == -1)
-		goto fail;
-	close(sv[1]);
-	if (rp[0] != -1)
-		close(rp[0]);
+	/* A clone of a template: the console's input carries its RESEED line. */
+	if ((rc = run_spawn(r, inst, argv, incoming_fd,
+	                    (incoming_fd != -1 || defer) && launcher_inst_is_clone(inst))) == 0)
+		r = NULL;
+done:
 	qemu_argv_free(argv);
-	run_attach(r, sv[0]);
-	log_debug("%s: qemu pid %d spawned +%.1f ms", svc_name(r), (int)r->proc.pid, since_ms(r));
-	return 0;
-fail:
-	qemu_argv_free(argv);
-	for (int i = 0; i < 2; i++) {
-		if (sv[i] != -1)
-			close(sv[i]);
-		if (rp[i] != -1)
-			close(rp[i]);
-	}
 	free(r);
-	return -1;
+	return rc;
+}
+
+char **qemu_pool_argv(struct instance *inst)
+{
+	return build_argv(inst, NULL, false, "defer", true);
+}
+
+int qemu_pool_spawn(struct instance *standin, void *slot)
+{
+	struct qemu_run *r = NULL;
+	char **argv = NULL;
+	int rc = -1;
+
+	if ((argv = qemu_pool_argv(standin)) == NULL)
+		return -1;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		goto done;
+	r->t0_us = now_us();
+	r->pool = slot;
+	/* Any cold start may take it: its console's input is a pipe, for the RESEED line. */
+	if ((rc = run_spawn(r, standin, argv, -1, true)) == 0)
+		r = NULL;
+done:
+	qemu_argv_free(argv);
+	free(r);
+	return rc;
+}
+
+void qemu_run_adopt(struct instance *standin, struct instance *inst)
+{
+	struct qemu_run *r = launcher_inst_priv(standin);
+
+	launcher_inst_set_priv(standin, NULL);
+	backend_standin_adopt(standin, inst, &r->proc);
+	r->inst = inst;
+	r->pool = NULL;
+	r->t0_us = now_us();
+	r->linelen = 0;
+	launcher_inst_set_priv(inst, r);
+}
+
+void qemu_run_reaped(struct instance *standin)
+{
+	struct qemu_run *r = launcher_inst_priv(standin);
+
+	if (r == NULL)
+		return;
+	proc_reaped(&r->proc);
+	run_free(r);
 }
 
 static void quit_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -617,19 +688,28 @@ static int qemu_check(const struct conf_service *svc, FILE *errs, const char *wh
 	           : -1;
 }
 
+/* At every config: the hostfwd ports kept, the pool's size. */
+static int qemu_global_init(const struct conf *conf)
+{
+	qemu_pool_conf(conf);
+	return qemu_host_init(conf);
+}
+
 /* qemu_argv's marker: -name guest=beckon:<service>,... */
-static bool qemu_is_ours(pid_t pid, const char *service)
+bool qemu_is_ours(pid_t pid, const char *service)
 {
 	char want[CONF_INSTANCE_NAME_MAX + 32];
 
 	snprintf(want, sizeof(want), "guest=beckon:%s,", service);
-	return proc_has_word(pid, "cmdline", "-name", want, true);
+	/* A pool VMM keeps its ~poolN name once a service's run took it. */
+	return proc_has_word(pid, "cmdline", "-name", want, true) ||
+	       proc_has_word(pid, "cmdline", "-name", "guest=beckon:~pool", true);
 }
 
 const struct backend_ops backend_qemu_ops = {
     .name = "qemu",
     .bridge = qemu_bridge,
-    .global_init = qemu_host_init,
+    .global_init = qemu_global_init,
     .global_fini = qemu_host_fini,
     .is_ours = qemu_is_ours,
     .check = qemu_check,
@@ -647,4 +727,6 @@ const struct backend_ops backend_qemu_ops = {
     .shell_run = qemu_shell_run,
     .template_key = qemu_template_key,
     .template_save = qemu_template_save,
+    .pool_restore = qemu_pool_restore,
+    .global_drain = qemu_pool_drain,
 };

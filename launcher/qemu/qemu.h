@@ -45,6 +45,16 @@ void qemu_host_fini(void);
  */
 int backend_qemu_hostfwd(const struct instance *inst, uint16_t port, struct sockaddr_in *sa);
 
+/*
+ * How the NIC reaches the host: DIRECT, its netdev n0 the tap or user
+ * networking; HUB, n0 a port of hub 0 with the host side on another
+ * (the same guest-visible shape as a pool VMM's); POOL, a pool VMM's: the
+ * hub port alone, the host side added over QMP when a cold start takes it.
+ */
+enum qemu_nic_via { QEMU_NIC_DIRECT, QEMU_NIC_HUB, QEMU_NIC_POOL };
+#define QEMU_NETDEV_HOST "nb"    /* the host side's netdev id on a hub */
+#define QEMU_NETDEV_HUBPORT "hb" /* ... and its hub port's */
+
 /* What qemu_argv turns into a command line. */
 struct qemu_argv_in {
 	const char *binary;
@@ -64,6 +74,7 @@ struct qemu_argv_in {
 	bool paused;          /* -S: a warm shell, the guest not yet running */
 	const char *incoming; /* -incoming URI: restore a saved state; NULL when not */
 	bool sandbox;         /* -sandbox on,...: QEMU's seccomp filter, no spawn, no set*id */
+	enum qemu_nic_via nic_via;
 };
 
 /*
@@ -126,5 +137,47 @@ void qemu_template_reseed(int fd, const char *name);
 /* A MIGRATION event of INST's QEMU. */
 void qemu_save_event(struct instance *inst, json_t *data);
 void qemu_save_free(struct qemu_save *s);
+
+/*
+ * qemu_shape.c: the shape of ARGV (qemu_argv's, its NIC through hub 0):
+ * the command line less -name, -append, -initrd, the NIC's host side and
+ * MAC, -incoming and -S, with the -kernel's KIND for its path. Guests of
+ * one shape restore into one another's VMMs. NULL when not poolable (a
+ * disk, another netdev, a kernel of no known kind) or out of memory.
+ */
+char *qemu_shape(char *const *argv, const char *kind);
+/* What QEMU's x86 loader makes of the kernel PATH: "multiboot", "linux", "pvh", "raw"; NULL unread.
+ */
+const char *qemu_kernel_kind(const char *path);
+
+/* qemu_pool.c: the pool of VMMs (pool = { size = N; }). */
+/* At every config (the backend's global_init): its size; a smaller one ends VMMs now. */
+void qemu_pool_conf(const struct conf *conf);
+/* Whether SVC's guests run with their NIC through hub 0, the shape a pool VMM can take. */
+bool qemu_pool_hub(const struct conf_service *svc);
+/* INST's service has a template: keep VMMs of its shape (started in the background). */
+void qemu_pool_want(struct instance *inst);
+/* The backend ops: a cold start restores into a pool VMM; at exit, every pool VMM ends. */
+int qemu_pool_restore(struct instance *inst, const char *path);
+void qemu_pool_drain(void);
+
+/* qemu.c, for qemu_pool.c: a pool VMM's run. */
+/* Whether PID is a QEMU beckon ran for SERVICE (the is_ours op). */
+bool qemu_is_ours(pid_t pid, const char *service);
+struct qemu_run;
+/*
+ * The command line of a pool VMM of INST's shape (qemu_argv_free): its NIC
+ * on hub 0 alone, no -append, -incoming defer. Nothing is set up on the
+ * host for it (no tap, no port), so that it serves to learn a shape too.
+ */
+char **qemu_pool_argv(struct instance *inst);
+/* Start STANDIN's VMM, waiting for a state (-incoming defer); qemu_pool_up(SLOT) once QMP is. */
+int qemu_pool_spawn(struct instance *standin, void *slot);
+/* SLOT's VMM answers QMP: it may be taken. */
+void qemu_pool_up(void *slot);
+/* STANDIN's run becomes INST's (its process, console, QMP). */
+void qemu_run_adopt(struct instance *standin, struct instance *inst);
+/* STANDIN's process was reaped: its last words read, its run freed. */
+void qemu_run_reaped(struct instance *standin);
 
 #endif

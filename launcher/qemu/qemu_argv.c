@@ -109,31 +109,51 @@ static void add_cpu(struct argvec *a, const char *cpu, const char *accel)
 		vec_str(a, cpu);
 }
 
-static void add_netdev(struct argvec *a, const struct qemu_argv_in *in)
+/* The host side of the NIC as a -netdev value with ID: the tap, or user networking's hostfwds. */
+static char *netdev_backend(const struct qemu_argv_in *in, const char *id)
 {
 	char *s = NULL, *next;
 	size_t i;
 
-	vec_str(a, "-netdev");
 	if (in->tap != NULL && *in->tap) {
-		vec_fmt(a, "tap,id=n0,ifname=%s,script=no,downscript=no", in->tap);
-		return;
+		if (asprintf(&s, "tap,id=%s,ifname=%s,script=no,downscript=no", id, in->tap) == -1)
+			return NULL;
+		return s;
 	}
-	if ((s = strdup("user,id=n0")) == NULL) {
-		a->failed = true;
-		return;
-	}
+	if (asprintf(&s, "user,id=%s", id) == -1)
+		return NULL;
 	for (i = 0; i < in->nports; i++) {
 		if (asprintf(&next, "%s,hostfwd=tcp:127.0.0.1:%u-:%u", s, in->host_ports[i],
 		             in->ports[i]) == -1) {
 			free(s);
-			a->failed = true;
-			return;
+			return NULL;
 		}
 		free(s);
 		s = next;
 	}
-	argvec_add(a, s);
+	return s;
+}
+
+/*
+ * The NIC's netdev n0: the host side itself; or (a pool's shape) a port of
+ * hub 0, the host side (QEMU_NETDEV_HOST) on another port, so that a pool
+ * VMM that has the hub port alone can be given its host side over QMP.
+ */
+static void add_netdev(struct argvec *a, const struct qemu_argv_in *in)
+{
+	if (in->nic_via != QEMU_NIC_POOL) {
+		vec_str(a, "-netdev");
+		argvec_add(
+		    a, netdev_backend(in, in->nic_via == QEMU_NIC_HUB ? QEMU_NETDEV_HOST : "n0"));
+	}
+	if (in->nic_via == QEMU_NIC_DIRECT)
+		return;
+	if (in->nic_via == QEMU_NIC_HUB) {
+		vec_str(a, "-netdev");
+		vec_str(a, "hubport,id=" QEMU_NETDEV_HUBPORT ",hubid=0,netdev=" QEMU_NETDEV_HOST);
+	}
+	vec_str(a, "-netdev");
+	vec_str(a, "hubport,id=n0,hubid=0");
 }
 
 /* The NIC: qemu.nic, else virtio over the machine's bus (mmio on microvm, PCI otherwise). */
@@ -231,7 +251,8 @@ static int check_in(const struct qemu_argv_in *in, char *err, size_t errlen)
 		why = "no image";
 	else if (in->accel == NULL)
 		why = "no accelerator";
-	else if ((in->tap == NULL || *in->tap == '\0') && in->nports > 0 && in->host_ports == NULL)
+	else if ((in->tap == NULL || *in->tap == '\0') && in->nports > 0 &&
+	         in->host_ports == NULL && in->nic_via != QEMU_NIC_POOL)
 		why = "user networking without host ports";
 	else if (in->mac == NULL)
 		why = "no MAC address";

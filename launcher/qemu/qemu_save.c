@@ -246,6 +246,8 @@ static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 		log_warnx("%s: template: cont after the save: %s", save_name(inst),
 		          desc ? desc : "failed");
 	save_done(inst);
+	if (err == NULL)
+		qemu_pool_want(inst); /* its later cold starts: into VMMs of its shape */
 	launcher_inst_templated(inst, err == NULL);
 }
 
@@ -304,8 +306,10 @@ static void shell_run_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 
 	(void)q;
 	(void)ret;
-	if (err == NULL)
+	if (err == NULL) {
+		log_debug("%s: warm shell: answered", save_name(arg));
 		return;
+	}
 	log_warnx("%s: warm shell: %s", save_name(arg), desc ? desc : "failed");
 	launcher_inst_failed(arg, "the warm shell did not start");
 }

@@ -1033,6 +1033,28 @@ static void test_boot_slots(void **state)
 	free(e);
 }
 
+/* pool: off by default; a size per shape; bad sizes and keys said where they are. */
+static void test_pool(void **state)
+{
+	struct conf *c;
+	char *e;
+
+	(void)state;
+	c = load_good(ZONE);
+	assert_int_equal(c->pool_size, 0);
+	conf_free(c);
+	c = load_good(ZONE "pool = { size = 4; };\n");
+	assert_int_equal(c->pool_size, 4);
+	conf_free(c);
+	e = load_bad(ZONE "pool = { size = 65; spare = 1; };\n");
+	assert_string_equal(e, "bad.conf:2: pool.size: 65 is out of range (0..64)\n"
+	                       "bad.conf:2: unknown key \"pool.spare\"\n");
+	free(e);
+	e = load_bad(ZONE "pool = 4;\n");
+	assert_string_equal(e, "bad.conf:2: pool: want a group { ... }, not an integer\n");
+	free(e);
+}
+
 /* address6: parsed, copied, compared; bad ones and doubles reported where they are. */
 static void test_address6(void **state)
 {
@@ -1340,6 +1362,7 @@ int main(void)
 	    cmocka_unit_test(test_unavailable),
 	    cmocka_unit_test(test_wake_queue),
 	    cmocka_unit_test(test_boot_slots),
+	    cmocka_unit_test(test_pool),
 	    cmocka_unit_test(test_idle_keys),
 	    cmocka_unit_test(test_idle_keys_bad),
 	    cmocka_unit_test(test_idle_notice),
