@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <event2/event.h>
@@ -92,12 +93,16 @@ static void proc_drain(struct proc *p)
 	}
 }
 
-static void proc_child(const char *service, char **argv, int out, pid_t parent,
+static void proc_child(const struct proc *p, char **argv, int out, pid_t parent,
                        const struct proc_fd *fds, size_t nfds)
 {
+	const char *service = p->inst->svc->name;
 	int lowest = 3;
 
 	launcher_child_prepare(out, parent);
+	/* Inherited across exec; a failure only costs memory. */
+	if (p->thp_off)
+		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	setenv("BECKON_SERVICE", service, 1); /* the sweep's marker */
 	for (size_t i = 0; i < nfds; i++) {
 		if (fds[i].fd != fds[i].target)
@@ -135,7 +140,7 @@ int proc_spawn(struct proc *p, struct instance *inst, char **argv, const struct 
 	    event_add(p->ev, NULL) == -1 || (pid = fork()) == -1)
 		goto fail;
 	if (pid == 0)
-		proc_child(inst->svc->name, argv, pp[1], self, fds, nfds);
+		proc_child(p, argv, pp[1], self, fds, nfds);
 	setpgid(pid, pid); /* also here: signals may be sent before the child runs */
 	close(pp[1]);
 	if ((p->child = launcher_child_add(inst, pid)) == NULL) {

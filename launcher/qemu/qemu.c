@@ -42,6 +42,7 @@ struct qemu_run {
 	int64_t t0_us; /* start() began */
 	int fdsock;    /* a dup of our end of QMP, to pass fds with SCM_RIGHTS */
 	struct qemu_save *save;
+	struct qemu_mem *mem; /* guest RAM from a file (qemu_mem.c); NULL: QEMU's own */
 	int reseed_fd;    /* QEMU's stdin (the console's input) for a clone's RESEED line; -1 */
 	bool reseed_wait; /* RESEED sent, waiting for the guest's RESEEDED */
 	struct event *reseed_timer; /* ... at most RESEED_ACK_MS */
@@ -226,6 +227,7 @@ static void run_free(struct qemu_run *r)
 	if (r->reseed_timer != NULL)
 		event_free(r->reseed_timer);
 	qemu_save_free(r->save);
+	qemu_mem_free(r->mem);
 	if (r->quit_timer != NULL)
 		event_free(r->quit_timer);
 	launcher_inst_set_priv(r->inst, NULL);
@@ -290,7 +292,7 @@ static int templates_expand(struct instance *inst, struct qemu_templates *x)
 }
 
 static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused,
-                         const char *incoming)
+                         const char *incoming, const struct qemu_mem *mem)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
 	const char *bin = getenv("BECKON_QEMU");
@@ -332,6 +334,7 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	in.cmdline = x.cmdline;
 	q.args = x.args;
 	in.q = &q;
+	qemu_mem_argv_in(mem, &in);
 	if ((argv = qemu_argv(&in, err, sizeof(err))) == NULL)
 		log_warnx("%s: qemu command line: %s", svc->name, err);
 	else
@@ -356,7 +359,7 @@ char **qemu_start_argv(struct instance *inst)
 {
 	uint16_t host_ports[CONF_MAX_PORTS];
 
-	return build_argv(inst, host_ports, false, NULL);
+	return build_argv(inst, host_ports, false, NULL, NULL);
 }
 
 static int qemu_start(struct instance *inst)
@@ -364,21 +367,49 @@ static int qemu_start(struct instance *inst)
 	return qemu_spawn(inst, false, -1, false);
 }
 
+/* A clone whose RAM is the template's file loads its state once QMP has set the capability. */
+static void load_reply_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
+
+	(void)q;
+	(void)ret;
+	if (err == NULL)
+		return;
+	log_warnx("%s: restore: %s", launcher_inst_service(arg)->name, desc ? desc : "failed");
+	launcher_inst_failed(arg, "the template did not load");
+}
+
+/* Queued until QMP is up. Without QMP the guest never loads: boot_timeout ends it. */
+static void run_load(struct qemu_run *r)
+{
+	if (r->qmp == NULL ||
+	    qemu_mem_incoming_caps(r->inst, r->qmp, load_reply_cb) == -1 ||
+	    qmp_command(r->qmp, "migrate-incoming",
+	                json_pack("{s:s}", "uri", "fd:" QEMU_INCOMING_FD_STR), load_reply_cb,
+	                r->inst) == -1)
+		log_warnx("%s: restore: no QMP to load the template with", svc_name(r));
+}
+
 int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 {
-	const char *incoming = defer               ? "defer"
-	                       : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR
-	                                           : NULL;
 	uint16_t host_ports[CONF_MAX_PORTS];
-	struct proc_fd fds[3] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}, {-1, 0}};
+	struct proc_fd fds[4] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}, {-1, 0}};
 	size_t nfds = incoming_fd != -1 ? 2 : 1;
 	struct qemu_run *r = NULL;
+	struct qemu_mem *mem = NULL;
 	int sv[2] = {-1, -1}, rp[2] = {-1, -1};
 	char **argv = NULL;
 	int64_t t0 = now_us();
+	bool load = false; /* -incoming defer, then migrate-incoming fd:N over QMP */
+	const char *incoming;
 
-	if ((argv = build_argv(inst, host_ports, paused, incoming)) == NULL)
+	if (qemu_mem_prepare(inst, incoming_fd != -1 || defer, &mem) == -1)
 		return -1;
+	load = incoming_fd != -1 && qemu_mem_is_clone(mem);
+	incoming = defer || load ? "defer" : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR : NULL;
+	if ((argv = build_argv(inst, host_ports, paused, incoming, mem)) == NULL)
+		goto fail;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_warn("%s: qemu", launcher_inst_service(inst)->name);
@@ -393,12 +424,17 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 		}
 		fds[nfds++] = (struct proc_fd){rp[0], 0};
 	}
+	if (qemu_mem_fd(mem) != -1)
+		fds[nfds++] = (struct proc_fd){qemu_mem_fd(mem), QEMU_MEM_FD};
 	r->inst = inst;
 	r->fdsock = -1;
 	r->reseed_fd = rp[1];
 	r->shell = paused || defer;
 	r->t0_us = t0;
+	r->mem = mem;
+	mem = NULL;
 	r->proc.watch = watch_ready;
+	r->proc.thp_off = qemu_mem_thp_off(inst);
 	if (proc_spawn(&r->proc, inst, argv, fds, nfds) == -1)
 		goto fail;
 	close(sv[1]);
@@ -406,16 +442,21 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 		close(rp[0]);
 	qemu_argv_free(argv);
 	run_attach(r, sv[0]);
+	if (load)
+		run_load(r);
 	log_debug("%s: qemu pid %d spawned +%.1f ms", svc_name(r), (int)r->proc.pid, since_ms(r));
 	return 0;
 fail:
 	qemu_argv_free(argv);
+	qemu_mem_free(mem);
 	for (int i = 0; i < 2; i++) {
 		if (sv[i] != -1)
 			close(sv[i]);
 		if (rp[i] != -1)
 			close(rp[i]);
 	}
+	if (r != NULL)
+		qemu_mem_free(r->mem);
 	free(r);
 	return -1;
 }
@@ -497,6 +538,13 @@ int qemu_run_fdsock(const struct instance *inst)
 	const struct qemu_run *r = launcher_inst_priv(inst);
 
 	return r != NULL ? r->fdsock : -1;
+}
+
+struct qemu_mem *qemu_run_mem(const struct instance *inst)
+{
+	const struct qemu_run *r = launcher_inst_priv(inst);
+
+	return r != NULL ? r->mem : NULL;
 }
 
 struct qemu_save **qemu_run_save(struct instance *inst)
