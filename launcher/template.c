@@ -46,8 +46,7 @@ enum tpl_file { TPL_STATE, TPL_KEY, TPL_RAM, TPL_STATE_TMP, TPL_KEY_TMP, TPL_RAM
 /* <state_dir>/templates/<name>.{state,key,ram}[.tmp] */
 static int template_path(const struct instance *inst, enum tpl_file f, char *buf, size_t len)
 {
-	static const char *const ext[] = {"state",     "key",     "ram",
-	                                  "state.tmp", "key.tmp", "ram.tmp"};
+	static const char *const ext[] = {"state", "key", "ram", "state.tmp", "key.tmp", "ram.tmp"};
 	int n = snprintf(buf, len, "%s/templates/%s.%s", inst->state_dir, inst->svc->name, ext[f]);
 
 	return n < 0 || (size_t)n >= len ? -1 : 0;

@@ -42,7 +42,8 @@ struct qemu_run {
 	int64_t t0_us; /* start() began */
 	int fdsock;    /* a dup of our end of QMP, to pass fds with SCM_RIGHTS */
 	struct qemu_save *save;
-	struct qemu_mem *mem; /* guest RAM from a file (qemu_mem.c); NULL: QEMU's own */
+	/* Guest RAM from a file (qemu_mem.c); NULL: QEMU's own. */
+	struct qemu_mem *mem;
 	int reseed_fd;    /* QEMU's stdin (the console's input) for a clone's RESEED line; -1 */
 	bool reseed_wait; /* RESEED sent, waiting for the guest's RESEEDED */
 	struct event *reseed_timer; /* ... at most RESEED_ACK_MS */
@@ -367,30 +368,6 @@ static int qemu_start(struct instance *inst)
 	return qemu_spawn(inst, false, -1, false);
 }
 
-/* A clone whose RAM is the template's file loads its state once QMP has set the capability. */
-static void load_reply_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
-{
-	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
-
-	(void)q;
-	(void)ret;
-	if (err == NULL)
-		return;
-	log_warnx("%s: restore: %s", launcher_inst_service(arg)->name, desc ? desc : "failed");
-	launcher_inst_failed(arg, "the template did not load");
-}
-
-/* Queued until QMP is up. Without QMP the guest never loads: boot_timeout ends it. */
-static void run_load(struct qemu_run *r)
-{
-	if (r->qmp == NULL ||
-	    qemu_mem_incoming_caps(r->inst, r->qmp, load_reply_cb) == -1 ||
-	    qmp_command(r->qmp, "migrate-incoming",
-	                json_pack("{s:s}", "uri", "fd:" QEMU_INCOMING_FD_STR), load_reply_cb,
-	                r->inst) == -1)
-		log_warnx("%s: restore: no QMP to load the template with", svc_name(r));
-}
-
 int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 {
 	uint16_t host_ports[CONF_MAX_PORTS];
@@ -443,7 +420,7 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 	qemu_argv_free(argv);
 	run_attach(r, sv[0]);
 	if (load)
-		run_load(r);
+		qemu_mem_load(inst);
 	log_debug("%s: qemu pid %d spawned +%.1f ms", svc_name(r), (int)r->proc.pid, since_ms(r));
 	return 0;
 fail:

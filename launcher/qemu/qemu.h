@@ -165,6 +165,11 @@ bool qemu_mem_thp_off(const struct instance *inst);
  */
 int qemu_mem_incoming_caps(struct instance *inst, struct qmp *q,
                            void (*cb)(struct qmp *, json_t *, json_t *, void *));
+/*
+ * A clone spawned with -incoming defer (qemu_mem_is_clone): queue the
+ * capability and migrate-incoming of the state on QEMU_INCOMING_FD.
+ */
+void qemu_mem_load(struct instance *inst);
 /* The capabilities a save sets: events, and x-ignore-shared = KEEP for a file. */
 json_t *qemu_mem_save_caps(struct instance *inst, bool keep);
 /*

@@ -166,14 +166,38 @@ int qemu_mem_incoming_caps(struct instance *inst, struct qmp *q,
 	                   cb, inst);
 }
 
+static void mem_load_reply_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
+
+	(void)q;
+	(void)ret;
+	if (err == NULL)
+		return;
+	log_warnx("%s: restore: %s", mem_name(arg), desc ? desc : "failed");
+	launcher_inst_failed(arg, "the template did not load");
+}
+
+/* Queued until QMP is up. Without QMP the guest never loads: boot_timeout ends it. */
+void qemu_mem_load(struct instance *inst)
+{
+	struct qmp *q = qemu_run_qmp(inst);
+
+	if (q == NULL || qemu_mem_incoming_caps(inst, q, mem_load_reply_cb) == -1 ||
+	    qmp_command(q, "migrate-incoming",
+	                json_pack("{s:s}", "uri", "fd:" QEMU_INCOMING_FD_STR), mem_load_reply_cb,
+	                inst) == -1)
+		log_warnx("%s: restore: no QMP to load the template with", mem_name(inst));
+}
+
 json_t *qemu_mem_save_caps(struct instance *inst, bool keep)
 {
 	json_t *caps = json_pack("[{s:s, s:b}]", "capability", "events", "state", 1);
 
 	/* Off for a suspend: the RAM goes in the stream, to load anywhere. */
 	if (caps != NULL && qemu_run_mem(inst) != NULL)
-		json_array_append_new(caps, json_pack("{s:s, s:b}", "capability", "x-ignore-shared",
-		                                      "state", keep));
+		json_array_append_new(
+		    caps, json_pack("{s:s, s:b}", "capability", "x-ignore-shared", "state", keep));
 	return json_pack("{s:o}", "capabilities", caps);
 }
 
@@ -198,7 +222,8 @@ static int mem_copy_range(int in, int out, off_t from, off_t to, unsigned char *
 		for (ssize_t i = 0; i < n; i += MEM_PAGE) {
 			size_t len = (size_t)(n - i < MEM_PAGE ? n - i : MEM_PAGE);
 
-			if (!mem_zero(buf + i, len) && pwrite(out, buf + i, len, p + i) != (ssize_t)len)
+			if (!mem_zero(buf + i, len) &&
+			    pwrite(out, buf + i, len, p + i) != (ssize_t)len)
 				return -1;
 		}
 	}
