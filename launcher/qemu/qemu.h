@@ -146,7 +146,8 @@ const char *qemu_mem_ram_id(const char *machine);
 /*
  * The memory of the QEMU about to be spawned for INST (RESTORE: it loads a
  * state): *OUT NULL for QEMU's own, else what qemu_mem_argv_in and
- * qemu_mem_fd give. -1 when it cannot be made (logged).
+ * qemu_mem_fd give. A source without its memfd gets QEMU's own (logged:
+ * the template keeps its RAM in the stream). -1 when out of memory.
  */
 int qemu_mem_prepare(struct instance *inst, bool restore, struct qemu_mem **out);
 void qemu_mem_free(struct qemu_mem *m);

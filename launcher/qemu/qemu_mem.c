@@ -82,7 +82,8 @@ static int mem_source(struct instance *inst, struct qemu_mem *m)
 {
 	if ((m->memfd = memfd_create("beckon-guest-ram", MFD_CLOEXEC)) == -1 ||
 	    ftruncate(m->memfd, (off_t)mem_size(inst)) == -1) {
-		log_warn("%s: template: guest memory (memfd)", mem_name(inst));
+		log_warn("%s: template: guest memory on a memfd, so it stays in the state",
+		         mem_name(inst));
 		return -1;
 	}
 	snprintf(m->path, sizeof(m->path), "/proc/self/fd/%d", QEMU_MEM_FD);
@@ -112,9 +113,10 @@ int qemu_mem_prepare(struct instance *inst, bool restore, struct qemu_mem **out)
 	m->id = id;
 	m->memfd = -1;
 	m->share = !clone;
+	/* No memfd: the template keeps the RAM in its stream, as on other machines. */
 	if (clone ? mem_clone(inst, m) != 1 : mem_source(inst, m) == -1) {
 		qemu_mem_free(m);
-		return clone ? 0 : -1;
+		return 0;
 	}
 	*out = m;
 	return 0;
