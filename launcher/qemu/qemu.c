@@ -411,7 +411,7 @@ int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 	r->mem = mem;
 	mem = NULL;
 	r->proc.watch = watch_ready;
-	r->proc.thp_off = qemu_mem_thp_off(inst);
+	r->proc.thp_off = qemu_mem_thp_off(inst, r->mem, incoming_fd != -1 || defer);
 	if (proc_spawn(&r->proc, inst, argv, fds, nfds) == -1)
 		goto fail;
 	close(sv[1]);

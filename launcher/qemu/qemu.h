@@ -157,8 +157,12 @@ void qemu_mem_argv_in(const struct qemu_mem *m, struct qemu_argv_in *in);
 int qemu_mem_fd(const struct qemu_mem *m);
 /* Whether M is a clone's file: its state loads after the capability is set. */
 bool qemu_mem_is_clone(const struct qemu_mem *m);
-/* Whether INST's QEMU runs without transparent huge pages (TCG: see qemu_mem.c). */
-bool qemu_mem_thp_off(const struct instance *inst);
+/*
+ * Whether INST's QEMU, with memory M, RESTORE when it loads a state, runs
+ * without transparent huge pages (under TCG, but for a restore into QEMU's
+ * own memory: see qemu_mem.c).
+ */
+bool qemu_mem_thp_off(const struct instance *inst, const struct qemu_mem *m, bool restore);
 /*
  * Queue on Q what a clone's load needs first: the x-ignore-shared
  * capability (QEMU 7.2 has no command-line switch for it). A no-op for

@@ -19,11 +19,13 @@
  * the stream), restores into QEMU's own anonymous RAM, and the other way
  * round. A machine whose id is not known here keeps the RAM in the stream.
  *
- * Under TCG QEMU runs without transparent huge pages: a paused hello guest
- * touches a few hundred KiB, which THP rounds up to 2 MiB pieces of guest
- * RAM and of TCG's code buffer (about 6 MiB an instance; boot time the same
- * within noise, tests/bench/results/density-*). KVM keeps them: there they
- * back the guest's own page tables.
+ * Under TCG a boot, a template's source and its clones run QEMU without
+ * transparent huge pages: a paused hello guest touches a few hundred KiB,
+ * which THP rounds up to 2 MiB pieces of guest RAM and of TCG's code
+ * buffer (about 6 MiB an instance; boot time the same within noise). A
+ * restore into QEMU's own memory (from suspend) keeps them: loading a
+ * state reads every page, and 4 KiB faults doubled its time (47 -> 93 ms
+ * for 16 MiB). KVM keeps them: there they back the guest's own pages.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,11 +152,11 @@ bool qemu_mem_is_clone(const struct qemu_mem *m)
 	return m != NULL && !m->share;
 }
 
-bool qemu_mem_thp_off(const struct instance *inst)
+bool qemu_mem_thp_off(const struct instance *inst, const struct qemu_mem *m, bool restore)
 {
 	const char *accel = qemu_accel_resolve(launcher_inst_service(inst)->qemu.accel, "/dev/kvm");
 
-	return accel != NULL && strcmp(accel, "tcg") == 0;
+	return accel != NULL && strcmp(accel, "tcg") == 0 && (m != NULL || !restore);
 }
 
 int qemu_mem_incoming_caps(struct instance *inst, struct qmp *q,

@@ -13,7 +13,9 @@
 #   before    the template's RAM in the stream (a whole save of a clone),
 #             restored into QEMU's own anonymous memory, transparent huge
 #             pages on: what beckon did before
-#   thp-off   the same, without transparent huge pages (the TCG change alone)
+#   thp-off   the same, without transparent huge pages (the TCG change
+#             alone; beckon keeps THP for a restore from suspend, which
+#             loads a whole state twice as fast with them)
 #   shared+thp  the template's .ram mapped share=off, x-ignore-shared, THP
 #             on: the shared file alone (under KVM beckon keeps THP)
 #   shared    the template's .ram mapped share=off, x-ignore-shared, THP off

@@ -10,7 +10,8 @@
 # below RSS); a clone suspended and restored comes back (its RAM in the
 # stream, into QEMU's own memory); a .ram cut short or missing falls back
 # to a boot with a log line and a new template; a changed image drops the
-# .ram with the rest; under TCG QEMU runs without transparent huge pages;
+# .ram with the rest; under TCG QEMU runs without transparent huge pages
+# (but for a restore from suspend);
 # after SIGTERM no QEMU is left and nothing was made in /dev/shm.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
@@ -86,6 +87,10 @@ check "the restored QEMU maps the template's .ram" maps_has "$Q1" "$TDIR/$A.ram"
 check "... privately (share=off in its command line)" \
 	bash -c "tr '\0' '\n' </proc/$Q1/cmdline | grep -q 'mem-path=$TDIR/$A.ram,share=off'"
 check "the clone was reseeded" grep -q "^RESEEDED " "$T/state/$A.console"
+if tcg; then
+	check "under TCG, the clone's QEMU runs without transparent huge pages" \
+		bash -c "grep -qx 'THP_enabled:[[:space:]]*0' /proc/$Q1/status"
+fi
 
 # A second restore of the same template beside it: both serve, and the
 # pages neither wrote are one copy.
@@ -128,6 +133,8 @@ check "b: started by a restore ($(started "$B"))" [ "$(started "$B")" = restore 
 QB=$(qemu_of b)
 check "b's restore from suspend runs on QEMU's own memory (no .ram mapped)" \
 	bash -c "! grep -q '$TDIR/$B.ram' /proc/$QB/maps"
+check "... with transparent huge pages (a whole state loads faster with them)" \
+	bash -c "grep -qx 'THP_enabled:[[:space:]]*1' /proc/$QB/status"
 check "a: stop" stop_svc "$A"
 
 # A .ram cut short: dropped, a boot, a new template.
