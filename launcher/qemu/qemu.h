@@ -159,8 +159,8 @@ int qemu_mem_fd(const struct qemu_mem *m);
 bool qemu_mem_is_clone(const struct qemu_mem *m);
 /*
  * Whether INST's QEMU, with memory M, RESTORE when it loads a state, runs
- * without transparent huge pages (under TCG, but for a restore into QEMU's
- * own memory: see qemu_mem.c).
+ * without transparent huge pages (qemu.huge_pages = "off", but for a
+ * restore into QEMU's own memory: see qemu_mem.c).
  */
 bool qemu_mem_thp_off(const struct instance *inst, const struct qemu_mem *m, bool restore);
 /*

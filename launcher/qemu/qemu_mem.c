@@ -19,13 +19,15 @@
  * the stream), restores into QEMU's own anonymous RAM, and the other way
  * round. A machine whose id is not known here keeps the RAM in the stream.
  *
- * Under TCG a boot, a template's source and its clones run QEMU without
- * transparent huge pages: a paused hello guest touches a few hundred KiB,
- * which THP rounds up to 2 MiB pieces of guest RAM and of TCG's code
- * buffer (about 6 MiB an instance; boot time the same within noise). A
- * restore into QEMU's own memory (from suspend) keeps them: loading a
- * state reads every page, and 4 KiB faults doubled its time (47 -> 93 ms
- * for 16 MiB). KVM keeps them: there they back the guest's own pages.
+ * With qemu.huge_pages = "off", a boot, a template's source and its
+ * clones run QEMU without transparent huge pages (PR_SET_THP_DISABLE): a
+ * paused hello guest touches a few hundred KiB, which THP rounds up to
+ * 2 MiB pieces of guest RAM and of TCG's code buffer (about 6 MiB an
+ * instance booted, 2 MiB a clone), at some cost in start time under TCG
+ * (boot to READY 125 -> 140 ms, a clone's spawn to running 173 -> 204 ms,
+ * medians of 20). A restore into QEMU's own memory (from suspend) keeps
+ * them: loading a state reads every page, and 4 KiB faults doubled its
+ * time (47 -> 93 ms for 16 MiB).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -154,9 +156,7 @@ bool qemu_mem_is_clone(const struct qemu_mem *m)
 
 bool qemu_mem_thp_off(const struct instance *inst, const struct qemu_mem *m, bool restore)
 {
-	const char *accel = qemu_accel_resolve(launcher_inst_service(inst)->qemu.accel, "/dev/kvm");
-
-	return accel != NULL && strcmp(accel, "tcg") == 0 && (m != NULL || !restore);
+	return launcher_inst_service(inst)->qemu.thp_off && (m != NULL || !restore);
 }
 
 int qemu_mem_incoming_caps(struct instance *inst, struct qmp *q,

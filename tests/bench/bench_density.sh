@@ -13,13 +13,11 @@
 #   before    the template's RAM in the stream (a whole save of a clone),
 #             restored into QEMU's own anonymous memory, transparent huge
 #             pages on: what beckon did before
-#   thp-off   the same, without transparent huge pages (the TCG change
-#             alone; beckon keeps THP for a restore from suspend, which
-#             loads a whole state twice as fast with them)
+#   thp-off   the same, without transparent huge pages (qemu.huge_pages =
+#             "off" alone)
 #   shared+thp  the template's .ram mapped share=off, x-ignore-shared, THP
-#             on: the shared file alone (under KVM beckon keeps THP)
-#   shared    the template's .ram mapped share=off, x-ignore-shared, THP off
-#             under TCG: what beckon does now
+#             on: what beckon does now (the default, huge_pages = "on")
+#   shared    the same, THP off: beckon with qemu.huge_pages = "off"
 # Per round: PSS and RSS (smaps_rollup) and page tables (VmPTE) of the N
 # QEMUs, per instance; the drop in MemAvailable per instance (the whole
 # machine: noisy beside other work); the count that fits in 24 GiB from
@@ -135,6 +133,8 @@ bench_stop
 	echo "# beckon made the template ($(stat -c %s "$TDIR/$S.state") bytes of state, a .ram of $(stat -c %s "$TDIR/$S.ram") bytes, $(($(stat -c %b "$TDIR/$S.ram") * $(stat -c %B "$TDIR/$S.ram"))) allocated)"
 	echo "# and restored it once; $N more QEMUs per round with that clone's command line (tplclone.py)"
 	echo "# the count that fits comes from PSS + page tables; the machine's MemAvailable drop is shown too"
+	echo "# before: RAM in the stream, anonymous, THP; thp-off: the same without THP;"
+	echo "# shared+thp: the .ram shared (beckon's default); shared: and THP off (qemu.huge_pages = \"off\")"
 	cat "$T/before" "$T/thp-off" "$T/shared+thp" "$T/shared"
 } >"$T/out"
 bench_publish "$T/out" "$OUT"
