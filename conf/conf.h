@@ -59,6 +59,7 @@ struct conf_qemu {
 	char *disk;     /* a second disk; NULL when none */
 	char *initrd;   /* with boot "kernel"; NULL when none */
 	bool boot_disk; /* boot = "disk": the image is a disk to boot from, not a kernel */
+	bool thp_off;   /* huge_pages = "off": QEMU runs without transparent huge pages */
 	char **args;    /* extra arguments */
 	size_t nargs;
 };

@@ -397,6 +397,19 @@ static int k_boot(struct conf_ctx *c, struct conf_build *b, const config_setting
 	return 0;
 }
 
+static int k_huge_pages(struct conf_ctx *c, struct conf_build *b, const config_setting_t *s,
+                        const char *label, size_t off)
+{
+	static const char *const vals[] = {"on", "off", NULL};
+	int v;
+
+	(void)off;
+	if (conf_get_enum(c, s, label, vals, &v) == -1)
+		return -1;
+	b->svc.qemu.thp_off = v == 1;
+	return 0;
+}
+
 /* A list of strings (or one) into *V and *N, replacing what was there. */
 static int k_strings(struct conf_ctx *c, const config_setting_t *s, const char *label, char ***v,
                      size_t *n)
@@ -583,6 +596,7 @@ static const struct key_def keys[] = {
     {"qemu", "disk", CONF_SK_QEMU_DISK, k_str, OFF(qemu.disk)},
     {"qemu", "initrd", CONF_SK_QEMU_INITRD, k_str, OFF(qemu.initrd)},
     {"qemu", "boot", CONF_SK_QEMU_BOOT, k_boot, 0},
+    {"qemu", "huge_pages", CONF_SK_QEMU_HUGE_PAGES, k_huge_pages, 0},
     {"qemu", "args", CONF_SK_QEMU_ARGS, k_args, 0},
     {"libvirt", "uri", CONF_SK_LIBVIRT_URI, k_str, OFF(libvirt_uri)},
     {"libvirt", "xml", CONF_SK_LIBVIRT_XML, k_str, OFF(libvirt_xml)},

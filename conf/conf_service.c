@@ -199,7 +199,7 @@ static bool qemu_eq(const struct conf_qemu *a, const struct conf_qemu *b)
 	return str_eq(a->machine, b->machine) && str_eq(a->accel, b->accel) &&
 	       str_eq(a->cpu, b->cpu) && str_eq(a->nic, b->nic) && str_eq(a->disk, b->disk) &&
 	       str_eq(a->initrd, b->initrd) && a->boot_disk == b->boot_disk &&
-	       strv_eq(a->args, a->nargs, b->args, b->nargs);
+	       a->thp_off == b->thp_off && strv_eq(a->args, a->nargs, b->args, b->nargs);
 }
 
 /* Where the service is in its file (line) does not matter. */

@@ -198,6 +198,17 @@ void launcher_inst_shell_ready(struct instance *inst);
  * backend must give fresh entropy and clock as soon as it runs.
  */
 bool launcher_inst_is_clone(const struct instance *inst);
+/*
+ * Whether INST's start under way (or the warm shell being made) is the
+ * boot that makes its service's template once ready.
+ */
+bool launcher_inst_makes_template(const struct instance *inst);
+/*
+ * <state_dir>/templates/<name>.ram (TMP: .ram.tmp): where a backend keeps
+ * the template's memory beside its state, written to the .tmp during the
+ * save (template.c renames it with the rest). -1 when it does not fit.
+ */
+int launcher_template_ram_path(const struct instance *inst, bool tmp, char *buf, size_t len);
 /* A clone was given its fresh entropy and clock: readiness may now be reported. */
 void launcher_inst_reseeded(struct instance *inst);
 /* The save template_save started ended (OK: the file is whole, the guest runs). */
@@ -281,6 +292,7 @@ struct proc {
 	pid_t pid;
 	int fd; /* the console pipe's read end, -1 when closed */
 	struct event *ev;
+	bool thp_off; /* set before proc_spawn: the child runs without transparent huge pages */
 	/* Optional: each piece of console output, before the launcher gets it. */
 	void (*watch)(struct proc *p, const char *buf, size_t len);
 };

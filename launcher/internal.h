@@ -285,6 +285,7 @@ struct spawn {
 	size_t nfds;
 	int out;  /* the child's stdout and stderr; its stdin is /dev/null */
 	int nice; /* the child's nice value (set once it exec'd); PRIO_KEEP: beckond's */
+	bool thp_off; /* no transparent huge pages for the child (inherited across exec) */
 	int err;  /* out: the child's execve failed with this errno (it exited 127) */
 	/* Filled by spawn_run for the child. */
 	const char *path;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <event2/event.h>
@@ -104,7 +105,8 @@ static void proc_untracked(pid_t pid)
 int proc_spawn(struct proc *p, struct instance *inst, char **argv, const struct proc_fd *fds,
                size_t nfds)
 {
-	struct spawn s = {.argv = argv, .fds = fds, .nfds = nfds, .nice = prio_child()};
+	struct spawn s = {
+	    .argv = argv, .fds = fds, .nfds = nfds, .nice = prio_child(), .thp_off = p->thp_off};
 	int pp[2] = {-1, -1};
 	pid_t pid;
 

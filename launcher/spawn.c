@@ -61,6 +61,9 @@ __attribute__((no_sanitize_address)) static int spawn_child(void *arg)
 	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (getppid() != s->parent)
 		_exit(127);
+	/* Inherited across exec; a failure only costs memory. */
+	if (s->thp_off)
+		syscall(SYS_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	/* Every handler is beckond's, in this very memory: none may run here. */
 	for (int sig = 1; sig < _NSIG; sig++)
 		spawn_sigdfl(sig);

@@ -42,6 +42,8 @@ struct qemu_run {
 	int64_t t0_us; /* start() began */
 	int fdsock;    /* a dup of our end of QMP, to pass fds with SCM_RIGHTS */
 	struct qemu_save *save;
+	/* Guest RAM from a file (qemu_mem.c); NULL: QEMU's own. */
+	struct qemu_mem *mem;
 	int reseed_fd;    /* QEMU's stdin (the console's input) for a clone's RESEED line; -1 */
 	bool reseed_wait; /* RESEED sent, waiting for the guest's RESEEDED */
 	struct event *reseed_timer; /* ... at most RESEED_ACK_MS */
@@ -229,6 +231,7 @@ static void run_free(struct qemu_run *r)
 	if (r->reseed_timer != NULL)
 		event_free(r->reseed_timer);
 	qemu_save_free(r->save);
+	qemu_mem_free(r->mem);
 	if (r->quit_timer != NULL)
 		event_free(r->quit_timer);
 	launcher_inst_set_priv(r->inst, NULL);
@@ -293,7 +296,7 @@ static int templates_expand(struct instance *inst, struct qemu_templates *x)
 }
 
 static char **build_argv(struct instance *inst, uint16_t *host_ports, bool paused,
-                         const char *incoming, bool pool)
+                         const char *incoming, bool pool, const struct qemu_mem *mem)
 {
 	const struct conf_service *svc = launcher_inst_service(inst);
 	const char *bin = getenv("BECKON_QEMU");
@@ -338,6 +341,7 @@ static char **build_argv(struct instance *inst, uint16_t *host_ports, bool pause
 	in.cmdline = pool ? NULL : x.cmdline; /* a pool VMM's guest never boots */
 	q.args = x.args;
 	in.q = &q;
+	qemu_mem_argv_in(mem, &in);
 	if ((argv = qemu_argv(&in, err, sizeof(err))) == NULL)
 		log_warnx("%s: qemu command line: %s", svc->name, err);
 	else
@@ -362,7 +366,7 @@ char **qemu_start_argv(struct instance *inst)
 {
 	uint16_t host_ports[CONF_MAX_PORTS];
 
-	return build_argv(inst, host_ports, false, NULL, false);
+	return build_argv(inst, host_ports, false, NULL, false, NULL);
 }
 
 static int qemu_start(struct instance *inst)
@@ -378,7 +382,7 @@ static int qemu_start(struct instance *inst)
 static int run_spawn(struct qemu_run *r, struct instance *inst, char **argv, int incoming_fd,
                      bool clone)
 {
-	struct proc_fd fds[3] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}, {-1, 0}};
+	struct proc_fd fds[4] = {{-1, QEMU_QMP_FD}, {incoming_fd, QEMU_INCOMING_FD}, {-1, 0}};
 	size_t nfds = incoming_fd != -1 ? 2 : 1;
 	int sv[2] = {-1, -1}, rp[2] = {-1, -1};
 
@@ -390,6 +394,8 @@ static int run_spawn(struct qemu_run *r, struct instance *inst, char **argv, int
 	fds[0].fd = sv[1];
 	if (clone)
 		fds[nfds++] = (struct proc_fd){rp[0], 0};
+	if (qemu_mem_fd(r->mem) != -1)
+		fds[nfds++] = (struct proc_fd){qemu_mem_fd(r->mem), QEMU_MEM_FD};
 	r->inst = inst;
 	r->fdsock = -1;
 	r->reseed_fd = rp[1];
@@ -415,36 +421,49 @@ fail:
 
 int qemu_spawn(struct instance *inst, bool paused, int incoming_fd, bool defer)
 {
-	const char *incoming = defer               ? "defer"
-	                       : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR
-	                                           : NULL;
 	uint16_t host_ports[CONF_MAX_PORTS];
 	struct qemu_run *r = NULL;
+	struct qemu_mem *mem = NULL;
 	char **argv = NULL;
 	int64_t t0 = now_us();
+	bool load; /* -incoming defer, then migrate-incoming fd:N over QMP */
+	const char *incoming;
 	int rc = -1;
 
-	if ((argv = build_argv(inst, host_ports, paused, incoming, false)) == NULL)
+	if (qemu_mem_prepare(inst, incoming_fd != -1 || defer, &mem) == -1)
 		return -1;
+	load = incoming_fd != -1 && qemu_mem_is_clone(mem);
+	incoming = defer || load ? "defer" : incoming_fd != -1 ? "fd:" QEMU_INCOMING_FD_STR : NULL;
+	if ((argv = build_argv(inst, host_ports, paused, incoming, false, mem)) == NULL)
+		goto done;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		log_warn("%s: qemu", launcher_inst_service(inst)->name);
 		goto done;
 	}
 	r->shell = paused || defer;
 	r->t0_us = t0;
+	r->mem = mem;
+	mem = NULL;
+	r->proc.thp_off = qemu_mem_thp_off(inst, r->mem, incoming_fd != -1 || defer);
 	/* A clone of a template: the console's input carries its RESEED line. */
 	if ((rc = run_spawn(r, inst, argv, incoming_fd,
-	                    (incoming_fd != -1 || defer) && launcher_inst_is_clone(inst))) == 0)
+	                    (incoming_fd != -1 || defer) && launcher_inst_is_clone(inst))) == 0) {
+		if (load)
+			qemu_mem_load(inst);
 		r = NULL;
+	}
 done:
 	qemu_argv_free(argv);
+	qemu_mem_free(mem);
+	if (r != NULL)
+		qemu_mem_free(r->mem);
 	free(r);
 	return rc;
 }
 
 char **qemu_pool_argv(struct instance *inst)
 {
-	return build_argv(inst, NULL, false, "defer", true);
+	return build_argv(inst, NULL, false, "defer", true, NULL);
 }
 
 int qemu_pool_spawn(struct instance *standin, void *slot)
@@ -568,6 +587,13 @@ int qemu_run_fdsock(const struct instance *inst)
 	const struct qemu_run *r = launcher_inst_priv(inst);
 
 	return r != NULL ? r->fdsock : -1;
+}
+
+struct qemu_mem *qemu_run_mem(const struct instance *inst)
+{
+	const struct qemu_run *r = launcher_inst_priv(inst);
+
+	return r != NULL ? r->mem : NULL;
 }
 
 struct qemu_save **qemu_run_save(struct instance *inst)

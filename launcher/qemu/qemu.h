@@ -75,6 +75,11 @@ struct qemu_argv_in {
 	const char *incoming; /* -incoming URI: restore a saved state; NULL when not */
 	bool sandbox;         /* -sandbox on,...: QEMU's seccomp filter, no spawn, no set*id */
 	enum qemu_nic_via nic_via;
+	/* Guest RAM from a file (qemu_mem.c): -object memory-backend-file with
+	 * id MEM_ID (the machine's default RAM id) on MEM_PATH; NULL: QEMU's own. */
+	const char *mem_id;
+	const char *mem_path;
+	bool mem_share; /* share=on (the template's source), else share=off (a clone) */
 };
 
 /*
@@ -134,6 +139,64 @@ char *qemu_template_key(struct instance *inst);
  * input). Logged when it cannot be written.
  */
 void qemu_template_reseed(int fd, const char *name);
+/*
+ * qemu_mem.c: guest memory that clones of a template share. The boot that
+ * makes a template runs its guest RAM on a memfd (shared), the save leaves
+ * it out of the stream (x-ignore-shared) and copies it to the template's
+ * .ram file; a clone maps that file privately (share=off).
+ */
+struct qemu_mem;
+/* The fd number a template source's memfd has in the child. */
+#define QEMU_MEM_FD 5
+/*
+ * The default RAM block id of MACHINE (a -machine value), which a memory
+ * backend must take for a state saved with QEMU's own RAM to load into it
+ * and back: "microvm.ram", "pc.ram"; NULL for a machine not known here.
+ */
+const char *qemu_mem_ram_id(const char *machine);
+/*
+ * The memory of the QEMU about to be spawned for INST (RESTORE: it loads a
+ * state): *OUT NULL for QEMU's own, else what qemu_mem_argv_in and
+ * qemu_mem_fd give. A source without its memfd gets QEMU's own (logged:
+ * the template keeps its RAM in the stream). -1 when out of memory.
+ */
+int qemu_mem_prepare(struct instance *inst, bool restore, struct qemu_mem **out);
+void qemu_mem_free(struct qemu_mem *m);
+/* The -object and -machine memory-backend words of M, into IN. */
+void qemu_mem_argv_in(const struct qemu_mem *m, struct qemu_argv_in *in);
+/* The fd to pass as QEMU_MEM_FD, -1 for none. */
+int qemu_mem_fd(const struct qemu_mem *m);
+/* Whether M is a clone's file: its state loads after the capability is set. */
+bool qemu_mem_is_clone(const struct qemu_mem *m);
+/*
+ * Whether INST's QEMU, with memory M, RESTORE when it loads a state, runs
+ * without transparent huge pages (qemu.huge_pages = "off", but for a
+ * restore into QEMU's own memory: see qemu_mem.c).
+ */
+bool qemu_mem_thp_off(const struct instance *inst, const struct qemu_mem *m, bool restore);
+/*
+ * Queue on Q what a clone's load needs first: the x-ignore-shared
+ * capability (QEMU 7.2 has no command-line switch for it). A no-op for
+ * other runs. CB gets the reply (ARG: INST).
+ */
+int qemu_mem_incoming_caps(struct instance *inst, struct qmp *q,
+                           void (*cb)(struct qmp *, json_t *, json_t *, void *));
+/*
+ * A clone spawned with -incoming defer (qemu_mem_is_clone): queue the
+ * capability and migrate-incoming of the state on QEMU_INCOMING_FD.
+ */
+void qemu_mem_load(struct instance *inst);
+/* The capabilities a save sets: events, and x-ignore-shared = KEEP for a file. */
+json_t *qemu_mem_save_caps(struct instance *inst, bool keep);
+/*
+ * The template's save completed, the guest stopped: copy the source's
+ * memory to the template's .ram.tmp (zero pages left as holes). 0 when
+ * done or nothing to do, -1 on failure (logged).
+ */
+int qemu_mem_freeze(struct instance *inst);
+/* The run's memory (qemu.c keeps it; NULL for QEMU's own). */
+struct qemu_mem *qemu_run_mem(const struct instance *inst);
+
 /* A MIGRATION event of INST's QEMU. */
 void qemu_save_event(struct instance *inst, json_t *data);
 void qemu_save_free(struct qemu_save *s);

@@ -243,6 +243,26 @@ static void add_machine(struct argvec *a, const struct qemu_argv_in *in)
 	}
 }
 
+/* Guest RAM from a file (qemu_mem.c), under the id QEMU's own RAM would have. */
+static void add_memory(struct argvec *a, const struct qemu_argv_in *in)
+{
+	char *path;
+
+	if (in->mem_path == NULL || in->mem_id == NULL)
+		return;
+	if ((path = opt_escape(in->mem_path)) == NULL) {
+		a->failed = true;
+		return;
+	}
+	vec_str(a, "-object");
+	vec_fmt(a, "memory-backend-file,id=%s,mem-path=%s,share=%s,size=%lluM", in->mem_id, path,
+	        in->mem_share ? "on" : "off",
+	        (unsigned long long)((in->memory + (1 << 20) - 1) >> 20));
+	vec_str(a, "-machine");
+	vec_fmt(a, "memory-backend=%s", in->mem_id);
+	free(path);
+}
+
 static int check_in(const struct qemu_argv_in *in, char *err, size_t errlen)
 {
 	const char *why = NULL;
@@ -285,6 +305,7 @@ char **qemu_argv(const struct qemu_argv_in *in, char *err, size_t errlen)
 	vec_str(&a, "-display");
 	vec_str(&a, "none");
 	add_machine(&a, in);
+	add_memory(&a, in);
 	add_boot(&a, in);
 	vec_str(&a, "-serial");
 	vec_str(&a, "stdio");

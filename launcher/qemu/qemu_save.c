@@ -34,6 +34,7 @@ struct qemu_save {
 	int fd; /* the state file, until QEMU has it */
 	bool failed;
 	bool keep;          /* a template: the guest runs on once saved */
+	bool ram_failed;    /* ... its memory could not be copied (qemu_mem_freeze) */
 	struct event *cont; /* ... "cont" again: QEMU is still finishing the migration */
 	int cont_tries;
 };
@@ -157,10 +158,8 @@ static void save_running_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 	close(s->fd);
 	s->fd = -1;
 	qmp_command(q, "getfd", json_pack("{s:s}", "fdname", SAVE_FDNAME), save_reply_cb, inst);
-	qmp_command(
-	    q, "migrate-set-capabilities",
-	    json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "events", "state", 1),
-	    save_reply_cb, inst);
+	qmp_command(q, "migrate-set-capabilities", qemu_mem_save_caps(inst, s->keep), save_reply_cb,
+	            inst);
 	qmp_command(q, "migrate-set-parameters",
 	            json_pack("{s:I}", "max-bandwidth", (json_int_t)SAVE_BANDWIDTH), save_reply_cb,
 	            inst);
@@ -237,6 +236,7 @@ static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 	struct instance *inst = arg;
 	struct qemu_save *s = save_of(inst);
 	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
+	bool ok = err == NULL && (s == NULL || !s->ram_failed);
 
 	(void)q;
 	(void)ret;
@@ -246,9 +246,9 @@ static void template_cont_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
 		log_warnx("%s: template: cont after the save: %s", save_name(inst),
 		          desc ? desc : "failed");
 	save_done(inst);
-	if (err == NULL)
+	if (ok)
 		qemu_pool_want(inst); /* its later cold starts: into VMMs of its shape */
-	launcher_inst_templated(inst, err == NULL);
+	launcher_inst_templated(inst, ok);
 }
 
 static void save_completed(struct instance *inst, struct qemu_save *s)
@@ -260,6 +260,8 @@ static void save_completed(struct instance *inst, struct qemu_save *s)
 		qemu_run_quit(inst);
 		return;
 	}
+	/* Stopped for the last pass: the memory is what the state says. */
+	s->ram_failed = qemu_mem_freeze(inst) == -1;
 	if (q == NULL || qmp_command(q, "cont", NULL, template_cont_cb, inst) == -1) {
 		save_done(inst);
 		launcher_inst_templated(inst, false);
@@ -329,6 +331,7 @@ static int shell_restore(struct instance *inst, struct qmp *q, const char *path)
 	}
 	if (qmp_command(q, "getfd", json_pack("{s:s}", "fdname", SAVE_FDNAME), shell_run_cb,
 	                inst) == -1 ||
+	    qemu_mem_incoming_caps(inst, q, shell_run_cb) == -1 ||
 	    qmp_command(q, "migrate-incoming", json_pack("{s:s}", "uri", "fd:" SAVE_FDNAME),
 	                shell_run_cb, inst) == -1)
 		goto done;

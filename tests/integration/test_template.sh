@@ -89,7 +89,9 @@ check "ready again, still two boots" [ "$(now "$A")" = "ready 2 template" ]
 check "beckonctl stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $A >/dev/null"
 check "stopped" wait_for 30 state_is "$A" stopped
 check "a third start restores the template" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.2/ | grep -q 'hello from $A'"
-check "ready, three boots, template ($(now "$A"))" [ "$(now "$A")" = "ready 3 template" ]
+# One look: a loaded machine may reach the 3 s idle timeout between two.
+NOW=$(now "$A")
+check "ready, three boots, template ($NOW)" [ "$NOW" = "ready 3 template" ]
 check "two restores from the template in the log" [ "$(count_log "$A: restored from its template")" = 2 ]
 
 # Two restores of one template are not clones: each got a RESEED line
@@ -117,7 +119,8 @@ check "stopped" wait_for 30 state_is "$A" stopped
 B4=$(svc_field "$A" boots)
 probe_id
 ID2=$ID ISN2=$ISN
-check "restore 2: from the template ($(now "$A"))" [ "$(now "$A")" = "ready $((B4 + 1)) template" ]
+NOW=$(now "$A")
+check "restore 2: from the template ($NOW)" [ "$NOW" = "ready $((B4 + 1)) template" ]
 check "restore 2: one reseed ($ID2, ISN $ISN2)" [ "$(field_of reseeds "$ID2")" = 1 ]
 check "two restores: different boot ids" [ "$(field_of boot_id "$ID1")" != "$(field_of boot_id "$ID2")" ]
 check "two restores: different ISN secrets" [ "$(field_of isn_offset "$ID1")" != "$(field_of isn_offset "$ID2")" ]
@@ -128,14 +131,17 @@ check "b: the first query boots it and makes its template" \
 	bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.3/ | grep -q 'hello from $B' && grep -q '$B: template saved' '$DLOG'"
 check "b: idle: suspended" wait_for 30 state_is "$B" suspended
 check "b: a connection restores the suspended guest" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.3/ | grep -q 'hello from $B'"
-check "b: started by a restore from suspend ($(now "$B"))" [ "$(now "$B")" = "ready 2 restore" ]
+NOW=$(now "$B")
+check "b: started by a restore from suspend ($NOW)" [ "$NOW" = "ready 2 restore" ]
 check "b: beckonctl stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $B >/dev/null"
 check "b: stopped" wait_for 30 state_is "$B" stopped
 check "b: the next start restores the template" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.3/ | grep -q 'hello from $B'"
-check "b: ready, three boots, template ($(now "$B"))" [ "$(now "$B")" = "ready 3 template" ]
+NOW=$(now "$B")
+check "b: ready, three boots, template ($NOW)" [ "$NOW" = "ready 3 template" ]
 check "b: idle after a template restore: suspended" wait_for 30 state_is "$B" suspended
 check "b: and restored again" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.3/ | grep -q 'hello from $B'"
-check "b: restore ($(now "$B"))" [ "$(now "$B")" = "ready 4 restore" ]
+NOW=$(now "$B")
+check "b: restore ($NOW)" [ "$NOW" = "ready 4 restore" ]
 
 # warm = "shell" with a template: the first run (a warm boot shell) makes
 # the template; after a stop the warm shell is one that waits to restore
@@ -147,12 +153,14 @@ import json, subprocess, sys
 out = subprocess.run([sys.argv[1], \"-s\", sys.argv[2], \"--json\", \"list\"], capture_output=True, text=True).stdout
 print([s[\"shell\"] for s in json.loads(out)[\"services\"] if s[\"name\"] == sys.argv[3]][0])' '$BECKONCTL' '$DSOCK' '$C')\" = True ]"
 check "c: the first start runs the shell and serves" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.4/ | grep -q 'hello from $C'"
-check "c: started by the shell ($(now "$C"))" [ "$(now "$C")" = "ready 1 shell" ]
+NOW=$(now "$C")
+check "c: started by the shell ($NOW)" [ "$NOW" = "ready 1 shell" ]
 check "c: the shell's boot saved the template" wait_for 30 grep -q "$C: template saved" "$DLOG"
 check "c: beckonctl stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $C >/dev/null"
 check "c: a warm template shell is made" wait_for 60 grep -q "$C: warm template shell ready" "$DLOG"
 ID=$(get "$INET.4" /id)
-check "c: the next start restores the template through the shell ($(now "$C"))" [ "$(now "$C")" = "ready 2 template" ]
+NOW=$(now "$C")
+check "c: the next start restores the template through the shell ($NOW)" [ "$NOW" = "ready 2 template" ]
 check "c: and it was reseeded ($ID)" [ "$(field_of reseeds "$ID")" = 1 ]
 check "c: the log says restored from its template" grep -qE "$C: restored from its template in [0-9.]+ ms" "$DLOG"
 

@@ -387,6 +387,7 @@ static void test_defaults(void **state)
 	assert_null(s->qemu.disk);
 	assert_null(s->qemu.initrd);
 	assert_false(s->qemu.boot_disk);
+	assert_false(s->qemu.thp_off); /* huge_pages = "on" */
 	assert_int_equal(s->qemu.nargs, 0);
 	assert_null(s->libvirt_uri);
 	assert_null(s->libvirt_xml);
@@ -527,7 +528,7 @@ static void test_full(void **state)
 	        "  on_idle = \"shutdown\"; warm = \"shell\";\n"
 	        "  qemu = { machine = \"pc\"; accel = \"tcg\"; cpu = \"host\"; nic = \"e1000\";\n"
 	        "           disk = \"/d.raw\"; args = ( \"-x\" ); boot = \"kernel\";\n"
-	        "           initrd = \"%s/kernel.img\"; };\n"
+	        "           initrd = \"%s/kernel.img\"; huge_pages = \"off\"; };\n"
 	        "  libvirt = { uri = \"qemu:///session\"; xml = \"/x.xml\"; };\n"
 	        "  xen = { cfg = \"/x.cfg\"; };\n"
 	        "  exec = { command = \"run {image}\"; };\n"
@@ -581,6 +582,7 @@ static void test_full(void **state)
 	assert_string_equal(s->qemu.disk, "/d.raw");
 	assert_non_null(strstr(s->qemu.initrd, "/kernel.img"));
 	assert_false(s->qemu.boot_disk);
+	assert_true(s->qemu.thp_off);
 	assert_string_equal(s->qemu.args[0], "-x");
 	assert_string_equal(s->libvirt_uri, "qemu:///session");
 	assert_string_equal(s->libvirt_xml, "/x.xml");

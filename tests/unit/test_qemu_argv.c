@@ -323,6 +323,52 @@ static void test_shell_and_restore(void **state)
 	free(v);
 }
 
+/* Guest RAM from a template's file: a backend under QEMU's own RAM id. */
+static void test_memory(void **state)
+{
+	char *v;
+
+	(void)state;
+	assert_null(value_of("-object"));
+	assert_null(value_of("-machine"));
+	in.memory = (16 << 20) + 1;
+	in.mem_id = "microvm.ram";
+	in.mem_path = "/st/templates/w,w.ram";
+	v = value_of("-object");
+	assert_string_equal(v, "memory-backend-file,id=microvm.ram,mem-path=/st/templates/w,,w.ram,"
+	                       "share=off,size=17M");
+	free(v);
+	v = value_of("-machine");
+	assert_string_equal(v, "memory-backend=microvm.ram");
+	free(v);
+	v = value_of("-m");
+	assert_string_equal(v, "17M"); /* the same size: QEMU checks */
+	free(v);
+	in.mem_share = true;
+	in.mem_path = "/proc/self/fd/5";
+	v = value_of("-object");
+	assert_string_equal(v, "memory-backend-file,id=microvm.ram,mem-path=/proc/self/fd/5,"
+	                       "share=on,size=17M");
+	free(v);
+}
+
+/* The id QEMU gives its own RAM, per machine (query-machines' default-ram-id). */
+static void test_ram_id(void **state)
+{
+	(void)state;
+	assert_string_equal(qemu_mem_ram_id(NULL), "microvm.ram");
+	assert_string_equal(qemu_mem_ram_id("microvm"), "microvm.ram");
+	assert_string_equal(qemu_mem_ram_id("microvm,acpi=on"), "microvm.ram");
+	assert_string_equal(qemu_mem_ram_id("pc"), "pc.ram");
+	assert_string_equal(qemu_mem_ram_id("q35"), "pc.ram");
+	assert_string_equal(qemu_mem_ram_id("pc-q35-7.2"), "pc.ram");
+	assert_string_equal(qemu_mem_ram_id("pc-i440fx-7.2,accel=tcg"), "pc.ram");
+	assert_string_equal(qemu_mem_ram_id("isapc"), "pc.ram");
+	assert_null(qemu_mem_ram_id("pcx"));
+	assert_null(qemu_mem_ram_id("xenpv"));
+	assert_null(qemu_mem_ram_id("none"));
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -366,6 +412,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_sandbox, setup),
 	    cmocka_unit_test_setup(test_shell_and_restore, setup),
 	    cmocka_unit_test_setup(test_errors, setup),
+	    cmocka_unit_test_setup(test_memory, setup),
+	    cmocka_unit_test(test_ram_id),
 	    cmocka_unit_test(test_accel),
 	};
 
