@@ -283,10 +283,10 @@ struct spawn {
 	char *const *argv;
 	const struct proc_fd *fds; /* dup2'd to their targets, close-on-exec cleared */
 	size_t nfds;
-	int out;  /* the child's stdout and stderr; its stdin is /dev/null */
-	int nice; /* the child's nice value (set once it exec'd); PRIO_KEEP: beckond's */
+	int out;      /* the child's stdout and stderr; its stdin is /dev/null */
+	int nice;     /* the child's nice value (set once it exec'd); PRIO_KEEP: beckond's */
 	bool thp_off; /* no transparent huge pages for the child (inherited across exec) */
-	int err;  /* out: the child's execve failed with this errno (it exited 127) */
+	int err;      /* out: the child's execve failed with this errno (it exited 127) */
 	/* Filled by spawn_run for the child. */
 	const char *path;
 	char *const *envp;
