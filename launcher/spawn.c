@@ -61,9 +61,6 @@ __attribute__((no_sanitize_address)) static int spawn_child(void *arg)
 	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (getppid() != s->parent)
 		_exit(127);
-	/* Inherited across exec; a failure only costs memory. */
-	if (s->thp_off)
-		syscall(SYS_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	/* Every handler is beckond's, in this very memory: none may run here. */
 	for (int sig = 1; sig < _NSIG; sig++)
 		spawn_sigdfl(sig);
@@ -150,9 +147,21 @@ pid_t spawn_run(struct spawn *s, const char *service)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	/* One stack will do: only the event loop's thread spawns, and it waits. */
+	/*
+	 * No transparent huge pages for the child: the flag is the memory's,
+	 * which the child shares with beckond until it execs, and exec copies
+	 * it into the child's own. So beckond sets it on itself for the time
+	 * of the spawn (it waits meanwhile) and clears it after; set in the
+	 * child, it would stay on beckond and on every later child. A failure
+	 * only costs memory.
+	 */
+	if (s->thp_off)
+		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	pid = clone(spawn_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, s);
 	if (pid == -1)
 		s->err = errno;
+	if (s->thp_off)
+		prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
 	/*
 	 * Its nice value from here, not from the child: lowered there, the
 	 * child would wait for a CPU behind the guests it joins while beckond,
