@@ -27,13 +27,16 @@ check() {
 on_exit() { _CLEANUP=("$1" "${_CLEANUP[@]}"); }
 
 # on_exit_proxy_bridge BR LO: what a bridge-mode proxy test leaves if beckond
-# does not end cleanly: the bridge BR, its conntrack counting rule and nat
-# chain, and the tests/fixtures/httpsrv.py servers on LO's /24.
+# does not end cleanly: the bridge BR, its conntrack counting rule, its nat
+# chains (IPv4 and IPv6), and the tests/fixtures/httpsrv.py servers on LO's /24.
 on_exit_proxy_bridge() {
 	on_exit "ip link del $1"
 	on_exit "while iptables -w -D FORWARD -m conntrack --ctstate ESTABLISHED -m comment --comment 'beckon-ct $1'; do :; done"
 	on_exit "for p in \$(pgrep -f 'httpsrv.py $2\\.'); do kill -9 \$p; done"
-	on_exit "while iptables -w -t nat -D PREROUTING -j BECKON-PROXY-$1; do :; done; while iptables -w -t nat -D OUTPUT -j BECKON-PROXY-$1; do :; done; iptables -w -t nat -F BECKON-PROXY-$1; iptables -w -t nat -X BECKON-PROXY-$1"
+	local ipt
+	for ipt in iptables ip6tables; do
+		on_exit "while $ipt -w -t nat -D PREROUTING -j BECKON-PROXY-$1; do :; done; while $ipt -w -t nat -D OUTPUT -j BECKON-PROXY-$1; do :; done; $ipt -w -t nat -F BECKON-PROXY-$1; $ipt -w -t nat -X BECKON-PROXY-$1"
+	done
 }
 _run_cleanup() {
 	local c
