@@ -4,7 +4,8 @@
 
 CC       ?= cc
 PKGS     := ldns libevent libconfig jansson libnl-3.0 libnl-route-3.0 libnl-nf-3.0 libcap
-MODULES  := common conf resolver launcher launcher/exec launcher/qemu hostnet proxy policy daemon
+MODULES  := common conf resolver launcher launcher/proc launcher/revive launcher/room \
+	    launcher/hosts launcher/pattern launcher/exec launcher/qemu hostnet proxy policy daemon
 # The libvirt backend is built where libvirt-dev (and libxml2-dev) are installed.
 HAVE_LIBVIRT := $(shell pkg-config --exists libvirt libxml-2.0 2>/dev/null && echo yes)
 ifeq ($(HAVE_LIBVIRT),yes)

@@ -13,8 +13,10 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "hosts.h"
 #include "launcher.h"
 #include "log.h"
+#include "pattern.h"
 
 #define CONTROL_MAX_LINE 4096
 #define CONTROL_MAX_CLIENTS 64

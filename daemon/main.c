@@ -24,6 +24,7 @@
 #include "notify.h"
 #include "prio.h"
 #include "privs.h"
+#include "proc.h"
 #include "proxy.h"
 #include "resolver.h"
 #include "version.h"

@@ -10,7 +10,7 @@
 #include "backend.h"
 #include "exec.h"
 #include "hostnet.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
 #include "qemu.h"
 #ifdef HAVE_LIBVIRT
@@ -63,10 +63,6 @@ int backend_global_init(struct launcher *l, const struct conf *conf)
 	size_t i;
 
 	backend_event_base = l->base;
-	vmmpool_set_launcher(l, conf->state_dir);
-	for (i = 0; i < NBACKENDS; i++)
-		if (backends[i] != NULL)
-			proc_sweep(l, backends[i], conf->state_dir);
 	if (hostnet_sync(conf, backend_uses_bridge) == -1)
 		return -1;
 	for (i = 0; i < NBACKENDS; i++)
@@ -82,7 +78,6 @@ void backend_global_fini(void)
 		if (backends[i] != NULL && backends[i]->global_fini != NULL)
 			backends[i]->global_fini();
 	hostnet_fini();
-	vmmpool_set_launcher(NULL, NULL);
 }
 
 void backend_global_drain(void)

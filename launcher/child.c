@@ -16,7 +16,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
 
 struct lchild {

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
 
 #define CONSOLE_LINE_MAX 4096

@@ -2,8 +2,8 @@
  * The state machine of one instance. Every transition is in the table
  * below and goes through launcher_inst_set_state, which tells the hooks;
  * the rest of this file is what drives them: wake, boot, ready, exit,
- * stop, pause. The ways back other than a cold boot (resume, restore,
- * shells, warm boots) are in revive.c.
+ * stop, pause. What else a step needs (placement, a boot slot, the ways
+ * back other than a cold boot) the launcher's parts do (part.h).
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -17,7 +17,7 @@
 #include "backend.h"
 #include "conf.h"
 #include "hostnet.h"
-#include "internal.h"
+#include "core.h"
 #include "launcher.h"
 #include "log.h"
 
@@ -53,12 +53,8 @@ void launcher_inst_set_state(struct instance *inst, enum inst_state s)
 		          inst->svc->name, launcher_state_name(old), launcher_state_name(s));
 	inst->state = s;
 	inst->since_us = launcher_now_us();
-	revive_state(inst, old);
-	room_state(inst, old);
-	slots_state(inst, old);
+	part_state(inst, old);
 	launcher_hooks_state(inst, old);
-	if (inst->pat != NULL && (s == INST_STOPPED || s == INST_FAILED))
-		launcher_pattern_reap_soon(inst->l);
 }
 
 struct instance *launcher_inst_new(struct launcher *l, const struct conf_service *svc,
@@ -125,14 +121,13 @@ static void inst_end_run(struct instance *inst, bool graceful)
 	inst->console = NULL;
 	inst->pid = 0;
 	inst->start_deferred = false;
-	template_end_run(inst);
+	part_end_run(inst);
 }
 
 void launcher_inst_destroy(struct instance *inst)
 {
 	inst->doomed = true;
-	room_drop(inst);
-	slots_drop(inst);
+	part_drop(inst);
 	inst_end_run(inst, true);
 	launcher_inst_drain_waiters(inst);
 	if (inst->boot_timer != NULL)
@@ -148,26 +143,14 @@ static int inst_start(struct instance *inst);
 static void boot_timer_arm(struct instance *inst);
 
 /*
- * A restore of the service's template failed (QEMU refused the state, the
- * guest died or never became ready): drop the template and boot afresh in
- * the same wake, so that no client sees a bad template; a restore into a
- * pool VMM is tried once more in a VMM of its own first. false: not such a
- * restore.
+ * A boot failed that a part wants tried once more in the same wake (a
+ * restore of a template that failed boots afresh, so that no client sees
+ * a bad template): start again. false: not such a boot.
  */
 static bool retry_cold(struct instance *inst, const char *why)
 {
-	if (!launcher_how_clone(inst->how) || inst->state != INST_BOOTING)
+	if (inst->state != INST_BOOTING || !part_retry(inst, why))
 		return false;
-	if (inst->how == LAUNCHER_HOW_POOL) {
-		/* The pool VMM may be at fault, not the template: a VMM of its own tries it. */
-		log_warnx("%s: the restore into pool VMM %d failed: %s; restoring into a VMM of "
-		          "its own",
-		          inst->svc->name, inst->rv.pool_vmm, why);
-		inst->rv.no_pool = true;
-	} else {
-		log_warnx("%s: the restore from its template failed: %s", inst->svc->name, why);
-		template_drop(inst, "the restore failed; booting afresh");
-	}
 	inst_end_run(inst, false);
 	inst->how = LAUNCHER_HOW_BOOT;
 	boot_timer_arm(inst);
@@ -183,7 +166,7 @@ static void fail_boot(struct instance *inst, const char *why)
 {
 	char said[1024] = "", path[4096] = "";
 
-	if (!slots_queued(inst) && retry_cold(inst, why))
+	if (launcher_inst_waiting(inst) == NULL && retry_cold(inst, why))
 		return;
 	if (inst->console != NULL)
 		console_describe(inst->console, said, sizeof(said));
@@ -202,14 +185,15 @@ static void fail_boot(struct instance *inst, const char *why)
 static void boot_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct instance *inst = arg;
+	const char *waiting;
 	char why[96];
 
 	(void)fd;
 	(void)what;
 	if (inst->state != INST_BOOTING)
 		return;
-	if (slots_queued(inst))
-		snprintf(why, sizeof(why), "no boot slot (max_booting) within %" PRIu64 " ms",
+	if ((waiting = launcher_inst_waiting(inst)) != NULL)
+		snprintf(why, sizeof(why), "%s within %" PRIu64 " ms", waiting,
 		         inst->svc->boot_timeout_ms);
 	else
 		snprintf(why, sizeof(why), "not ready within %" PRIu64 " ms",
@@ -224,7 +208,7 @@ static void boot_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static int inst_start(struct instance *inst)
 {
 	inst->start_deferred = false;
-	if (!slots_take(inst))
+	if (!part_may_start(inst))
 		return 0;
 	return launcher_inst_start(inst);
 }
@@ -235,7 +219,7 @@ int launcher_inst_start(struct instance *inst)
 		fail_boot(inst, "out of memory");
 		return -1;
 	}
-	if (revive_start_backend(inst) == -1) {
+	if (part_start(inst) == -1) {
 		fail_boot(inst, "could not start");
 		return -1;
 	}
@@ -265,7 +249,7 @@ static int inst_boot(struct instance *inst)
 		inst->warned_backend = true;
 		return -1;
 	}
-	if (launcher_hosts_place(inst) == -1)
+	if (launcher_inst_place(inst) == -1)
 		return -1;
 	if (inst->boot_timer == NULL &&
 	    (inst->boot_timer = evtimer_new(inst->l->base, boot_timeout_cb, inst)) == NULL) {
@@ -298,8 +282,8 @@ void launcher_inst_predecessor_gone(struct launcher *l, const char *name)
 	if (inst != NULL && inst->start_deferred && inst->state == INST_BOOTING &&
 	    !launcher_child_pending(l, name))
 		inst_start(inst);
-	else if (inst != NULL && inst->pat != NULL)
-		launcher_pattern_reap_soon(l); /* it waited for this process to go */
+	else if (inst != NULL)
+		launcher_inst_released(inst); /* it may have waited for this process to go */
 }
 
 void launcher_inst_ready(struct instance *inst)
@@ -308,9 +292,8 @@ void launcher_inst_ready(struct instance *inst)
 		return;
 	probe_free(inst->probe);
 	inst->probe = NULL;
-	/* The first boot saves the template before anyone reaches the guest;
-	 * a clone of it is told it is a new one before anyone reaches it. */
-	if (template_save_begin(inst) == 0 || template_hold_ready(inst))
+	/* A part may hold it back (a template is saved, a clone reseeded first). */
+	if (part_hold_ready(inst))
 		return;
 	evtimer_del(inst->boot_timer);
 	launcher_inst_set_state(inst, INST_READY);
@@ -320,7 +303,7 @@ void launcher_inst_ready(struct instance *inst)
 	log_info("%s: ready in %.1f ms", inst->svc->name,
 	         (double)(inst->ready_at_us - inst->boot_start_us) / 1000.0);
 	launcher_inst_complete(inst, true);
-	revive_ready(inst); /* the boot or wake histogram; a warm boot pauses */
+	part_ready(inst); /* the boot or wake histogram; a warm boot pauses */
 }
 
 static void describe_status(int status, char *buf, size_t len)
@@ -357,7 +340,7 @@ void launcher_inst_exited(struct instance *inst, int status)
 		break;
 	}
 	inst_end_run(inst, false);
-	launcher_inst_set_state(inst, revive_end_state(inst));
+	launcher_inst_set_state(inst, part_end_state(inst));
 	/* Woken while stopping: boot again now. */
 	if (inst->rewake && inst_boot(inst) == -1)
 		launcher_inst_complete(inst, false);
@@ -392,7 +375,7 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 	case INST_READY:
 		return 1;
 	case INST_PAUSED:
-		if ((rc = revive_resume(inst)) != 0)
+		if ((rc = part_resume(inst)) != 0)
 			return rc;
 		break; /* resuming: wait for it */
 	case INST_STOPPING:
@@ -403,8 +386,8 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 	case INST_BOOTING:
 		break;
 	default:
-		/* 1: no room yet, it waits for some in the wake queue (room.c). */
-		if ((rc = room_admit(inst, client)) == -1 || (rc == 0 && inst_boot(inst) == -1))
+		/* 1: it waits (for room, in the wake queue: launcher/room/). */
+		if ((rc = part_admit(inst, client)) == -1 || (rc == 0 && inst_boot(inst) == -1))
 			return -1;
 		break;
 	}
@@ -442,7 +425,7 @@ int launcher_inst_stop(struct instance *inst, bool graceful)
 {
 	switch (inst->state) {
 	case INST_BOOTING:
-		if (inst->start_deferred || slots_queued(inst)) {
+		if (inst->start_deferred || launcher_inst_waiting(inst) != NULL) {
 			inst_end_run(inst, false);
 			launcher_inst_set_state(inst, INST_STOPPED);
 			log_info("%s: stopped", inst->svc->name);
@@ -467,8 +450,8 @@ int launcher_inst_stop(struct instance *inst, bool graceful)
 		launcher_inst_set_state(inst, INST_STOPPED);
 		return 0;
 	default:
-		if (room_queued(inst)) { /* stopped by hand while waiting for room */
-			room_drop(inst);
+		if (launcher_inst_waiting(inst) != NULL) { /* stopped by hand while waiting */
+			part_drop(inst);
 			launcher_inst_complete(inst, false);
 		}
 		return 0;
@@ -493,7 +476,7 @@ int launcher_pause(struct instance *inst)
 int launcher_resume(struct instance *inst)
 {
 	/* Done or under way (QMP "cont" answers later). */
-	return revive_resume(inst) == -1 ? -1 : 0;
+	return part_resume(inst) == -1 ? -1 : 0;
 }
 
 void launcher_activity(struct instance *inst)

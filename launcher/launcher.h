@@ -78,18 +78,6 @@ struct instance_info {
 	enum launcher_how how;           /* how its current (or last) run began */
 };
 
-/* What `beckonctl hosts` shows of a host of the hosts list. */
-struct host_info {
-	const char *name, *uri;
-	const char *state;                  /* "unknown" (not yet connected), "up", "down" */
-	const char *why;                    /* why it is down; "" */
-	unsigned instances;                 /* booting, ready, paused or stopping there */
-	uint64_t memory;                    /* what they hold, bytes */
-	uint64_t max_memory, max_instances; /* 0: no limit */
-};
-/* Call FN for each host of the hosts list, in config order. */
-void launcher_hosts(struct launcher *l, void (*fn)(const struct host_info *, void *), void *arg);
-
 /* Create the registry for CONF's services. NULL on failure (logged). */
 struct launcher *launcher_new(struct event_base *base, const struct conf *conf);
 
@@ -111,54 +99,8 @@ void launcher_free(struct launcher *l);
  */
 int launcher_check_names(const struct conf *conf, FILE *errs);
 
-/*
- * Every service's templates (cmdline, exec.command): an unknown
- * placeholder is an error, written to ERRS as "FILE:LINE: message" (logged
- * when ERRS is NULL); notes for the reader only go to ERRS. -1 on an error.
- * launcher_new and launcher_reload refuse such a config.
- */
-int launcher_check_templates(const struct conf *conf, FILE *errs);
-
 /* The instance of a service by name, NULL when there is none. */
 struct instance *launcher_find(struct launcher *l, const char *service);
-
-/*
- * Pattern services (dns = ( "*.SUFFIX" )): an instance per label, named
- * "LABEL.SERVICE". launcher_pattern_get gives the instance of pattern
- * service SERVICE for LABEL: the one there is; else, when its image (with
- * {label} replaced) is a readable file and CREATE, a new one with an
- * address from the pool (stopped: wake it). NULL when there is none, *WHY
- * saying why: NOIMAGE (answer NXDOMAIN), ABSENT (not made: CREATE false),
- * FULL (no free address), ERROR (no such pattern service, out of memory, a
- * clash). An instance made here that is left stopped or failed, with
- * nobody waiting, is forgotten from the event loop soon after.
- */
-enum launcher_pattern_miss {
-	LAUNCHER_PATTERN_NOIMAGE,
-	LAUNCHER_PATTERN_ABSENT,
-	LAUNCHER_PATTERN_FULL,
-	LAUNCHER_PATTERN_ERROR
-};
-struct instance *launcher_pattern_get(struct launcher *l, const char *service, const char *label,
-                                      bool create, enum launcher_pattern_miss *why);
-/* The pattern service INST was made from, NULL for a configured service's instance. */
-const char *launcher_pattern_of(const struct instance *inst);
-
-/*
- * Replicas (replicas.max > 1): the service's own instance is replica 1,
- * the extra ones "N.SERVICE" (N = 2..max), with addresses from the pool,
- * made by launcher_replica_add (stopped: wake it) and forgotten like a
- * pattern's once stopped. launcher_replicas: SERVICE's replicas into OUT
- * (at most MAX), its own instance first; how many.
- * launcher_replica_of: the service an extra replica runs, else NULL.
- * launcher_replica_index: 1 for a replicated service's own instance, N
- * for extra replica N, 0 for any other instance.
- */
-size_t launcher_replicas(struct launcher *l, const char *service, struct instance **out,
-                         size_t max);
-struct instance *launcher_replica_add(struct launcher *l, const char *service);
-const char *launcher_replica_of(const struct instance *inst);
-unsigned launcher_replica_index(const struct instance *inst);
 
 /*
  * Wake INST: boot it when stopped, failed or suspended, resume it when
@@ -182,15 +124,6 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
                        void *arg, struct launcher_waiter **handle);
 
 /*
- * Whether a wake that finds no room (max_instances, max_memory, nothing to
- * evict) waits for it in the wake queue (wake_queue > 0) rather than being
- * refused: the admission hook need not log such a refusal as final.
- */
-bool launcher_wake_queue_on(const struct launcher *l);
-/* How many wakes wait for room now: a warm boot must not take it from them. */
-size_t launcher_wake_waiting(const struct launcher *l);
-
-/*
  * launcher_wake_from for a request that does not count as activity (a
  * health check in the service's idle_ignore): it wakes what sleeps, but
  * the idle clock runs on.
@@ -206,26 +139,6 @@ int launcher_stop(struct instance *inst); /* graceful: a grace period, then a ki
 int launcher_kill(struct instance *inst); /* at once */
 int launcher_pause(struct instance *inst);
 int launcher_resume(struct instance *inst);
-
-/*
- * Save a ready or paused INST to <state_dir>/<name>.state and end its run:
- * it is suspended once the VMM exits (stopped when the save failed), and a
- * wake restores it. -1 when not possible now or the backend cannot
- * (launcher_can_suspend).
- */
-int launcher_suspend(struct instance *inst);
-bool launcher_can_suspend(const struct instance *inst);
-
-/*
- * Warm starts. launcher_shell: a stopped (or suspended) INST gets its VMM
- * started with the guest not running (or waiting for the saved state), so
- * that the next wake only runs it; 0 when started or one is there, -1 when
- * the backend has no shells or the last run is still going away.
- * launcher_prewarm: boot a stopped INST for nobody (no admission: the
- * caller did it) and pause it once ready, unless a wake comes first.
- */
-int launcher_shell(struct instance *inst);
-int launcher_prewarm(struct instance *inst);
 
 /* Note activity (a query, a connection, traffic) now. */
 void launcher_activity(struct instance *inst);

@@ -14,7 +14,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
 
 #define PROBE_RETRY_MS 5       /* between connect attempts */

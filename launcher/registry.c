@@ -11,7 +11,7 @@
 #include "backend.h"
 #include "conf.h"
 #include "hostnet.h"
-#include "internal.h"
+#include "core.h"
 #include "launcher.h"
 #include "log.h"
 
@@ -118,8 +118,7 @@ static bool inst_unchanged(const struct instance *old, const struct conf_service
 {
 	return conf_service_equal(old->svc, svc) && strcmp(old->state_dir, conf->state_dir) == 0 &&
 	       old->net_mode == conf->net_mode && old->hold == conf->hold &&
-	       old->hosted == conf_service_hosted(conf, svc) &&
-	       (!old->hosted || launcher_hosts_same(old->l, conf));
+	       old->hosted == conf_service_hosted(conf, svc) && part_keeps(old, conf);
 }
 
 /* One clash of services I and J of CONF: to ERRS as FILE:LINE: message, or logged. */
@@ -180,32 +179,28 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 	struct instance_list next = TAILQ_HEAD_INITIALIZER(next);
 	struct instance_list pinst = TAILQ_HEAD_INITIALIZER(pinst);
 	struct instance *inst, *old, *tmp;
-	struct lpattern **pats = NULL;
-	size_t i, npats = 0;
+	size_t i;
 
-	if (launcher_check_names(conf, NULL) == -1 || launcher_check_templates(conf, NULL) == -1 ||
+	if (launcher_check_names(conf, NULL) == -1 || part_check(conf, NULL) == -1 ||
 	    launcher_mkdir_p(conf->state_dir) == -1)
 		return -1;
-	/* What a killed beckond left, the bridge, the taps of removed services. */
-	if (backend_global_init(l, conf) == -1)
-		return -1;
-	if (launcher_patterns_prepare(l, conf, &pats, &npats) == -1)
-		return -1;
+	/* What a killed beckond left (part_proc); the bridge, the taps of removed services. */
+	if (part_prepare(l, conf) == -1 || backend_global_init(l, conf) == -1)
+		goto fail;
 	for (i = 0; i < conf->nservices; i++) {
 		if (conf->services[i].pattern)
-			continue; /* its instances are made on demand (pattern.c) */
+			continue; /* its instances are made on demand (launcher/pattern/) */
 		old = find_in(&l->instances, conf->services[i].name);
 		if (old != NULL && inst_unchanged(old, &conf->services[i], conf))
 			continue;
 		if ((inst = launcher_inst_new(l, &conf->services[i], conf)) == NULL)
 			goto fail;
 		TAILQ_INSERT_TAIL(&next, inst, entry);
-		/* Its QEMU arguments may differ from those of the saved state's run. */
-		revive_forget_stale(inst);
+		part_made(inst);
 	}
-	if (launcher_hosts_reload(l, conf) == -1)
+	if (part_apply(l, conf) == -1)
 		goto fail;
-	/* Commit: pattern instances aside (pattern.c keeps or drops them with their pattern). */
+	/* Commit: pattern instances aside (part_pattern keeps or drops them with their pattern). */
 	for (inst = TAILQ_FIRST(&l->instances); inst != NULL; inst = tmp) {
 		tmp = TAILQ_NEXT(inst, entry);
 		if (inst->pat == NULL)
@@ -238,14 +233,14 @@ static int reload_apply(struct launcher *l, const struct conf *conf)
 		launcher_inst_destroy(old);
 	}
 	TAILQ_CONCAT(&l->instances, &next, entry);
-	launcher_patterns_commit(l, pats, npats, &pinst);
+	part_commit(l, &pinst);
 	return 0;
 fail:
 	while ((inst = TAILQ_FIRST(&next)) != NULL) {
 		TAILQ_REMOVE(&next, inst, entry);
 		launcher_inst_destroy(inst);
 	}
-	launcher_patterns_abort(l, pats, npats);
+	part_abort(l);
 	return -1;
 }
 
@@ -256,9 +251,7 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 	l->reloading = true;
 	rc = reload_apply(l, conf);
 	l->reloading = false;
-	if (rc == 0)
-		room_conf(l, conf);
-	if (rc == 0 && slots_conf(l, conf) == -1)
+	if (rc == 0 && part_configured(l, conf) == -1)
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < LAUNCHER_MAX_HOOKS; i++)
 		if (l->hooks[i].used && l->hooks[i].h.reloaded != NULL)
@@ -282,15 +275,12 @@ void launcher_free(struct launcher *l)
 	}
 	backend_global_drain(); /* the pool's VMMs */
 	launcher_children_shutdown(l);
-	launcher_patterns_free(l);
 	backend_global_fini(); /* taps, neighbours, bridge */
-	launcher_hosts_free(l);
+	part_free(l);
 	if (l->sigchld != NULL)
 		event_free(l->sigchld);
 	if (l->done_ev != NULL)
 		event_free(l->done_ev);
-	room_free(l);
-	slots_free(l);
 	free(l);
 }
 
@@ -319,9 +309,7 @@ void launcher_stats(struct launcher *l, struct launcher_stats *st)
 	st->boots_failed = l->boots_failed;
 	memcpy(st->hist, l->hist, sizeof(st->hist));
 	memcpy(st->refused, l->refused, sizeof(st->refused));
-	room_stats(l, st);
-	slots_stats(l, st);
-	vmmpool_stats(&st->pool_idle, &st->pool_starting);
+	part_stats(l, st);
 	TAILQ_FOREACH(inst, &l->instances, entry)
 	{
 		st->instances[inst->state]++;

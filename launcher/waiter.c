@@ -7,7 +7,7 @@
 
 #include <event2/event.h>
 
-#include "internal.h"
+#include "core.h"
 #include "launcher.h"
 #include "log.h"
 

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "engine_int.h"
 #include "log.h"
+#include "room.h"
 
 /* Recently active instances are not evicted: the client that woke one is
  * probably connecting to it right now. */

@@ -14,6 +14,8 @@
 #include "conf.h"
 #include "engine_int.h"
 #include "log.h"
+#include "pattern.h"
+#include "revive.h"
 
 #define IDLE_TICK_MS 100
 

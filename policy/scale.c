@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "engine_int.h"
 #include "log.h"
+#include "pattern.h"
 
 #define SCALE_MAX 64 /* replicas.max is at most 64 */
 

@@ -9,6 +9,8 @@
 #include "conf.h"
 #include "engine_int.h"
 #include "log.h"
+#include "pattern.h"
+#include "revive.h"
 
 void warm_make(struct engine *e, struct instance *inst)
 {

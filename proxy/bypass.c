@@ -12,7 +12,7 @@
  * READY (before it is paused or stopped: see launcher_pause), so that no
  * new connection reaches a process that will not answer; connections made
  * before keep their translation (conntrack) and count as the instance's
- * open connections (launcher/activity.c).
+ * open connections (policy/activity.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,6 +12,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "pattern.h"
 
 #define SPREAD_MAX 64 /* replicas.max is at most 64 */
 

@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "launcher.h"
 #include "log.h"
+#include "pattern.h"
 
 #define PENDING_NONE UINT32_MAX
 #define RCODE_SERVFAIL 2

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "exec.h"
 #include "log.h"
 

@@ -9,6 +9,7 @@
 
 #include "argvec.h"
 #include "backend.h"
+#include "proc.h"
 #include "exec.h"
 
 struct argv_build {

@@ -21,7 +21,10 @@
 #include <sys/wait.h>
 
 #include "backend.h"
+#include "hosts.h"
+#include "proc.h"
 #include "launcher.h"
+#include "revive.h"
 #include "virt.h"
 #include "log.h"
 

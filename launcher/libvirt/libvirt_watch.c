@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "hosts.h"
 #include "launcher.h"
 #include "log.h"
 #include "virt.h"

@@ -20,6 +20,7 @@
 #include <libxml/tree.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "virt.h"
 
 char *libvirt_xml_escape(const char *s)

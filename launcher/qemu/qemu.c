@@ -22,9 +22,11 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "log.h"
 #include "qmp.h"
 #include "qemu.h"
+#include "revive.h"
 
 #define QEMU_QUIT_GRACE_MS 10000 /* after QMP quit, before SIGKILL (a loaded host is slow) */
 /* How long a clone's readiness waits for its guest to say RESEEDED (a guest

@@ -42,6 +42,7 @@
 #include "log.h"
 #include "qemu.h"
 #include "qmp.h"
+#include "revive.h"
 
 #define MEM_PAGE 4096
 #define MEM_CHUNK (256 * 1024)

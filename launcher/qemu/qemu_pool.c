@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "log.h"
 #include "qemu.h"
 #include "qmp.h"

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "qemu.h"
 #include "qmp.h"
+#include "revive.h"
 
 #define SAVE_FDNAME "beckon-state"
 /* Past QEMU's 128 MiB/s default: a save is one pass of a stopped guest. */

@@ -30,7 +30,9 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "launcher.h"
+#include "revive.h"
 #include "xen.h"
 #include "log.h"
 

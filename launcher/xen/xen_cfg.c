@@ -13,6 +13,7 @@
 #include <libxlutil.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "xen.h"
 
 /* STR, or NULL when STR is NULL; false when out of memory. */

@@ -1,5 +1,5 @@
 /*
- * The job queue the libvirt and Xen backends share (launcher/jobq.c): real
+ * The job queue the libvirt and Xen backends share (launcher/proc/jobq.c): real
  * threads and a real event loop; jobs that sleep stand in for blocking
  * library calls.
  */

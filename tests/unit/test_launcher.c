@@ -25,6 +25,7 @@
 #include "fixture.h"
 #include "launcher.h"
 #include "log.h"
+#include "room.h"
 
 /* What a waiter saw. */
 struct seen {
@@ -711,7 +712,7 @@ static void foreach_cb(struct instance *inst, void *arg)
 
 /* launcher_free stops everything, also what ignores SIGTERM or is paused. */
 /*
- * The wake queue (launcher/room.c) through the real admission hook: with
+ * The wake queue (launcher/room/room.c) through the real admission hook: with
  * max_instances 1 and a busy, b and c wait in arrival order, d finds the
  * queue full; a stopped makes room for b (not c); c, with b kept busy,
  * fails at hold_timeout.

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "exec.h"
 
 static const struct backend_vars vars = {

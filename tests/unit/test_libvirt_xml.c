@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "virt.h"
 
 static struct libvirt_xml_in in;

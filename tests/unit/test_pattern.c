@@ -2,7 +2,7 @@
  * Pattern services, the pure parts: a name against a pattern
  * (conf_pattern_label), the pool syntax (conf_parse_pool), the service an
  * instance runs (conf_pattern_instance), the address pool
- * (launcher/pool.c), and the zone's answers for a pattern's names
+ * (launcher/pattern/pool.c), and the zone's answers for a pattern's names
  * (resolver/zone_pattern.c through query_process), read back with ldns;
  * and the replica scaler's decision (policy/replicas.c).
  */

@@ -1,4 +1,4 @@
-/* Placement among several hosts (launcher/place.c): a pure decision, no host needed. */
+/* Placement among several hosts (launcher/hosts/place.c): a pure decision, no host needed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -27,6 +27,7 @@
 #include <event2/listener.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "exec.h"
 #include "conf.h"
 #include "../../proxy/internal.h"

@@ -1,5 +1,5 @@
 /*
- * Snapshot templates (launcher/template.c) on an instance made by hand with
+ * Snapshot templates (launcher/revive/template.c) on an instance made by hand with
  * a backend that only names a key and "saves" by writing a file: no VMM, no
  * event loop. Whether a template is taken, dropped (another key, cut
  * short, no key file), and written whole (state and key renamed from .tmp);
@@ -20,7 +20,9 @@
 #include <cmocka.h>
 
 #include "../../launcher/backend.h"
-#include "../../launcher/internal.h"
+#include "../../launcher/core.h"
+#include "../../launcher/revive/template.h"
+#include "revive.h"
 
 static const char *fake_key = "argv qemu\nargv -m\nargv 16M\n";
 static char saved_to[4096];

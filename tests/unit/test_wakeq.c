@@ -1,4 +1,4 @@
-/* The wake queue (launcher/wakeq.c): a pure FIFO with a bound, deadlines and counts. */
+/* The wake queue (common/wakeq.c): a pure FIFO with a bound, deadlines and counts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "proc.h"
 #include "xen.h"
 
 static struct xen_cfg_in in;

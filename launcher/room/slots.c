@@ -6,8 +6,8 @@
  * and the storm ends sooner. A boot that waits is already booting (its
  * state, its boot_timeout counted from the wake, its waiters and held
  * connections waiting as for any boot); only its backend's start waits.
- * The line is the wake queue's FIFO (wakeq.c), unbounded here: an
- * instance waits in it at most once. launcher/room.c's queue is another
+ * The line is the wake queue's FIFO (common/wakeq.c), unbounded here: an
+ * instance waits in it at most once. room.c's queue is another
  * matter (no room at all: the instance stays stopped, the admission hook
  * asked again); a wake goes through that one first, then this one.
  */
@@ -15,12 +15,13 @@
 
 #include <event2/event.h>
 
-#include "internal.h"
+#include "core.h"
 #include "log.h"
+#include "part.h"
 
 static void slots_cb(evutil_socket_t fd, short what, void *arg);
 
-int slots_conf(struct launcher *l, const struct conf *conf)
+static int slots_conf(struct launcher *l, const struct conf *conf)
 {
 	if (l->slots_ev == NULL) {
 		wakeq_init(&l->bootq, SIZE_MAX);
@@ -34,7 +35,7 @@ int slots_conf(struct launcher *l, const struct conf *conf)
 	return 0;
 }
 
-void slots_free(struct launcher *l)
+static void slots_free(struct launcher *l)
 {
 	if (l->slots_ev != NULL)
 		event_free(l->slots_ev);
@@ -55,7 +56,7 @@ static void slots_hold(struct instance *inst)
 		l->slots_peak = l->slots_used;
 }
 
-bool slots_take(struct instance *inst)
+static bool slots_take(struct instance *inst)
 {
 	struct launcher *l = inst->l;
 
@@ -75,7 +76,7 @@ bool slots_take(struct instance *inst)
 	return false;
 }
 
-bool slots_queued(const struct instance *inst)
+static bool slots_queued(const struct instance *inst)
 {
 	return inst->slot.queued;
 }
@@ -101,7 +102,7 @@ static void slots_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void slots_drop(struct instance *inst)
+static void slots_drop(struct instance *inst)
 {
 	struct launcher *l = inst->l;
 
@@ -114,13 +115,13 @@ void slots_drop(struct instance *inst)
 		event_active(l->slots_ev, 0, 0);
 }
 
-void slots_state(struct instance *inst, enum inst_state old)
+static void slots_state(struct instance *inst, enum inst_state old)
 {
 	if (old == INST_BOOTING && inst->state != INST_BOOTING)
 		slots_drop(inst);
 }
 
-void slots_stats(const struct launcher *l, struct launcher_stats *st)
+static void slots_stats(const struct launcher *l, struct launcher_stats *st)
 {
 	st->boot_slots = l->slots_max;
 	st->booting_started = l->slots_used;
@@ -128,3 +129,19 @@ void slots_stats(const struct launcher *l, struct launcher_stats *st)
 	st->boot_queue = l->bootq.st.len;
 	st->boot_queued = l->bootq.st.queued;
 }
+
+static const char *slots_waiting(const struct instance *inst)
+{
+	return slots_queued(inst) ? "no boot slot (max_booting)" : NULL;
+}
+
+const struct launcher_part part_slots = {
+    .name = "slots",
+    .configured = slots_conf,
+    .free = slots_free,
+    .stats = slots_stats,
+    .may_start = slots_take,
+    .state = slots_state,
+    .waiting = slots_waiting,
+    .drop = slots_drop,
+};

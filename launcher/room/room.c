@@ -1,7 +1,7 @@
 /*
  * Waiting for room. A wake that the admission hook refuses for capacity
  * (max_instances, max_memory, nothing idle to evict) waits in the wake
- * queue (wakeq.c) instead of failing, when wake_queue allows it: in
+ * queue (common/wakeq.c) instead of failing, when wake_queue allows it: in
  * arrival order, up to hold_timeout, its waiters still waiting on the
  * instance (which stays stopped). The head is asked about again whenever
  * an instance stops, and every ROOM_RETRY_MS (an instance that only went
@@ -15,9 +15,11 @@
 
 #include <event2/event.h>
 
-#include "internal.h"
+#include "core.h"
 #include "launcher.h"
 #include "log.h"
+#include "part.h"
+#include "room.h"
 
 /* The head is asked about this often while it waits. */
 #define ROOM_RETRY_MS 200
@@ -26,7 +28,7 @@
 
 static void room_cb(evutil_socket_t fd, short what, void *arg);
 
-void room_conf(struct launcher *l, const struct conf *conf)
+static int room_conf(struct launcher *l, const struct conf *conf)
 {
 	if (l->room_ev == NULL) {
 		wakeq_init(&l->wq, 0);
@@ -35,9 +37,10 @@ void room_conf(struct launcher *l, const struct conf *conf)
 	}
 	wakeq_set_max(&l->wq, l->room_ev != NULL ? conf->wake_queue : 0);
 	l->room_timeout_ms = conf->hold_timeout_ms;
+	return 0;
 }
 
-void room_free(struct launcher *l)
+static void room_free(struct launcher *l)
 {
 	if (l->room_ev != NULL)
 		event_free(l->room_ev);
@@ -125,7 +128,7 @@ static int room_push(struct instance *inst, const struct sockaddr *client)
 	return 0;
 }
 
-int room_admit(struct instance *inst, const struct sockaddr *client)
+static int room_admit(struct instance *inst, const struct sockaddr *client)
 {
 	struct launcher *l = inst->l;
 	enum launcher_refusal why;
@@ -185,14 +188,13 @@ static void room_cb(evutil_socket_t fd, short what, void *arg)
 		    "%s: no room within hold_timeout (%.1f s in the wake queue): the wake fails",
 		    inst->svc->name, (double)(launcher_now_us() - inst->room_since_us) / 1e6);
 		launcher_inst_complete(inst, false);
-		if (inst->pat != NULL)
-			launcher_pattern_reap_soon(l); /* nobody waits for it any more */
+		launcher_inst_released(inst); /* nobody waits for it any more */
 	}
 	room_run(l);
 	room_arm(l);
 }
 
-void room_state(struct instance *inst, enum inst_state old)
+static void room_state(struct instance *inst, enum inst_state old)
 {
 	struct launcher *l = inst->l;
 
@@ -204,17 +206,17 @@ void room_state(struct instance *inst, enum inst_state old)
 		room_kick(l);
 }
 
-bool room_queued(const struct instance *inst)
+static bool room_queued(const struct instance *inst)
 {
 	return inst->room.queued;
 }
 
-void room_drop(struct instance *inst)
+static void room_drop(struct instance *inst)
 {
 	wakeq_remove(&inst->l->wq, &inst->room);
 }
 
-void room_stats(const struct launcher *l, struct launcher_stats *st)
+static void room_stats(const struct launcher *l, struct launcher_stats *st)
 {
 	st->wake_queue = l->wq.st.len;
 	st->wake_queued = l->wq.st.queued;
@@ -232,3 +234,19 @@ size_t launcher_wake_waiting(const struct launcher *l)
 {
 	return l->room_ev != NULL ? l->wq.st.len : 0;
 }
+
+static const char *room_waiting(const struct instance *inst)
+{
+	return room_queued(inst) ? "no room (wake_queue)" : NULL;
+}
+
+const struct launcher_part part_room = {
+    .name = "room",
+    .configured = room_conf,
+    .free = room_free,
+    .stats = room_stats,
+    .admit = room_admit,
+    .state = room_state,
+    .waiting = room_waiting,
+    .drop = room_drop,
+};

@@ -1,10 +1,11 @@
-/* Launcher-internal structures, shared by the files of launcher/ (not its backends). */
-#ifndef BECKON_LAUNCHER_INTERNAL_H
-#define BECKON_LAUNCHER_INTERNAL_H
+/* The launcher's core, for its own files and for its parts (part.h), not its backends. */
+#ifndef BECKON_LAUNCHER_CORE_H
+#define BECKON_LAUNCHER_CORE_H
 
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/queue.h>
 #include <sys/types.h>
 #include <time.h>
@@ -140,6 +141,8 @@ struct launcher {
 	bool reloading;             /* launcher_reload under way: no state hooks are called */
 	struct lpattern **patterns; /* the pattern services (pattern.c) */
 	size_t npatterns;
+	struct lpattern **pats_next; /* ... a reload's, between prepare and commit */
+	size_t npats_next;
 	struct event *reap_ev; /* forget pattern instances left stopped */
 	/* Wakes waiting for room (room.c). */
 	struct wakeq wq;
@@ -186,127 +189,40 @@ int launcher_hooks_admit(struct instance *inst, const struct sockaddr *client);
 int launcher_hooks_admit_why(struct instance *inst, const struct sockaddr *client,
                              enum launcher_refusal *why);
 
-/* room.c: wakes waiting for room (the wake queue). */
-/* CONF's wake_queue and hold_timeout (the first call sets the queue up). */
-void room_conf(struct launcher *l, const struct conf *conf);
-void room_free(struct launcher *l);
-/*
- * Admission of a wake of INST that needs a boot: 0 admitted (boot it now),
- * 1 waiting for room (its waiters are called once it is booted, or with
- * "not ready" at its deadline), -1 refused (counted).
- */
-int room_admit(struct instance *inst, const struct sockaddr *client);
-/* INST changed state (from OLD): an instance that stopped may make room. */
-void room_state(struct instance *inst, enum inst_state old);
-bool room_queued(const struct instance *inst);
-/* INST leaves the queue without a word (it is freed, or stopped by hand). */
-void room_drop(struct instance *inst);
-void room_stats(const struct launcher *l, struct launcher_stats *st);
+/* part.c: the parts' hooks (part.h), each run in every part that has it. */
+int part_check(const struct conf *conf, FILE *errs);
+int part_prepare(struct launcher *l, const struct conf *conf);
+bool part_keeps(const struct instance *old, const struct conf *conf);
+void part_made(struct instance *inst);
+int part_apply(struct launcher *l, const struct conf *conf);
+void part_commit(struct launcher *l, struct instance_list *kept);
+void part_abort(struct launcher *l);
+int part_configured(struct launcher *l, const struct conf *conf);
+void part_free(struct launcher *l);
+void part_stats(const struct launcher *l, struct launcher_stats *st);
+int part_admit(struct instance *inst, const struct sockaddr *client);
+bool part_may_start(struct instance *inst);
+int part_start(struct instance *inst);
+int part_resume(struct instance *inst);
+bool part_hold_ready(struct instance *inst);
+void part_ready(struct instance *inst);
+bool part_retry(struct instance *inst, const char *why);
+void part_end_run(struct instance *inst);
+enum inst_state part_end_state(struct instance *inst);
+void part_state(struct instance *inst, enum inst_state old);
+void part_drop(struct instance *inst);
+/* What parts call: where INST runs (before a boot or a shell; -1: nowhere). */
+int launcher_inst_place(struct instance *inst);
+/* What INST waits for in a part's queue (a boot slot, room), NULL when nothing. */
+const char *launcher_inst_waiting(const struct instance *inst);
+/* Nothing of INST's may be going on any more: a part may forget it. */
+void launcher_inst_released(struct instance *inst);
 
-/* slots.c: boot slots (max_booting), the boots beyond them in line. */
-/* CONF's max_booting (the first call sets the line up). -1 when it cannot. */
-int slots_conf(struct launcher *l, const struct conf *conf);
-void slots_free(struct launcher *l);
-/* A booting INST about to start: true when it has a slot, false when it waits in line. */
-bool slots_take(struct instance *inst);
-/* Whether INST waits in line (booting, nothing started yet). */
-bool slots_queued(const struct instance *inst);
-/* INST leaves the line, and gives back its slot (the next in line starts). */
-void slots_drop(struct instance *inst);
-/* INST changed state (from OLD): a boot that ended frees its slot. */
-void slots_state(struct instance *inst, enum inst_state old);
-void slots_stats(const struct launcher *l, struct launcher_stats *st);
-
-/* revive.c: resume, restore, shells, warm boots (the state machine calls these). */
-/* The state INST's run that ended goes to: suspended after a save, else stopped. */
-enum inst_state revive_end_state(struct instance *inst);
-/* A state change: note restores, forget a saved state no longer wanted. */
-void revive_state(struct instance *inst, enum inst_state old);
-/* A boot became ready: the histograms; a warm boot pauses. */
-void revive_ready(struct instance *inst);
-/* Start the backend for a boot: run a shell, restore, or start afresh. */
-int revive_start_backend(struct instance *inst);
-/* A wake of a paused instance: resume, maybe asynchronously. 1 ready, 0 later, -1 not. */
-int revive_resume(struct instance *inst);
-/* The path of INST's saved state: <state_dir>/<name>.state. */
-int revive_state_path(const struct instance *inst, char *buf, size_t len);
-/* A new instance: a saved state an earlier run or config left is no use. */
-void revive_forget_stale(struct instance *inst);
-
-/* template.c: snapshot templates (template = "auto"). */
-/* Whether INST's service makes and restores templates (and its backend can). */
-bool template_wanted(const struct instance *inst);
-/*
- * At a cold boot: true with the template's state in PATH when there is one
- * for this guest; else false, a stale one dropped, and (when wanted) the
- * key kept so that this boot makes the template once ready.
- */
-bool template_take(struct instance *inst, char *path, size_t len);
-/* At readiness: 0 when a save of the template began (readiness waits), -1 when none. */
-int template_save_begin(struct instance *inst);
-/* <state_dir>/templates/<name>.state. -1 when it does not fit. */
-int template_path_state(const struct instance *inst, char *buf, size_t len);
-/* At readiness: true when a clone's readiness must wait for its reseed. */
-bool template_hold_ready(struct instance *inst);
-/* Remove the template's files (WHY logged when there was one; NULL: silent). */
-void template_drop(struct instance *inst, const char *why);
-/* The run ended: a save under way is abandoned. */
-void template_end_run(struct instance *inst);
-
-/* pattern.c: pattern services at a reload, in two steps so that a failure changes nothing. */
-/* *OUT: one per pattern service of CONF, L's own when unchanged, else new. -1 on ENOMEM. */
-int launcher_patterns_prepare(struct launcher *l, const struct conf *conf, struct lpattern ***out,
-                              size_t *nout);
-/* Free what prepare made that L does not hold. */
-void launcher_patterns_abort(struct launcher *l, struct lpattern **pats, size_t n);
-/* PATS become L's; of the instances in PINST, those of a kept pattern go back to L's list. */
-void launcher_patterns_commit(struct launcher *l, struct lpattern **pats, size_t n,
-                              struct instance_list *pinst);
-void launcher_patterns_free(struct launcher *l);
-/* Forget (from a fresh event) the pattern instances left stopped or failed. */
-void launcher_pattern_reap_soon(struct launcher *l);
-
-/* vmmpool.c: the launcher stand-ins are made for; the pool's counts for launcher_stats. */
-void vmmpool_set_launcher(struct launcher *l, const char *state_dir);
-void vmmpool_stats(unsigned *idle, unsigned *starting);
 /* Whether a run begun so is a clone of its service's template. */
 static inline bool launcher_how_clone(enum launcher_how h)
 {
 	return h == LAUNCHER_HOW_TEMPLATE || h == LAUNCHER_HOW_POOL;
 }
-
-/* proc.c: kill what OPS's pid files in DIR name that an earlier beckond left. */
-void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir);
-
-/* spawn.c: a process started without copying beckond (clone, CLONE_VM | CLONE_VFORK). */
-struct spawn {
-	char *const *argv;
-	const struct proc_fd *fds; /* dup2'd to their targets, close-on-exec cleared */
-	size_t nfds;
-	int out;      /* the child's stdout and stderr; its stdin is /dev/null */
-	int nice;     /* the child's nice value (set once it exec'd); PRIO_KEEP: beckond's */
-	bool thp_off; /* no transparent huge pages for the child (inherited across exec) */
-	int err;      /* out: the child's execve failed with this errno (it exited 127) */
-	/* Filled by spawn_run for the child. */
-	const char *path;
-	char *const *envp;
-	pid_t parent;
-};
-/*
- * Start S->argv (PATH searched) in its own process group, killed when
- * beckond dies, every signal at its default and unblocked, beckond's
- * environment with BECKON_SERVICE=SERVICE, no fd of beckond's but S's.
- * The pid, or -1 (errno in S->err) when clone failed. Event loop only.
- */
-pid_t spawn_run(struct spawn *s, const char *service);
-
-/* hosts.c: the hosts list. */
-int launcher_hosts_reload(struct launcher *l, const struct conf *conf);
-void launcher_hosts_free(struct launcher *l);
-/* Whether L's hosts are CONF's, every key equal. */
-bool launcher_hosts_same(const struct launcher *l, const struct conf *conf);
-/* Choose INST's host for a boot (a hosted one; else nothing to do). -1 when none has room. */
-int launcher_hosts_place(struct instance *inst);
 
 /* waiter.c */
 struct launcher_waiter *launcher_waiter_add(struct instance *inst, launcher_wait_cb cb, void *arg);

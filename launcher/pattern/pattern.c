@@ -23,9 +23,11 @@
 #include "backend.h"
 #include "conf.h"
 #include "hostnet.h"
-#include "internal.h"
+#include "core.h"
 #include "launcher.h"
 #include "log.h"
+#include "part.h"
+#include "pattern.h"
 #include "pool.h"
 
 struct lpattern {
@@ -96,8 +98,9 @@ static struct lpattern *pattern_find(struct lpattern **pats, size_t n, const cha
 	return NULL;
 }
 
-int launcher_patterns_prepare(struct launcher *l, const struct conf *conf, struct lpattern ***out,
-                              size_t *nout)
+static void patterns_drop(struct launcher *l, struct lpattern **pats, size_t n);
+
+static int patterns_prepare(struct launcher *l, const struct conf *conf)
 {
 	struct lpattern **pats, *old;
 	size_t n = 0;
@@ -115,11 +118,11 @@ int launcher_patterns_prepare(struct launcher *l, const struct conf *conf, struc
 		else if ((pats[n++] = pattern_new(conf, svc)) == NULL)
 			goto fail;
 	}
-	*out = pats;
-	*nout = n;
+	l->pats_next = pats;
+	l->npats_next = n;
 	return 0;
 fail:
-	launcher_patterns_abort(l, pats, n);
+	patterns_drop(l, pats, n);
 	return -1;
 }
 
@@ -132,7 +135,8 @@ static bool pattern_current(const struct launcher *l, const struct lpattern *p)
 	return false;
 }
 
-void launcher_patterns_abort(struct launcher *l, struct lpattern **pats, size_t n)
+/* Free what prepare made that L does not hold. */
+static void patterns_drop(struct launcher *l, struct lpattern **pats, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (pats[i] != NULL && !pattern_current(l, pats[i]))
@@ -149,12 +153,22 @@ static void pattern_forget(struct instance *inst)
 		hostnet_guest_down(inst->svc->name);
 }
 
-void launcher_patterns_commit(struct launcher *l, struct lpattern **pats, size_t n,
-                              struct instance_list *pinst)
+static void patterns_abort(struct launcher *l)
 {
-	struct instance *inst;
-	size_t i;
+	patterns_drop(l, l->pats_next, l->npats_next);
+	l->pats_next = NULL;
+	l->npats_next = 0;
+}
 
+/* The new patterns become L's; of PINST, the instances of a kept pattern go back to L's list. */
+static void patterns_commit(struct launcher *l, struct instance_list *pinst)
+{
+	struct lpattern **pats = l->pats_next;
+	size_t i, n = l->npats_next;
+	struct instance *inst;
+
+	l->pats_next = NULL;
+	l->npats_next = 0;
 	while ((inst = TAILQ_FIRST(pinst)) != NULL) {
 		TAILQ_REMOVE(pinst, inst, entry);
 		for (i = 0; i < n && pats[i] != inst->pat; i++)
@@ -175,7 +189,7 @@ void launcher_patterns_commit(struct launcher *l, struct lpattern **pats, size_t
 	l->npatterns = n;
 }
 
-void launcher_patterns_free(struct launcher *l)
+static void patterns_free(struct launcher *l)
 {
 	for (size_t i = 0; i < l->npatterns; i++)
 		pattern_free(l->patterns[i]);
@@ -192,8 +206,9 @@ static bool pattern_reapable(const struct instance *inst)
 {
 	return (inst->state == INST_STOPPED || inst->state == INST_FAILED) &&
 	       TAILQ_EMPTY(&inst->waiters) && !inst->rewake && !inst->start_deferred &&
-	       !room_queued(inst) && !inst->rv.shell && inst->held == 0 && inst->open == 0 &&
-	       !inst->doomed && !launcher_child_pending(inst->l, inst->svc->name);
+	       launcher_inst_waiting(inst) == NULL && !inst->rv.shell && inst->held == 0 &&
+	       inst->open == 0 && !inst->doomed &&
+	       !launcher_child_pending(inst->l, inst->svc->name);
 }
 
 static void pattern_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -216,7 +231,7 @@ static void pattern_reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void launcher_pattern_reap_soon(struct launcher *l)
+static void pattern_reap_soon(struct launcher *l)
 {
 	if (l->npatterns == 0)
 		return;
@@ -293,7 +308,7 @@ static struct instance *pattern_add(struct launcher *l, struct lpattern *p,
 	inst->pat = p;
 	p->ninst++;
 	TAILQ_INSERT_TAIL(&l->instances, inst, entry);
-	launcher_pattern_reap_soon(l); /* should nobody wake it */
+	pattern_reap_soon(l); /* should nobody wake it */
 	return inst;
 }
 
@@ -392,3 +407,27 @@ struct instance *launcher_replica_add(struct launcher *l, const char *service)
 	log_info("%s: replica %u of %s, address %s", inst->svc->name, n, service, inst->address);
 	return inst;
 }
+
+/* A pattern instance that stopped or failed, or that nothing holds any more, may go. */
+static void patterns_state(struct instance *inst, enum inst_state old)
+{
+	(void)old;
+	if (inst->pat != NULL && (inst->state == INST_STOPPED || inst->state == INST_FAILED))
+		pattern_reap_soon(inst->l);
+}
+
+static void patterns_released(struct instance *inst)
+{
+	if (inst->pat != NULL)
+		pattern_reap_soon(inst->l);
+}
+
+const struct launcher_part part_pattern = {
+    .name = "pattern",
+    .prepare = patterns_prepare,
+    .commit = patterns_commit,
+    .abort = patterns_abort,
+    .free = patterns_free,
+    .state = patterns_state,
+    .released = patterns_released,
+};

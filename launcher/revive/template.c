@@ -35,8 +35,10 @@
 #include <sys/stat.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
+#include "revive.h"
+#include "template.h"
 
 #define TEMPLATE_MAGIC "beckon-template 1\n"
 #define TEMPLATE_KEY_MAX (256 * 1024)

@@ -6,23 +6,27 @@
  * - a warm shell (launcher_shell): the VMM is up with the guest not yet
  *   running, and a boot only runs it;
  * - a warm boot (launcher_prewarm): booted for nobody, paused once ready.
- * Whether and when to make them is the idle engine's call (policy/); the
- * state machine (instance.c) calls the hooks here at each step.
+ * and the snapshot templates cold starts restore (template.c). Whether and
+ * when to make them is the idle engine's call (policy/); the state machine
+ * (instance.c) calls this part's hooks (part_revive, at the end) at each step.
  */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
+#include "part.h"
+#include "revive.h"
+#include "template.h"
 
 static double ms_since(int64_t us)
 {
 	return (double)(launcher_now_us() - us) / 1000.0;
 }
 
-int revive_state_path(const struct instance *inst, char *buf, size_t len)
+static int revive_state_path(const struct instance *inst, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s/%s.state", inst->state_dir, inst->svc->name);
 
@@ -39,12 +43,13 @@ static void revive_forget(struct instance *inst, const char *why)
 		log_info("%s: %s", inst->svc->name, why);
 }
 
-void revive_forget_stale(struct instance *inst)
+/* A new instance (a config): its arguments may differ from the saved state's run's. */
+static void revive_forget_stale(struct instance *inst)
 {
 	revive_forget(inst, "removed the saved state an earlier run left");
 }
 
-void revive_state(struct instance *inst, enum inst_state old)
+static void revive_state(struct instance *inst, enum inst_state old)
 {
 	enum inst_state s = inst->state;
 
@@ -65,7 +70,7 @@ void revive_state(struct instance *inst, enum inst_state old)
 		inst->rv.from_template = false;
 }
 
-void revive_ready(struct instance *inst)
+static void revive_ready(struct instance *inst)
 {
 	double s = (double)(inst->ready_at_us - inst->boot_start_us) / 1e6;
 
@@ -88,7 +93,7 @@ void revive_ready(struct instance *inst)
 	}
 }
 
-enum inst_state revive_end_state(struct instance *inst)
+static enum inst_state revive_end_state(struct instance *inst)
 {
 	bool saved = inst->rv.suspending && inst->rv.saved;
 
@@ -187,7 +192,7 @@ static int revive_cold_start(struct instance *inst)
 	return inst->ops->start(inst);
 }
 
-int revive_start_backend(struct instance *inst)
+static int revive_start_backend(struct instance *inst)
 {
 	char path[4096];
 	int rc;
@@ -214,7 +219,7 @@ static void revive_resumed(struct instance *inst)
 	log_info("%s: resumed in %.2f ms", inst->svc->name, ms);
 }
 
-int revive_resume(struct instance *inst)
+static int revive_resume(struct instance *inst)
 {
 	int64_t start = launcher_now_us();
 	int rc;
@@ -317,7 +322,7 @@ int launcher_shell(struct instance *inst)
 	/* A stopped service with a template: a shell that waits to restore it. */
 	inst->rv.shell_template = !restore && template_take(inst, path, sizeof(path));
 	restore = restore || inst->rv.shell_template;
-	if (launcher_hosts_place(inst) == -1 || inst->ops->shell(inst, restore) == -1) {
+	if (launcher_inst_place(inst) == -1 || inst->ops->shell(inst, restore) == -1) {
 		log_warnx("%s: warm shell: could not start", inst->svc->name);
 		inst->rv.shell_template = false;
 		return -1;
@@ -354,3 +359,45 @@ int launcher_prewarm(struct instance *inst)
 	}
 	return 0;
 }
+
+/* At readiness: a first boot saves the template, a clone waits for its reseed. */
+static bool revive_hold_ready(struct instance *inst)
+{
+	return template_save_begin(inst) == 0 || template_hold_ready(inst);
+}
+
+/*
+ * A restore of the service's template failed (QEMU refused the state, the
+ * guest died or never became ready): drop the template and boot afresh in
+ * the same wake; a restore into a pool VMM is tried once more in a VMM of
+ * its own first. false: not such a restore.
+ */
+static bool revive_retry(struct instance *inst, const char *why)
+{
+	if (!launcher_how_clone(inst->how))
+		return false;
+	if (inst->how == LAUNCHER_HOW_POOL) {
+		/* The pool VMM may be at fault, not the template: a VMM of its own tries it. */
+		log_warnx("%s: the restore into pool VMM %d failed: %s; restoring into a VMM of "
+		          "its own",
+		          inst->svc->name, inst->rv.pool_vmm, why);
+		inst->rv.no_pool = true;
+	} else {
+		log_warnx("%s: the restore from its template failed: %s", inst->svc->name, why);
+		template_drop(inst, "the restore failed; booting afresh");
+	}
+	return true;
+}
+
+const struct launcher_part part_revive = {
+    .name = "revive",
+    .made = revive_forget_stale,
+    .start = revive_start_backend,
+    .resume = revive_resume,
+    .hold_ready = revive_hold_ready,
+    .ready = revive_ready,
+    .retry = revive_retry,
+    .end_run = template_end_run,
+    .end_state = revive_end_state,
+    .state = revive_state,
+};

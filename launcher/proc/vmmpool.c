@@ -12,8 +12,9 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
+#include "proc.h"
 
 static struct launcher *vmmpool_l;
 static char *vmmpool_state_dir;

@@ -19,8 +19,10 @@
 #include <event2/event.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
+#include "part.h"
+#include "proc.h"
 #include "prio.h"
 
 #define PROC_SWEEP_WAIT_MS 1000
@@ -249,7 +251,7 @@ static void proc_sweep_one(struct launcher *l, const struct backend_ops *ops, co
 }
 
 /* Kill what OPS's pid files in DIR name that an earlier beckond left. */
-void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir)
+static void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *dir)
 {
 	char suffix[64];
 	struct dirent *d;
@@ -266,3 +268,35 @@ void proc_sweep(struct launcher *l, const struct backend_ops *ops, const char *d
 	}
 	closedir(dp);
 }
+
+/* At each config: the launcher stand-ins are made for, what a killed beckond left. */
+static int proc_part_prepare(struct launcher *l, const struct conf *conf)
+{
+	const struct backend_ops *ops;
+
+	vmmpool_set_launcher(l, conf->state_dir);
+	for (int b = CONF_BACKEND_QEMU; b <= CONF_BACKEND_EXEC; b++)
+		if ((ops = backend_lookup((enum conf_backend)b)) != NULL)
+			proc_sweep(l, ops, conf->state_dir);
+	return 0;
+}
+
+static void proc_part_free(struct launcher *l)
+{
+	(void)l;
+	vmmpool_set_launcher(NULL, NULL);
+}
+
+static void proc_part_stats(const struct launcher *l, struct launcher_stats *st)
+{
+	(void)l;
+	vmmpool_stats(&st->pool_idle, &st->pool_starting);
+}
+
+const struct launcher_part part_proc = {
+    .name = "proc",
+    .check = launcher_check_templates,
+    .prepare = proc_part_prepare,
+    .free = proc_part_free,
+    .stats = proc_part_stats,
+};

@@ -23,8 +23,9 @@
 #include <sys/syscall.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
+#include "proc.h"
 #include "prio.h"
 
 /* The child's stack: it runs a few system calls, then execve. */

@@ -3,10 +3,10 @@
  * nothing idle to evict) wait here for it, first come first served, each
  * until its deadline. Bounded; counted for metrics. Pure: no clock, no
  * I/O, no instances (the items are embedded in them); unit-tested in
- * tests/unit/test_wakeq.c. launcher/room.c drives it.
+ * tests/unit/test_wakeq.c. launcher/room/ drives it.
  */
-#ifndef BECKON_LAUNCHER_WAKEQ_H
-#define BECKON_LAUNCHER_WAKEQ_H
+#ifndef BECKON_COMMON_WAKEQ_H
+#define BECKON_COMMON_WAKEQ_H
 
 #include <stdbool.h>
 #include <stddef.h>

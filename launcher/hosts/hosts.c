@@ -11,8 +11,10 @@
 #include <sys/wait.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
+#include "hosts.h"
 #include "log.h"
+#include "part.h"
 #include "place.h"
 
 /* The launcher whose hosts backends report on (there is one a process). */
@@ -45,7 +47,7 @@ static int hosts_copy(struct conf_host *dst, const struct conf_host *src)
 	return dst->name && dst->uri && dst->bridge ? 0 : -1;
 }
 
-bool launcher_hosts_same(const struct launcher *l, const struct conf *conf)
+static bool launcher_hosts_same(const struct launcher *l, const struct conf *conf)
 {
 	if (l->nhosts != conf->nhosts)
 		return false;
@@ -55,7 +57,7 @@ bool launcher_hosts_same(const struct launcher *l, const struct conf *conf)
 	return true;
 }
 
-int launcher_hosts_reload(struct launcher *l, const struct conf *conf)
+static int launcher_hosts_reload(struct launcher *l, const struct conf *conf)
 {
 	struct lhost *next = NULL, *old;
 	size_t i = 0;
@@ -85,7 +87,7 @@ fail:
 	return -1;
 }
 
-void launcher_hosts_free(struct launcher *l)
+static void launcher_hosts_free(struct launcher *l)
 {
 	hosts_clear(l->hosts, l->nhosts);
 	l->hosts = NULL;
@@ -139,7 +141,7 @@ static void hosts_assign(struct instance *inst, const struct lhost *h)
 	inst->prefix = h->h.prefix;
 }
 
-int launcher_hosts_place(struct instance *inst)
+static int launcher_hosts_place(struct instance *inst)
 {
 	struct launcher *l = inst->l;
 	struct place_host *ph;
@@ -248,3 +250,17 @@ void launcher_hosts(struct launcher *l, void (*fn)(const struct host_info *, voi
 	}
 	free(ph);
 }
+
+/* Whether OLD can carry on: it runs where its service says, or the hosts are the same. */
+static bool hosts_keeps(const struct instance *old, const struct conf *conf)
+{
+	return !old->hosted || launcher_hosts_same(old->l, conf);
+}
+
+const struct launcher_part part_hosts = {
+    .name = "hosts",
+    .keeps = hosts_keeps,
+    .apply = launcher_hosts_reload,
+    .free = launcher_hosts_free,
+    .place = launcher_hosts_place,
+};

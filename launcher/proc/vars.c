@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "core.h"
 #include "log.h"
+#include "proc.h"
 
 static const struct {
 	const char *key;
