@@ -67,8 +67,12 @@ wait "$LOAD"
 check "load gone: the extra replica is stopped and forgotten, not warmed" \
 	wait_for 90 bash -c "! '$BECKONCTL' -s '$DSOCK' list | grep -qE '^2\\.$P '"
 check "... by the scaler" grep -qE "$P: [0-9]+ open connections fit 1 replicas: stopping 2\\.$P" "$DLOG"
+wait_for 90 rows_are "$P:paused:2"
+rc=$?
 check "the service's own instance idles out and is warmed again: paused, a second boot ($(rows))" \
-	wait_for 90 rows_are "$P:paused:2"
+	[ "$rc" = 0 ]
+# What happened instead (a busy run once saw it ready, then paused after a third boot).
+[ "$rc" = 0 ] || tail -n 40 "$DLOG" | sed 's/^/# /'
 sleep 2
 check "... and nothing else is warmed ($(rows))" [ "$(rows)" = "$P:paused:2" ]
 check "beckond exits cleanly on SIGTERM (sanitizers quiet)" stop_daemon

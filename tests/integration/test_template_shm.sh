@@ -129,11 +129,17 @@ check "b: started from the template ($(started "$B"))" [ "$(started "$B")" = tem
 check "b: idle: suspended (the clone)" wait_for 60 state_is "$B" suspended
 check "b: a connection restores the clone from suspend" serves "$INET.3" "$B"
 check "b: started by a restore ($(started "$B"))" [ "$(started "$B")" = restore ]
-QB=$(qemu_of b)
+# b idles out again 3 s after a request (sooner than a loaded machine may
+# come back to it): wake it and read its QEMU's maps and status at once.
+b_qemu_now() {
+	serves "$INET.3" "$B" && QB=$(qemu_of b) && [ -n "$QB" ] &&
+		BMAPS=$(cat "/proc/$QB/maps") && BSTATUS=$(cat "/proc/$QB/status") && [ -n "$BMAPS" ]
+}
+check "b: its restored QEMU read while it runs" wait_for 60 b_qemu_now
 check "b's restore from suspend runs on QEMU's own memory (no .ram mapped)" \
-	bash -c "! grep -q '$TDIR/$B.ram' /proc/$QB/maps"
+	bash -c "[ -n \"\$1\" ] && ! grep -qF '$TDIR/$B.ram' <<<\"\$1\"" _ "$BMAPS"
 check "... with transparent huge pages (a whole state loads faster with them)" \
-	bash -c "grep -qx 'THP_enabled:[[:space:]]*1' /proc/$QB/status"
+	bash -c "grep -qx 'THP_enabled:[[:space:]]*1' <<<\"\$1\"" _ "$BSTATUS"
 check "a: stop" stop_svc "$A"
 
 # A .ram cut short: dropped, a boot, a new template.
