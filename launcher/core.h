@@ -13,13 +13,18 @@
 
 #include "conf.h"
 #include "launcher.h"
-#include "wakeq.h"
 
 struct backend_ops;
 struct probe;
 struct console;
 struct lchild;
 struct lpattern;
+struct lhost;
+struct inst_revive;
+struct inst_room;
+struct inst_slot;
+struct room;
+struct slots;
 struct proc_fd;
 
 TAILQ_HEAD(waiter_list, launcher_waiter);
@@ -31,28 +36,6 @@ struct launcher_waiter {
 	launcher_wait_cb cb;
 	void *arg;
 	bool ok; /* the result, once on the launcher's done list */
-};
-
-/* The ways back to ready other than a cold boot (revive.c). */
-struct inst_revive {
-	bool warming;          /* a warm boot: pause once ready, unless woken */
-	bool shell;            /* a warm shell waits (state stopped or suspended) */
-	bool shell_ready;      /* ... and its VMM is up */
-	bool shell_restore;    /* ... waiting for a saved state (suspended) or the template */
-	bool shell_template;   /* ... the service's template (stopped) */
-	bool suspending;       /* its state is being saved */
-	bool saved;            /* the save succeeded: suspended once it exits */
-	bool restoring;        /* this boot restores a saved state */
-	bool resuming;         /* an asynchronous resume is under way */
-	int64_t wake_start_us; /* a wake from paused or suspended began */
-	bool from_template;    /* this boot restores the service's template */
-	bool templating;       /* ready, held back while the template is saved */
-	bool reseeded;         /* a clone was given fresh entropy (launcher_inst_reseeded) */
-	bool ready_held;       /* ... and its readiness waits for that */
-	char *tpl_key;         /* a cold boot that makes the template: its key */
-	int64_t tpl_start_us;  /* the template's save began */
-	int pool_vmm;          /* a restore into a pool VMM: its number */
-	bool no_pool;          /* ... failed: this boot restores into a VMM of its own */
 };
 
 struct instance {
@@ -86,16 +69,11 @@ struct instance {
 	bool doomed;         /* being freed: refuse wakes */
 	bool rewake;         /* woken while stopping: boot once stopped */
 	bool warned_backend;
-	struct inst_revive rv;
-	/* Waiting for room (room.c): in the wake queue, since, for whom. */
-	struct wakeq_item room;
-	int64_t room_since_us;
-	struct sockaddr_storage room_client;
-	bool room_has_client;
-	/* A boot waiting for a slot (slots.c), or holding one. */
-	struct wakeq_item slot;
-	bool slot_held;
-	enum launcher_how how; /* how the current (or last) run began */
+	/* The parts' own, made by their new hooks (the core never looks inside). */
+	struct inst_revive *rv; /* launcher/revive/ */
+	struct inst_room *room; /* launcher/room/room.c */
+	struct inst_slot *slot; /* launcher/room/slots.c */
+	enum launcher_how how;  /* how the current (or last) run began */
 
 	int64_t boot_start_us, ready_at_us, activity_us;
 	enum conf_hold hold;
@@ -113,17 +91,9 @@ struct launcher_hook_slot {
 	bool used;
 };
 
-/* A host of the hosts list, and what backends said of it. */
-enum host_state { HOST_UNKNOWN, HOST_UP, HOST_DOWN };
-struct lhost {
-	struct conf_host h; /* our own copy */
-	enum host_state state;
-	char why[256]; /* why it is down */
-};
-
 struct launcher {
 	struct event_base *base;
-	struct lhost *hosts;
+	struct lhost *hosts; /* the hosts list (launcher/hosts/) */
 	size_t nhosts;
 	struct instance_list instances;
 	struct lchild_list children;
@@ -144,17 +114,8 @@ struct launcher {
 	struct lpattern **pats_next; /* ... a reload's, between prepare and commit */
 	size_t npats_next;
 	struct event *reap_ev; /* forget pattern instances left stopped */
-	/* Wakes waiting for room (room.c). */
-	struct wakeq wq;
-	struct event *room_ev;
-	uint64_t room_timeout_ms; /* hold_timeout */
-	int64_t room_logged_us;
-	unsigned room_quiet;
-	/* Boots started at once, at most (slots.c); the rest wait in line. */
-	struct wakeq bootq;
-	struct event *slots_ev;
-	unsigned slots_max; /* max_booting; 0: no limit */
-	unsigned slots_used, slots_peak;
+	struct room *room;     /* launcher/room/room.c */
+	struct slots *slots;   /* launcher/room/slots.c */
 };
 
 /* Grace between SIGTERM and SIGKILL. */
@@ -200,6 +161,11 @@ void part_abort(struct launcher *l);
 int part_configured(struct launcher *l, const struct conf *conf);
 void part_free(struct launcher *l);
 void part_stats(const struct launcher *l, struct launcher_stats *st);
+/* Every part's state of INST made (-1: ENOMEM; part_destroy frees what was made), freed. */
+int part_new(struct instance *inst);
+void part_destroy(struct instance *inst);
+void part_info(const struct instance *inst, struct instance_info *info);
+void part_woken(struct instance *inst);
 int part_admit(struct instance *inst, const struct sockaddr *client);
 bool part_may_start(struct instance *inst);
 int part_start(struct instance *inst);

@@ -77,7 +77,7 @@ struct instance *launcher_inst_make(struct launcher *l, const struct conf_servic
 	TAILQ_INIT(&inst->waiters);
 	if ((inst->svc = conf_service_dup(svc)) == NULL)
 		goto fail;
-	if ((inst->state_dir = strdup(state_dir)) == NULL)
+	if ((inst->state_dir = strdup(state_dir)) == NULL || part_new(inst) == -1)
 		goto fail;
 	inst->net_mode = net_mode;
 	inst->hold = hold;
@@ -102,6 +102,7 @@ struct instance *launcher_inst_make(struct launcher *l, const struct conf_servic
 fail:
 	log_warn("%s: instance", svc->name);
 	if (inst != NULL) {
+		part_destroy(inst);
 		conf_service_free(inst->svc);
 		free(inst->state_dir);
 		free(inst);
@@ -133,7 +134,7 @@ void launcher_inst_destroy(struct instance *inst)
 	if (inst->boot_timer != NULL)
 		event_free(inst->boot_timer);
 	free(inst->ext);
-	free(inst->rv.tpl_key);
+	part_destroy(inst);
 	conf_service_free(inst->svc);
 	free(inst->state_dir);
 	free(inst);
@@ -288,7 +289,7 @@ void launcher_inst_predecessor_gone(struct launcher *l, const char *name)
 
 void launcher_inst_ready(struct instance *inst)
 {
-	if (inst->state != INST_BOOTING || inst->rv.templating)
+	if (inst->state != INST_BOOTING)
 		return;
 	probe_free(inst->probe);
 	inst->probe = NULL;
@@ -370,7 +371,7 @@ int launcher_wake_from(struct instance *inst, const struct sockaddr *client, lau
 	if (inst->doomed)
 		return -1;
 	launcher_activity(inst);
-	inst->rv.warming = false; /* a real request: stay up once ready */
+	part_woken(inst); /* a real request: a warm boot stays up once ready */
 	switch (inst->state) {
 	case INST_READY:
 		return 1;

@@ -95,6 +95,35 @@ void part_stats(const struct launcher *l, struct launcher_stats *st)
 			parts[i]->stats(l, st);
 }
 
+int part_new(struct instance *inst)
+{
+	for (size_t i = 0; i < NPARTS; i++)
+		if (parts[i]->new != NULL && parts[i]->new (inst) == -1)
+			return -1;
+	return 0;
+}
+
+void part_destroy(struct instance *inst)
+{
+	for (size_t i = 0; i < NPARTS; i++)
+		if (parts[i]->destroy != NULL)
+			parts[i]->destroy(inst);
+}
+
+void part_info(const struct instance *inst, struct instance_info *info)
+{
+	for (size_t i = 0; i < NPARTS; i++)
+		if (parts[i]->info != NULL)
+			parts[i]->info(inst, info);
+}
+
+void part_woken(struct instance *inst)
+{
+	for (size_t i = 0; i < NPARTS; i++)
+		if (parts[i]->woken != NULL)
+			parts[i]->woken(inst);
+}
+
 int part_admit(struct instance *inst, const struct sockaddr *client)
 {
 	int rc;

@@ -42,7 +42,15 @@ struct launcher_part {
 	void (*free)(struct launcher *l);
 	void (*stats)(const struct launcher *l, struct launcher_stats *st);
 
+	/* One instance: made (its part state; -1 on ENOMEM) and freed (also after a failed new). */
+	int (*new)(struct instance *inst);
+	void (*destroy)(struct instance *inst);
+	/* What the part adds to launcher_info. */
+	void (*info)(const struct instance *inst, struct instance_info *info);
+
 	/* One instance, in the order of a wake. */
+	/* A request wakes INST (whatever its state). */
+	void (*woken)(struct instance *inst);
 	/* A wake that needs a boot: 0 boot now, 1 it waits (the part boots it later), -1 refused.
 	 */
 	int (*admit)(struct instance *inst, const struct sockaddr *client);

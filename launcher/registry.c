@@ -430,9 +430,9 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->pid = inst->pid;
 	info->held = inst->held;
 	info->open = inst->open;
-	info->shell = inst->rv.shell && inst->rv.shell_ready;
 	info->host = inst->host;
 	info->how = inst->how;
+	part_info(inst, info);
 }
 
 const char *launcher_how_name(enum launcher_how h)

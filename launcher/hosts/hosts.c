@@ -16,6 +16,15 @@
 #include "log.h"
 #include "part.h"
 #include "place.h"
+#include "revive.h"
+
+/* A host of the hosts list (l->hosts), and what backends said of it. */
+enum host_state { HOST_UNKNOWN, HOST_UP, HOST_DOWN };
+struct lhost {
+	struct conf_host h; /* our own copy */
+	enum host_state state;
+	char why[256]; /* why it is down */
+};
 
 /* The launcher whose hosts backends report on (there is one a process). */
 static struct launcher *hosts_owner;
@@ -101,7 +110,8 @@ static bool hosts_holds(const struct instance *inst)
 {
 	return inst->host[0] != '\0' &&
 	       (inst->state == INST_BOOTING || inst->state == INST_READY ||
-	        inst->state == INST_PAUSED || inst->state == INST_STOPPING || inst->rv.shell);
+	        inst->state == INST_PAUSED || inst->state == INST_STOPPING ||
+	        launcher_inst_has_shell(inst));
 }
 
 /* What every host holds, as place_choose sees it, for SVC (NULL: for none). */
@@ -149,7 +159,7 @@ static int launcher_hosts_place(struct instance *inst)
 	int i;
 
 	/* A warm shell's boot runs where the shell waits. */
-	if (!inst->hosted || inst->rv.shell)
+	if (!inst->hosted || launcher_inst_has_shell(inst))
 		return 0;
 	if (l->nhosts == 0 || (ph = calloc(l->nhosts, sizeof(*ph))) == NULL) {
 		log_warnx("%s: no host to place it on", inst->svc->name);

@@ -29,6 +29,7 @@
 #include "part.h"
 #include "pattern.h"
 #include "pool.h"
+#include "revive.h"
 
 struct lpattern {
 	struct conf_service *svc; /* the pattern service, our own copy */
@@ -206,8 +207,8 @@ static bool pattern_reapable(const struct instance *inst)
 {
 	return (inst->state == INST_STOPPED || inst->state == INST_FAILED) &&
 	       TAILQ_EMPTY(&inst->waiters) && !inst->rewake && !inst->start_deferred &&
-	       launcher_inst_waiting(inst) == NULL && !inst->rv.shell && inst->held == 0 &&
-	       inst->open == 0 && !inst->doomed &&
+	       launcher_inst_waiting(inst) == NULL && !launcher_inst_has_shell(inst) &&
+	       inst->held == 0 && inst->open == 0 && !inst->doomed &&
 	       !launcher_child_pending(inst->l, inst->svc->name);
 }
 

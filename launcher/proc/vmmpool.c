@@ -63,6 +63,7 @@ void backend_standin_free(struct instance *standin)
 	/* It never ran as an instance: no probe, console, timer or waiter. */
 	if (standin == NULL)
 		return;
+	part_destroy(standin);
 	conf_service_free(standin->svc);
 	free(standin->state_dir);
 	free(standin);

@@ -29,6 +29,8 @@ bool launcher_can_suspend(const struct instance *inst);
  */
 int launcher_shell(struct instance *inst);
 int launcher_prewarm(struct instance *inst);
+/* Whether INST has a warm shell, up or starting (it holds a VMM while stopped). */
+bool launcher_inst_has_shell(const struct instance *inst);
 
 /* What a backend reports of them. */
 /* The save that suspend started ended (OK: the file is complete). */

@@ -38,7 +38,7 @@
 #include "core.h"
 #include "log.h"
 #include "revive.h"
-#include "template.h"
+#include "revive_int.h"
 
 #define TEMPLATE_MAGIC "beckon-template 1\n"
 #define TEMPLATE_KEY_MAX (256 * 1024)
@@ -66,7 +66,7 @@ int launcher_template_ram_path(const struct instance *inst, bool tmp, char *buf,
 
 bool launcher_inst_makes_template(const struct instance *inst)
 {
-	return inst->rv.tpl_key != NULL;
+	return inst->rv->tpl_key != NULL;
 }
 
 static void template_unlink(const struct instance *inst, enum tpl_file f)
@@ -194,8 +194,8 @@ bool template_take(struct instance *inst, char *path, size_t len)
 	const char *why;
 	char *key;
 
-	free(inst->rv.tpl_key);
-	inst->rv.tpl_key = NULL;
+	free(inst->rv->tpl_key);
+	inst->rv->tpl_key = NULL;
 	if (!template_wanted(inst) || (key = inst->ops->template_key(inst)) == NULL)
 		return false;
 	if (template_valid(inst, key, &why) && template_path(inst, TPL_STATE, path, len) == 0) {
@@ -203,7 +203,7 @@ bool template_take(struct instance *inst, char *path, size_t len)
 		return true;
 	}
 	template_drop(inst, why);
-	inst->rv.tpl_key = key; /* this boot makes the template once ready */
+	inst->rv->tpl_key = key; /* this boot makes the template once ready */
 	return false;
 }
 
@@ -212,23 +212,23 @@ int template_save_begin(struct instance *inst)
 	char dir[4096], path[4096];
 	int n;
 
-	if (inst->rv.tpl_key == NULL || inst->rv.templating)
+	if (inst->rv->tpl_key == NULL || inst->rv->templating)
 		return -1;
 	n = snprintf(dir, sizeof(dir), "%s/templates", inst->state_dir);
 	if (n < 0 || (size_t)n >= sizeof(dir) || launcher_mkdir_p(dir) == -1 ||
 	    template_path(inst, TPL_STATE_TMP, path, sizeof(path)) == -1)
 		goto fail;
-	inst->rv.templating = true;
-	inst->rv.tpl_start_us = launcher_now_us();
+	inst->rv->templating = true;
+	inst->rv->tpl_start_us = launcher_now_us();
 	if (inst->ops->template_save(inst, path) == -1) {
-		inst->rv.templating = false;
+		inst->rv->templating = false;
 		goto fail;
 	}
 	return 0;
 fail:
 	log_warnx("%s: template: could not start the save", inst->svc->name);
-	free(inst->rv.tpl_key);
-	inst->rv.tpl_key = NULL;
+	free(inst->rv->tpl_key);
+	inst->rv->tpl_key = NULL;
 	return -1;
 }
 
@@ -284,7 +284,7 @@ static int template_commit(struct instance *inst)
 	fprintf(f, "%ssize %llu\n", TEMPLATE_MAGIC, (unsigned long long)st.st_size);
 	if (ram >= 0)
 		fprintf(f, "ram %lld\n", ram);
-	fputs(inst->rv.tpl_key, f);
+	fputs(inst->rv->tpl_key, f);
 	if (fflush(f) == EOF || fsync(fileno(f)) == -1 || ferror(f))
 		goto fail;
 	fclose(f);
@@ -292,7 +292,7 @@ static int template_commit(struct instance *inst)
 	if (rename(stmp, spath) == -1 || rename(ktmp, kpath) == -1)
 		goto fail;
 	log_info("%s: template saved in %.1f ms (%llu bytes)%s", inst->svc->name,
-	         (double)(launcher_now_us() - inst->rv.tpl_start_us) / 1000.0,
+	         (double)(launcher_now_us() - inst->rv->tpl_start_us) / 1000.0,
 	         (unsigned long long)st.st_size, ram >= 0 ? ", its memory in a file" : "");
 	return 0;
 fail:
@@ -304,24 +304,24 @@ fail:
 
 void launcher_inst_templated(struct instance *inst, bool ok)
 {
-	if (!inst->rv.templating)
+	if (!inst->rv->templating)
 		return;
-	inst->rv.templating = false;
+	inst->rv->templating = false;
 	if (!ok || template_commit(inst) == -1) {
 		if (!ok)
 			log_warnx("%s: template: the save failed", inst->svc->name);
 		template_drop(inst, NULL);
 	}
-	free(inst->rv.tpl_key);
-	inst->rv.tpl_key = NULL;
+	free(inst->rv->tpl_key);
+	inst->rv->tpl_key = NULL;
 	launcher_inst_ready(inst); /* what the save held back */
 }
 
 bool template_hold_ready(struct instance *inst)
 {
-	if (!launcher_how_clone(inst->how) || inst->rv.reseeded)
+	if (!launcher_how_clone(inst->how) || inst->rv->reseeded)
 		return false;
-	inst->rv.ready_held = true;
+	inst->rv->ready_held = true;
 	return true;
 }
 
@@ -329,25 +329,25 @@ void launcher_inst_reseeded(struct instance *inst)
 {
 	if (inst->state != INST_BOOTING || !launcher_how_clone(inst->how))
 		return;
-	inst->rv.reseeded = true;
-	if (inst->rv.ready_held)
+	inst->rv->reseeded = true;
+	if (inst->rv->ready_held)
 		launcher_inst_ready(inst);
 }
 
 bool launcher_inst_is_clone(const struct instance *inst)
 {
 	return (inst->state == INST_BOOTING && launcher_how_clone(inst->how)) ||
-	       (inst->state == INST_STOPPED && inst->rv.shell_template);
+	       (inst->state == INST_STOPPED && inst->rv->shell_template);
 }
 
 void template_end_run(struct instance *inst)
 {
-	if (inst->rv.templating) {
+	if (inst->rv->templating) {
 		template_unlink(inst, TPL_STATE_TMP);
 		template_unlink(inst, TPL_RAM_TMP);
 	}
-	inst->rv.templating = false;
-	inst->rv.reseeded = inst->rv.ready_held = false;
-	free(inst->rv.tpl_key);
-	inst->rv.tpl_key = NULL;
+	inst->rv->templating = false;
+	inst->rv->reseeded = inst->rv->ready_held = false;
+	free(inst->rv->tpl_key);
+	inst->rv->tpl_key = NULL;
 }

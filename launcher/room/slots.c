@@ -12,73 +12,107 @@
  * asked again); a wake goes through that one first, then this one.
  */
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <event2/event.h>
 
 #include "core.h"
 #include "log.h"
 #include "part.h"
+#include "wakeq.h"
+
+/* A launcher's boot slots (l->slots). */
+struct slots {
+	struct wakeq q; /* the boots waiting for one */
+	struct event *ev;
+	unsigned max; /* max_booting; 0: no limit */
+	unsigned used, peak;
+};
+
+/* An instance's place in line, or its slot (inst->slot). */
+struct inst_slot {
+	struct wakeq_item item;
+	bool held;
+};
 
 static void slots_cb(evutil_socket_t fd, short what, void *arg);
 
 static int slots_conf(struct launcher *l, const struct conf *conf)
 {
-	if (l->slots_ev == NULL) {
-		wakeq_init(&l->bootq, SIZE_MAX);
-		if ((l->slots_ev = event_new(l->base, -1, 0, slots_cb, l)) == NULL) {
-			log_warn("boot slots: event");
+	struct slots *s = l->slots;
+
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL ||
+		    (s->ev = event_new(l->base, -1, 0, slots_cb, l)) == NULL) {
+			log_warn("boot slots");
+			free(s);
 			return -1;
 		}
+		wakeq_init(&s->q, SIZE_MAX);
+		l->slots = s;
 	}
-	l->slots_max = conf->max_booting;
-	event_active(l->slots_ev, 0, 0); /* a larger max starts the waiting now */
+	s->max = conf->max_booting;
+	event_active(s->ev, 0, 0); /* a larger max starts the waiting now */
 	return 0;
 }
 
 static void slots_free(struct launcher *l)
 {
-	if (l->slots_ev != NULL)
-		event_free(l->slots_ev);
-	l->slots_ev = NULL;
+	if (l->slots == NULL)
+		return;
+	event_free(l->slots->ev);
+	free(l->slots);
+	l->slots = NULL;
+}
+
+static int slots_new(struct instance *inst)
+{
+	return (inst->slot = calloc(1, sizeof(*inst->slot))) != NULL ? 0 : -1;
+}
+
+static void slots_destroy(struct instance *inst)
+{
+	free(inst->slot);
+	inst->slot = NULL;
 }
 
 static bool slots_free_one(const struct launcher *l)
 {
-	return l->slots_max == 0 || l->slots_used < l->slots_max;
+	return l->slots->max == 0 || l->slots->used < l->slots->max;
 }
 
 static void slots_hold(struct instance *inst)
 {
 	struct launcher *l = inst->l;
 
-	inst->slot_held = true;
-	if (++l->slots_used > l->slots_peak)
-		l->slots_peak = l->slots_used;
+	inst->slot->held = true;
+	if (++l->slots->used > l->slots->peak)
+		l->slots->peak = l->slots->used;
 }
 
 static bool slots_take(struct instance *inst)
 {
 	struct launcher *l = inst->l;
 
-	if (inst->slot_held)
+	if (inst->slot->held)
 		return true;
 	/* Behind those already waiting, even when a slot is free this instant. */
-	if (wakeq_head(&l->bootq) == NULL && slots_free_one(l)) {
+	if (wakeq_head(&l->slots->q) == NULL && slots_free_one(l)) {
 		slots_hold(inst);
 		return true;
 	}
-	if (!inst->slot.queued) {
-		wakeq_push(&l->bootq, &inst->slot, inst,
+	if (!inst->slot->item.queued) {
+		wakeq_push(&l->slots->q, &inst->slot->item, inst,
 		           inst->boot_start_us + (int64_t)inst->svc->boot_timeout_ms * 1000);
 		log_info("%s: waiting for a boot slot (max_booting %u: %u booting, %zu waiting)",
-		         inst->svc->name, l->slots_max, l->slots_used, l->bootq.st.len);
+		         inst->svc->name, l->slots->max, l->slots->used, l->slots->q.st.len);
 	}
 	return false;
 }
 
 static bool slots_queued(const struct instance *inst)
 {
-	return inst->slot.queued;
+	return inst->slot != NULL && inst->slot->item.queued;
 }
 
 /* Start the first in line while there are slots, from a fresh event. */
@@ -90,9 +124,9 @@ static void slots_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	while (slots_free_one(l) && (it = wakeq_head(&l->bootq)) != NULL) {
+	while (slots_free_one(l) && (it = wakeq_head(&l->slots->q)) != NULL) {
 		inst = it->owner;
-		wakeq_admit(&l->bootq, it);
+		wakeq_admit(&l->slots->q, it);
 		if (inst->state != INST_BOOTING)
 			continue; /* not reached: a boot that ends leaves the line */
 		slots_hold(inst);
@@ -106,13 +140,15 @@ static void slots_drop(struct instance *inst)
 {
 	struct launcher *l = inst->l;
 
-	wakeq_remove(&l->bootq, &inst->slot);
-	if (!inst->slot_held)
+	if (inst->slot == NULL || l->slots == NULL)
+		return; /* a stand-in made by hand (a unit test); the first config's */
+	wakeq_remove(&l->slots->q, &inst->slot->item);
+	if (!inst->slot->held)
 		return;
-	inst->slot_held = false;
-	l->slots_used--;
-	if (l->slots_ev != NULL && wakeq_head(&l->bootq) != NULL)
-		event_active(l->slots_ev, 0, 0);
+	inst->slot->held = false;
+	l->slots->used--;
+	if (wakeq_head(&l->slots->q) != NULL)
+		event_active(l->slots->ev, 0, 0);
 }
 
 static void slots_state(struct instance *inst, enum inst_state old)
@@ -123,11 +159,13 @@ static void slots_state(struct instance *inst, enum inst_state old)
 
 static void slots_stats(const struct launcher *l, struct launcher_stats *st)
 {
-	st->boot_slots = l->slots_max;
-	st->booting_started = l->slots_used;
-	st->booting_peak = l->slots_peak;
-	st->boot_queue = l->bootq.st.len;
-	st->boot_queued = l->bootq.st.queued;
+	if (l->slots == NULL)
+		return;
+	st->boot_slots = l->slots->max;
+	st->booting_started = l->slots->used;
+	st->booting_peak = l->slots->peak;
+	st->boot_queue = l->slots->q.st.len;
+	st->boot_queued = l->slots->q.st.queued;
 }
 
 static const char *slots_waiting(const struct instance *inst)
@@ -139,6 +177,8 @@ const struct launcher_part part_slots = {
     .name = "slots",
     .configured = slots_conf,
     .free = slots_free,
+    .new = slots_new,
+    .destroy = slots_destroy,
     .stats = slots_stats,
     .may_start = slots_take,
     .state = slots_state,

@@ -21,7 +21,7 @@
 
 #include "../../launcher/backend.h"
 #include "../../launcher/core.h"
-#include "../../launcher/revive/template.h"
+#include "../../launcher/revive/revive_int.h"
 #include "revive.h"
 
 static const char *fake_key = "argv qemu\nargv -m\nargv 16M\n";
@@ -91,6 +91,8 @@ static int setup(void **state)
 	f->inst.state_dir = f->dir;
 	f->inst.ops = &fake_ops;
 	f->inst.state = INST_STOPPED;
+	if ((f->inst.rv = calloc(1, sizeof(*f->inst.rv))) == NULL)
+		return -1;
 	*state = f;
 	return 0;
 }
@@ -101,7 +103,8 @@ static int teardown(void **state)
 	char cmd[128];
 
 	fake_ram = false;
-	free(f->inst.rv.tpl_key);
+	free(f->inst.rv->tpl_key);
+	free(f->inst.rv);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
 		return -1;
@@ -124,14 +127,14 @@ static void make_template(struct fixture *f)
 
 	assert_false(launcher_inst_makes_template(&f->inst));
 	assert_false(template_take(&f->inst, path, sizeof(path)));
-	assert_string_equal(f->inst.rv.tpl_key, fake_key);
+	assert_string_equal(f->inst.rv->tpl_key, fake_key);
 	assert_true(launcher_inst_makes_template(&f->inst)); /* the backend's start sees it */
 	assert_int_equal(template_save_begin(&f->inst), 0);
-	assert_true(f->inst.rv.templating);
+	assert_true(f->inst.rv->templating);
 	assert_non_null(strstr(saved_to, "/templates/www.state.tmp"));
 	launcher_inst_templated(&f->inst, true); /* not booting: readiness is a no-op */
-	assert_false(f->inst.rv.templating);
-	assert_null(f->inst.rv.tpl_key);
+	assert_false(f->inst.rv->templating);
+	assert_null(f->inst.rv->tpl_key);
 	assert_true(exists(f, "www.state"));
 	assert_true(exists(f, "www.key"));
 	assert_false(exists(f, "www.state.tmp"));
@@ -187,7 +190,7 @@ static void test_ram_cut_short_drops(void **state)
 	assert_false(exists(f, "www.ram"));
 	assert_false(exists(f, "www.state"));
 	assert_false(exists(f, "www.key"));
-	assert_non_null(f->inst.rv.tpl_key); /* this boot makes a new one */
+	assert_non_null(f->inst.rv->tpl_key); /* this boot makes a new one */
 }
 
 static void test_ram_missing_drops(void **state)
@@ -228,7 +231,7 @@ static void test_make_and_take(void **state)
 	assert_true(template_take(&f->inst, path, sizeof(path)));
 	snprintf(want, sizeof(want), "%s/templates/www.state", f->dir);
 	assert_string_equal(path, want);
-	assert_null(f->inst.rv.tpl_key); /* a restore makes no template */
+	assert_null(f->inst.rv->tpl_key); /* a restore makes no template */
 }
 
 static void test_other_key_drops(void **state)
@@ -242,7 +245,7 @@ static void test_other_key_drops(void **state)
 	fake_key = "argv qemu\nargv -m\nargv 16M\n";
 	assert_false(exists(f, "www.state"));
 	assert_false(exists(f, "www.key"));
-	assert_non_null(f->inst.rv.tpl_key); /* this boot makes a new one */
+	assert_non_null(f->inst.rv->tpl_key); /* this boot makes a new one */
 }
 
 static void test_cut_short_drops(void **state)
@@ -293,7 +296,7 @@ static void test_off(void **state)
 	f->svc.template = CONF_TEMPLATE_OFF;
 	assert_false(template_wanted(&f->inst));
 	assert_false(template_take(&f->inst, path, sizeof(path)));
-	assert_null(f->inst.rv.tpl_key);
+	assert_null(f->inst.rv->tpl_key);
 	assert_int_equal(template_save_begin(&f->inst), -1);
 }
 
