@@ -67,13 +67,17 @@ wait "$LOAD"
 check "load gone: the extra replica is stopped and forgotten, not warmed" \
 	wait_for 90 bash -c "! '$BECKONCTL' -s '$DSOCK' list | grep -qE '^2\\.$P '"
 check "... by the scaler" grep -qE "$P: [0-9]+ open connections fit 1 replicas: stopping 2\\.$P" "$DLOG"
-wait_for 90 rows_are "$P:paused:2"
+# Paused again after one more boot, or two: on a loaded machine the
+# instance a request resumed can idle out (3 s) before the load connects,
+# and a rewarm that the load then wakes stays up, as it should.
+paused_again() { rows | grep -qxE "$P:paused:[2-9]" || { sleep 0.3; return 1; }; }
+wait_for 90 paused_again
 rc=$?
-check "the service's own instance idles out and is warmed again: paused, a second boot ($(rows))" \
+now=$(rows)
+check "the service's own instance idles out and is warmed again: paused, booted again ($now)" \
 	[ "$rc" = 0 ]
-# What happened instead (a busy run once saw it ready, then paused after a third boot).
-[ "$rc" = 0 ] || tail -n 40 "$DLOG" | sed 's/^/# /'
+[ "$rc" = 0 ] || grep -v "control: list" "$DLOG" | tail -n 40 | sed 's/^/# /'
 sleep 2
-check "... and nothing else is warmed ($(rows))" [ "$(rows)" = "$P:paused:2" ]
+check "... and nothing else is warmed ($(rows))" [ "$(rows)" = "$now" ]
 check "beckond exits cleanly on SIGTERM (sanitizers quiet)" stop_daemon
 finish
