@@ -100,7 +100,9 @@ for h in json.load(sys.stdin)["hosts"]:
         print(h[sys.argv[2]])' "$1" "$2"
 }
 host_is() { [ "$(hostf "$1" state)" = "$2" ]; }
-page() { ip netns exec "$NSC" curl -s --max-time "${2:-60}" -w ' %{http_code}' "http://$1/" | tr -d '\n'; }
+# Past boot_timeout (90 s): five guests boot at once under TCG, and beside
+# two CPU hogs the first client's 60 s ran out once.
+page() { ip netns exec "$NSC" curl -s --max-time "${2:-120}" -w ' %{http_code}' "http://$1/" | tr -d '\n'; }
 serves() { [[ "$(page "$1")" =~ ^"hello from $P-$2 ".*" 200"$ ]]; }
 doms() { timeout 30 virsh -q -c "$1" list --name 2>/dev/null | grep "^beckon-$P-" | sort | tr '\n' ' '; }
 
