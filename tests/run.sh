@@ -31,6 +31,15 @@ for bin in build/unit/test_* build/asan/unit/test_*; do
 	run_unit "$bin"
 done
 
+# What a failed script said around its failures: the lines just before each
+# "not ok" (a check's own diagnostics) and those after its last check.
+run_context() {
+	awk '/^(ok|skip) /{n=0; next}
+	     /^not ok /{for (i = (n > 20 ? n - 20 : 0); i < n; i++) print "    | " b[i]; n=0; next}
+	     {b[n++]=$0}
+	     END{for (i = (n > 20 ? n - 20 : 0); i < n; i++) print "    | " b[i]}' "$1"
+}
+
 # Integration scripts print "ok - ...", "not ok - ..." and "skip - ..." lines.
 for t in tests/integration/test_*.sh; do
 	[ -f "$t" ] || continue
@@ -51,7 +60,7 @@ for t in tests/integration/test_*.sh; do
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 	printf '%-40s %3d passed, %d failed, %d skipped (%ss)\n' "$name" "$p" "$f" "$s" $(($(date +%s) - start))
 	grep -E '^(not ok|skip) ' "$logs/$name.log" | sed 's/^/    /'
-	[ "$f" -eq 0 ] || tail -n 30 "$logs/$name.log" | grep -vE '^(ok|not ok|skip) ' | sed 's/^/    | /'
+	[ "$f" -eq 0 ] || run_context "$logs/$name.log"
 done
 
 if [ "$skip" -gt 0 ]; then
