@@ -99,6 +99,12 @@ for i in $(seq 1 "$N"); do
 	[ "$(cat "$T/ans$i")" = "$NET.$((i + 9))" ] && answered=$((answered + 1))
 done
 check "all $N queries answered with their address ($answered, in $((t1 - t0)) ms)" [ "$answered" = "$N" ]
+# Those not answered: what dig printed, their state now, and what the log says of them.
+for i in $(seq 1 "$N"); do
+	[ "$(cat "$T/ans$i")" = "$NET.$((i + 9))" ] && continue
+	echo "# s$i: dig printed '$(tr '\n' ' ' <"$T/ans$i")', state now $(svc_field "$P-s$i" state)"
+	grep -E "$P-s$i[: ]" "$DLOG" | tail -12 | sed 's/^/# log: /'
+done
 served=0
 for i in $(seq 1 "$N"); do
 	page "$i" | grep -q "^hello from $P-s$i " && served=$((served + 1))
