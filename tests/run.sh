@@ -32,12 +32,13 @@ for bin in build/unit/test_* build/asan/unit/test_*; do
 done
 
 # What a failed script said around its failures: the lines just before each
-# "not ok" (a check's own diagnostics) and those after its last check.
+# "not ok" (a check's own diagnostics) and those after its last check (the
+# logs lib.sh shows at exit).
 run_context() {
 	awk '/^(ok|skip) /{n=0; next}
 	     /^not ok /{for (i = (n > 20 ? n - 20 : 0); i < n; i++) print "    | " b[i]; n=0; next}
 	     {b[n++]=$0}
-	     END{for (i = (n > 20 ? n - 20 : 0); i < n; i++) print "    | " b[i]}' "$1"
+	     END{for (i = (n > 60 ? n - 60 : 0); i < n; i++) print "    | " b[i]}' "$1"
 }
 
 # Integration scripts print "ok - ...", "not ok - ..." and "skip - ..." lines.

@@ -38,8 +38,19 @@ on_exit_proxy_bridge() {
 		on_exit "while $ipt -w -t nat -D PREROUTING -j BECKON-PROXY-$1; do :; done; while $ipt -w -t nat -D OUTPUT -j BECKON-PROXY-$1; do :; done; $ipt -w -t nat -F BECKON-PROXY-$1; $ipt -w -t nat -X BECKON-PROXY-$1"
 	done
 }
+# When a check failed: the end of each log the test kept (beckond's, a
+# libvirtd's), for what the check alone does not say.
+_show_logs() {
+	local f
+	for f in "$T"/beckond*.log "$T"/lv*/libvirtd.log; do
+		[ -s "$f" ] || continue
+		echo "# the end of ${f#"$T"/}:"
+		tail -n 15 "$f" | sed 's/^/#   /'
+	done
+}
 _run_cleanup() {
 	local c
+	[ "$FAILED" = 0 ] || _show_logs
 	for c in "${_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1; done
 	# KEEP_T=1: keep the scratch directory (the daemon's log) to look at.
 	if [ -n "${KEEP_T:-}" ]; then echo "# kept $T"; else rm -rf "$T"; fi

@@ -207,7 +207,16 @@ check "libvirtd restart: the adopted www serves" serves $NET.2 www
 check "libvirtd restart: DNS answers for it" [ "$(dqa +short www.svc.test A)" = "$NET.2" ]
 check "libvirtd restart: no boot of www since (adopted, not rebooted)" [ "$(field www boots)" = "$boots_before" ]
 ctl stop "$P-con" >/dev/null
-check "libvirtd restart: a stop goes through the new connection" wait_for 30 state_is con stopped
+# A busy run saw this stop, and every libvirt call after it, hang: say what
+# beckond and libvirtd said.
+stopped_con() {
+	wait_for 30 state_is con stopped && return 0
+	echo "# con is $(field con state); virsh: $(virsh_lv list --all 2>&1 | tr '\n' ' ')"
+	grep -E "$P-con|libvirt" "$DLOG" | tail -15 | sed 's/^/# log: /'
+	tail -15 "$LV/libvirtd.log" | sed 's/^/# libvirtd: /'
+	return 1
+}
+check "libvirtd restart: a stop goes through the new connection" stopped_con
 check "libvirtd restart: ... and its domain is gone" eval '[ -z "$(lv_domains "$(dom con)")" ]'
 check "libvirtd restart: a boot works again" [ "$(dqa +short con.svc.test A)" = "$NET.7" ]
 check "libvirtd restart: ... it serves" serves $NET.7 con

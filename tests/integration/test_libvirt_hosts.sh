@@ -75,7 +75,9 @@ svc() { # svc NAME ADDRESS [KEYS]
 CONF
 }
 base_conf "$CONF"
-sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$BR\"; subnet = \"$NET.0/24\"; hold = \"proxy\"; };|" "$CONF"
+# A held client waits as long as a boot may take (boot_timeout 90 s), not the
+# default 10 s: five TCG guests start at once on two fresh libvirtd.
+sed -i "s|^network = .*|network = { mode = \"bridge\"; bridge = \"$BR\"; subnet = \"$NET.0/24\"; hold = \"proxy\"; hold_timeout = \"120s\"; };|" "$CONF"
 cat >>"$CONF" <<CONF
 hosts = (
   { name = "a"; uri = "$URI1"; bridge = "br0"; subnet = "$HN1.0/24"; max_memory = "1G"; max_instances = 5; },
