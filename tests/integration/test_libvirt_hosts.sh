@@ -34,6 +34,8 @@ P=h$$
 NSC=bkh-c-$$
 LV_MARK="guest=beckon-$P-"
 on_exit "pkill -9 -f '$LV_MARK' 2>/dev/null; true"
+# A run cut short (beckond killed): its bridge and proxy chains go too.
+on_exit_proxy_bridge "$BR" "$NET"
 
 # host_ns I: namespace bkh-I-PID with a veth to here and its bridge br0.
 host_ns() {
