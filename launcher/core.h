@@ -78,6 +78,7 @@ struct instance {
 	int64_t boot_start_us, ready_at_us, activity_us;
 	enum conf_hold hold;
 	unsigned held, open; /* the proxy's connections (launcher_connections) */
+	unsigned quiet;      /* idle_ignore requests in flight (launcher_quiet) */
 	time_t activity_wall;
 	unsigned boots, boots_ok, boots_failed;
 };

@@ -73,6 +73,7 @@ struct instance_info {
 	int64_t last_activity;           /* wall clock seconds; 0 when none yet */
 	pid_t pid;                       /* of the VMM or process; 0 when none */
 	unsigned held, open;             /* the proxy's connections: held, relayed */
+	unsigned quiet;                  /* idle_ignore requests in flight (launcher_quiet) */
 	bool shell;                      /* stopped, with a warm shell ready (warm = "shell") */
 	const char *host;                /* the host it runs (or last ran) on; "" when here */
 	enum launcher_how how;           /* how its current (or last) run began */
@@ -171,6 +172,13 @@ void launcher_set_ext(struct instance *inst, void *ext);
  * (being relayed). Shown in launcher_info and metrics.
  */
 void launcher_connections(struct instance *inst, int held, int open);
+
+/*
+ * A request that is no activity (idle_ignore) was sent on (+1) or got its
+ * answer (-1). It keeps nothing up, but while one is in flight the idle
+ * policy waits: a guest paused halfway would leave its client hanging.
+ */
+void launcher_quiet(struct instance *inst, int delta);
 
 /*
  * Called after every state change of every instance (OLD != NEW), from

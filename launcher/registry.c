@@ -389,6 +389,11 @@ void launcher_connections(struct instance *inst, int held, int open)
 	inst->open = open < 0 && inst->open < (unsigned)-open ? 0 : inst->open + (unsigned)open;
 }
 
+void launcher_quiet(struct instance *inst, int delta)
+{
+	inst->quiet = delta < 0 && inst->quiet < (unsigned)-delta ? 0 : inst->quiet + (unsigned)delta;
+}
+
 int launcher_upstream(const struct instance *inst, uint16_t port, struct sockaddr_in *out)
 {
 	if (inst->ops != NULL && inst->ops->upstream != NULL)
@@ -430,6 +435,7 @@ void launcher_info(const struct instance *inst, struct instance_info *info)
 	info->pid = inst->pid;
 	info->held = inst->held;
 	info->open = inst->open;
+	info->quiet = inst->quiet;
 	info->host = inst->host;
 	info->how = inst->how;
 	part_info(inst, info);

@@ -165,6 +165,9 @@ static void engine_check(struct engine *e, struct instance *inst, int64_t now, b
 		return;
 	if (info.open + info.held > 0)
 		launcher_activity(inst);
+	/* A health check being answered: no activity, but not the moment to pause. */
+	if (info.quiet > 0)
+		return;
 	if (engine_replica_kept(e, inst))
 		return;
 	engine_view(inst, &v);

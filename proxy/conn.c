@@ -43,6 +43,7 @@ void pxconn_free(struct pxconn *c)
 {
 	struct pxsvc *svc = c->svc;
 
+	quiet_busy(c, false);
 	unhold(c);
 	pump_free_all(c);
 	if (c->open)

@@ -227,6 +227,7 @@ static void front_head(struct pxconn *c)
 		return;
 	}
 	exchange_start(h, &hd);
+	quiet_busy(c, quiet); /* counted on the instance the request goes to */
 	/* The same service, its connection still open both ways: go on there. */
 	if (to == c->svc && c->state == PXC_RELAY && c->up != NULL && !c->up_eof && !c->up_shut &&
 	    quiet == c->quiet) {
@@ -274,6 +275,7 @@ static void check_done(struct pxhttp *h)
 {
 	if (h->req_done && h->resp_done && h->in_exchange) {
 		h->in_exchange = false;
+		quiet_busy(h->c, false);
 		schedule(h);
 	}
 }

@@ -146,6 +146,7 @@ struct pxconn {
 	bool pump_want[PUMP_DIRS];       /* to splice once the destination has flushed */
 	size_t moved[PUMP_DIRS];         /* bytes relayed by bufferevents */
 	struct pxhttp *http;             /* came to a front: its requests are framed (front.c) */
+	bool quiet_busy;                 /* a quiet request in flight, on inst (quiet_busy) */
 	bool quiet;                      /* not activity: the service's idle_ignore (quiet.c) */
 };
 
@@ -281,6 +282,8 @@ bool quiet_http(const struct pxsvc *svc);
 int quiet_answer(const struct pxsvc *svc);
 void quiet_count_held(struct pxconn *c, int delta);
 void quiet_count_open(struct pxconn *c, int delta);
+/* quiet_busy: a quiet request of C's in flight (BUSY) or answered: see launcher_quiet. */
+void quiet_busy(struct pxconn *c, bool busy);
 
 /* synhold.c: hold "syn". */
 int synhold_start(struct proxy *p, const char *bridge);

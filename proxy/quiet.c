@@ -62,6 +62,15 @@ void quiet_count_held(struct pxconn *c, int delta)
 	svc->p->st.held += (unsigned)delta;
 }
 
+void quiet_busy(struct pxconn *c, bool busy)
+{
+	if (c->quiet_busy == busy)
+		return;
+	c->quiet_busy = busy;
+	if (c->inst != NULL)
+		launcher_quiet(c->inst, busy ? 1 : -1);
+}
+
 void quiet_count_open(struct pxconn *c, int delta)
 {
 	if (!c->quiet)

@@ -86,6 +86,11 @@ struct instance *proxy_pick(const struct pxconn *c)
 
 void proxy_conn_set_inst(struct pxconn *c, struct instance *inst)
 {
+	/* A quiet request in flight goes with the connection. */
+	if (c->quiet_busy && c->inst != NULL)
+		launcher_quiet(c->inst, -1);
+	if (c->quiet_busy && inst != NULL)
+		launcher_quiet(inst, 1);
 	c->inst = inst;
 	c->inst_name[0] = '\0';
 	if (inst != NULL)
@@ -123,6 +128,8 @@ static void spread_refind(struct proxy *p, struct pxconn *c)
 		c->inst_name[0] = '\0';
 	else if ((c->held || c->open) && !c->quiet)
 		launcher_connections(now, c->held, c->open);
+	if (now != NULL && c->quiet_busy)
+		launcher_quiet(now, 1);
 }
 
 void proxy_conns_refind(struct proxy *p)

@@ -12,6 +12,10 @@
 # - ha lists "/healthz" with idle_ignore_answer = 200: once paused, beckon
 #   answers the checker itself and the guest stays paused; a real request
 #   wakes it.
+# - hs lists "/cgi-bin/slow", a request that takes 4 s (idle_timeout 2 s):
+#   it is answered, and the guest is not paused while it is in flight (a
+#   guest paused under a request would leave its client hanging), but is
+#   once it is answered;
 # Then beckonctl list shows the idle time from the last real request.
 . "$(dirname "$0")/lib.sh"
 for tool in curl busybox python3; do
@@ -21,6 +25,9 @@ done
 DNS_PORT=$(free_port)
 DOC=$(make_docroot ignore)
 echo ok >"$DOC/healthz"
+mkdir -p "$DOC/cgi-bin"
+printf '#!/bin/sh\nsleep 4\nprintf "Content-Type: text/plain\\r\\n\\r\\nslow done\\n"\n' >"$DOC/cgi-bin/slow"
+chmod 755 "$DOC/cgi-bin/slow"
 CONF=$T/beckon.conf
 NET=127.$((20 + RANDOM % 200)).$((1 + RANDOM % 200))
 CHECKER=$NET.250 # the health checker's own address (lo takes all of 127/8)
@@ -41,6 +48,7 @@ sed -i 's|^network = .*|network = { mode = "user"; hold = "proxy"; };|' "$CONF"
 	svc hu 3
 	svc hc 4 "idle_ignore = ( \"$CHECKER/32\", \"192.0.2.0/24\" );"
 	svc ha 5 'idle_ignore = ( "/healthz" ); idle_ignore_answer = 200;'
+	svc hs 6 'idle_ignore = ( "/cgi-bin/slow" );'
 } | add_services "$CONF"
 
 start_daemon "$CONF" || { not_ok "beckond starts"; finish; }
@@ -136,6 +144,13 @@ t3=$(now_ms)
 stop_checker ha "$CHK"
 check "ha: list shows the idle time since that request, health checks aside ($((t2 - t1)) ms <= $idle_ms ms <= $((t3 - t0)) ms)" \
 	bash -c "[ '$idle_ms' -ge $((t2 - t1 - 100)) ] && [ '$idle_ms' -le $((t3 - t0 + 100)) ]"
+
+# 6. hs: a listed request slower than idle_timeout: no pause under it.
+check "hs: wakes and serves" serves hs
+slow=$(curl -s --max-time 20 "http://$(addr hs):$PORT/cgi-bin/slow")
+check "hs: a listed request that takes 4 s is answered (got '$slow')" [ "$slow" = "slow done" ]
+check "hs: ... the guest was not paused under it" bash -c "! grep -q 'hs: idle:' '$DLOG'"
+check "hs: paused once it was answered (within 30 s)" wait_for 30 idled hs
 
 check "SIGTERM: beckond exits 0, no sanitizer report" stop_daemon
 finish
