@@ -391,7 +391,8 @@ void launcher_connections(struct instance *inst, int held, int open)
 
 void launcher_quiet(struct instance *inst, int delta)
 {
-	inst->quiet = delta < 0 && inst->quiet < (unsigned)-delta ? 0 : inst->quiet + (unsigned)delta;
+	inst->quiet =
+	    delta < 0 && inst->quiet < (unsigned)-delta ? 0 : inst->quiet + (unsigned)delta;
 }
 
 int launcher_upstream(const struct instance *inst, uint16_t port, struct sockaddr_in *out)
