@@ -382,17 +382,21 @@ int launcher_hooks_admit(struct instance *inst, const struct sockaddr *client)
 	return -1;
 }
 
+/* N + DELTA, never below zero, whatever a caller gets wrong. */
+static unsigned registry_count(unsigned n, int delta)
+{
+	return delta < 0 && n < (unsigned)-delta ? 0 : n + (unsigned)delta;
+}
+
 void launcher_connections(struct instance *inst, int held, int open)
 {
-	/* Never below zero, whatever a caller gets wrong. */
-	inst->held = held < 0 && inst->held < (unsigned)-held ? 0 : inst->held + (unsigned)held;
-	inst->open = open < 0 && inst->open < (unsigned)-open ? 0 : inst->open + (unsigned)open;
+	inst->held = registry_count(inst->held, held);
+	inst->open = registry_count(inst->open, open);
 }
 
 void launcher_quiet(struct instance *inst, int delta)
 {
-	inst->quiet =
-	    delta < 0 && inst->quiet < (unsigned)-delta ? 0 : inst->quiet + (unsigned)delta;
+	inst->quiet = registry_count(inst->quiet, delta);
 }
 
 int launcher_upstream(const struct instance *inst, uint16_t port, struct sockaddr_in *out)
