@@ -5,6 +5,8 @@
 #ifndef BECKON_LAUNCHER_HOSTNET_INTERNAL_H
 #define BECKON_LAUNCHER_HOSTNET_INTERNAL_H
 
+#include <stdint.h>
+
 struct nl_addr;
 struct nl_sock;
 struct rtnl_link;
@@ -28,5 +30,9 @@ struct hn_change {
 
 /* Set LINK up with the changes in C: 0, or a negative libnl error. */
 int hn_link_change(struct nl_sock *sk, struct rtnl_link *link, const struct hn_change *c);
+
+/* A static forwarding entry on the bridge: frames for GUEST_MAC go to port
+ * TAP (IFINDEX) alone, before the guest has sent any. 0, or -1 logged. */
+int hn_port_fdb(struct nl_sock *sk, const char *tap, int ifindex, const uint8_t guest_mac[6]);
 
 #endif

@@ -53,7 +53,7 @@ int hostnet_tap_create(const char *name, const char *bridge, const char *service
 	struct rtnl_link *link = NULL;
 	struct hn_change c = {0};
 	char alias[128];
-	uint8_t mac[6];
+	uint8_t mac[6], guest_mac[6];
 	int err;
 
 	if ((c.master = (int)if_nametoindex(bridge)) == 0) {
@@ -74,7 +74,8 @@ int hostnet_tap_create(const char *name, const char *bridge, const char *service
 	c.alias = alias;
 	/* A high MAC (libvirt's trick): a bridge that follows its ports' lowest
 	 * MAC does not take it, so adding a tap does not flush neighbours. */
-	hostnet_mac(service, mac);
+	hostnet_mac(service, guest_mac);
+	memcpy(mac, guest_mac, sizeof(mac));
 	mac[0] = 0xfe;
 	if ((c.addr = nl_addr_build(AF_LLC, mac, sizeof(mac))) == NULL)
 		goto fail;
@@ -85,6 +86,8 @@ int hostnet_tap_create(const char *name, const char *bridge, const char *service
 		          nl_geterror(err));
 		goto fail;
 	}
+	/* Without it only dearer (floods while the guest boots): not fatal. */
+	hn_port_fdb(sk, name, rtnl_link_get_ifindex(link), guest_mac);
 	rtnl_link_put(link);
 	nl_socket_free(sk);
 	return 0;

@@ -72,7 +72,12 @@ check "tap: enslaved to the bridge and up" \
 check "tap: marked with its service" bash -c "ip netns exec $NS ip -d link show $tap | grep -q 'alias beckon:www$'"
 check "tap: its own MAC is high (fe:...), not the guest's" \
 	bash -c "ip netns exec $NS ip link show $tap | grep -q 'link/ether fe:62:6b'"
+# Static, so frames for a guest that has not spoken yet (a probe's SYNs
+# while it boots) go to its tap alone instead of flooding every guest.
+fdb_of() { ip netns exec $NS bridge fdb show dev "$1" | grep -c "^$2 master $BR static"; }
+check "tap: the guest's MAC is a static bridge entry on its tap" [ "$(fdb_of "$tap" "$mac")" = 1 ]
 check "tap: creating it again reuses it" [ "$(hn tap $BR www)" = "$tap" ]
+check "tap: ... with still one static entry for its guest" [ "$(fdb_of "$tap" "$mac")" = 1 ]
 check "tap: on a missing bridge fails" not hn tap nosuchbr orphan
 check "tap: the failure names the bridge" grep -q 'bridge nosuchbr' "$ERR"
 check "tap: nothing left by the failure" not link_of "$(hn tapname orphan)"
