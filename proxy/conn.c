@@ -78,6 +78,13 @@ void pxconn_reset(struct pxconn *c)
 	pxconn_free(c);
 }
 
+void pxconn_upstream_failed(struct pxconn *c, const char *why)
+{
+	/* A client reset is what it sees: say why here. */
+	log_warnx("proxy: %s: no connection to the guest (%s); client reset", c->svc->name, why);
+	pxconn_reset(c);
+}
+
 static int64_t now_us(void)
 {
 	struct timespec ts;
@@ -228,7 +235,7 @@ static void conn_connect(struct pxconn *c)
 		if (pxconn_can_retry(c))
 			pxconn_retry(c);
 		else
-			pxconn_reset(c);
+			pxconn_upstream_failed(c, strerror(errno));
 	}
 }
 

@@ -196,6 +196,8 @@ void pxconn_accept(struct pxsvc *svc, uint16_t port, int fd, const struct sockad
 void pxconn_free(struct pxconn *c);
 /* Close the client with a TCP reset (SO_LINGER 0), then free. */
 void pxconn_reset(struct pxconn *c);
+/* The guest could not be reached (WHY): logged, and C reset. */
+void pxconn_upstream_failed(struct pxconn *c, const char *why);
 /*
  * Upstream closed or failed before a byte came back: whether to connect
  * again (QEMU's hostfwd, the guest only just ready), and doing so.

@@ -6,11 +6,13 @@
  * written everything (half-close); an error closes the other side once it
  * has flushed what it holds.
  */
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "internal.h"
 #include "log.h"
@@ -235,8 +237,10 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
 			relay_start(c);
 		else if (pxconn_can_retry(c))
 			pxconn_retry(c);
-		else
-			pxconn_reset(c); /* refused, unreachable: as a guest would */
+		else /* refused, unreachable: as a guest would */
+			pxconn_upstream_failed(c, (what & BEV_EVENT_TIMEOUT)
+			                              ? "timed out"
+			                              : strerror(EVUTIL_SOCKET_ERROR()));
 		return;
 	}
 	if (bev == c->cl && c->state != PXC_RELAY) {
