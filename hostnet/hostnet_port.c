@@ -1,6 +1,6 @@
 /*
  * Host networking: a static forwarding entry for each guest on its bridge
- * port (see hostnet.h). Without it, every frame sent to a guest before the
+ * port (see hostnet_internal.h). Without it, every frame sent to a guest before the
  * guest has sent one of its own (the readiness probe's SYNs, while it
  * boots) is unknown unicast, which the bridge floods to every port: each
  * other guest's VMM wakes, and its guest takes an interrupt, for a frame it

@@ -6,13 +6,13 @@
  * written everything (half-close); an error closes the other side once it
  * has flushed what it holds.
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/util.h>
 
 #include "internal.h"
 #include "log.h"
@@ -238,9 +238,8 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
 		else if (pxconn_can_retry(c))
 			pxconn_retry(c);
 		else /* refused, unreachable: as a guest would */
-			pxconn_upstream_failed(c, (what & BEV_EVENT_TIMEOUT)
-			                              ? "timed out"
-			                              : strerror(EVUTIL_SOCKET_ERROR()));
+			pxconn_upstream_failed(c, (what & BEV_EVENT_TIMEOUT) ? "timed out"
+			                                                     : strerror(errno));
 		return;
 	}
 	if (bev == c->cl && c->state != PXC_RELAY) {
