@@ -321,6 +321,10 @@ void tcp_input(const uint8_t *frame, const uint8_t *ih, uint8_t *seg, size_t len
 		                 len - hl + !!(seg[13] & TH_SYN) + !!(seg[13] & TH_FIN));
 		return;
 	}
+	/* Answer the hop the peer's frames come from now, not the one its SYN
+	 * came from: a host bridge whose MAC follows its ports changes it. */
+	if (!(frame[6] & 1))
+		memcpy(pcb->peer_mac, frame + 6, 6);
 	in.seq = get_be32(seg + 4);
 	in.ack = get_be32(seg + 8);
 	in.flags = seg[13];

@@ -1,4 +1,6 @@
 /* Host networking: the bridge and its address (see hostnet.h). */
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
 
@@ -59,6 +61,48 @@ static struct in_addr hn_first_host(struct in_addr subnet, int prefix)
 	return a;
 }
 
+/*
+ * Whether BRIDGE's MAC follows its ports (never set): sysfs holds the only
+ * record of it. HN_ADDR_SET is a MAC someone chose; unreadable counts
+ * as set, and nothing is changed.
+ */
+/* NET_ADDR_SET of linux/netdevice.h, whose other names clash with net/if.h's. */
+#define HN_ADDR_SET 3
+
+static bool hn_bridge_mac_floats(const char *bridge)
+{
+	char path[64 + IFNAMSIZ];
+	int type = HN_ADDR_SET;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/addr_assign_type", bridge);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	if (fscanf(f, "%d", &type) != 1)
+		type = HN_ADDR_SET;
+	fclose(f);
+	return type != HN_ADDR_SET;
+}
+
+/*
+ * Pin an existing bridge's MAC at the one it has (see below) when it
+ * follows its ports; else bring it up if it is down.
+ */
+static int hn_bridge_existing(struct nl_sock *sk, struct rtnl_link *link, const char *bridge)
+{
+	struct hn_change c = {0};
+	char mac[32];
+
+	if (hn_bridge_mac_floats(bridge)) {
+		c.addr = rtnl_link_get_addr(link);
+		log_info("hostnet: bridge %s: its MAC %s pinned (it followed its ports)", bridge,
+		         nl_addr2str(c.addr, mac, sizeof(mac)));
+	} else if (rtnl_link_get_flags(link) & IFF_UP) {
+		return 0;
+	}
+	return hn_link_change(sk, link, &c);
+}
+
 int hostnet_bridge_ensure(const char *bridge, struct in_addr subnet, int prefix)
 {
 	struct nl_sock *sk;
@@ -93,15 +137,16 @@ int hostnet_bridge_ensure(const char *bridge, struct in_addr subnet, int prefix)
 	/*
 	 * The kernel ignores an alias in the creating message: it comes here.
 	 * Setting the MAC, even to the one it has, pins it: else the bridge takes
-	 * the lowest MAC of its ports whenever one comes or goes, and each change
-	 * flushes every neighbour entry on it, the permanent ones included.
+	 * the lowest MAC of its ports whenever one comes or goes, each change
+	 * flushes every neighbour entry on it, the permanent ones included, and
+	 * guests that learnt their gateway's MAC before it send to a stale one.
 	 */
 	what = "mark, pin and set up the bridge";
 	if (created) {
 		struct hn_change c = {.alias = BRIDGE_ALIAS, .addr = rtnl_link_get_addr(link)};
 		err = hn_link_change(sk, link, &c);
-	} else if (!(rtnl_link_get_flags(link) & IFF_UP)) {
-		err = hn_link_change(sk, link, &(struct hn_change){0});
+	} else {
+		err = hn_bridge_existing(sk, link, bridge);
 	}
 	if (err < 0)
 		goto fail_nl;

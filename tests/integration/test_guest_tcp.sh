@@ -3,7 +3,8 @@
 # client speaks TCP by hand through an AF_PACKET socket on the tap, from an
 # address the namespace's own kernel does not hold (so it never interferes),
 # and checks the handshake, retransmission, the receive window, zero-window
-# persistence, RST and SYN handling (RFC 5961), out-of-order data and FIN.
+# persistence, RST and SYN handling (RFC 5961), out-of-order data, FIN, and
+# a peer whose MAC changes mid-connection.
 # Everything stays inside a network namespace made here.
 . "$(dirname "$0")/lib.sh"
 NS=bkt-gtcp-$$
@@ -47,7 +48,7 @@ def csum(b):
 raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 raw.bind((tap, 0))
 
-def send(sport, seq, ack, flags, data=b"", win=65535, mss=None):
+def send(sport, seq, ack, flags, data=b"", win=65535, mss=None, src=CMAC):
     opts = struct.pack("!BBH", 2, 4, mss) if mss else b""
     th = struct.pack("!HHIIBBHHH", sport, 80, seq & 0xffffffff, ack & 0xffffffff,
                      (5 + len(opts) // 4) << 4, flags, win, 0, 0) + opts
@@ -55,7 +56,7 @@ def send(sport, seq, ack, flags, data=b"", win=65535, mss=None):
     th = th[:16] + struct.pack("!H", csum(ph + th + data)) + th[18:]
     ih = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(th) + len(data), 1, 0, 64, 6, 0, CIP, GIP)
     ih = ih[:10] + struct.pack("!H", csum(ih)) + ih[12:]
-    raw.send(GMAC + CMAC + b"\x08\x00" + ih + th + data)
+    raw.send(GMAC + src + b"\x08\x00" + ih + th + data)
 
 class Seg:
     def __init__(self, seq, ack, flags, win, data, opts):
@@ -63,15 +64,15 @@ class Seg:
     def __repr__(self):
         return "<seq %d ack %d flags %#x win %d len %d>" % (self.seq, self.ack, self.flags, self.win, len(self.data))
 
-def recv(sport, timeout, until=None):
-    """Segments from the guest to us at sport, for timeout seconds or until one satisfies until."""
+def recv(sport, timeout, until=None, dst=CMAC):
+    """Segments from the guest to dst at sport, for timeout seconds or until one satisfies until."""
     out, end = [], time.time() + timeout
     while True:
         left = end - time.time()
         if left <= 0 or not select.select([raw], [], [], left)[0]:
             return out
         f = raw.recv(2048)
-        if len(f) < 54 or f[:6] != CMAC or f[12:14] != b"\x08\x00" or f[23] != 6:
+        if len(f) < 54 or f[:6] != dst or f[12:14] != b"\x08\x00" or f[23] != 6:
             continue
         ip = f[14:]
         tl, hl = struct.unpack("!H", ip[2:4])[0], (ip[0] & 15) * 4
@@ -236,6 +237,15 @@ port[0] += 1
 send(port[0], 77, 123456, ACK)
 c = first(port[0], 1)
 report(c is not None and c.flags & RST and c.seq == 123456, "a stray ACK gets RST with seq = its ack (%r)" % (c,))
+
+# 14. The peer's next hop changes MAC mid-connection (a host bridge whose MAC
+# follows its ports, as libvirt adds taps): answers go to the new one.
+NEWMAC = bytes.fromhex("020000000033")
+sp, seq, gseq = handshake()
+send(sp, seq, gseq, ACK | PSH, GET, src=NEWMAC)
+got = recv(sp, 2, lambda s: s.data.startswith(b"HTTP/1.1 200"), dst=NEWMAC)
+report(got and got[-1].data.startswith(b"HTTP/1.1 200"),
+       "after the peer's MAC changes, the response goes to the new MAC (%r)" % (got,))
 
 sys.exit(1 if failed else 0)
 EOF

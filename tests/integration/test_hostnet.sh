@@ -194,10 +194,26 @@ check "tap-destroy: an absent tap is fine" hn tap-destroy "$t"
 nse ip link add foreign0 type bridge
 check "bridge-remove: leaves a bridge beckon did not make" [ "$(hn bridge-remove foreign0)" = left ]
 check "bridge-remove: ... and it is still there" link_of foreign0
+# Its MAC follows its ports (never set): the kernel says 1, "random".
+assign_type() { nse cat "/sys/class/net/$1/addr_assign_type"; }
+fmac0=$(nse cat /sys/class/net/foreign0/address)
+check "bridge: a foreign bridge's MAC follows its ports ($(assign_type foreign0))" [ "$(assign_type foreign0)" = 1 ]
 check "bridge: ensure on a foreign bridge adds the address, does not mark it" \
 	bash -c "[ \"\$(ip netns exec $NS $HN bridge foreign0 10.99.9.0/24 2>>$ERR)\" = existed ] &&
 		 ip netns exec $NS ip -4 addr show foreign0 | grep -q 'inet 10.99.9.1/24' &&
 		 [ \"\$(ip netns exec $NS $HN bridge-remove foreign0 2>>$ERR)\" = left ]"
+check "bridge: ... pins its MAC where it was ($fmac0), and says so" \
+	bash -c "[ \"\$(ip netns exec $NS cat /sys/class/net/foreign0/addr_assign_type)\" = 3 ] &&
+		 [ \"\$(ip netns exec $NS cat /sys/class/net/foreign0/address)\" = $fmac0 ] &&
+		 grep -q 'bridge foreign0: its MAC $fmac0 pinned' $ERR"
+nse ip link add fport0 address 02:00:00:00:00:01 type veth peer name fpeer0
+nse ip link set fport0 master foreign0
+check "bridge: ... a port with a lower MAC joins, the bridge's stays" \
+	[ "$(nse cat /sys/class/net/foreign0/address)" = "$fmac0" ]
+nse ip link del fport0
+check "bridge: a second ensure leaves a pinned bridge as it is (no log line)" \
+	bash -c "ip netns exec $NS $HN bridge foreign0 10.99.9.0/24 2>$T/again.err >/dev/null &&
+		 ! grep -q pinned $T/again.err"
 check "bridge-remove: removes beckon's bridge" [ "$(hn bridge-remove $BR)" = removed ]
 check "bridge-remove: ... and it is gone" not link_of $BR
 check "bridge-remove: an absent bridge is fine" [ "$(hn bridge-remove $BR)" = left ]
