@@ -61,14 +61,14 @@ static struct in_addr hn_first_host(struct in_addr subnet, int prefix)
 	return a;
 }
 
-/*
- * Whether BRIDGE's MAC follows its ports (never set): sysfs holds the only
- * record of it. HN_ADDR_SET is a MAC someone chose; unreadable counts
- * as set, and nothing is changed.
- */
 /* NET_ADDR_SET of linux/netdevice.h, whose other names clash with net/if.h's. */
 #define HN_ADDR_SET 3
 
+/*
+ * Whether BRIDGE's MAC follows its ports (never set): sysfs holds the only
+ * record of it. HN_ADDR_SET is a MAC someone chose; unreadable counts as
+ * set, and nothing is changed.
+ */
 static bool hn_bridge_mac_floats(const char *bridge)
 {
 	char path[64 + IFNAMSIZ];
