@@ -16,6 +16,7 @@
 # RUNS runs each (default 30): median, p10, p90, min and max of DNS query to
 # first byte; and the memory of an idle pool VMM (PSS and RSS from
 # /proc/PID/smaps_rollup). Results go to tests/bench/results/pool-<date>.txt.
+# POOL_ACCEL: tcg or kvm (default: KVM when /dev/kvm opens, else TCG).
 # Fails when a run fails, or a run did not start the way its label says.
 . "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-30}
@@ -161,8 +162,12 @@ bench() {
 	bench_stop
 }
 
-accel=tcg
-kvm_usable && accel=kvm
+accel=${POOL_ACCEL:-}
+if [ -z "$accel" ]; then
+	accel=tcg
+	kvm_usable && accel=kvm
+fi
+case $accel in tcg | kvm) ;; *) echo "bench_pool: POOL_ACCEL must be tcg or kvm" >&2; exit 2 ;; esac
 {
 	bench_header bench_pool
 	echo "# bridge mode, hold none, ready tcp, microvm, 16M, accel $accel"
