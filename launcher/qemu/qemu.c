@@ -165,8 +165,11 @@ static void qmp_ready_cb(struct qmp *q, void *arg)
 	struct qemu_run *r = arg;
 
 	log_debug("%s: qmp ready +%.1f ms", svc_name(r), since_ms(r));
-	if (r->pool != NULL)
+	if (r->pool != NULL) {
+		if (qemu_mem_pool_ready(r->inst, q) == -1)
+			log_warnx("%s: pool VMM: cannot ask for x-ignore-shared", svc_name(r));
 		qemu_pool_up(r->pool);
+	}
 	if (r->shell)
 		launcher_inst_shell_ready(r->inst);
 	if (r->reseed_fd != -1)
@@ -465,7 +468,14 @@ done:
 
 char **qemu_pool_argv(struct instance *inst)
 {
-	return build_argv(inst, NULL, false, "defer", true, NULL);
+	struct qemu_mem *mem;
+	char **argv;
+
+	if (qemu_mem_pool(inst, false, &mem) == -1)
+		return NULL;
+	argv = build_argv(inst, NULL, false, "defer", true, mem);
+	qemu_mem_free(mem);
+	return argv;
 }
 
 int qemu_pool_spawn(struct instance *standin, void *slot)
@@ -474,9 +484,8 @@ int qemu_pool_spawn(struct instance *standin, void *slot)
 	char **argv = NULL;
 	int rc = -1;
 
-	if ((argv = qemu_pool_argv(standin)) == NULL)
-		return -1;
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((r = calloc(1, sizeof(*r))) == NULL || qemu_mem_pool(standin, true, &r->mem) == -1 ||
+	    (argv = build_argv(standin, NULL, false, "defer", true, r->mem)) == NULL)
 		goto done;
 	r->t0_us = now_us();
 	r->pool = slot;
@@ -485,6 +494,8 @@ int qemu_pool_spawn(struct instance *standin, void *slot)
 		r = NULL;
 done:
 	qemu_argv_free(argv);
+	if (r != NULL)
+		qemu_mem_free(r->mem);
 	free(r);
 	return rc;
 }

@@ -162,6 +162,22 @@ const char *qemu_mem_ram_id(const char *machine);
  */
 int qemu_mem_prepare(struct instance *inst, bool restore, struct qemu_mem **out);
 void qemu_mem_free(struct qemu_mem *m);
+/*
+ * A pool VMM's memory (STANDIN: one of its shape): *OUT NULL for QEMU's
+ * own (a machine not known here), else a shared backend on QEMU_MEM_FD,
+ * with beckon's memfd when MEMFD (for its spawn; without: its argv's
+ * words, for its shape). -1 when it cannot be made.
+ */
+int qemu_mem_pool(const struct instance *standin, bool memfd, struct qemu_mem **out);
+/*
+ * A take of a pool VMM by INST: its memfd gets the template's .ram, and
+ * the load then skips the RAM (qemu_mem_incoming_caps). 1 when filled, 0
+ * when there is nothing to fill (QEMU's own memory, or a template whose
+ * RAM is in its stream), -1 on failure (logged): the stream has no RAM.
+ */
+int qemu_mem_pool_fill(struct instance *inst);
+/* A pool VMM's QMP is up: queue x-ignore-shared on Q, for its take's load. */
+int qemu_mem_pool_ready(struct instance *standin, struct qmp *q);
 /* The -object and -machine memory-backend words of M, into IN. */
 void qemu_mem_argv_in(const struct qemu_mem *m, struct qemu_argv_in *in);
 /* The fd to pass as QEMU_MEM_FD, -1 for none. */
@@ -175,9 +191,9 @@ bool qemu_mem_is_clone(const struct qemu_mem *m);
  */
 bool qemu_mem_thp_off(const struct instance *inst, const struct qemu_mem *m, bool restore);
 /*
- * Queue on Q what a clone's load needs first: the x-ignore-shared
- * capability (QEMU 7.2 has no command-line switch for it). A no-op for
- * other runs. CB gets the reply (ARG: INST).
+ * Queue on Q what a clone's load (or a filled pool VMM's) needs first: the
+ * x-ignore-shared capability (QEMU 7.2 has no command-line switch for it).
+ * A no-op for other runs. CB gets the reply (ARG: INST).
  */
 int qemu_mem_incoming_caps(struct instance *inst, struct qmp *q,
                            void (*cb)(struct qmp *, json_t *, json_t *, void *));

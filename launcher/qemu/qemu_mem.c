@@ -19,6 +19,16 @@
  * the stream), restores into QEMU's own anonymous RAM, and the other way
  * round. A machine whose id is not known here keeps the RAM in the stream.
  *
+ * A pool VMM (qemu_pool.c), started before any template is chosen, runs
+ * its guest RAM on a memfd of beckon's too (share=on, the same words as a
+ * source's, so that the shape is one). A take copies the template's .ram
+ * into it (its data pages only, a few hundred KiB for the hello guest) and
+ * loads the stream with x-ignore-shared: QEMU reads no RAM, where it used
+ * to read the whole of it from the stream, zero page by zero page (half
+ * of a restore's 10 ms under TCG). Its pages are its own, not the page
+ * cache's: a pool VMM is one of a few, and what it restores is written.
+ * A template without a .ram (an older one) loads its RAM into the memfd.
+ *
  * With qemu.huge_pages = "off", a boot, a template's source and its
  * clones run QEMU without transparent huge pages (PR_SET_THP_DISABLE): a
  * paused hello guest touches a few hundred KiB, which THP rounds up to
@@ -49,8 +59,11 @@
 
 struct qemu_mem {
 	const char *id;
-	bool share; /* the template's source (share=on), else a clone */
-	int memfd;  /* the source's guest RAM, until the template has a copy; else -1 */
+	bool share;  /* the template's source or a pool VMM (share=on), else a clone */
+	bool filled; /* a pool VMM's memfd holds the template's .ram: load without RAM */
+	bool ignore; /* x-ignore-shared asked for already (a pool VMM, when it came up) */
+	int memfd;   /* the source's guest RAM until the template has a copy; a pool
+	              * VMM's until a take fills it; else -1 */
 	char path[4096];
 };
 
@@ -111,10 +124,7 @@ int qemu_mem_prepare(struct instance *inst, bool restore, struct qemu_mem **out)
 	struct qemu_mem *m;
 
 	*out = NULL;
-	/* A pool VMM's memory is its own, chosen before any template: a service
-	 * whose restores go into the pool keeps its RAM in the template's stream. */
-	if (id == NULL || qemu_pool_hub(launcher_inst_service(inst)) ||
-	    (!clone && (restore || !launcher_inst_makes_template(inst))))
+	if (id == NULL || (!clone && (restore || !launcher_inst_makes_template(inst))))
 		return 0;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return -1;
@@ -125,6 +135,30 @@ int qemu_mem_prepare(struct instance *inst, bool restore, struct qemu_mem **out)
 	if (clone ? mem_clone(inst, m) != 1 : mem_source(inst, m) == -1) {
 		qemu_mem_free(m);
 		return 0;
+	}
+	*out = m;
+	return 0;
+}
+
+int qemu_mem_pool(const struct instance *standin, bool memfd, struct qemu_mem **out)
+{
+	const char *id = qemu_mem_ram_id(launcher_inst_service(standin)->qemu.machine);
+	struct qemu_mem *m;
+
+	*out = NULL;
+	if (id == NULL)
+		return 0;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return -1;
+	m->id = id;
+	m->share = true;
+	m->memfd = -1;
+	snprintf(m->path, sizeof(m->path), "/proc/self/fd/%d", QEMU_MEM_FD);
+	if (memfd && ((m->memfd = memfd_create("beckon-pool-ram", MFD_CLOEXEC)) == -1 ||
+	              ftruncate(m->memfd, (off_t)mem_size(standin)) == -1)) {
+		log_warn("pool: guest memory on a memfd");
+		qemu_mem_free(m);
+		return -1;
 	}
 	*out = m;
 	return 0;
@@ -163,15 +197,51 @@ bool qemu_mem_thp_off(const struct instance *inst, const struct qemu_mem *m, boo
 	return launcher_inst_service(inst)->qemu.thp_off && (m != NULL || !restore);
 }
 
+static json_t *mem_ignore_caps(bool on)
+{
+	return json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "x-ignore-shared",
+	                 "state", on);
+}
+
 int qemu_mem_incoming_caps(struct instance *inst, struct qmp *q,
                            void (*cb)(struct qmp *, json_t *, json_t *, void *))
 {
-	if (!qemu_mem_is_clone(qemu_run_mem(inst)))
+	struct qemu_mem *m = qemu_run_mem(inst);
+	bool want = qemu_mem_is_clone(m) || (m != NULL && m->filled);
+
+	if (want == (m != NULL && m->ignore))
 		return 0;
-	return qmp_command(q, "migrate-set-capabilities",
-	                   json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
-	                             "x-ignore-shared", "state", 1),
-	                   cb, inst);
+	if (m != NULL)
+		m->ignore = want;
+	return qmp_command(q, "migrate-set-capabilities", mem_ignore_caps(want), cb, inst);
+}
+
+static void mem_pool_caps_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
+{
+	const char *desc = err ? json_string_value(json_object_get(err, "desc")) : NULL;
+
+	(void)q;
+	(void)ret;
+	(void)arg;
+	if (err != NULL)
+		log_warnx("pool VMM: x-ignore-shared: %s (its restores will fail)",
+		          desc ? desc : "refused");
+}
+
+/*
+ * Asked once the VMM is up, not at a take: QEMU reads its monitor a byte
+ * at a time (about 4 us a byte under TCG here), and this command is a
+ * quarter of what a take would say.
+ */
+int qemu_mem_pool_ready(struct instance *standin, struct qmp *q)
+{
+	struct qemu_mem *m = qemu_run_mem(standin);
+
+	if (m == NULL || !m->share || m->memfd == -1)
+		return 0;
+	m->ignore = true;
+	return qmp_command(q, "migrate-set-capabilities", mem_ignore_caps(true), mem_pool_caps_cb,
+	                   NULL);
 }
 
 static void mem_load_reply_cb(struct qmp *q, json_t *ret, json_t *err, void *arg)
@@ -285,5 +355,35 @@ fail:
 done:
 	if (out != -1)
 		close(out);
+	return rc;
+}
+
+int qemu_mem_pool_fill(struct instance *inst)
+{
+	struct qemu_mem *m = qemu_run_mem(inst);
+	char path[4096] = "";
+	int in = -1, rc = -1;
+
+	if (m == NULL || m->memfd == -1)
+		return 0;
+	if (launcher_template_ram_path(inst, false, path, sizeof(path)) == -1 ||
+	    (in = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		rc = errno == ENOENT ? 0 : -1; /* no .ram: the stream has the RAM */
+		goto done;
+	}
+	if (mem_copy(in, m->memfd, (off_t)mem_size(inst)) == -1)
+		goto done;
+	m->filled = true;
+	log_debug("%s: pool VMM: its memory from the template's .ram", mem_name(inst));
+	rc = 1;
+done:
+	if (rc == -1)
+		log_warn("%s: pool VMM: copying the template's memory from %s", mem_name(inst),
+		         path);
+	if (in != -1)
+		close(in);
+	/* Filled or not, QEMU holds its own: beckon's is no use now. */
+	close(m->memfd);
+	m->memfd = -1;
 	return rc;
 }

@@ -510,7 +510,8 @@ int qemu_pool_restore(struct instance *inst, const char *path)
 	pool.last_take_us = pool_now_us();
 	pool_schedule(REFILL_AFTER_TAKE_MS);
 	/* Taken: from now on a failure is the run's, reported as its end. */
-	if (pool_attach_net(inst) == -1 || qemu_shell_run(inst, path) == -1) {
+	if (pool_attach_net(inst) == -1 || qemu_mem_pool_fill(inst) == -1 ||
+	    qemu_shell_run(inst, path) == -1) {
 		log_warnx("%s: pool VMM %d: cannot hand it the NIC and the template",
 		          launcher_inst_service(inst)->name, n);
 		backend_qemu_ops.stop(inst, false);

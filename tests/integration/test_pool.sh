@@ -86,6 +86,15 @@ check "the pool learns a's shape" grep -q "pool: keeping 2 VMMs of $A's shape" "
 check "the pool has 2 idle VMMs" wait_for 60 idle_is 2
 check "... two QEMU processes with no service's name" [ "$(pool_pids | wc -l)" = 2 ]
 check "... each with a pid file" bash -c "ls '$STATE'/~pool*.qemu.pid | wc -l | grep -qx 2"
+check "a's template keeps its memory in a file, out of the stream" \
+	grep -qE "$A: template saved in [0-9.]+ ms \([0-9]+ bytes\), its memory in a file" "$DLOG"
+check "... its .ram is there" test -s "$STATE/templates/$A.ram"
+# A pool VMM's RAM is a memfd of beckond's, shared, that a take fills from the .ram.
+check "each pool VMM's guest RAM is beckond's memfd, shared" bash -c "
+	for p in $(pool_pids | tr '\n' ' '); do
+		tr '\\0' ' ' </proc/\$p/cmdline | grep -q 'memory-backend-file,id=microvm.ram,mem-path=/proc/self/fd/5,share=on' || exit 1
+		readlink /proc/\$p/fd/5 | grep -q '^/memfd:beckon-pool-ram' || exit 1
+	done"
 PIDS0=$(pool_pids | tr '\n' ' ')
 
 # The idle stop, then a cold start into a pool VMM. (In user networking with
@@ -105,6 +114,8 @@ check "a: ready, two boots, started from the pool ($NOW)" [ "$NOW" = "ready 2 po
 check "the log says restored from its template into pool VMM N" \
 	grep -qE "$A: restored from its template into pool VMM [0-9]+ in [0-9.]+ ms" "$DLOG"
 grep -E "$A: restored from its template into pool VMM" "$DLOG" | tail -1 | sed 's/^/# /'
+check "the take filled the VMM's memory from the .ram (the stream has none)" \
+	grep -q "$A: pool VMM: its memory from the template's .ram" "$DLOG"
 check "beckonctl list shows STARTED pool" bash -c "'$BECKONCTL' -s '$DSOCK' list | awk '\$1==\"$A\"' | grep -qw pool"
 n=$(metric 'beckon_boot_seconds_count{how="pool"}')
 check "beckon_boot_seconds{how=\"pool\"} counts it ($n)" [ "${n:-0}" -ge 1 ]

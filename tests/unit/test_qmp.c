@@ -651,6 +651,45 @@ static void test_fake_caps_refused(void **state)
 	assert_int_equal(t->ready, 0);
 }
 
+/* The arguments of the client's qmp_capabilities, after GREETING. */
+static json_t *caps_args(struct tctx *t, const char *greeting)
+{
+	json_t *msg, *args;
+
+	fake_start(t);
+	peer_send(t, greeting);
+	msg = peer_recv(t);
+	assert_string_equal(json_string_value(json_object_get(msg, "execute")), "qmp_capabilities");
+	peer_sendf(t, "{\"return\": {}, \"id\": %lld}\n",
+	           (long long)json_integer_value(json_object_get(msg, "id")));
+	assert_int_equal(run_until(t, &t->ready, 1), 0);
+	args = json_incref(json_object_get(msg, "arguments"));
+	json_decref(msg);
+	return args;
+}
+
+/* Out-of-band execution is asked for when offered (QEMU's monitor then reads ahead), else not. */
+static void test_fake_oob(void **state)
+{
+	struct tctx *t = *state;
+	json_t *args = caps_args(
+	    t, "{\"QMP\": {\"version\": {}, \"capabilities\": [\"other\", \"oob\"]}}\r\n");
+	json_t *enable = json_object_get(args, "enable");
+
+	assert_true(json_is_array(enable));
+	assert_int_equal(json_array_size(enable), 1);
+	assert_string_equal(json_string_value(json_array_get(enable, 0)), "oob");
+	json_decref(args);
+}
+
+static void test_fake_no_oob(void **state)
+{
+	struct tctx *t = *state;
+	json_t *args = caps_args(t, GREETING);
+
+	assert_null(args);
+}
+
 /* A line past QMP_MAX_LINE, sent through a bufferevent so the loop paces it. */
 static void test_fake_oversized(void **state)
 {
@@ -771,6 +810,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fake_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_not_an_object, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_no_greeting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_oob, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fake_no_oob, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_caps_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_oversized, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fake_hangup, setup, teardown),
