@@ -130,6 +130,14 @@ static int qmp_send(struct qmp *q, const char *execute, json_t *args, qmp_reply_
 	p->arg = arg;
 	TAILQ_INSERT_TAIL(&q->pending, p, entry);
 	json_decref(msg);
+	/*
+	 * Out now rather than when the loop next turns: a caller that goes on
+	 * working (a pool take copies the guest's memory after its netdev_adds)
+	 * has QEMU busy meanwhile. What the socket does not take, and any error,
+	 * stays with the bufferevent.
+	 */
+	if (!queue)
+		evbuffer_write(out, bufferevent_getfd(q->bev));
 	return 0;
 fail:
 	log_warnx("qmp: cannot send %s", execute);
