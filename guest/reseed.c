@@ -3,6 +3,7 @@
  * receiver raises IRQ 4 (level, through the IOAPIC, as the NIC does);
  * the handler drains the FIFO into a line buffer, and the main loop
  * applies a complete line.  Bytes that are no RESEED line are dropped.
+ * The reseed page is looked at before anything the words shape is used.
  */
 #include "apic.h"
 #include "console.h"
@@ -26,6 +27,22 @@
 #define ISA_IRQ_COM1 4
 #define LINE_MAX 80
 
+/*
+ * The reseed page (guest/README.md): beckon writes fresh words into it
+ * when it restores us into a pool VMM, before we run, and sends no line.
+ */
+struct reseed_page {
+	char magic[16];   /* RESEED_PAGE_MAGIC */
+	uint64_t addr;    /* this page's guest-physical address: ours is identity-mapped */
+	uint64_t gen;     /* beckon adds one at each restore */
+	uint64_t e0, e1;  /* fresh entropy */
+	uint64_t wall_ms; /* unix time at the restore */
+};
+#define RESEED_PAGE_MAGIC "BECKON-RESEED-1"
+
+static volatile struct reseed_page rs_page
+    __attribute__((aligned(4096))) = {.magic = RESEED_PAGE_MAGIC};
+static uint64_t rs_page_gen; /* the page's gen we took last */
 static char rs_line[LINE_MAX];
 static volatile unsigned rs_len;
 static volatile bool rs_done; /* a whole line waits in rs_line */
@@ -66,6 +83,7 @@ void reseed_init(void)
 {
 	rs_secret = rs_mix(rdtsc()) | 1;
 	rs_boot_id = rs_mix(rs_secret ^ 0x626f6f74ULL);
+	rs_page.addr = (uint64_t)(uintptr_t)&rs_page;
 	/*
 	 * 115200 baud and a trigger level of 14: QEMU hands its UART only as
 	 * many bytes at a time as the trigger level, one main-loop turn and one
@@ -124,20 +142,35 @@ static bool rs_parse(const char *s, uint64_t *e0, uint64_t *e1, uint64_t *ms)
 	return *s == '\0';
 }
 
+/* Mix in fresh words: a new secret and boot id, the wall clock. */
+static void rs_apply(uint64_t e0, uint64_t e1, uint64_t ms)
+{
+	rs_secret = rs_mix(rs_secret ^ e0 ^ rdtsc()) | 1;
+	rs_boot_id = rs_mix(rs_boot_id ^ e1);
+	rs_wall_ms = ms;
+	rs_wall_at_us = timer_now_us();
+	rs_count++;
+	console_printf("RESEEDED %lx\n", rs_boot_id);
+}
+
+/* beckon wrote the page since we last looked: a restore. */
+static void rs_page_poll(void)
+{
+	if (rs_page.gen == rs_page_gen)
+		return;
+	rs_page_gen = rs_page.gen;
+	rs_apply(rs_page.e0, rs_page.e1, rs_page.wall_ms);
+}
+
 void reseed_poll(void)
 {
 	uint64_t e0, e1, ms;
 
+	rs_page_poll();
 	if (!rs_done)
 		return;
-	if (rs_parse(rs_line, &e0, &e1, &ms)) {
-		rs_secret = rs_mix(rs_secret ^ e0 ^ rdtsc()) | 1;
-		rs_boot_id = rs_mix(rs_boot_id ^ e1);
-		rs_wall_ms = ms;
-		rs_wall_at_us = timer_now_us();
-		rs_count++;
-		console_printf("RESEEDED %lx\n", rs_boot_id);
-	}
+	if (rs_parse(rs_line, &e0, &e1, &ms))
+		rs_apply(e0, e1, ms);
 	rs_len = 0;
 	barrier();
 	rs_done = false;
@@ -145,16 +178,19 @@ void reseed_poll(void)
 
 uint64_t reseed_boot_id(void)
 {
+	rs_page_poll();
 	return rs_boot_id;
 }
 
 uint32_t reseed_count(void)
 {
+	rs_page_poll();
 	return rs_count;
 }
 
 uint64_t reseed_wall_ms(void)
 {
+	rs_page_poll();
 	if (!rs_wall_ms)
 		return 0;
 	return rs_wall_ms + (timer_now_us() - rs_wall_at_us) / 1000;
@@ -162,5 +198,6 @@ uint64_t reseed_wall_ms(void)
 
 uint64_t reseed_secret(void)
 {
+	rs_page_poll();
 	return rs_secret;
 }

@@ -6,7 +6,9 @@
  *     RESEED <32 hex digits of fresh entropy> <unix time in ms>\n
  *
  * The guest mixes the entropy into its TCP ISN secret and takes a new boot
- * id from it, sets its wall clock, and says "RESEEDED <boot id>".
+ * id from it, sets its wall clock, and says "RESEEDED <boot id>".  Into a
+ * pool VMM, beckon writes the same words into the guest's reseed page
+ * instead (guest/README.md), before the guest runs, and sends no line.
  */
 #ifndef GUEST_RESEED_H
 #define GUEST_RESEED_H
@@ -17,7 +19,7 @@
 void reseed_init(void);
 /* A line came in (set by the interrupt): the main loop calls reseed_poll. */
 bool reseed_pending(void);
-/* Apply a complete RESEED line, if one came in. */
+/* Apply a complete RESEED line, if one came in, and new words in the reseed page. */
 void reseed_poll(void);
 /* This run's boot id (new after each reseed), restores seen, wall clock (ms; 0 unknown). */
 uint64_t reseed_boot_id(void);

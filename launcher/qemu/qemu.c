@@ -138,6 +138,14 @@ static void run_reseed(struct qemu_run *r)
 
 	if (r->reseed_fd == -1)
 		return;
+	if (qemu_mem_reseeded(r->mem)) {
+		/* The fill wrote the words into the guest's memory before it ran. */
+		close(r->reseed_fd);
+		r->reseed_fd = -1;
+		log_debug("%s: reseeded in the guest's memory", svc_name(r));
+		launcher_inst_reseeded(r->inst);
+		return;
+	}
 	qemu_template_reseed(r->reseed_fd, svc_name(r));
 	close(r->reseed_fd);
 	r->reseed_fd = -1;

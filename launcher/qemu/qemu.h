@@ -139,6 +139,8 @@ char *qemu_template_key(struct instance *inst);
  * input). Logged when it cannot be written.
  */
 void qemu_template_reseed(int fd, const char *name);
+/* A restore's fresh words: 16 bytes of entropy, the time (unix ms). -1 logged. */
+int qemu_template_words(unsigned char entropy[16], uint64_t *wall_ms, const char *name);
 /*
  * qemu_mem.c: guest memory that clones of a template share. The boot that
  * makes a template runs its guest RAM on a memfd (shared), the save leaves
@@ -176,6 +178,8 @@ int qemu_mem_pool(const struct instance *standin, bool memfd, struct qemu_mem **
  * RAM is in its stream), -1 on failure (logged): the stream has no RAM.
  */
 int qemu_mem_pool_fill(struct instance *inst);
+/* The fill found the guest's reseed page and wrote fresh words into it. */
+bool qemu_mem_reseeded(const struct qemu_mem *m);
 /* A pool VMM's QMP is up: queue x-ignore-shared on Q, for its take's load. */
 int qemu_mem_pool_ready(struct instance *standin, struct qmp *q);
 /* The -object and -machine memory-backend words of M, into IN. */

@@ -28,6 +28,11 @@
  * of a restore's 10 ms under TCG). Its pages are its own, not the page
  * cache's: a pool VMM is one of a few, and what it restores is written.
  * A template without a .ram (an older one) loads its RAM into the memfd.
+ * The copy is also where a restore gets its fresh entropy and clock, when
+ * the guest has a reseed page (guest/README.md): a page that begins with
+ * RESEED_MAGIC and its own guest-physical address (the .ram's offset, as
+ * machines lay out low RAM); the copy writes new words into it, so the
+ * guest has them before it runs and no RESEED line waits on the console.
  *
  * With qemu.huge_pages = "off", a boot, a template's source and its
  * clones run QEMU without transparent huge pages (PR_SET_THP_DISABLE): a
@@ -56,14 +61,21 @@
 
 #define MEM_PAGE 4096
 #define MEM_CHUNK (256 * 1024)
+/* The reseed page (guest/README.md): the magic, then little-endian words. */
+#define RESEED_MAGIC "BECKON-RESEED-1" /* 16 bytes with its NUL */
+#define RESEED_OFF_ADDR 16
+#define RESEED_OFF_GEN 24
+#define RESEED_OFF_ENTROPY 32
+#define RESEED_OFF_WALL 48
 
 struct qemu_mem {
 	const char *id;
-	bool share;  /* the template's source or a pool VMM (share=on), else a clone */
-	bool filled; /* a pool VMM's memfd holds the template's .ram: load without RAM */
-	bool ignore; /* x-ignore-shared asked for already (a pool VMM, when it came up) */
-	int memfd;   /* the source's guest RAM until the template has a copy; a pool
-	              * VMM's until a take fills it; else -1 */
+	bool share;    /* the template's source or a pool VMM (share=on), else a clone */
+	bool filled;   /* a pool VMM's memfd holds the template's .ram: load without RAM */
+	bool ignore;   /* x-ignore-shared asked for already (a pool VMM, when it came up) */
+	bool reseeded; /* the fill wrote fresh words into the guest's reseed page */
+	int memfd;     /* the source's guest RAM until the template has a copy; a pool
+	                * VMM's until a take fills it; else -1 */
 	char path[4096];
 };
 
@@ -287,8 +299,47 @@ static bool mem_zero(const unsigned char *p, size_t n)
 	return true;
 }
 
+static uint64_t mem_get_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void mem_put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+/* A pool fill: the reseed page gets fresh words on its way (NULL: a plain copy). */
+struct mem_fill {
+	const char *name;
+	bool reseeded;
+};
+
+/* PAGE (LEN bytes at guest-physical OFF) is the guest's reseed page: fresh words into it. */
+static void mem_reseed_page(unsigned char *page, size_t len, off_t off, struct mem_fill *fill)
+{
+	unsigned char e[16];
+	uint64_t ms;
+
+	if (fill == NULL || fill->reseeded || len < MEM_PAGE || off == 0 ||
+	    memcmp(page, RESEED_MAGIC, sizeof(RESEED_MAGIC)) != 0 ||
+	    mem_get_le64(page + RESEED_OFF_ADDR) != (uint64_t)off ||
+	    qemu_template_words(e, &ms, fill->name) == -1)
+		return;
+	mem_put_le64(page + RESEED_OFF_GEN, mem_get_le64(page + RESEED_OFF_GEN) + 1);
+	memcpy(page + RESEED_OFF_ENTROPY, e, sizeof(e));
+	mem_put_le64(page + RESEED_OFF_WALL, ms);
+	fill->reseeded = true;
+}
+
 /* Copy IN's bytes [FROM, TO) to OUT, all-zero pages skipped (OUT has holes there). */
-static int mem_copy_range(int in, int out, off_t from, off_t to, unsigned char *buf)
+static int mem_copy_range(int in, int out, off_t from, off_t to, unsigned char *buf,
+                          struct mem_fill *fill)
 {
 	ssize_t n;
 
@@ -300,8 +351,10 @@ static int mem_copy_range(int in, int out, off_t from, off_t to, unsigned char *
 		for (ssize_t i = 0; i < n; i += MEM_PAGE) {
 			size_t len = (size_t)(n - i < MEM_PAGE ? n - i : MEM_PAGE);
 
-			if (!mem_zero(buf + i, len) &&
-			    pwrite(out, buf + i, len, p + i) != (ssize_t)len)
+			if (mem_zero(buf + i, len))
+				continue;
+			mem_reseed_page(buf + i, len, p + i, fill);
+			if (pwrite(out, buf + i, len, p + i) != (ssize_t)len)
 				return -1;
 		}
 	}
@@ -309,7 +362,7 @@ static int mem_copy_range(int in, int out, off_t from, off_t to, unsigned char *
 }
 
 /* IN (SIZE bytes) into OUT, its data ranges only (SEEK_DATA), zero pages as holes. */
-static int mem_copy(int in, int out, off_t size)
+static int mem_copy(int in, int out, off_t size, struct mem_fill *fill)
 {
 	unsigned char *buf = malloc(MEM_CHUNK);
 	off_t data, hole;
@@ -322,8 +375,9 @@ static int mem_copy(int in, int out, off_t size)
 			rc = errno == ENXIO ? 0 : -1; /* no data past OFF */
 			goto done;
 		}
+		data &= ~(off_t)(MEM_PAGE - 1); /* whole pages: a reseed page is not split */
 		if ((hole = lseek(in, data, SEEK_HOLE)) == -1 ||
-		    mem_copy_range(in, out, data, hole, buf) == -1)
+		    mem_copy_range(in, out, data, hole, buf, fill) == -1)
 			goto done;
 	}
 	rc = 0;
@@ -342,7 +396,7 @@ int qemu_mem_freeze(struct instance *inst)
 		return 0;
 	if (launcher_template_ram_path(inst, true, path, sizeof(path)) == -1 ||
 	    (out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1 ||
-	    mem_copy(m->memfd, out, (off_t)mem_size(inst)) == -1)
+	    mem_copy(m->memfd, out, (off_t)mem_size(inst), NULL) == -1)
 		goto fail;
 	rc = 0;
 	/* QEMU holds its own: beckon's is no use now. */
@@ -361,6 +415,7 @@ done:
 int qemu_mem_pool_fill(struct instance *inst)
 {
 	struct qemu_mem *m = qemu_run_mem(inst);
+	struct mem_fill fill = {mem_name(inst), false};
 	char path[4096] = "";
 	int in = -1, rc = -1;
 
@@ -371,10 +426,12 @@ int qemu_mem_pool_fill(struct instance *inst)
 		rc = errno == ENOENT ? 0 : -1; /* no .ram: the stream has the RAM */
 		goto done;
 	}
-	if (mem_copy(in, m->memfd, (off_t)mem_size(inst)) == -1)
+	if (mem_copy(in, m->memfd, (off_t)mem_size(inst), &fill) == -1)
 		goto done;
 	m->filled = true;
-	log_debug("%s: pool VMM: its memory from the template's .ram", mem_name(inst));
+	m->reseeded = fill.reseeded;
+	log_debug("%s: pool VMM: its memory from the template's .ram%s", mem_name(inst),
+	          fill.reseeded ? ", fresh words in its reseed page" : "");
 	rc = 1;
 done:
 	if (rc == -1)
@@ -386,4 +443,9 @@ done:
 	close(m->memfd);
 	m->memfd = -1;
 	return rc;
+}
+
+bool qemu_mem_reseeded(const struct qemu_mem *m)
+{
+	return m != NULL && m->reseeded;
 }

@@ -155,19 +155,29 @@ char *qemu_template_key(struct instance *inst)
 	return key;
 }
 
+int qemu_template_words(unsigned char entropy[16], uint64_t *wall_ms, const char *name)
+{
+	struct timespec ts;
+
+	if (getrandom(entropy, 16, GRND_NONBLOCK) != 16) {
+		log_warn("%s: reseed: getrandom", name);
+		return -1;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	*wall_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return 0;
+}
+
 void qemu_template_reseed(int fd, const char *name)
 {
 	unsigned char e[16];
-	struct timespec ts;
+	uint64_t ms;
 	char line[80];
 	int n;
 	ssize_t w;
 
-	if (getrandom(e, sizeof(e), GRND_NONBLOCK) != (ssize_t)sizeof(e)) {
-		log_warn("%s: reseed: getrandom", name);
+	if (qemu_template_words(e, &ms, name) == -1)
 		return;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
 	n = snprintf(line, sizeof(line), "RESEED ");
 	for (size_t i = 0; i < sizeof(e); i++)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", e[i]);
@@ -176,8 +186,7 @@ void qemu_template_reseed(int fd, const char *name)
 	 * level is 14 (the hello guest's), so that no tail waits for the
 	 * FIFO's character timeout. The leading zeros are digits all the same.
 	 */
-	n += snprintf(line + n, sizeof(line) - (size_t)n, " %015lld\n",
-	              (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %015llu\n", (unsigned long long)ms);
 	/* A pipe takes this much at once: it never blocks. */
 	while ((w = write(fd, line, (size_t)n)) == -1 && errno == EINTR)
 		;

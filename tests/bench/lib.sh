@@ -26,11 +26,13 @@ bench_check() {
 kvm_usable() { python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; }
 
 # bench_cleanup MARK: at exit: beckond and the guests whose command line
-# matches MARK killed, the bridge $BR and $T gone.
+# matches MARK killed, the bridge $BR and $T gone (copied to $BENCH_KEEP first,
+# when set: its logs, to look at by hand).
 bench_cleanup() {
 	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
 	for p in $(pgrep -f "$1"); do kill -9 "$p"; done
 	ip link del "$BR" 2>/dev/null
+	[ -n "${BENCH_KEEP:-}" ] && cp -a "$T" "$BENCH_KEEP"
 	rm -rf "$T"
 }
 

@@ -73,3 +73,19 @@ idle_base_conf() {
 # qemu_of NAME: the pid of service $P-NAME's QEMU; no_qemu: none of ours runs.
 qemu_of() { pgrep -f "$GUEST_MARK$1,"; }
 no_qemu() { ! pgrep -f "$GUEST_MARK" >/dev/null; }
+
+# probe_id ADDR: the hello guest's /id at ADDR (boot_id, isn_offset: the
+# secret part of its TCP ISNs, reseeds, wall_ms) into ID, and the ISN of its
+# SYN-ACK, read off the wire (tcpdump in the client namespace), into ISN.
+probe_id() {
+	icl timeout 60 tcpdump -l -i any -nn -S -c 1 \
+		"src host $1 and tcp[tcpflags] & tcp-syn != 0" >"$T/td" 2>"$T/td.err" &
+	local td=$!
+	wait_for 30 grep -q "listening on" "$T/td.err"
+	ID=$(icl curl -s --max-time 30 "http://$1/id")
+	wait $td
+	ISN=$(sed -n 's/.* seq \([0-9]*\),.*/\1/p' "$T/td" | head -1)
+}
+# field_of FIELD TEXT: the number after FIELD= in TEXT.
+field_of() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+

@@ -2,7 +2,9 @@
 # pool = { size = 1; } in bridge mode, hold "syn": a restore into a pool VMM
 # gets the service's tap over QMP (netdev_add on hub 0) and its traffic
 # flows: a client in a network namespace of its own gets the page from the
-# guest's own address. A reload resizes the pool (2, then 0: no pool VMM
+# guest's own address. Each take writes fresh entropy and the time into the
+# guest's reseed page (no RESEED line): two takes differ in boot id and
+# ISNs; a page beckon does not find falls back to the RESEED line. A reload resizes the pool (2, then 0: no pool VMM
 # left), and one that changes the guest drops its shape; SIGTERM leaves no
 # QEMU, no tap and no pid file.
 # run.sh timeout: 900
@@ -60,6 +62,50 @@ check "the log says so" grep -qE "$A: restored from its template into pool VMM [
 grep -E "$A: restored from its template into pool VMM" "$DLOG" | tail -1 | sed 's/^/# /'
 check "the tap is there" [ -n "$(beckon_tap "$A")" ]
 check "it serves again (a second connection)" serves
+
+# A restore into a pool VMM is no clone either: the take writes fresh
+# entropy and the time into the hello guest's reseed page as it copies the
+# template's memory in, and sends no RESEED line; a template whose page
+# beckon does not find (its magic broken here) gets the line instead.
+RAM=$STATE/templates/$A.ram
+reseed_sent() { grep -c "$A: reseed sent" "$DLOG"; }
+in_memory() { grep -c "$A: reseeded in the guest's memory" "$DLOG"; }
+check "the take wrote fresh words into the guest's reseed page" \
+	grep -q "$A: pool VMM: its memory from the template's .ram, fresh words in its reseed page" "$DLOG"
+check "... and readiness went on without a RESEED line ($(in_memory), $(reseed_sent) sent)" \
+	[ "$(in_memory)" = 1 -a "$(reseed_sent)" = 0 ]
+check "the console says RESEEDED" grep -q "^RESEEDED " "$STATE/$A.console"
+probe_id "$INET.2"
+ID1=$ID ISN1=$ISN
+check "pool restore 1: one reseed ($ID1)" [ "$(field_of reseeds "$ID1")" = 1 ]
+W1=$(field_of wall_ms "$ID1")
+check "pool restore 1: its wall clock is beckon's ($W1 ms)" \
+	test "${W1:-0}" -gt 0 -a $((${W1:-0} / 1000 - $(date +%s))) -lt 60
+pool_take() { # stop a, let the pool refill; the probe's SYN wakes a into the VMM
+	ctl stop "$A" >/dev/null 2>&1
+	wait_for 30 state_is "$A" stopped && wait_for 60 idle_is 1 && probe_id "$INET.2"
+}
+check "pool restore 2" pool_take
+ID2=$ID ISN2=$ISN
+NOW=$(now "$A")
+check "pool restore 2: from the pool ($NOW), one reseed ($ID2), in memory again" \
+	bash -c "[ '${NOW#* * }' = pool -a '$(field_of reseeds "$ID2")' = 1 -a $(in_memory) = 2 ]"
+check "two pool restores: different boot ids" \
+	[ "$(field_of boot_id "$ID1")" != "$(field_of boot_id "$ID2")" ]
+check "two pool restores: different ISN secrets" \
+	[ "$(field_of isn_offset "$ID1")" != "$(field_of isn_offset "$ID2")" ]
+check "two pool restores: different ISNs on the wire ($ISN1, $ISN2)" \
+	test -n "$ISN1" -a -n "$ISN2" -a "$ISN1" != "$ISN2"
+OFF=$(grep -obUa 'BECKON-RESEED-1' "$RAM" | head -1 | cut -d: -f1)
+check "the template's .ram holds the guest's reseed page (at $OFF)" test -n "$OFF"
+printf 'X' | dd of="$RAM" bs=1 seek="${OFF:-0}" conv=notrunc status=none
+check "with its magic broken: pool restore 3" pool_take
+ID3=$ID
+NOW=$(now "$A")
+check "pool restore 3: from the pool ($NOW), by a RESEED line ($(reseed_sent) sent)" \
+	bash -c "[ '${NOW#* * }' = pool -a $(reseed_sent) = 1 -a $(in_memory) = 2 ]"
+check "pool restore 3: one reseed ($ID3), a boot id of its own" \
+	bash -c "[ '$(field_of reseeds "$ID3")' = 1 -a '$(field_of boot_id "$ID3")' != '$(field_of boot_id "$ID2")' ]"
 
 # Reloads resize the pool.
 write_conf 2

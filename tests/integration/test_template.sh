@@ -96,19 +96,8 @@ check "two restores from the template in the log" [ "$(count_log "$A: restored f
 
 # Two restores of one template are not clones: each got a RESEED line
 # (fresh entropy, the time) on its console's input right after the restore.
-# /id: boot_id, isn_offset (the secret part of its TCP ISNs), reseeds;
-# the SYN-ACK's ISN is read off the wire (tcpdump in the client namespace).
-probe_id() { # sets ID (the /id body) and ISN (the guest's SYN-ACK sequence number)
-	icl timeout 60 tcpdump -l -i any -nn -S -c 1 \
-		"src host $INET.2 and tcp[tcpflags] & tcp-syn != 0" >"$T/td" 2>"$T/td.err" &
-	local td=$!
-	wait_for 30 grep -q "listening on" "$T/td.err"
-	ID=$(get "$INET.2" /id)
-	wait $td
-	ISN=$(sed -n 's/.* seq \([0-9]*\),.*/\1/p' "$T/td" | head -1)
-}
-field_of() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
-probe_id
+# /id and the SYN-ACK's ISN: probe_id (idlenet.sh).
+probe_id "$INET.2"
 ID1=$ID ISN1=$ISN
 check "restore 1: /id answers, one reseed ($ID1, ISN $ISN1)" [ "$(field_of reseeds "$ID1")" = 1 ]
 check "restore 1: the console says RESEEDED" grep -q "^RESEEDED " "$T/state/$A.console"
@@ -117,7 +106,7 @@ check "restore 1: its wall clock is beckon's ($W1 ms)" test "${W1:-0}" -gt 0 -a 
 "$BECKONCTL" -s "$DSOCK" stop "$A" >/dev/null 2>&1 # unless idle stopped it already
 check "stopped" wait_for 30 state_is "$A" stopped
 B4=$(svc_field "$A" boots)
-probe_id
+probe_id "$INET.2"
 ID2=$ID ISN2=$ISN
 NOW=$(now "$A")
 check "restore 2: from the template ($NOW)" [ "$NOW" = "ready $((B4 + 1)) template" ]
