@@ -375,9 +375,12 @@ static int mem_copy(int in, int out, off_t size, struct mem_fill *fill)
 			rc = errno == ENXIO ? 0 : -1; /* no data past OFF */
 			goto done;
 		}
-		data &= ~(off_t)(MEM_PAGE - 1); /* whole pages: a reseed page is not split */
-		if ((hole = lseek(in, data, SEEK_HOLE)) == -1 ||
-		    mem_copy_range(in, out, data, hole, buf, fill) == -1)
+		if ((hole = lseek(in, data, SEEK_HOLE)) == -1)
+			goto done;
+		/* From a page's start (a reseed page is not split), never back over
+		 * what the last range copied (it would undo a reseed page). */
+		data &= ~(off_t)(MEM_PAGE - 1);
+		if (mem_copy_range(in, out, data > off ? data : off, hole, buf, fill) == -1)
 			goto done;
 	}
 	rc = 0;
