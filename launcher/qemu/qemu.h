@@ -178,6 +178,12 @@ int qemu_mem_pool(const struct instance *standin, bool memfd, struct qemu_mem **
  * RAM is in its stream), -1 on failure (logged): the stream has no RAM.
  */
 int qemu_mem_pool_fill(struct instance *inst);
+/*
+ * The copy a take makes: IN's data pages (SIZE bytes) into OUT, zero pages
+ * left as holes, the guest's reseed page given fresh words on its way
+ * (*RESEEDED: one was found and written). -1 when a read or write failed.
+ */
+int qemu_mem_fill(int in, int out, off_t size, const char *name, bool *reseeded);
 /* The fill found the guest's reseed page and wrote fresh words into it. */
 bool qemu_mem_reseeded(const struct qemu_mem *m);
 /* A pool VMM's QMP is up: queue x-ignore-shared on Q, for its take's load. */

@@ -389,6 +389,15 @@ done:
 	return rc;
 }
 
+int qemu_mem_fill(int in, int out, off_t size, const char *name, bool *reseeded)
+{
+	struct mem_fill fill = {name, false};
+	int rc = mem_copy(in, out, size, &fill);
+
+	*reseeded = fill.reseeded;
+	return rc;
+}
+
 int qemu_mem_freeze(struct instance *inst)
 {
 	struct qemu_mem *m = qemu_run_mem(inst);
@@ -418,7 +427,6 @@ done:
 int qemu_mem_pool_fill(struct instance *inst)
 {
 	struct qemu_mem *m = qemu_run_mem(inst);
-	struct mem_fill fill = {mem_name(inst), false};
 	char path[4096] = "";
 	int in = -1, rc = -1;
 
@@ -429,12 +437,11 @@ int qemu_mem_pool_fill(struct instance *inst)
 		rc = errno == ENOENT ? 0 : -1; /* no .ram: the stream has the RAM */
 		goto done;
 	}
-	if (mem_copy(in, m->memfd, (off_t)mem_size(inst), &fill) == -1)
+	if (qemu_mem_fill(in, m->memfd, (off_t)mem_size(inst), mem_name(inst), &m->reseeded) == -1)
 		goto done;
 	m->filled = true;
-	m->reseeded = fill.reseeded;
 	log_debug("%s: pool VMM: its memory from the template's .ram%s", mem_name(inst),
-	          fill.reseeded ? ", fresh words in its reseed page" : "");
+	          m->reseeded ? ", fresh words in its reseed page" : "");
 	rc = 1;
 done:
 	if (rc == -1)
