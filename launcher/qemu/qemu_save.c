@@ -27,7 +27,9 @@
 #include "qmp.h"
 #include "revive.h"
 
-#define SAVE_FDNAME "beckon-state"
+/* Short: QEMU's monitor reads its input a byte at a time (6-8 us a byte
+ * under TCG here), and a restore's getfd and migrate-incoming name it. */
+#define SAVE_FDNAME "s"
 /* Past QEMU's 128 MiB/s default: a save is one pass of a stopped guest. */
 #define SAVE_BANDWIDTH (64LL << 30)
 
