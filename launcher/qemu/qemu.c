@@ -135,20 +135,20 @@ static void watch_ready(struct proc *p, const char *buf, size_t len)
 static void run_reseed(struct qemu_run *r)
 {
 	struct timeval tv = {0, RESEED_ACK_MS * 1000};
+	bool in_memory = qemu_mem_reseeded(r->mem);
 
 	if (r->reseed_fd == -1)
 		return;
-	if (qemu_mem_reseeded(r->mem)) {
-		/* The fill wrote the words into the guest's memory before it ran. */
-		close(r->reseed_fd);
-		r->reseed_fd = -1;
+	/* The fill wrote the words into the guest's memory before it ran: no line. */
+	if (!in_memory)
+		qemu_template_reseed(r->reseed_fd, svc_name(r));
+	close(r->reseed_fd);
+	r->reseed_fd = -1;
+	if (in_memory) {
 		log_debug("%s: reseeded in the guest's memory", svc_name(r));
 		launcher_inst_reseeded(r->inst);
 		return;
 	}
-	qemu_template_reseed(r->reseed_fd, svc_name(r));
-	close(r->reseed_fd);
-	r->reseed_fd = -1;
 	r->reseed_wait = true;
 	r->reseed_us = now_us();
 	/* The guest's word that it took it, or the timer, opens readiness. */

@@ -4,9 +4,9 @@
 # flows: a client in a network namespace of its own gets the page from the
 # guest's own address. Each take writes fresh entropy and the time into the
 # guest's reseed page (no RESEED line): two takes differ in boot id and
-# ISNs; a page beckon does not find falls back to the RESEED line. A reload resizes the pool (2, then 0: no pool VMM
-# left), and one that changes the guest drops its shape; SIGTERM leaves no
-# QEMU, no tap and no pid file.
+# ISNs; a page beckon does not find falls back to the RESEED line. A reload
+# resizes the pool (2, then 0: no pool VMM left), and one that changes the
+# guest drops its shape; SIGTERM leaves no QEMU, no tap and no pid file.
 # run.sh timeout: 900
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/idlenet.sh"
