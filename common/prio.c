@@ -13,6 +13,7 @@
  * DNS answer wants; its guests get the default slice back.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@
 #define PRIO_SLICE_NS 100000ULL
 
 static int prio_children = PRIO_KEEP;
+static bool prio_ahead; /* nice is not 0 */
 
 /* The kernel's struct sched_attr (its first version): glibc 2.36 has none. */
 struct prio_attr {
@@ -58,6 +60,23 @@ static bool prio_slice(int nice)
 	return a.runtime == PRIO_SLICE_NS;
 }
 
+/*
+ * While beckond may still raise its limits: an RLIMIT_RTPRIO of 1, so that
+ * its DNS thread may go realtime once beckond runs as its user
+ * (prio_realtime lowers it again). Not permitted: nothing, said there.
+ */
+static void prio_allow_realtime(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_RTPRIO, &rl) == -1 || rl.rlim_cur >= 1)
+		return;
+	rl.rlim_cur = 1;
+	if (rl.rlim_max < 1)
+		rl.rlim_max = 1;
+	setrlimit(RLIMIT_RTPRIO, &rl);
+}
+
 void prio_init(int want)
 {
 	int started, now;
@@ -70,6 +89,9 @@ void prio_init(int want)
 		return;
 	}
 	now = started;
+	prio_ahead = want != 0;
+	if (prio_ahead)
+		prio_allow_realtime();
 	if (want < started) {
 		if (setpriority(PRIO_PROCESS, 0, want) == 0)
 			now = want;
@@ -97,4 +119,27 @@ void prio_child_set(pid_t pid)
 {
 	if (prio_children != PRIO_KEEP && prio_set(pid, prio_children, 0) == -1 && errno != ESRCH)
 		log_warn("process %d: nice %d", (int)pid, prio_children);
+}
+
+int prio_realtime(pthread_t t)
+{
+	struct sched_param sp = {.sched_priority = 1};
+	struct rlimit none = {0, 0};
+	int rc;
+
+	rc = prio_ahead ? pthread_setschedparam(t, SCHED_FIFO, &sp) : EPERM;
+	/* What allowed it allows no child (iptables; spawn.c's reset it too). */
+	if (setrlimit(RLIMIT_RTPRIO, &none) == -1)
+		log_warn("nice: RLIMIT_RTPRIO");
+	if (!prio_ahead)
+		return -1;
+	if (rc != 0) {
+		errno = rc;
+		log_warn(
+		    "the DNS thread stays beside the event loop: realtime priority not permitted "
+		    "(CAP_SYS_NICE or an RLIMIT_RTPRIO of 1 wanted)");
+		return -1;
+	}
+	log_info("the DNS thread at realtime priority 1 (SCHED_FIFO)");
+	return 0;
 }

@@ -8,6 +8,7 @@
 #define BECKON_PRIO_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 /* prio_child's answer when a child keeps beckond's nice value. */
@@ -30,5 +31,16 @@ int prio_child(void);
  * default slice; nothing when PRIO_KEEP. Warns when it cannot.
  */
 void prio_child_set(pid_t pid);
+
+/*
+ * Thread T (beckond's DNS thread: a few microseconds a query) to
+ * SCHED_FIFO priority 1, so that it answers before the guests even while
+ * they hold both CPUs; only when beckond goes before its guests (nice not
+ * 0) and may (CAP_SYS_NICE, or an RLIMIT_RTPRIO of at least 1: systemd's
+ * LimitRTPRIO=, or prio_init's while beckond was root). Either way
+ * RLIMIT_RTPRIO is 0 afterwards: no child inherits it. 0 when set, -1
+ * when not (logged).
+ */
+int prio_realtime(pthread_t t);
 
 #endif

@@ -171,3 +171,15 @@ void privs_bind(bool on)
 		log_warn("privileges: CAP_NET_BIND_SERVICE %s", on ? "on" : "off");
 	cap_free(caps);
 }
+
+int privs_thread_none(void)
+{
+	cap_t caps = cap_init(); /* every set empty */
+	int rc = -1;
+
+	if (caps == NULL)
+		return -1;
+	rc = cap_set_proc(caps);
+	cap_free(caps);
+	return rc;
+}

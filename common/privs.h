@@ -49,4 +49,11 @@ void privs_child_net(void);
  */
 void privs_ambient(bool on);
 
+/*
+ * The calling thread gives up every capability, for good (capabilities
+ * are per thread): for a thread that only reads and answers packets on
+ * sockets bound before it. 0, or -1 when libcap fails.
+ */
+int privs_thread_none(void);
+
 #endif

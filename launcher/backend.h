@@ -155,6 +155,14 @@ void launcher_inst_set_pid(struct instance *inst, pid_t pid);
 void launcher_inst_console(struct instance *inst, const char *buf, size_t len);
 void launcher_inst_exited(struct instance *inst, int status);
 void launcher_inst_failed(struct instance *inst, const char *why);
+/*
+ * The guest reset itself (its own reboot, or a triple fault). Booting: it
+ * boots again, up to LAUNCHER_REBOOTS times in a wake, then the boot
+ * fails; ready or paused: the instance stops at once. true when the
+ * launcher took it so (it ended the run); false: end the run as usual.
+ */
+#define LAUNCHER_REBOOTS 2
+bool launcher_inst_rebooted(struct instance *inst);
 
 /* The host side of bridge networking (hostnet/): the gateway and prefix guests are given. */
 const char *backend_gateway(void);

@@ -81,6 +81,7 @@ struct instance {
 	unsigned quiet;      /* idle_ignore requests in flight (launcher_quiet) */
 	time_t activity_wall;
 	unsigned boots, boots_ok, boots_failed;
+	unsigned reboots; /* the guest's own, in this wake's boot (launcher_inst_rebooted) */
 };
 
 TAILQ_HEAD(instance_list, instance);

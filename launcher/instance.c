@@ -143,6 +143,19 @@ void launcher_inst_destroy(struct instance *inst)
 static int inst_start(struct instance *inst);
 static void boot_timer_arm(struct instance *inst);
 
+/* The boot starts over in the same wake: this run ends, its boot timer too. */
+static void inst_restart(struct instance *inst)
+{
+	inst_end_run(inst, false);
+	inst->how = LAUNCHER_HOW_BOOT;
+	boot_timer_arm(inst);
+	if (launcher_child_pending(inst->l, inst->svc->name)) {
+		inst->start_deferred = true; /* started once the last process is gone */
+		return;
+	}
+	inst_start(inst); /* a failure fails the boot, as a boot's would */
+}
+
 /*
  * A boot failed that a part wants tried once more in the same wake (a
  * restore of a template that failed boots afresh, so that no client sees
@@ -152,14 +165,7 @@ static bool retry_cold(struct instance *inst, const char *why)
 {
 	if (inst->state != INST_BOOTING || !part_retry(inst, why))
 		return false;
-	inst_end_run(inst, false);
-	inst->how = LAUNCHER_HOW_BOOT;
-	boot_timer_arm(inst);
-	if (launcher_child_pending(inst->l, inst->svc->name)) {
-		inst->start_deferred = true; /* started once the last QEMU is gone */
-		return true;
-	}
-	inst_start(inst); /* a failure fails the boot, as a boot's would */
+	inst_restart(inst);
 	return true;
 }
 
@@ -259,6 +265,7 @@ static int inst_boot(struct instance *inst)
 	}
 	launcher_inst_set_state(inst, INST_BOOTING);
 	inst->boots++;
+	inst->reboots = 0;
 	inst->boot_start_us = launcher_now_us();
 	log_info("%s: booting", inst->svc->name);
 	boot_timer_arm(inst);
@@ -330,7 +337,11 @@ void launcher_inst_exited(struct instance *inst, int status)
 		return;
 	case INST_READY:
 	case INST_PAUSED:
-		log_info("%s: %s", inst->svc->name, how);
+		/* Nobody asked: a clean exit may be the guest's choice, anything else is not. */
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			log_info("%s: %s", inst->svc->name, how);
+		else
+			log_warnx("%s: %s", inst->svc->name, how);
 		break;
 	case INST_STOPPING:
 		log_info("%s: stopped", inst->svc->name);
@@ -352,6 +363,40 @@ void launcher_inst_failed(struct instance *inst, const char *why)
 {
 	if (inst->state == INST_BOOTING)
 		fail_boot(inst, why);
+}
+
+/*
+ * What a hypervisor does with a guest that resets itself: while booting,
+ * start it again (a triple fault early in a boot can be a one-off, under
+ * emulation more so), up to LAUNCHER_REBOOTS times in one wake; while
+ * serving, stop the instance at once, so that a wake meanwhile boots it
+ * afresh rather than answering with the dying guest's address.
+ */
+bool launcher_inst_rebooted(struct instance *inst)
+{
+	char why[96];
+
+	switch (inst->state) {
+	case INST_BOOTING:
+		if (inst->reboots >= LAUNCHER_REBOOTS) {
+			snprintf(why, sizeof(why), "the guest rebooted %u times while booting",
+			         inst->reboots + 1);
+			fail_boot(inst, why);
+			return true;
+		}
+		inst->reboots++;
+		log_warnx("%s: the guest rebooted while booting: booting it again (%u of %d)",
+		          inst->svc->name, inst->reboots, LAUNCHER_REBOOTS);
+		if (!retry_cold(inst, "the guest rebooted"))
+			inst_restart(inst);
+		return true;
+	case INST_READY:
+	case INST_PAUSED:
+		launcher_kill(inst);
+		return true;
+	default:
+		return false;
+	}
 }
 
 int launcher_wake(struct instance *inst, launcher_wait_cb cb, void *arg,
@@ -484,6 +529,17 @@ void launcher_activity(struct instance *inst)
 {
 	inst->activity_us = launcher_now_us();
 	inst->activity_wall = time(NULL);
+}
+
+void launcher_served(struct instance *inst, int64_t us)
+{
+	if (inst->state != INST_READY) {
+		/* Its client has the address and will connect: nothing may hold it off. */
+		launcher_wake_from(inst, NULL, NULL, NULL, NULL);
+		return;
+	}
+	launcher_activity_at(inst, us);
+	part_woken(inst);
 }
 
 void launcher_activity_at(struct instance *inst, int64_t us)

@@ -145,6 +145,13 @@ int launcher_resume(struct instance *inst);
 void launcher_activity(struct instance *inst);
 /* INST was last used at US (launcher_now_us's clock), when later than it knew. */
 void launcher_activity_at(struct instance *inst, int64_t us);
+/*
+ * A request for INST was answered at US without the launcher (the DNS
+ * thread, while INST was ready): its activity, and a warm boot stays up.
+ * When INST is no longer ready (paused, stopped or made again since), it
+ * is woken, as the request would have woken it.
+ */
+void launcher_served(struct instance *inst, int64_t us);
 
 /* The monotonic clock in microseconds, as the launcher reads it. */
 int64_t launcher_now_us(void);
@@ -211,6 +218,8 @@ struct launcher_hooks {
 	             enum launcher_refusal *why, void *arg);
 	/* After launcher_reload committed CONF (the hooks see it, not launcher_new's). */
 	void (*reloaded)(struct launcher *l, const struct conf *conf, void *arg);
+	/* Before launcher_reload changes any instance (the state hook is off until it ends). */
+	void (*reloading)(struct launcher *l, void *arg);
 };
 #define LAUNCHER_MAX_HOOKS 4
 /* Add H (copied) with ARG; -1 when LAUNCHER_MAX_HOOKS are set. */

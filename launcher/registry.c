@@ -248,6 +248,9 @@ int launcher_reload(struct launcher *l, const struct conf *conf)
 {
 	int rc;
 
+	for (size_t i = 0; i < LAUNCHER_MAX_HOOKS; i++)
+		if (l->hooks[i].used && l->hooks[i].h.reloading != NULL)
+			l->hooks[i].h.reloading(l, l->hooks[i].arg);
 	l->reloading = true;
 	rc = reload_apply(l, conf);
 	l->reloading = false;

@@ -46,6 +46,10 @@ struct launcher_waiter;
 struct udp_batch;
 struct fwd_state;
 struct pending;
+struct fast;
+struct view;
+struct instance;
+struct launcher;
 
 /* The address a UDP query was sent to, for wildcard listeners (family 0: not known). */
 struct udp_local {
@@ -60,10 +64,9 @@ struct udp_local {
 struct listener {
 	struct resolver *r;
 	struct conf_addr addr;
-	unsigned id;   /* unique over the resolver's life, so late UDP answers find it */
+	unsigned id;   /* unique over the resolver's life, so late UDP answers find it; not 0 */
 	bool wildcard; /* bound to 0.0.0.0 or ::, answers name their source */
-	int ufd;
-	struct event *uev;
+	int ufd;       /* read on the DNS thread */
 	struct evconnlistener *tl;
 	struct listener *next;
 };
@@ -132,8 +135,12 @@ struct resolver {
 	struct pending *pending;
 	unsigned pending_free, npending;
 	struct fwd_state *fwd;
-	struct resolver_stats stats;
-	unsigned rr_next; /* replicas: whose address goes first in the next answer */
+	struct resolver_stats stats; /* the loop's; the thread's are fast_stats */
+	unsigned rr_next;            /* replicas: whose address goes first in the next answer */
+	struct fast *fast;           /* the DNS thread */
+	struct view *view;           /* with ZONE */
+	struct query hq;             /* UDP queries the thread handed over */
+	uint8_t *hout;
 };
 
 /* resolver.c */
@@ -154,14 +161,63 @@ int ratelimit_apply(struct resolver *r, const struct conf *conf);
 /*
  * RRL for a UDP query in state ST (not QUERY_DROP) from SA: RRL_PASS goes
  * on; RRL_SLIP has put a truncated answer in q->out; RRL_DROP sends nothing.
+ * Counted in CNT. On the DNS thread.
  */
 enum rrl_action ratelimit_udp(struct resolver *r, struct query *q, enum query_state st,
-                              const struct sockaddr *sa);
+                              const struct sockaddr *sa, struct resolver_stats *cnt);
 
-/* udp.c */
+/* udp.c: the UDP listeners, read on the DNS thread */
 struct udp_batch *udp_batch_new(void);
 int udp_open(struct listener *l);
 void udp_close(struct listener *l);
+/* Read and answer L's queries (the thread, under its lock). */
+void udp_read(struct listener *l);
+
+/*
+ * fast.c: the DNS thread. fast_new before any listener, fast_start once
+ * they are bound; fast_stop ends it, fast_free (after the listeners) frees. The loop holds
+ * fast_lock while it changes what the thread reads: the listener list, the zone, the view, the RRL
+ * table.
+ */
+int fast_new(struct resolver *r);
+int fast_start(struct resolver *r);
+void fast_stop(struct resolver *r);
+void fast_free(struct resolver *r);
+void fast_lock(struct resolver *r);
+void fast_unlock(struct resolver *r);
+int fast_watch(struct resolver *r, struct listener *l);
+void fast_unwatch(struct resolver *r, struct listener *l);
+/* The loop: room for N notes of a view (view_size). -1 on ENOMEM. */
+int fast_notes_room(struct resolver *r, size_t n);
+/* The thread: its counters. */
+struct resolver_stats *fast_stats(struct resolver *r);
+/* The thread: true when q->out is the answer to send now (the view's, for a ready service). */
+bool fast_now(struct resolver *r, struct query *q, enum query_state st);
+/* The thread: hand the query to the loop. -1 when the loop is too far behind. */
+int fast_hand(struct resolver *r, const struct client_ref *c, const uint8_t *pkt, size_t len);
+
+/*
+ * view.c: per service of a zone, what the thread answers while its instance
+ * is ready. Built by the loop with the zone, swapped with it; the loop
+ * keeps it current (view_observe, view_fill).
+ */
+struct view *view_new(const struct zone *z);
+void view_free(struct view *v);
+size_t view_size(const struct view *v);
+/* Every service's entry from L's instances (L NULL: none ready). */
+void view_fill(struct view *v, struct launcher *l);
+/* INST changed state: its service's entry. */
+void view_observe(struct view *v, struct instance *inst);
+/* The thread: answer q (WAKE, q->svc set) when its instance is ready, and note the query. */
+bool view_answer(struct view *v, struct query *q);
+/* Whether the thread noted queries (the thread, under the lock). */
+bool view_has_notes(const struct view *v);
+/* The loop, under the lock: the noted services into OUT (view_size entries), emptied. */
+size_t view_take_notes(struct view *v, uint32_t *out);
+/* The loop, without the lock: count those queries as their instances' activity. */
+void view_count(struct view *v, struct launcher *l, const uint32_t *idx, size_t n);
+/* The loop, once the thread no longer reads V (swapped out): count every query noted. */
+void view_flush(struct view *v, struct launcher *l);
 
 /* tcp.c */
 int tcp_open(struct listener *l);

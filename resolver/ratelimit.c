@@ -65,7 +65,7 @@ static uint64_t ratelimit_now(void)
 }
 
 enum rrl_action ratelimit_udp(struct resolver *r, struct query *q, enum query_state st,
-                              const struct sockaddr *sa)
+                              const struct sockaddr *sa, struct resolver_stats *cnt)
 {
 	enum rrl_kind kind = st == QUERY_FORWARD ? RRL_FORWARD : rrl_classify(q->out);
 	enum rrl_action act;
@@ -74,10 +74,10 @@ enum rrl_action ratelimit_udp(struct resolver *r, struct query *q, enum query_st
 		return RRL_PASS;
 	act = rrl_check(r->rrl, sa, kind, q->hash, ratelimit_now());
 	if (act == RRL_DROP) {
-		r->stats.rrl_dropped++;
+		cnt->rrl_dropped++;
 	} else if (act == RRL_SLIP) {
 		query_tc(q, st == QUERY_FORWARD ? NULL : q->out);
-		r->stats.rrl_slipped++;
+		cnt->rrl_slipped++;
 	}
 	return act;
 }

@@ -1,6 +1,7 @@
 /*
  * The resolver: its listeners (UDP and TCP on each dns.listen address),
- * reloads, statistics, and the dispatch shared by UDP and TCP.
+ * reloads, statistics, and the dispatch shared by UDP and TCP. UDP is read
+ * on the DNS thread (fast.c), TCP and every wake on the event loop.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +202,66 @@ static int resolver_buffers(struct resolver *r)
 	r->tq.outcap = QUERY_TCP_MAX;
 	r->lq.out = r->lout;
 	r->lq.outcap = QUERY_TCP_MAX;
+	if (!(r->hout = malloc(QUERY_EDNS_SIZE)))
+		return -1;
+	r->hq.out = r->hout;
+	r->hq.outcap = QUERY_EDNS_SIZE;
 	return pending_init(r) < 0 || fwd_init(r) < 0 ? -1 : 0;
+}
+
+static void resolver_on_state(struct instance *inst, enum inst_state old, enum inst_state new,
+                              void *arg)
+{
+	struct resolver *r = arg;
+
+	if (old == INST_READY || new == INST_READY)
+		view_observe(r->view, inst);
+}
+
+static void resolver_on_reload(struct launcher *l, const struct conf *conf, void *arg)
+{
+	struct resolver *r = arg;
+
+	(void)conf;
+	view_fill(r->view, l);
+}
+
+/*
+ * Instances are made again or removed, unseen by the state hook: until the
+ * reload is over (resolver_on_reload, or on failure resolver_reload with
+ * the old config), every name goes to the loop.
+ */
+static void resolver_on_reloading(struct launcher *l, void *arg)
+{
+	struct resolver *r = arg;
+
+	(void)l;
+	view_fill(r->view, NULL);
+}
+
+/* The view for Z, filled from the launcher; NULL on ENOMEM. */
+static struct view *resolver_view(struct resolver *r, const struct zone *z)
+{
+	struct view *v = view_new(z);
+
+	if (!v)
+		return NULL;
+	if (fast_notes_room(r, view_size(v) + 1) < 0) {
+		view_free(v);
+		return NULL;
+	}
+	/* Nothing changes state until the swap: this runs on the loop. */
+	view_fill(v, r->launcher);
+	return v;
+}
+
+static int resolver_hooks(struct resolver *r)
+{
+	struct launcher_hooks h = {.state = resolver_on_state,
+	                           .reloaded = resolver_on_reload,
+	                           .reloading = resolver_on_reloading};
+
+	return r->launcher ? launcher_add_hooks(r->launcher, &h, r) : 0;
 }
 
 struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
@@ -218,9 +278,13 @@ struct resolver *resolver_new(struct event_base *base, const struct conf *conf,
 	r->peer_seed = arc4random();
 	if (resolver_buffers(r) < 0 || !(r->zone = zone_new(conf)) || ratelimit_apply(r, conf) < 0)
 		goto fail;
+	if (fast_new(r) < 0 || !(r->view = resolver_view(r, r->zone)) || resolver_hooks(r) < 0)
+		goto fail;
 	if (listeners_make(r, &none, conf, &r->listeners) < 0)
 		goto fail;
 	if (conf->has_forward && fwd_open(r, &conf->forward) < 0)
+		goto fail;
+	if (fast_start(r) < 0)
 		goto fail;
 	log_info("dns: zone %s, %zu names, %zu listen addresses%s", conf->zone, r->zone->nnames,
 	         conf->ndns_listen, conf->has_forward ? ", forwarding the rest" : "");
@@ -231,31 +295,54 @@ fail:
 	return NULL;
 }
 
+/*
+ * Under the thread's lock: the listeners for CONF, zone Z and view V in
+ * place of the old (in *OLDZ, *OLDV), and the rate limits. -1 when the
+ * listeners cannot be had (nothing changed).
+ */
+static int resolver_swap(struct resolver *r, const struct conf *conf, struct zone *z,
+                         struct view *v, struct zone **oldz, struct view **oldv)
+{
+	struct listener *list;
+	int rc = -1;
+
+	fast_lock(r);
+	if (listeners_make(r, &r->listeners, conf, &list) < 0)
+		goto out;
+	listeners_free(r->listeners); /* what is left of the old: addresses removed */
+	r->listeners = list;
+	*oldz = r->zone;
+	r->zone = z;
+	*oldv = r->view;
+	r->view = v;
+	/* Only a table that cannot be had fails here: the old one stays, and says so. */
+	if (ratelimit_apply(r, conf) < 0)
+		log_warnx("dns: the old rate limit stays");
+	rc = 0;
+out:
+	fast_unlock(r);
+	return rc;
+}
+
 int resolver_reload(struct resolver *r, const struct conf *conf)
 {
 	struct zone *z = zone_new(conf), *oldz;
-	struct listener *list;
+	struct view *v = z ? resolver_view(r, z) : NULL, *oldv;
 
-	if (!z)
-		return -1;
-	if (listeners_make(r, &r->listeners, conf, &list) < 0) {
+	if (!v || resolver_swap(r, conf, z, v, &oldz, &oldv) < 0) {
+		view_free(v);
 		zone_free(z);
 		return -1;
 	}
-	listeners_free(r->listeners); /* what is left of the old: addresses removed */
-	r->listeners = list;
-	oldz = r->zone;
-	r->zone = z;
 	if (!fwd_same(r, z)) {
 		fwd_close(r);
 		if (z->has_forward && fwd_open(r, &z->forward) < 0)
 			log_warnx("dns: forwarding to %s is off", z->forward.text);
 	}
 	pending_reload(r);
+	view_flush(oldv, r->launcher); /* what the thread noted before the swap */
+	view_free(oldv);
 	zone_free(oldz);
-	/* Only a table that cannot be had fails here: the old one stays, and says so. */
-	if (ratelimit_apply(r, conf) < 0)
-		log_warnx("dns: the old rate limit stays");
 	log_info("dns: reloaded zone %s, %zu names", conf->zone, z->nnames);
 	return 0;
 }
@@ -264,21 +351,37 @@ void resolver_free(struct resolver *r)
 {
 	if (!r)
 		return;
+	fast_stop(r); /* the thread first: it reads the rest */
+	if (r->launcher)
+		launcher_remove_hooks(r->launcher, r);
 	tcp_free_all(r);
 	pending_free_all(r);
 	fwd_free(r);
 	listeners_free(r->listeners);
+	fast_free(r);
 	zone_free(r->zone);
+	view_free(r->view);
 	rrl_free(r->rrl);
 	free(r->udp);
 	free(r->tin);
 	free(r->tout);
 	free(r->lout);
+	free(r->hout);
 	free(r);
 }
 
-void resolver_stats(const struct resolver *r, struct resolver_stats *st)
+void resolver_stats(struct resolver *r, struct resolver_stats *st)
 {
+	const struct resolver_stats *t;
+
 	*st = r->stats;
 	st->tcp_conns = r->nconns;
+	fast_lock(r);
+	t = fast_stats(r);
+	for (size_t i = 0; i < 16; i++)
+		st->rcode[i] += t->rcode[i];
+	st->dropped += t->dropped;
+	st->rrl_dropped += t->rrl_dropped;
+	st->rrl_slipped += t->rrl_slipped;
+	fast_unlock(r);
 }

@@ -36,6 +36,7 @@ struct resolver_stats {
 	uint64_t tcp_refused; /* new TCP connections closed: no room, none idle */
 	unsigned tcp_conns;   /* TCP connections open now */
 };
-void resolver_stats(const struct resolver *r, struct resolver_stats *st);
+/* The loop's and the DNS thread's counts together. */
+void resolver_stats(struct resolver *r, struct resolver_stats *st);
 
 #endif

@@ -1,14 +1,13 @@
 /*
- * UDP: a batch of queries per wakeup with recvmmsg, answers back with one
- * sendmmsg. Buffers for a whole batch are allocated once per resolver.
+ * UDP, on the DNS thread (fast.c): a batch of queries per wakeup with
+ * recvmmsg, answers back with one sendmmsg. Buffers for a whole batch are
+ * allocated once per resolver.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
-
-#include <event2/event.h>
 
 #include "internal.h"
 #include "log.h"
@@ -59,6 +58,7 @@ static bool udp_one(struct listener *l, struct udp_batch *b, int i, int *nout)
 	struct client_ref c = {l->id, (struct sockaddr *)&b->from[i], b->in[i].msg_hdr.msg_namelen,
 	                       NULL, NULL};
 	struct msghdr *om = &b->out[*nout].msg_hdr;
+	struct resolver_stats *cnt = fast_stats(r);
 	enum query_state st;
 
 	if (l->wildcard) {
@@ -70,21 +70,24 @@ static bool udp_one(struct listener *l, struct udp_batch *b, int i, int *nout)
 	q->outcap = QUERY_EDNS_SIZE;
 	st = query_process(q, r->zone, b->ibuf[i], b->in[i].msg_len, false);
 	if (st == QUERY_DROP) {
-		r->stats.dropped++;
+		cnt->dropped++;
 		return false;
 	}
 	/* Over the rate limit: no wake, no forward, at most a truncated answer. */
-	switch (ratelimit_udp(r, q, st, c.sa)) {
+	switch (ratelimit_udp(r, q, st, c.sa, cnt)) {
 	case RRL_DROP:
 		return false;
 	case RRL_PASS:
-		if (!resolver_dispatch(r, q, st, b->ibuf[i], b->in[i].msg_len, &c))
-			return false;
+		if (fast_now(r, q, st))
+			break;
+		if (fast_hand(r, &c, b->ibuf[i], b->in[i].msg_len) == 0)
+			return false; /* the loop answers it */
+		query_error(q, 2 /* SERVFAIL: the loop is that far behind */);
 		break;
 	case RRL_SLIP:
 		break;
 	}
-	resolver_count(r, q->out);
+	cnt->rcode[q->out[3] & 0x0f]++;
 	om->msg_name = &b->from[i];
 	om->msg_namelen = b->in[i].msg_hdr.msg_namelen;
 	om->msg_control = NULL;
@@ -107,7 +110,7 @@ static void udp_flush(struct listener *l, struct udp_batch *b, int nout)
 			continue;
 		if (n <= 0) {
 			/* A full socket buffer or an unreachable client: skip one, go on. */
-			l->r->stats.dropped++;
+			fast_stats(l->r)->dropped++;
 			n = 1;
 		}
 		done += n;
@@ -116,17 +119,14 @@ static void udp_flush(struct listener *l, struct udp_batch *b, int nout)
 
 /*
  * Read, answer, and read again while there is more: under load a second
- * recvmmsg usually finds new queries, which saves the trip through the event
- * loop (epoll_wait, and a timerfd_settime with precise timers). Bounded, so
- * TCP and timers get their turn.
+ * recvmmsg usually finds new queries, which saves a trip through
+ * epoll_wait. Bounded, so other listeners get their turn.
  */
-static void udp_read(evutil_socket_t fd, short what, void *arg)
+void udp_read(struct listener *l)
 {
-	struct listener *l = arg;
 	struct udp_batch *b = l->r->udp;
-	int n, i, nout, round;
+	int fd = l->ufd, n, i, nout, round;
 
-	(void)what;
 	for (round = 0; round < UDP_ROUNDS; round++) {
 		for (i = 0; i < RESOLVER_UDP_BATCH; i++) {
 			b->in[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
@@ -169,9 +169,10 @@ int udp_open(struct listener *l)
 		log_warn("dns: cannot listen on udp %s", l->addr.text);
 		return -1;
 	}
-	l->uev = event_new(l->r->base, l->ufd, EV_READ | EV_PERSIST, udp_read, l);
-	if (!l->uev || event_add(l->uev, NULL) < 0) {
-		log_warnx("dns: cannot watch udp %s", l->addr.text);
+	if (fast_watch(l->r, l) < 0) {
+		log_warn("dns: cannot watch udp %s", l->addr.text);
+		close(l->ufd);
+		l->ufd = -1;
 		return -1;
 	}
 	return 0;
@@ -179,10 +180,9 @@ int udp_open(struct listener *l)
 
 void udp_close(struct listener *l)
 {
-	if (l->uev)
-		event_free(l->uev);
-	l->uev = NULL;
-	if (l->ufd >= 0)
-		close(l->ufd);
+	if (l->ufd < 0)
+		return;
+	fast_unwatch(l->r, l);
+	close(l->ufd);
 	l->ufd = -1;
 }

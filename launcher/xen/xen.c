@@ -492,14 +492,28 @@ static const char *xen_shutdown_reason(int reason)
 static void xen_ev_done(struct xen_job *j)
 {
 	struct xen_run *r = xen_run_find(j->serial);
+	enum inst_state s;
 
 	if (r == NULL || r->inst == NULL || r->ended || r->saving)
 		return;
 	if (j->event == LIBXL_EVENT_TYPE_DOMAIN_SHUTDOWN) {
 		/* Nobody else reaps a domain that shut down: beckon destroys it. */
-		log_info("%s: domain %s %s", xen_svc(r->inst), r->dom,
-		         xen_shutdown_reason(j->reason));
-		xen_queue_stop(r, false, NULL);
+		if (j->reason == LIBXL_SHUTDOWN_REASON_CRASH ||
+		    j->reason == LIBXL_SHUTDOWN_REASON_WATCHDOG)
+			log_warnx("%s: domain %s %s", xen_svc(r->inst), r->dom,
+			          xen_shutdown_reason(j->reason));
+		else
+			log_info("%s: domain %s %s", xen_svc(r->inst), r->dom,
+			         xen_shutdown_reason(j->reason));
+		if (j->reason == LIBXL_SHUTDOWN_REASON_REBOOT && !r->shell &&
+		    launcher_inst_rebooted(r->inst))
+			return;
+		s = launcher_state(r->inst);
+		/* No longer serving: stopping at once, so that a wake meanwhile boots again. */
+		if (s == INST_READY || s == INST_PAUSED)
+			launcher_kill(r->inst);
+		else
+			xen_queue_stop(r, false, NULL);
 		return;
 	}
 	if (j->event == LIBXL_EVENT_TYPE_DOMAIN_DEATH)

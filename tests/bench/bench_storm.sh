@@ -6,8 +6,10 @@
 # Meanwhile a name that is ready already is queried every 20 ms: the
 # latency of its answers (p50, p99, max, timeouts at 2 s), which must not
 # wait behind the boots (and for comparison, in the 5 s before the storm);
-# the probe runs at beckond's nice value and slice, so that the figure is
-# beckond's and not the wait of a client on this busy host for a CPU;
+# the probe runs at beckond's nice value and slice (at its DNS thread's
+# realtime priority when that has one), so that the figure is beckond's
+# and not the wait of a client on this busy host for a CPU (the probe's
+# own wakeup is shown apart: the kernel's stamp on the answer);
 # and beckond's own CPU time over the storm. Runs
 # (STORM_RUNS, default "off defaults nolimit"):
 #   off      boot rate limits off (boot_rate rate and client_rate 0)
@@ -77,18 +79,12 @@ cat >"$T/storm.py" <<'EOF'
 # storm PORT N SUFFIX: N names at once (query, then GET; a SERVFAIL asked
 # again after 250 ms). probe PORT STOPFILE: the ready name every 20 ms
 # until STOPFILE exists; its latencies.
-import os, socket, sys, threading, time, urllib.request
+import os, socket, struct, sys, threading, time, urllib.request
 from benchlib import query, answer_ip, pct
 DEADLINE = 180
 
 def ask(port, name, qid, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    try:
-        s.sendto(query(qid, name), ("127.0.0.1", port))
-        return s.recv(4096)
-    finally:
-        s.close()
+    return ask_stamped(port, name, qid, timeout)[0]
 
 def storm(port, n, suffix):
     served, refused, failed = {}, [0], []
@@ -126,26 +122,54 @@ def storm(port, n, suffix):
         print("failed:", f)
 
 def probe_slice():
-    """beckond's slice too (EEVDF custom slices), where the kernel has them."""
+    """beckond's slice too (EEVDF custom slices), where the kernel has them;
+    nothing when the probe runs at the DNS thread's realtime priority."""
     import ctypes, struct
+    if os.sched_getscheduler(0) == os.SCHED_FIFO:
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     nice = os.getpriority(os.PRIO_PROCESS, 0)
     attr = struct.pack("IIQiIQQQ", 48, 0, 0, nice, 0, 100000, 0, 0)
     libc.syscall(314, 0, ctypes.c_char_p(attr), 0)  # sched_setattr
 
+def ask_stamped(port, name, qid, timeout):
+    """ask, with the time the answer reached the probe's socket (the kernel's
+    stamp): what the probe took to wake for it is not the server's."""
+    t0 = time.time()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    s.settimeout(timeout)
+    try:
+        s.sendto(query(qid, name), ("127.0.0.1", port))
+        data, anc, _, _ = s.recvmsg(4096, 64)
+        t2 = time.time()
+        t1 = t2
+        for level, kind, val in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(val) >= 16:
+                sec, nsec = struct.unpack("qq", val[:16])
+                t1 = sec + nsec / 1e9
+        return data, t0, t1, t2
+    finally:
+        s.close()
+
+SO_TIMESTAMPNS = 35
+
 def probe(port, stop, go):
     lat, timeouts, qid = {False: [], True: []}, {False: 0, True: 0}, 0
+    arrive, wake = {False: [], True: []}, {False: [], True: []}
     probe_slice()
     while not os.path.exists(stop):
         qid = (qid + 1) & 0xffff
         storm = os.path.exists(go)
-        t0 = time.monotonic()
         try:
-            ok = answer_ip(ask(port, "ready.svc.test", qid, 2)) is not None
+            data, t0, t1, t2 = ask_stamped(port, "ready.svc.test", qid, 2)
+            ok = answer_ip(data) is not None
         except OSError:
             ok = False
         if ok:
-            lat[storm].append((time.monotonic() - t0) * 1000)
+            lat[storm].append((t2 - t0) * 1000)
+            arrive[storm].append((t1 - t0) * 1000)
+            wake[storm].append((t2 - t1) * 1000)
         else:
             timeouts[storm] += 1
         time.sleep(0.02)
@@ -153,6 +177,10 @@ def probe(port, stop, go):
         l = lat[storm]
         print("ready name %s: %d answers, p50 %.2f ms, p99 %.2f ms, max %.1f ms, timeouts (2 s) %d"
               % (what, len(l), pct(l, 0.5), pct(l, 0.99), max(l or [0]), timeouts[storm]))
+        a, w = arrive[storm], wake[storm]
+        print("  of which: query sent -> answer in the probe's socket p50 %.2f p99 %.2f max %.1f ms;"
+              " the probe waking for it p50 %.2f p99 %.2f max %.1f ms"
+              % (pct(a, 0.5), pct(a, 0.99), max(a or [0]), pct(w, 0.5), pct(w, 0.99), max(w or [0])))
 
 if sys.argv[1] == "storm":
     storm(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
@@ -170,9 +198,14 @@ storm_run() {
 	"$bin" -n -c "$T/beckon.conf" | grep -qx 'configuration OK' || { echo "bench_storm: bad config ($sc)"; exit 1; }
 	BECKOND=$bin bench_start "$T/beckond-$sc.log"
 	dig @127.0.0.1 -p "$DNS_PORT" +time=60 +tries=1 +short ready.svc.test A >/dev/null
-	# The probe at beckond's own nice (and slice, in the probe).
+	# The probe at beckond's own nice (and slice, in the probe), or at its DNS
+	# thread's realtime priority when that thread has one.
 	rm -f "$T/stop" "$T/go"
-	(cd "$T" && exec nice -n $(($(awk '{print $19}' "/proc/$DPID/stat") - $(awk '{print $19}' /proc/self/stat))) python3 storm.py probe "$DNS_PORT" "$T/stop" "$T/go") >"$T/probe-$sc" &
+	local rt="" tid
+	tid=$(grep -lx beckond-dns /proc/"$DPID"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+	[ -n "$tid" ] && chrt -p "$tid" | grep -q SCHED_FIFO && rt="chrt -f 1"
+	PROBE_SCHED=${rt:-"nice and slice of beckond"}
+	(cd "$T" && exec nice -n $(($(awk '{print $19}' "/proc/$DPID/stat") - $(awk '{print $19}' /proc/self/stat))) $rt python3 storm.py probe "$DNS_PORT" "$T/stop" "$T/go") >"$T/probe-$sc" &
 	local probe=$!
 	sleep 5 # the latency before the storm, for comparison
 	touch "$T/go"
@@ -194,6 +227,7 @@ storm_run() {
 		cat "$T/out-$sc"
 		awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v ns="$((t1 - t0))" \
 			'BEGIN { printf "beckond CPU over the storm: %.2f s in %.1f s (%.1f %% of one CPU)\n", c / hz, ns / 1e9, 100 * c / hz / (ns / 1e9) }'
+		echo "the probe ran at: $PROBE_SCHED"
 		echo "boots running at once, at most: ${peak:-?} (beckon_boots_running_peak; max_booting $(metric beckon_boot_slots)); load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	} >>"$T/result"
 	bench_stop

@@ -90,6 +90,22 @@ check "the control socket's directory it made is $U's, 0750 ($(mode_of $T/run))"
 	[ "$(mode_of $T/run)" = "750 $U" ]
 check "the control socket is user and group only, 0660 ($(mode_of $T/run/ctl.sock))" \
 	[ "$(mode_of $T/run/ctl.sock)" = "660 $U" ]
+# The DNS thread: realtime (the allowance raised while root, dropped once
+# it is set), and no capability at all (capabilities are per thread). Root
+# without CAP_SYS_RESOURCE (some containers) cannot raise it: a warning.
+DNS_TID=$(grep -lx beckond-dns /proc/"$DPID"/task/*/comm | head -1 | cut -d/ -f5)
+dns_policy=$(chrt -p "$DNS_TID" | sed -n 's/.*policy: //p; s/.*priority: //p' | xargs)
+if (ulimit -r 1) 2>/dev/null; then
+	check "the DNS thread, as $U, runs at realtime priority 1 ($dns_policy)" [ "$dns_policy" = "SCHED_FIFO 1" ]
+else
+	check "RLIMIT_RTPRIO cannot be raised here: the DNS thread, as $U, stays at SCHED_OTHER ($dns_policy)" \
+		[ "$dns_policy" = "SCHED_OTHER 0" ]
+	check "and beckond says why" grep -q "realtime priority not permitted (CAP_SYS_NICE or an RLIMIT_RTPRIO of 1 wanted)" "$DLOG"
+fi
+check "the DNS thread has no capability ($(sed -n 's/^CapPrm:\t//p' /proc/$DPID/task/$DNS_TID/status))" \
+	[ "$(sed -n 's/^CapPrm:\t//p; s/^CapEff:\t//p' /proc/$DPID/task/$DNS_TID/status | xargs)" = "0000000000000000 0000000000000000" ]
+check "beckond's realtime allowance is back to 0" \
+	grep -qE '^Max realtime priority +0 +0 ' /proc/$DPID/limits
 
 ans=$(dig @"$LNET.9" -p 53 +time=5 +tries=1 +short ns1.svc.test A)
 check "DNS on port 53, bound as $U with CAP_NET_BIND_SERVICE, answers ($ans)" [ "$ans" = 127.0.0.1 ]

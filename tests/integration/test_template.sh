@@ -22,7 +22,7 @@ write_conf() { # write_conf MEMORY
 	cat >>"$CONF" <<EOF
 services = (
   { name = "$P-a"; dns = ( "a.svc.test" ); address = "$INET.2"; ports = ( 80 );
-    image = "$IMG"; idle_timeout = "6s"; on_idle = "destroy"; template = "auto";
+    image = "$IMG"; idle_timeout = "12s"; on_idle = "destroy"; template = "auto";
     memory = "$1"; boot_timeout = "30s"; $(idle_qemu_keys) },
   { name = "$P-b"; dns = ( "b.svc.test" ); address = "$INET.3"; ports = ( 80 );
     image = "$IMG"; idle_timeout = "3s"; on_idle = "suspend"; template = "auto";
@@ -66,7 +66,7 @@ check "the key holds the image checksum and the QEMU binary" \
 grep '^[a-z]* ' "$TDIR/$A.key" | grep -v '^argv' | sed 's/^/# /'
 
 # Idle stop, then a cold start: from the template.
-check "idle after 6 s: stopped" wait_for 30 state_is "$A" stopped
+check "idle after 12 s: stopped" wait_for 30 state_is "$A" stopped
 check "a DNS query wakes it again" [ "$(dq +short a.svc.test A)" = "$INET.2" ]
 check "the restored guest serves its page" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.2/ | grep -q 'hello from $A'"
 NOW=$(now "$A")
@@ -89,9 +89,9 @@ check "ready again, still two boots" [ "$(now "$A")" = "ready 2 template" ]
 check "beckonctl stop" bash -c "'$BECKONCTL' -s '$DSOCK' stop $A >/dev/null"
 check "stopped" wait_for 30 state_is "$A" stopped
 check "a third start restores the template" bash -c "ip netns exec $ICL curl -s --max-time 30 http://$INET.2/ | grep -q 'hello from $A'"
-# One look: a loaded machine may reach the 6 s idle timeout between two
-# (a paused guest idles too: 3 s was once too short between the pause and
-# the connection that resumes it).
+# One look: a loaded machine may reach the idle timeout between two (a
+# paused guest idles too: 3 s, then 6 s, were each once too short between
+# the pause and the connection that resumes it, the second beside CPU hogs).
 NOW=$(now "$A")
 check "ready, three boots, template ($NOW)" [ "$NOW" = "ready 3 template" ]
 check "two restores from the template in the log" [ "$(count_log "$A: restored from its template")" = 2 ]
@@ -101,6 +101,14 @@ check "two restores from the template in the log" [ "$(count_log "$A: restored f
 # /id and the SYN-ACK's ISN: probe_id (idlenet.sh).
 probe_id "$INET.2"
 ID1=$ID ISN1=$ISN
+# Once beside CPU hogs (KVM), /id got no answer and no SYN-ACK came in 60 s:
+# what beckon and the guest said then, for the next time.
+[ -n "$ID1" ] || {
+	echo "# no /id: $("$BECKONCTL" -s "$DSOCK" list 2>&1 | grep -F "$A" | tr -s ' ')"
+	echo "# tcpdump: $(tr '\n' ';' <"$T/td.err" | head -c 300); neighbour: $(icl ip neigh 2>&1 | tr '\n' ';')"
+	tail -n 4 "$T/state/$A.console" 2>&1 | sed 's/^/# console: /'
+	grep -F "$A" "$DLOG" | tail -n 12 | sed 's/^/# log: /'
+}
 check "restore 1: /id answers, one reseed ($ID1, ISN $ISN1)" [ "$(field_of reseeds "$ID1")" = 1 ]
 check "restore 1: the console says RESEEDED" grep -q "^RESEEDED " "$T/state/$A.console"
 W1=$(field_of wall_ms "$ID1")

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "backend.h"
 #include "conf.h"
 #include "fixture.h"
 #include "launcher.h"
@@ -350,6 +351,82 @@ static void test_failed_boots_again(void **state)
 	assert_true(run_until_int(f, &s2.calls, 3000));
 	assert_int_equal(s2.ok, 1);
 	assert_int_equal(fix_state_of(inst), INST_READY);
+}
+
+/* Run the loop until INST runs a process other than OLD, at most MS; its pid, or 0. */
+static pid_t run_until_new_pid(struct fix *f, struct instance *inst, pid_t old, int ms)
+{
+	int64_t end = fix_now_ms() + ms;
+
+	while ((pid_of(inst) == 0 || pid_of(inst) == old) && fix_now_ms() < end)
+		fix_run_for(f, 10);
+	return pid_of(inst) != old ? pid_of(inst) : 0;
+}
+
+/*
+ * A guest that resets itself while booting boots again in the same wake,
+ * its waiter still waiting, up to LAUNCHER_REBOOTS times; one more fails
+ * the boot. Once ready, a reset stops the instance.
+ */
+static void test_reboot_while_booting(void **state)
+{
+	struct fix *f = *state;
+	struct seen s = {0}, s2 = {0};
+	struct instance *inst;
+	char cmd[512], runs[128];
+	pid_t pid[LAUNCHER_REBOOTS + 1];
+	int i;
+
+	snprintf(runs, sizeof(runs), "%s/runs", f->dir);
+	snprintf(cmd, sizeof(cmd), "sh -c 'echo run >> %s; exec sleep 100'", runs);
+	svc_set(&f->svcs[0], "www", "127.0.0.1", 0, "delay:700", 30000, cmd);
+	svc_set(&f->svcs[1], "loop", "127.0.0.1", 0, "delay:30000", 60000, "sleep 100");
+	fix_start(f, 2);
+	inst = launcher_find(f->l, "www");
+	assert_int_equal(launcher_wake(inst, seen_cb, &s, NULL), 0);
+	pid[0] = pid_of(inst);
+	assert_true(pid[0] > 0);
+	for (i = 0; i < 300 && count_lines(runs) < 1; i++) /* the first run has begun */
+		fix_run_for(f, 10);
+	/* Reset once: a new process, the waiter not told yet, then ready. */
+	assert_true(launcher_inst_rebooted(inst));
+	assert_int_equal(fix_state_of(inst), INST_BOOTING);
+	assert_true((pid[1] = run_until_new_pid(f, inst, pid[0], 3000)) > 0);
+	assert_true(run_until_gone(f, pid[0], 3000));
+	assert_int_equal(s.calls, 0);
+	assert_true(run_until_int(f, &s.calls, 5000));
+	assert_int_equal(s.ok, 1);
+	assert_int_equal(fix_state_of(inst), INST_READY);
+	assert_int_equal(count_lines(runs), 2);
+	/* Ready: a reset stops it, the process goes. */
+	assert_true(launcher_inst_rebooted(inst));
+	assert_true(fix_run_until_state(f, inst, INST_STOPPED, 3000));
+	assert_true(run_until_gone(f, pid[1], 3000));
+
+	/* Resets every boot: LAUNCHER_REBOOTS boots more, then the boot fails. */
+	inst = launcher_find(f->l, "loop");
+	assert_int_equal(launcher_wake(inst, seen_cb, &s2, NULL), 0);
+	pid[0] = pid_of(inst);
+	for (i = 1; i <= LAUNCHER_REBOOTS; i++) {
+		assert_true(launcher_inst_rebooted(inst));
+		assert_int_equal(fix_state_of(inst), INST_BOOTING);
+		assert_true((pid[i] = run_until_new_pid(f, inst, pid[i - 1], 3000)) > 0);
+	}
+	assert_int_equal(s2.calls, 0);
+	assert_true(launcher_inst_rebooted(inst));
+	assert_int_equal(fix_state_of(inst), INST_FAILED);
+	assert_true(run_until_int(f, &s2.calls, 3000));
+	assert_int_equal(s2.ok, 0);
+	assert_true(run_until_gone(f, pid[LAUNCHER_REBOOTS], 3000));
+	/* Not running: nothing for the launcher to do. */
+	assert_false(launcher_inst_rebooted(inst));
+	/* The count is per wake: the next wake may reset again. */
+	s2.calls = 0;
+	assert_int_equal(launcher_wake(inst, seen_cb, &s2, NULL), 0);
+	pid[0] = pid_of(inst);
+	assert_true(launcher_inst_rebooted(inst));
+	assert_int_equal(fix_state_of(inst), INST_BOOTING);
+	assert_true(run_until_new_pid(f, inst, pid[0], 3000) > 0);
 }
 
 static void test_delay_probe(void **state)
@@ -920,6 +997,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_exit_during_boot, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_death_noticed, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_boots_again, fix_setup, fix_teardown),
+	    cmocka_unit_test_setup_teardown(test_reboot_while_booting, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_delay_probe, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_console_probe, fix_setup, fix_teardown),
 	    cmocka_unit_test_setup_teardown(test_http_probe, fix_setup, fix_teardown),
