@@ -30,6 +30,7 @@
 
 #define LIBVIRT_GRACE_MS 2000 /* after a shutdown request, before destroy */
 #define LIBVIRT_DRAIN_MS 15000
+#define LIBVIRT_UNLIST_MS 5000 /* after its end, for a domain to leave the list */
 #define LIBVIRT_SHELL 1u /* job flag: leave the domain paused */
 
 static struct lv_run *runs;
@@ -229,25 +230,86 @@ static bool libvirt_w_wait_gone(virDomainPtr d, int ms)
 	return virDomainIsActive(d) != 1;
 }
 
-/* Graceful (flags 1): a shutdown request, then destroy after the grace period. */
-void libvirt_w_stop(struct libvirt_job *j, virConnectPtr c)
+/*
+ * Whether NAME has left libvirt's list, polled up to MS: a transient domain
+ * stays listed, shut off, until libvirtd has reaped its QEMU.
+ */
+static bool libvirt_w_unlisted(virConnectPtr c, const char *name, int ms)
 {
 	virDomainPtr d;
 
-	if (c == NULL)
-		return;
+	for (int waited = 0;; waited += 50) {
+		if ((d = virDomainLookupByName(c, name)) == NULL)
+			return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN;
+		virDomainFree(d);
+		if (waited >= ms)
+			return false;
+		usleep(50000);
+	}
+}
+
+/* One try of a stop, on C (libvirt_w_stop). */
+static void libvirt_w_stop_on(struct libvirt_job *j, virConnectPtr c)
+{
+	virDomainPtr d;
+
 	if ((d = virDomainLookupByName(c, j->item.key)) == NULL) {
-		j->rc = 0; /* gone already */
+		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+			j->rc = 0; /* gone already */
+		else
+			snprintf(j->err, sizeof(j->err), "%s", libvirt_conn_error("lookup failed"));
 		return;
 	}
 	virDomainGetUUIDString(d, j->uuid);
-	if (j->flags && virDomainShutdown(d) == 0 && libvirt_w_wait_gone(d, LIBVIRT_GRACE_MS))
-		j->rc = 0;
-	else if (virDomainDestroy(d) == 0 || virDomainIsActive(d) != 1)
-		j->rc = 0;
-	else
+	if (!(j->flags && virDomainShutdown(d) == 0 && libvirt_w_wait_gone(d, LIBVIRT_GRACE_MS)) &&
+	    virDomainDestroy(d) == -1 && virDomainIsActive(d) == 1)
 		snprintf(j->err, sizeof(j->err), "destroy: %s", libvirt_conn_error("failed"));
+	else if (!libvirt_w_unlisted(c, j->item.key, LIBVIRT_UNLIST_MS))
+		snprintf(j->err, sizeof(j->err), "still listed %d ms after its end: %s",
+		         LIBVIRT_UNLIST_MS, libvirt_conn_error("lookup failed"));
+	else
+		j->rc = 0;
 	virDomainFree(d);
+}
+
+/*
+ * A new connection to J's URI once DEAD's close callback has let it go,
+ * waited for up to the grace period; NULL when none (the reason in J's err).
+ */
+static virConnectPtr libvirt_w_conn_again(struct libvirt_job *j, virConnectPtr dead)
+{
+	virConnectPtr c;
+
+	for (int waited = 0; waited < LIBVIRT_GRACE_MS; waited += 50) {
+		if ((c = libvirt_conn_get(j->uri, j->err, sizeof(j->err))) == NULL)
+			return NULL;
+		if (c != dead)
+			return c;
+		virConnectClose(c);
+		usleep(50000);
+	}
+	return NULL;
+}
+
+/*
+ * Graceful (flags 1): a shutdown request, then destroy after the grace
+ * period. Done once the domain has left libvirt's list. A connection that
+ * dies under it (libvirtd restarted, or dropped us) gets one more try on a
+ * new one: a domain left running outlives beckond.
+ */
+void libvirt_w_stop(struct libvirt_job *j, virConnectPtr c)
+{
+	virConnectPtr again;
+
+	if (c == NULL)
+		return;
+	libvirt_w_stop_on(j, c);
+	if (j->rc == 0 || virConnectIsAlive(c) == 1 || (again = libvirt_w_conn_again(j, c)) == NULL)
+		return;
+	log_info("libvirt: %s: the connection died under its stop: once more, on a new one",
+	         j->item.key);
+	libvirt_w_stop_on(j, again);
+	virConnectClose(again);
 }
 
 static void libvirt_w_nothing(struct libvirt_job *j, virConnectPtr c)
@@ -679,6 +741,15 @@ static void libvirt_stop(struct instance *inst, bool graceful)
 		libvirt_queue_stop(r, graceful, libvirt_d_stop);
 }
 
+/* A stop no run waits for (the run was cleaned up): only a failure is said. */
+static void libvirt_d_stop_orphan(struct libvirt_job *j)
+{
+	if (j->rc == -1)
+		log_warnx("libvirt: domain %s may be left behind: %s", j->item.key, j->err);
+	else
+		log_debug("libvirt: domain %s is gone", j->item.key);
+}
+
 static void libvirt_cleanup(struct instance *inst, bool graceful)
 {
 	struct lv_run *r = launcher_inst_priv(inst);
@@ -686,7 +757,7 @@ static void libvirt_cleanup(struct instance *inst, bool graceful)
 	if (r == NULL)
 		return;
 	if (!r->ended)
-		libvirt_queue_stop(r, graceful, NULL);
+		libvirt_queue_stop(r, graceful, libvirt_d_stop_orphan);
 	r->inst = NULL;
 	launcher_inst_set_priv(inst, NULL);
 	libvirt_run_free(r);

@@ -245,13 +245,20 @@ static void console_post(struct lv_console *con, const char *buf, size_t len)
 	libvirt_job_post(j);
 }
 
-static void console_end(struct lv_console *con)
+/*
+ * The stream ended (EOF: finished, as libvirt asks; an aborted stream the
+ * daemon already closed is an error on both sides) or failed (aborted).
+ */
+static void console_end(struct lv_console *con, bool eof)
 {
 	if (con->ended)
 		return;
 	con->ended = true;
 	virStreamEventRemoveCallback(con->st);
-	virStreamAbort(con->st);
+	if (eof)
+		virStreamFinish(con->st);
+	else
+		virStreamAbort(con->st);
 	console_post(con, NULL, 0);
 }
 
@@ -265,7 +272,7 @@ static void console_cb(virStreamPtr st, int events, void *opaque)
 	while ((n = virStreamRecv(st, buf, sizeof(buf))) > 0)
 		console_post(con, buf, (size_t)n);
 	if (n != -2) /* not "would block": the end, or an error */
-		console_end(con);
+		console_end(con, n == 0);
 }
 
 void *libvirt_console_open(virConnectPtr c, virDomainPtr dom, uint64_t serial)

@@ -145,8 +145,13 @@ start_daemon() {
 # 30 s (LeakSanitizer's scan at exit is slow on a busy machine), exits
 # non-zero, or a sanitizer reported anything.
 stop_daemon() {
-	local rc
 	kill -TERM "$DPID" 2>/dev/null || return 1
+	wait_daemon
+}
+
+# wait_daemon: after a SIGTERM, stop_daemon's wait and checks.
+wait_daemon() {
+	local rc
 	wait_for 30 bash -c "! kill -0 $DPID"
 	if kill -0 "$DPID" 2>/dev/null; then
 		echo "# beckond did not exit on SIGTERM"

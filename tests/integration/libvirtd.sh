@@ -104,6 +104,15 @@ libvirtd_down() {
 
 # lv_domains PREFIX: the domains on LV_URI whose names start with PREFIX, running or not.
 lv_domains() { virsh_lv list --all --name | grep "^$1" || true; }
+# lv_drop_clients: libvirtd closes every client connection it has
+# (virt-admin); false when it had none.
+lv_drop_clients() {
+	local adm="libvirtd:///system?socket=$LV/sock/libvirt-admin-sock" id n=0
+	for id in $(virt-admin -c "$adm" client-list libvirtd | awk '$1 ~ /^[0-9]+$/ { print $1 }'); do
+		virt-admin -c "$adm" client-disconnect libvirtd "$id" >/dev/null && n=$((n + 1))
+	done
+	[ "$n" -gt 0 ]
+}
 # lv_state DOMAIN: "running", "paused", "shut off"; nothing when there is none.
 lv_state() { virsh_lv domstate "$1" 2>/dev/null | head -1; }
 
