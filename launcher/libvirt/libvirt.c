@@ -31,7 +31,7 @@
 #define LIBVIRT_GRACE_MS 2000 /* after a shutdown request, before destroy */
 #define LIBVIRT_DRAIN_MS 15000
 #define LIBVIRT_UNLIST_MS 5000 /* after its end, for a domain to leave the list */
-#define LIBVIRT_SHELL 1u /* job flag: leave the domain paused */
+#define LIBVIRT_SHELL 1u       /* job flag: leave the domain paused */
 
 static struct lv_run *runs;
 static uint64_t next_serial = 1;
