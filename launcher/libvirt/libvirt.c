@@ -231,19 +231,22 @@ static bool libvirt_w_wait_gone(virDomainPtr d, int ms)
 }
 
 /*
- * Whether NAME has left libvirt's list, polled up to MS: a transient domain
- * stays listed, shut off, until libvirtd has reaped its QEMU.
+ * Wait up to MS for NAME to leave libvirt's list (a transient domain stays
+ * listed, shut off, until libvirtd has reaped its QEMU). NULL once it has,
+ * else why not.
  */
-static bool libvirt_w_unlisted(virConnectPtr c, const char *name, int ms)
+static const char *libvirt_w_unlisted(virConnectPtr c, const char *name, int ms)
 {
 	virDomainPtr d;
 
 	for (int waited = 0;; waited += 50) {
 		if ((d = virDomainLookupByName(c, name)) == NULL)
-			return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN;
+			return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN
+			           ? NULL
+			           : libvirt_conn_error("lookup failed");
 		virDomainFree(d);
 		if (waited >= ms)
-			return false;
+			return "still listed after its end";
 		usleep(50000);
 	}
 }
@@ -252,6 +255,7 @@ static bool libvirt_w_unlisted(virConnectPtr c, const char *name, int ms)
 static void libvirt_w_stop_on(struct libvirt_job *j, virConnectPtr c)
 {
 	virDomainPtr d;
+	const char *why;
 
 	if ((d = virDomainLookupByName(c, j->item.key)) == NULL) {
 		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
@@ -264,9 +268,8 @@ static void libvirt_w_stop_on(struct libvirt_job *j, virConnectPtr c)
 	if (!(j->flags && virDomainShutdown(d) == 0 && libvirt_w_wait_gone(d, LIBVIRT_GRACE_MS)) &&
 	    virDomainDestroy(d) == -1 && virDomainIsActive(d) == 1)
 		snprintf(j->err, sizeof(j->err), "destroy: %s", libvirt_conn_error("failed"));
-	else if (!libvirt_w_unlisted(c, j->item.key, LIBVIRT_UNLIST_MS))
-		snprintf(j->err, sizeof(j->err), "still listed %d ms after its end: %s",
-		         LIBVIRT_UNLIST_MS, libvirt_conn_error("lookup failed"));
+	else if ((why = libvirt_w_unlisted(c, j->item.key, LIBVIRT_UNLIST_MS)) != NULL)
+		snprintf(j->err, sizeof(j->err), "%s", why);
 	else
 		j->rc = 0;
 	virDomainFree(d);
