@@ -16,11 +16,18 @@ ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; FAILED=1; }
 skip() { echo "skip - $*"; }
 
-# check DESC CMD...: ok when CMD succeeds.
+# check DESC CMD...: ok when CMD succeeds. A failure shows beckond's last
+# words at that moment (the log's end at exit is often another story).
 check() {
 	local desc=$1
 	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+	if "$@"; then
+		ok "$desc"
+		return
+	fi
+	not_ok "$desc"
+	[ -n "${DLOG:-}" ] && [ -f "$DLOG" ] && tail -n 12 "$DLOG" | cut -c1-200 | sed 's/^/#   then: /'
+	true
 }
 
 # on_exit CMD: run CMD (a string) at exit, last registered first.

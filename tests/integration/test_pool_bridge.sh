@@ -72,8 +72,10 @@ reseed_sent() { grep -c "$A: reseed sent" "$DLOG"; }
 in_memory() { grep -c "$A: reseeded in the guest's memory" "$DLOG"; }
 check "the take wrote fresh words into the guest's reseed page" \
 	grep -q "$A: pool VMM: its memory from the template's .ram, fresh words in its reseed page" "$DLOG"
+# Counts are before/after: a busy machine can be slow enough between
+# checks for idle_timeout to end a and the next check to restore it again.
 check "... and readiness went on without a RESEED line ($(in_memory), $(reseed_sent) sent)" \
-	[ "$(in_memory)" = 1 -a "$(reseed_sent)" = 0 ]
+	[ "$(in_memory)" -ge 1 -a "$(reseed_sent)" = 0 ]
 check "the console says RESEEDED" grep -q "^RESEEDED " "$STATE/$A.console"
 probe_id "$INET.2"
 ID1=$ID ISN1=$ISN
@@ -85,11 +87,12 @@ pool_take() { # stop a, let the pool refill; the probe's SYN wakes a into the VM
 	ctl stop "$A" >/dev/null 2>&1
 	wait_for 30 state_is "$A" stopped && wait_for 60 idle_is 1 && probe_id "$INET.2"
 }
+M0=$(in_memory)
 check "pool restore 2" pool_take
 ID2=$ID ISN2=$ISN
 NOW=$(now "$A")
 check "pool restore 2: from the pool ($NOW), one reseed ($ID2), in memory again" \
-	bash -c "[ '${NOW#* * }' = pool -a '$(field_of reseeds "$ID2")' = 1 -a $(in_memory) = 2 ]"
+	bash -c "[ '${NOW#* * }' = pool -a '$(field_of reseeds "$ID2")' = 1 -a $(in_memory) -gt $M0 -a $(reseed_sent) = 0 ]"
 check "two pool restores: different boot ids" \
 	[ "$(field_of boot_id "$ID1")" != "$(field_of boot_id "$ID2")" ]
 check "two pool restores: different ISN secrets" \
@@ -99,11 +102,12 @@ check "two pool restores: different ISNs on the wire ($ISN1, $ISN2)" \
 OFF=$(grep -obUa 'BECKON-RESEED-1' "$RAM" | head -1 | cut -d: -f1)
 check "the template's .ram holds the guest's reseed page (at $OFF)" test -n "$OFF"
 printf 'X' | dd of="$RAM" bs=1 seek="${OFF:-0}" conv=notrunc status=none
+M0=$(in_memory)
 check "with its magic broken: pool restore 3" pool_take
 ID3=$ID
 NOW=$(now "$A")
 check "pool restore 3: from the pool ($NOW), by a RESEED line ($(reseed_sent) sent)" \
-	bash -c "[ '${NOW#* * }' = pool -a $(reseed_sent) = 1 -a $(in_memory) = 2 ]"
+	bash -c "[ '${NOW#* * }' = pool -a $(reseed_sent) -ge 1 -a $(in_memory) = $M0 ]"
 check "pool restore 3: one reseed ($ID3), a boot id of its own" \
 	bash -c "[ '$(field_of reseeds "$ID3")' = 1 -a '$(field_of boot_id "$ID3")' != '$(field_of boot_id "$ID2")' ]"
 
