@@ -2,7 +2,10 @@
 # The Xen lab: boots Xen 4.17 under QEMU (TCG) from Debian's packages, with
 # a dom0 holding beckond, and runs the Xen tests (run.sh) inside dom0. Their
 # "ok"/"not ok"/"skip" lines come back over the serial console and are
-# printed here; the exit status is 1 when one failed. `make xen-lab`.
+# printed here; the exit status is 1 when one failed, or when dom0's own
+# count (its tests' exit, results and failures, on the "lab: done" line)
+# says they did not all pass: a line the console garbled cannot hide a
+# failure, nor a run that said nothing pass. `make xen-lab`.
 #   XEN_LAB_DIR   where the lab is built and cached (default build/xen)
 #   XEN_LAB_KEEP  keep the serial log's full text on the terminal too
 #   XEN_LAB_RUN   what dom0 runs: run.sh (the tests, default) or bench.sh
@@ -95,5 +98,16 @@ grep -q '^lab: done' "$LOG.txt" || {
 	tail -n 30 "$LOG.txt" | sed 's/^/    | /'
 	exit 1
 }
-grep -q '^not ok ' "$LOG.txt" && exit 1
+# dom0's own word on its tests (dom0-init): how they ended, how many results
+# and failures it saw. A run that said nothing, or failed where no "not ok"
+# line came through the console, fails here.
+read -r lrc lres lfail <<<"$(sed -n 's/^lab: done (rc=\([0-9]*\)) results \([0-9]*\) failed \([0-9]*\).*/\1 \2 \3/p' "$LOG.txt" | head -1)"
+echo "# lab: dom0 saw ${lres:-?} results, ${lfail:-?} failed, its tests exited ${lrc:-?}; $(grep -cE '^(ok|not ok|skip) ' "$LOG.txt") read here"
+if [ -z "$lres" ] || { [ "$lres" = 0 ] && [ "${XEN_LAB_RUN:-run.sh}" = run.sh ]; } ||
+	{ [ "$lrc$lfail" != 00 ] && ! grep -q '^not ok ' "$LOG.txt"; }; then
+	echo "not ok - the lab's tests ran and said how they did (exit ${lrc:-?}, ${lres:-?} results, ${lfail:-?} failed); the serial log's last lines:"
+	tail -n 30 "$LOG.txt" | sed 's/^/    | /'
+	exit 1
+fi
+[ "$lrc$lfail" = 00 ] || exit 1
 exit 0
